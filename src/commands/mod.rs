@@ -1,0 +1,7 @@
+//! One module per subcommand: an `Args` struct and a `run` function returning an exit code.
+
+pub mod completion;
+pub mod push;
+pub mod show;
+pub mod verify;
+pub mod version;

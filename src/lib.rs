@@ -1,0 +1,15 @@
+//! violet: push ACP extension packages to a registry and publish their catalog resources.
+//!
+//! The pipeline, module by module:
+//! `package` (read packages by streaming) → `plan` (what to push where) → `scheduler` (one
+//! upload per blob and destination, tags after graphs) → `registry` (the OCI distribution client)
+//! → `platform` (catalog CRs) → `output` (text, JSON, progress).
+
+pub mod cli;
+pub mod commands;
+pub mod digest;
+pub mod error;
+pub mod output;
+pub mod package;
+pub mod registry;
+pub mod synth;

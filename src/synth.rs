@@ -1,0 +1,1 @@
+//! Synthetic packages for tests, demos and benchmarks.

@@ -1,0 +1,1 @@
+//! Test support: `TestContext`, real registries, token server, fault proxy, platform emulator.
