@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// Process exit codes (documented in README "Exit codes").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum ExitCode {
     Success = 0,

@@ -11,5 +11,7 @@ pub mod digest;
 pub mod error;
 pub mod output;
 pub mod package;
+pub mod plan;
 pub mod registry;
+pub mod scheduler;
 pub mod synth;

@@ -17,3 +17,4 @@ impl UserError for RegistryError {
 pub mod client;
 
 pub use client::{BlobOpener, BlobOutcome, BlobStream, Client, Credentials, RegistryConfig};
+pub mod credentials;

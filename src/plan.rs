@@ -1,0 +1,203 @@
+//! The push plan: which image of which package goes to which destination reference, and which
+//! blobs that needs. Pure: no I/O, so `--dry-run` and the real push share it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::error::Fail;
+use crate::package::{BlobLocation, Package};
+
+/// `--dest-repo host[:port][/prefix]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Destination {
+    /// `host[:port]`.
+    pub host: String,
+    /// Optional path prefix put in front of every repository (`harbor.io/mirror`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+impl Destination {
+    /// Parses `host[:port][/prefix]`. A scheme is tolerated (`https://h` is `h`; `http://h` asks
+    /// for `--plain`, returned as the second value) because users paste URLs.
+    pub fn parse(s: &str) -> Result<(Self, bool), Fail> {
+        let bad = |why: &str| {
+            Fail::usage(format!("invalid --dest-repo {s:?}: {why}")).with_hint("write it as host[:port][/prefix], e.g. 192.168.1.10:11443")
+        };
+        let mut rest = s.trim();
+        let mut plain = false;
+        if let Some(r) = rest.strip_prefix("https://") {
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("http://") {
+            rest = r;
+            plain = true;
+        } else if rest.contains("://") {
+            return Err(bad("unsupported scheme"));
+        }
+        let rest = rest.trim_end_matches('/');
+        let (host, prefix) = match rest.split_once('/') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        };
+        if host.is_empty() {
+            return Err(bad("missing host"));
+        }
+        let valid_host = host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'));
+        if !valid_host {
+            return Err(bad("the host has characters a registry host cannot have"));
+        }
+        if let Some(p) = prefix
+            && !p.split('/').all(valid_path_component)
+        {
+            return Err(bad("the path prefix must be lowercase repository path components"));
+        }
+        Ok((Self { host: host.to_string(), prefix: prefix.map(str::to_string) }, plain))
+    }
+
+    /// The destination repository for an image's original repository path.
+    pub fn repository(&self, original: &str) -> String {
+        match &self.prefix {
+            Some(p) => format!("{p}/{original}"),
+            None => original.to_string(),
+        }
+    }
+}
+
+fn valid_path_component(c: &str) -> bool {
+    !c.is_empty()
+        && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-'))
+}
+
+/// Where one blob's bytes can be read from.
+#[derive(Debug, Clone)]
+pub struct BlobSource {
+    /// Index into [`Plan::packages`].
+    pub package: usize,
+    pub location: BlobLocation,
+    pub size: u64,
+}
+
+/// One image to push.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImagePlan {
+    /// Index into [`Plan::packages`].
+    #[serde(skip)]
+    pub package: usize,
+    /// Original reference as recorded in the package.
+    pub source: String,
+    /// `host/repository[:tag]` at the destination.
+    pub destination: String,
+    #[serde(skip)]
+    pub repository: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    pub digest: Digest,
+    pub platforms: Vec<String>,
+    /// Manifests children first; the last is `digest`.
+    #[serde(skip)]
+    pub manifests: Vec<Digest>,
+    #[serde(skip)]
+    pub blobs: Vec<Digest>,
+    pub size: u64,
+}
+
+/// Everything a push does, before it touches the network.
+#[derive(Debug)]
+pub struct Plan {
+    pub destination: Destination,
+    /// Every package, nested ones flattened (a nested package appears after its parent).
+    pub packages: Vec<Arc<Package>>,
+    pub images: Vec<ImagePlan>,
+    /// Every config/layer blob by digest, with one place to read it from.
+    pub blobs: BTreeMap<Digest, BlobSource>,
+}
+
+impl Plan {
+    pub fn new(packages: &[Package], destination: Destination) -> Self {
+        let mut flat: Vec<Arc<Package>> = Vec::new();
+        for p in packages {
+            for q in p.flatten() {
+                let mut q = q.clone();
+                q.children.clear();
+                flat.push(Arc::new(q));
+            }
+        }
+        let mut images = Vec::new();
+        let mut blobs = BTreeMap::new();
+        // The same image (same repository, tag and digest) can be carried by several packages
+        // of a directory; it is pushed once.
+        let mut seen: HashMap<(String, Option<String>, Digest), ()> = HashMap::new();
+        for (pi, pkg) in flat.iter().enumerate() {
+            for (digest, blob) in &pkg.blobs {
+                blobs.entry(digest.clone()).or_insert_with(|| BlobSource {
+                    package: pi,
+                    location: blob.location.clone(),
+                    size: blob.size,
+                });
+            }
+            for img in &pkg.images {
+                let repository = destination.repository(&img.reference.repository);
+                let key = (repository.clone(), img.reference.tag.clone(), img.digest.clone());
+                if seen.insert(key, ()).is_some() {
+                    continue;
+                }
+                let destination_ref = match &img.reference.tag {
+                    Some(t) => format!("{}/{repository}:{t}", destination.host),
+                    None => format!("{}/{repository}@{}", destination.host, img.digest),
+                };
+                images.push(ImagePlan {
+                    package: pi,
+                    source: img.reference.to_string(),
+                    destination: destination_ref,
+                    repository,
+                    tag: img.reference.tag.clone(),
+                    digest: img.digest.clone(),
+                    platforms: img.platforms.clone(),
+                    manifests: img.manifests.clone(),
+                    blobs: img.blobs.clone(),
+                    size: img.size,
+                });
+            }
+        }
+        Self { destination, packages: flat, images, blobs }
+    }
+
+    /// Finds a manifest's bytes and media type in the package that carries the image.
+    pub fn manifest(&self, image: &ImagePlan, digest: &Digest) -> Option<&crate::package::Manifest> {
+        self.packages[image.package]
+            .manifests
+            .get(digest)
+            .or_else(|| self.packages.iter().find_map(|p| p.manifests.get(digest)))
+    }
+
+    /// Unique blobs and bytes the plan references.
+    pub fn totals(&self) -> (usize, u64) {
+        (self.blobs.len(), self.blobs.values().map(|b| b.size).sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destination_keeps_repository_path() {
+        let (d, plain) = Destination::parse("192.168.1.10:11443").unwrap();
+        assert!(!plain);
+        assert_eq!(d.repository("acp/topolvm-operator"), "acp/topolvm-operator");
+        let (d, _) = Destination::parse("https://harbor.io/mirror/x/").unwrap();
+        assert_eq!(d.host, "harbor.io");
+        assert_eq!(d.repository("acp/a"), "mirror/x/acp/a");
+        let (_, plain) = Destination::parse("http://127.0.0.1:5000").unwrap();
+        assert!(plain);
+        assert!(Destination::parse("ftp://x").is_err());
+        assert!(Destination::parse("/x").is_err());
+        assert!(Destination::parse("h/UPPER").is_err());
+        assert!(Destination::parse("h o").is_err());
+    }
+}
