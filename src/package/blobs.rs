@@ -105,6 +105,10 @@ impl Read for Pread {
     }
 }
 
+/// The [`stream`] callback: digest, where it sits, and a reader over exactly its bytes.
+pub type BlobVisitor<'a> =
+    dyn FnMut(&Digest, &BlobLocation, &mut dyn Read) -> Result<Flow, PackageError> + 'a;
+
 /// What the [`stream`] callback wants done with the rest of the archive.
 pub enum Flow {
     Continue,
@@ -121,7 +125,7 @@ pub enum Flow {
 pub fn stream(
     pkg: &Package,
     wanted: &dyn Fn(&Digest) -> bool,
-    f: &mut dyn FnMut(&Digest, &BlobLocation, &mut dyn Read) -> Result<Flow, PackageError>,
+    f: &mut BlobVisitor,
 ) -> Result<(), PackageError> {
     let mut index: HashMap<(Vec<String>, String), (Digest, BlobLocation)> = HashMap::new();
     let mut child_nests: HashSet<Vec<String>> = HashSet::new();
@@ -195,7 +199,7 @@ struct Pass<'a> {
     child_nests: &'a HashSet<Vec<String>>,
     index: &'a HashMap<(Vec<String>, String), (Digest, BlobLocation)>,
     wanted: &'a dyn Fn(&Digest) -> bool,
-    f: &'a mut dyn FnMut(&Digest, &BlobLocation, &mut dyn Read) -> Result<Flow, PackageError>,
+    f: &'a mut BlobVisitor<'a>,
     seen: HashSet<Digest>,
     top_is_dir: bool,
     stopped: bool,

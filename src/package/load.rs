@@ -25,12 +25,14 @@ const MAX_DEPTH: usize = 4;
 /// Index nesting deeper than this is refused: real tools write at most two levels.
 const MAX_INDEX_DEPTH: usize = 8;
 
+type Effective =
+    fn(Option<Metadata>, Option<FileNameInfo>) -> (Metadata, MetadataSource, Vec<String>);
+
 /// How metadata is read, so the container and store logic can be exercised on its own.
 pub(crate) struct MetaHooks {
     pub parse: fn(&Path, &str, &[u8]) -> Result<Metadata, PackageError>,
     pub file_name: fn(&str) -> Option<FileNameInfo>,
-    pub effective:
-        fn(Option<Metadata>, Option<FileNameInfo>) -> (Metadata, MetadataSource, Vec<String>),
+    pub effective: Effective,
 }
 
 const FILE_METADATA: MetaHooks = MetaHooks {
