@@ -21,15 +21,9 @@ pub type BlobOpener<'a> = &'a (dyn Fn() -> std::io::Result<BlobStream> + Send + 
 pub enum Credentials {
     #[default]
     Anonymous,
-    Basic {
-        username: String,
-        password: String,
-    },
+    Basic { username: String, password: String },
     /// A docker `identitytoken` (OAuth2 refresh token), exchanged with `POST /token`.
-    IdentityToken {
-        username: String,
-        token: String,
-    },
+    IdentityToken { username: String, token: String },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -37,9 +31,7 @@ impl std::fmt::Debug for Credentials {
         match self {
             Credentials::Anonymous => f.write_str("Anonymous"),
             Credentials::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
-            Credentials::IdentityToken { username, .. } => {
-                write!(f, "IdentityToken({username}, <redacted>)")
-            }
+            Credentials::IdentityToken { username, .. } => write!(f, "IdentityToken({username}, <redacted>)"),
         }
     }
 }
@@ -92,22 +84,13 @@ impl Client {
     }
 
     /// `HEAD /v2/<repo>/blobs/<digest>`: the size when present.
-    pub async fn blob_exists(
-        &self,
-        repo: &str,
-        digest: &Digest,
-    ) -> Result<Option<u64>, RegistryError> {
+    pub async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<Option<u64>, RegistryError> {
         let _ = (repo, digest);
         todo!("registry client")
     }
 
     /// Cross-repository mount; `Ok(false)` when the registry declined (202) — then upload.
-    pub async fn mount_blob(
-        &self,
-        repo: &str,
-        from: &str,
-        digest: &Digest,
-    ) -> Result<bool, RegistryError> {
+    pub async fn mount_blob(&self, repo: &str, from: &str, digest: &Digest) -> Result<bool, RegistryError> {
         let _ = (repo, from, digest);
         todo!("registry client")
     }
@@ -126,33 +109,19 @@ impl Client {
     }
 
     /// `HEAD /v2/<repo>/manifests/<reference>`: digest when present.
-    pub async fn manifest_exists(
-        &self,
-        repo: &str,
-        reference: &str,
-    ) -> Result<Option<Digest>, RegistryError> {
+    pub async fn manifest_exists(&self, repo: &str, reference: &str) -> Result<Option<Digest>, RegistryError> {
         let _ = (repo, reference);
         todo!("registry client")
     }
 
     /// `GET /v2/<repo>/manifests/<reference>`: (media type, raw bytes, digest).
-    pub async fn get_manifest(
-        &self,
-        repo: &str,
-        reference: &str,
-    ) -> Result<(String, Bytes, Digest), RegistryError> {
+    pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<(String, Bytes, Digest), RegistryError> {
         let _ = (repo, reference);
         todo!("registry client")
     }
 
     /// `PUT /v2/<repo>/manifests/<reference>` with the raw bytes; returns the digest the registry reports.
-    pub async fn put_manifest(
-        &self,
-        repo: &str,
-        reference: &str,
-        media_type: &str,
-        bytes: Bytes,
-    ) -> Result<Digest, RegistryError> {
+    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: Bytes) -> Result<Digest, RegistryError> {
         let _ = (repo, reference, media_type, bytes);
         todo!("registry client")
     }
