@@ -1,27 +1,789 @@
 //! Opening packages: a single package (file or extracted directory), or every package in a directory.
+//!
+//! Opening reads the container once: small files (metadata, `index.json`, links, manifests) are
+//! kept in memory within fixed bounds, every other blob is only recorded (size, offset). The image
+//! graphs are then built from what was seen and checked (manifest digests, blob presence and sizes).
 
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io::{Cursor, Read};
 use std::path::Path;
 
-use crate::package::{Package, PackageError};
+use bytes::Bytes;
+
+use crate::digest::Digest;
+use crate::package::archive::{self, Ctx, EntryInfo, MAX_SMALL_FILE, MAX_SMALL_TOTAL};
+use crate::package::blobs::Flow;
+use crate::package::metadata::{self, FileNameInfo, METADATA_FILE};
+use crate::package::oci_layout::{self, ConfigPlatform, Descriptor, RawManifest, Root};
+use crate::package::{
+    Blob, BlobLocation, Container, Image, Manifest, Metadata, MetadataSource, Package,
+    PackageError, PackageType, Store, StoreKind, distribution, mediatype,
+};
+
+/// Nested packages deeper than this are ignored (with a warning): a core package nests one level.
+const MAX_DEPTH: usize = 4;
+/// Index nesting deeper than this is refused: real tools write at most two levels.
+const MAX_INDEX_DEPTH: usize = 8;
+
+type Effective =
+    fn(Option<Metadata>, Option<FileNameInfo>) -> (Metadata, MetadataSource, Vec<String>);
+
+/// How metadata is read, so the container and store logic can be exercised on its own.
+pub(crate) struct MetaHooks {
+    pub parse: fn(&Path, &str, &[u8]) -> Result<Metadata, PackageError>,
+    pub file_name: fn(&str) -> Option<FileNameInfo>,
+    pub effective: Effective,
+}
+
+const FILE_METADATA: MetaHooks = MetaHooks {
+    parse: metadata::parse,
+    file_name: metadata::parse_file_name,
+    effective: metadata::effective,
+};
 
 /// Opens one package: a `.tgz`/`.tar.gz`/`.tar`/`.tar.zst` file or an extracted package directory
 /// (one holding the metadata file or an image store at its root). Nested packages (core package
 /// `plugins/*.tgz`) are opened too and appear in `Package::children`.
 pub fn open(path: &Path) -> Result<Package, PackageError> {
-    let _ = path;
-    todo!("package reading")
+    open_with(path, &FILE_METADATA)
+}
+
+pub(crate) fn open_with(path: &Path, hooks: &MetaHooks) -> Result<Package, PackageError> {
+    let container = archive::detect(path)?;
+    let ctx = Ctx {
+        path: path.to_path_buf(),
+        nest: Vec::new(),
+    };
+    let mut scan = Scan::new(ctx.clone(), hooks, 0, container == Container::Directory);
+    // Stopping early only pays off (and is only safe to derive locations for) behind a decompressor.
+    scan.early = !container.random_access();
+    archive::walk_path(path, container, &ctx, &mut |i, r| scan.visit(i, r))?;
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    scan.finish(container, file_name)
 }
 
 /// Whether `path` is itself a package (archive file, or directory with metadata / image store).
 pub fn is_package(path: &Path) -> bool {
-    let _ = path;
-    todo!("package reading")
+    if path.is_dir() {
+        let has = |p: &str| path.join(p).exists();
+        return has(METADATA_FILE)
+            || has("oci-layout")
+            || (has("index.json") && has("blobs"))
+            || has("docker/registry/v2")
+            || has_nested_packages(&path.join("plugins"));
+    }
+    std::fs::File::open(path)
+        .and_then(|mut f| archive::read_head(&mut f, 512))
+        .is_ok_and(|head| archive::sniff(&head).is_some())
+}
+
+/// A core package directory: `plugins/` holding package archives.
+fn has_nested_packages(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            archive::has_archive_extension(&e.file_name().to_string_lossy())
+                && is_package(&e.path())
+        })
+    })
 }
 
 /// Every package in `path`: `path` itself when it is a package, otherwise every package file and
 /// extracted package directory directly inside it, sorted by name. One unreadable package does not
 /// hide the others: each comes back as its own `Result`.
 pub fn discover(path: &Path) -> Result<Vec<Result<Package, PackageError>>, PackageError> {
-    let _ = path;
-    todo!("package reading")
+    let meta = std::fs::metadata(path).map_err(|e| archive::io_error(path, e))?;
+    if is_package(path) {
+        return Ok(vec![open(path)]);
+    }
+    if !meta.is_dir() {
+        return Err(PackageError::NotAnArchive {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut entries = Vec::new();
+    for e in std::fs::read_dir(path).map_err(|e| archive::io_error(path, e))? {
+        entries.push(e.map_err(|e| archive::io_error(path, e))?.path());
+    }
+    entries.sort();
+    Ok(entries
+        .into_iter()
+        .filter(|p| is_package(p))
+        .map(|p| open(&p))
+        .collect())
 }
+
+/// What one pass over a container found.
+struct Scan<'h> {
+    ctx: Ctx,
+    hooks: &'h MetaHooks,
+    depth: usize,
+    /// The physical top level is a directory: a nested tar's offsets count from its own file.
+    top_is_dir: bool,
+    /// Early stop allowed (compressed, not nested); it happens only when the metadata says so.
+    early: bool,
+    file_meta: Option<Metadata>,
+    /// `oci-layout`, `index.json` and tag `current/link` files, by entry path.
+    small: BTreeMap<String, Vec<u8>>,
+    revisions: HashSet<String>,
+    held: u64,
+    /// Every blob entry of every store: size and offset.
+    blob_entries: HashMap<String, (u64, Option<u64>)>,
+    /// Blob entries that are manifests or indexes, kept whole.
+    manifests: HashMap<String, Bytes>,
+    /// Manifest digest -> child manifest digests, for the early-stop reachability check.
+    loaded: HashMap<Digest, Vec<Digest>>,
+    pending: Option<(HashSet<Digest>, bool)>,
+    config_platforms: HashMap<String, String>,
+    /// JSON blobs that are not manifests and do not hash to their name: reported if an image
+    /// needs them as a manifest (a damaged manifest no longer parses as one).
+    mismatched: HashMap<String, Digest>,
+    children: Vec<Package>,
+    warnings: Vec<String>,
+    stopped: bool,
+}
+
+impl<'h> Scan<'h> {
+    fn new(ctx: Ctx, hooks: &'h MetaHooks, depth: usize, top_is_dir: bool) -> Self {
+        Scan {
+            ctx,
+            hooks,
+            depth,
+            top_is_dir,
+            early: false,
+            file_meta: None,
+            small: BTreeMap::new(),
+            revisions: HashSet::new(),
+            held: 0,
+            blob_entries: HashMap::new(),
+            manifests: HashMap::new(),
+            loaded: HashMap::new(),
+            pending: None,
+            config_platforms: HashMap::new(),
+            mismatched: HashMap::new(),
+            children: Vec::new(),
+            warnings: Vec::new(),
+            stopped: false,
+        }
+    }
+
+    fn visit(&mut self, info: &EntryInfo, r: &mut dyn Read) -> Result<Flow, PackageError> {
+        let path = info.path.as_str();
+        if path == METADATA_FILE {
+            let bytes = self.hold(info, r)?;
+            self.file_meta = Some((self.hooks.parse)(
+                &self.ctx.path,
+                &self.ctx.entry(path),
+                &bytes,
+            )?);
+            return Ok(Flow::Continue);
+        }
+        let blob = distribution::blob_of(path).or_else(|| oci_layout::blob_of(path));
+        if let Some((_, digest)) = blob {
+            self.blob_entries
+                .insert(path.to_string(), (info.size, info.offset));
+            if self.early_active() {
+                let (pending, have_roots) = self.pending();
+                if *have_roots && pending.is_empty() {
+                    self.stopped = true;
+                    return Ok(Flow::Stop);
+                }
+            }
+            self.inspect_blob(info, r, digest)?;
+            return Ok(Flow::Continue);
+        }
+        let file = path.rsplit('/').next().unwrap_or(path);
+        if file == "oci-layout" || file == "index.json" {
+            let bytes = self.hold(info, r)?;
+            self.small.insert(path.to_string(), bytes);
+            self.pending = None;
+            return Ok(Flow::Continue);
+        }
+        match distribution::link_of(path) {
+            Some(distribution::Link::Tag { .. }) => {
+                let bytes = self.hold(info, r)?;
+                self.small.insert(path.to_string(), bytes);
+                self.pending = None;
+                return Ok(Flow::Continue);
+            }
+            Some(distribution::Link::Revision { .. }) => {
+                self.revisions.insert(path.to_string());
+                return Ok(Flow::Continue);
+            }
+            None => {}
+        }
+        if archive::has_archive_extension(file) {
+            self.nested(info, r)?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn early_active(&self) -> bool {
+        self.early
+            && self
+                .file_meta
+                .as_ref()
+                .is_some_and(|m| m.manifests_first && m.package_type != Some(PackageType::Core))
+    }
+
+    /// Manifests reachable from the roots seen so far but not loaded yet, and whether any root was seen.
+    fn pending(&mut self) -> &(HashSet<Digest>, bool) {
+        if self.pending.is_none() {
+            let mut roots = Vec::new();
+            for (path, bytes) in &self.small {
+                if path == "index.json" || path.ends_with("/index.json") {
+                    roots.extend(oci_layout::root_digests(bytes));
+                } else if let Some(distribution::Link::Tag { .. }) = distribution::link_of(path)
+                    && let Ok(d) = Digest::parse(String::from_utf8_lossy(bytes).trim())
+                {
+                    roots.push(d);
+                }
+            }
+            let have_roots = !roots.is_empty();
+            let mut pending = HashSet::new();
+            let mut seen = HashSet::new();
+            while let Some(d) = roots.pop() {
+                if !seen.insert(d.clone()) {
+                    continue;
+                }
+                match self.loaded.get(&d) {
+                    Some(children) => roots.extend(children.iter().cloned()),
+                    None => {
+                        pending.insert(d);
+                    }
+                }
+            }
+            self.pending = Some((pending, have_roots));
+        }
+        self.pending.get_or_insert_with(|| (HashSet::new(), false))
+    }
+
+    /// Reads a small file into memory within the per-file and per-package bounds.
+    fn hold(&mut self, info: &EntryInfo, r: &mut dyn Read) -> Result<Vec<u8>, PackageError> {
+        if info.size > MAX_SMALL_FILE {
+            return Err(self.ctx.too_large(&info.path, info.size, MAX_SMALL_FILE));
+        }
+        self.held += info.size;
+        if self.held > MAX_SMALL_TOTAL {
+            return Err(self.ctx.too_large(
+                &format!("{} (metadata held in memory)", info.path),
+                self.held,
+                MAX_SMALL_TOTAL,
+            ));
+        }
+        archive::read_entry(r, info, &self.ctx)
+    }
+
+    /// Keeps a blob when it is a manifest; remembers the platform when it is an image config.
+    fn inspect_blob(
+        &mut self,
+        info: &EntryInfo,
+        r: &mut dyn Read,
+        digest: Digest,
+    ) -> Result<(), PackageError> {
+        if info.size > MAX_SMALL_FILE || info.size == 0 {
+            return Ok(());
+        }
+        let head = archive::read_head(r, 1).map_err(|e| self.ctx.corrupt(Some(&info.path), e))?;
+        if !matches!(head.first(), Some(b'{' | b' ' | b'\n' | b'\r' | b'\t')) {
+            return Ok(());
+        }
+        let mut bytes = head;
+        r.read_to_end(&mut bytes)
+            .map_err(|e| self.ctx.corrupt(Some(&info.path), e))?;
+        match serde_json::from_slice::<RawManifest>(&bytes) {
+            Ok(raw) if raw.looks_like_manifest() => {
+                self.held += info.size;
+                if self.held > MAX_SMALL_TOTAL {
+                    return Err(self.ctx.too_large(
+                        &format!("{} (manifests held in memory)", info.path),
+                        self.held,
+                        MAX_SMALL_TOTAL,
+                    ));
+                }
+                let children = raw
+                    .manifests
+                    .iter()
+                    .flatten()
+                    .filter_map(|d| Digest::parse(&d.digest).ok())
+                    .collect();
+                self.loaded.insert(digest, children);
+                self.pending = None;
+                self.manifests.insert(info.path.clone(), Bytes::from(bytes));
+            }
+            _ => {
+                let actual = Digest::of(&bytes);
+                if actual != digest {
+                    self.mismatched.insert(info.path.clone(), actual);
+                }
+                if let Some(p) = serde_json::from_slice::<ConfigPlatform>(&bytes)
+                    .ok()
+                    .and_then(ConfigPlatform::render)
+                {
+                    self.config_platforms.insert(info.path.clone(), p);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens an entry that is itself a package archive (the plugins of a core package) in place.
+    fn nested(&mut self, info: &EntryInfo, r: &mut dyn Read) -> Result<(), PackageError> {
+        let label = self.ctx.entry(&info.path);
+        if self.depth + 1 >= MAX_DEPTH {
+            self.warnings.push(format!(
+                "{label}: packages nested deeper than {MAX_DEPTH} levels are ignored"
+            ));
+            return Ok(());
+        }
+        let head = archive::read_head(r, 512).map_err(|e| self.ctx.corrupt(Some(&info.path), e))?;
+        let Some(container) = archive::sniff(&head) else {
+            self.warnings.push(format!(
+                "{label}: named like a package but is not a tar, gzip or zstd archive; ignored"
+            ));
+            return Ok(());
+        };
+        let base = match container {
+            Container::Tar if self.top_is_dir && self.depth == 0 => Some(0),
+            Container::Tar => info.offset,
+            _ => None,
+        };
+        let child_ctx = self.ctx.child(&info.path);
+        let mut child = Scan::new(child_ctx.clone(), self.hooks, self.depth + 1, false);
+        let mut chained = Cursor::new(head).chain(r);
+        archive::walk_reader(&mut chained, container, base, &child_ctx, &mut |i, r| {
+            child.visit(i, r)
+        })?;
+        let name = info.path.rsplit('/').next().map(str::to_string);
+        self.children.push(child.finish(container, name)?);
+        Ok(())
+    }
+
+    fn finish(
+        mut self,
+        container: Container,
+        file_name: Option<String>,
+    ) -> Result<Package, PackageError> {
+        let name_info = file_name.as_deref().and_then(self.hooks.file_name);
+        let (metadata, metadata_source, mut warnings) =
+            (self.hooks.effective)(self.file_meta.take(), name_info);
+        warnings.append(&mut self.warnings);
+
+        let mut roots: BTreeSet<(String, bool)> = BTreeSet::new();
+        for path in self.small.keys() {
+            if let Some(root) = oci_layout::root_of_marker(path) {
+                roots.insert((root.to_string(), false));
+            }
+        }
+        for path in self
+            .blob_entries
+            .keys()
+            .chain(self.small.keys())
+            .chain(self.revisions.iter())
+        {
+            if let Some((root, _)) = distribution::split(path) {
+                roots.insert((root.to_string(), true));
+            }
+        }
+        let stem = file_name.as_deref().map(package_stem).unwrap_or_default();
+        let mut graph = Graph {
+            scan: &self,
+            manifests: BTreeMap::new(),
+            blobs: BTreeMap::new(),
+            referenced: HashSet::new(),
+        };
+        let mut stores = Vec::new();
+        let mut images = Vec::new();
+        for (root, is_dist) in roots {
+            let store = Store {
+                kind: if is_dist {
+                    StoreKind::Distribution
+                } else {
+                    StoreKind::OciLayout
+                },
+                root,
+            };
+            let store_roots = if is_dist {
+                self.distribution_roots(&store.root, &mut warnings)?
+            } else {
+                let default_repo = match store.root.trim_end_matches('/').rsplit('/').next() {
+                    Some(dir) if !dir.is_empty() => dir.to_string(),
+                    _ => metadata.name.clone().unwrap_or_else(|| stem.clone()),
+                };
+                let index = format!("{}index.json", store.root);
+                let bytes = self
+                    .small
+                    .get(&index)
+                    .ok_or_else(|| PackageError::BadManifest {
+                        path: self.ctx.path.clone(),
+                        entry: self.ctx.entry(&index),
+                        message: "missing: the OCI layout has an oci-layout file but no index.json"
+                            .into(),
+                    })?;
+                oci_layout::roots(&self.ctx, &index, bytes, &default_repo)?
+            };
+            for root in store_roots {
+                images.push(graph.image(&store, root)?);
+            }
+            stores.push(store);
+        }
+        let Graph {
+            manifests,
+            blobs,
+            referenced,
+            ..
+        } = graph;
+        if !self.stopped {
+            let unreferenced = self
+                .blob_entries
+                .keys()
+                .filter(|e| !referenced.contains(*e))
+                .count();
+            if unreferenced > 0 {
+                warnings.push(format!(
+                    "{unreferenced} blob(s) in the image stores are not used by any image"
+                ));
+            }
+        }
+        fill_registries(&mut images, &metadata);
+        Ok(Package {
+            path: self.ctx.path.clone(),
+            container,
+            nest: self.ctx.nest.clone(),
+            metadata,
+            metadata_source,
+            warnings,
+            stores,
+            images,
+            manifests,
+            blobs,
+            children: std::mem::take(&mut self.children),
+        })
+    }
+
+    fn distribution_roots(
+        &self,
+        root: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<Root>, PackageError> {
+        let mut out = Vec::new();
+        for (path, bytes) in &self.small {
+            if let Some(distribution::Link::Tag {
+                root: r,
+                repository,
+                tag,
+            }) = distribution::link_of(path)
+                && r == root
+            {
+                let digest = distribution::parse_link(&self.ctx, path, bytes)?;
+                let revision = distribution::revision_link_path(root, repository, &digest);
+                if !self.stopped && !self.revisions.contains(&revision) {
+                    warnings.push(format!(
+                        "{}: tag {repository}:{tag} has no revision link (a registry serving this store would not find it)",
+                        self.ctx.entry(path)
+                    ));
+                }
+                out.push(distribution::root(repository, tag, digest));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The package name part of a file name, for stores that name no repository.
+fn package_stem(file_name: &str) -> String {
+    [".tar.gz", ".tar.zst", ".tgz", ".tar"]
+        .iter()
+        .find_map(|ext| file_name.strip_suffix(ext))
+        .unwrap_or(file_name)
+        .to_string()
+}
+
+/// A store names images by repository and tag only; the metadata may say which registry they came from.
+fn fill_registries(images: &mut [Image], metadata: &Metadata) {
+    let named: Vec<_> = metadata
+        .artifact
+        .iter()
+        .chain(&metadata.related_images)
+        .filter_map(|r| oci_layout::parse_reference(r))
+        .filter(|r| r.registry.is_some())
+        .collect();
+    for image in images.iter_mut().filter(|i| i.reference.registry.is_none()) {
+        if let Some(n) = named
+            .iter()
+            .find(|n| n.repository == image.reference.repository && n.tag == image.reference.tag)
+        {
+            image.reference.registry = n.registry.clone();
+        }
+    }
+}
+
+/// Builds image graphs from one scan, sharing manifests and blobs across images.
+struct Graph<'s, 'h> {
+    scan: &'s Scan<'h>,
+    manifests: BTreeMap<Digest, Manifest>,
+    blobs: BTreeMap<Digest, Blob>,
+    /// Store entries some image uses.
+    referenced: HashSet<String>,
+}
+
+/// One image being assembled.
+struct ImageWalk {
+    name: String,
+    order: Vec<Digest>,
+    visited: HashSet<Digest>,
+    blobs: Vec<Digest>,
+    blob_set: HashSet<Digest>,
+}
+
+impl Graph<'_, '_> {
+    fn image(&mut self, store: &Store, root: Root) -> Result<Image, PackageError> {
+        let mut walk = ImageWalk {
+            name: root.reference.to_string(),
+            order: Vec::new(),
+            visited: HashSet::new(),
+            blobs: Vec::new(),
+            blob_set: HashSet::new(),
+        };
+        self.manifest(
+            store,
+            &root.digest,
+            root.media_type.as_deref(),
+            root.size,
+            None,
+            0,
+            &mut walk,
+        )?;
+        let top = self
+            .manifests
+            .get(&root.digest)
+            .ok_or_else(|| self.missing(&walk.name, &root.digest))?;
+        let mut platforms: Vec<String> = Vec::new();
+        let candidates: Vec<Option<&String>> = if top.is_index() {
+            top.children
+                .iter()
+                .map(|c| self.manifests.get(c).and_then(|m| m.platform.as_ref()))
+                .collect()
+        } else {
+            vec![top.platform.as_ref()]
+        };
+        for p in candidates.into_iter().flatten() {
+            // Attestation manifests (buildx) carry the placeholder platform unknown/unknown.
+            if !p.starts_with("unknown/") && !platforms.contains(p) {
+                platforms.push(p.clone());
+            }
+        }
+        let size = walk
+            .blobs
+            .iter()
+            .filter_map(|d| self.blobs.get(d))
+            .map(|b| b.size)
+            .sum::<u64>()
+            + walk
+                .order
+                .iter()
+                .filter_map(|d| self.manifests.get(d))
+                .map(|m| m.bytes.len() as u64)
+                .sum::<u64>();
+        Ok(Image {
+            reference: root.reference,
+            digest: root.digest,
+            media_type: top.media_type.clone(),
+            platforms,
+            manifests: walk.order,
+            blobs: walk.blobs,
+            size,
+        })
+    }
+
+    fn missing(&self, name: &str, digest: &Digest) -> PackageError {
+        PackageError::MissingBlob {
+            path: self.scan.ctx.path.clone(),
+            what: format!("image {name}"),
+            digest: digest.clone(),
+        }
+    }
+
+    fn entry_of(store: &Store, digest: &Digest) -> String {
+        match store.kind {
+            StoreKind::OciLayout => oci_layout::blob_path(&store.root, digest),
+            StoreKind::Distribution => distribution::blob_path(&store.root, digest),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn manifest(
+        &mut self,
+        store: &Store,
+        digest: &Digest,
+        desc_media_type: Option<&str>,
+        desc_size: Option<u64>,
+        desc_platform: Option<String>,
+        depth: usize,
+        walk: &mut ImageWalk,
+    ) -> Result<(), PackageError> {
+        let scan = self.scan;
+        let ctx = &scan.ctx;
+        let entry = Self::entry_of(store, digest);
+        let bad = |message: String| PackageError::BadManifest {
+            path: ctx.path.clone(),
+            entry: ctx.entry(&entry),
+            message,
+        };
+        if depth > MAX_INDEX_DEPTH {
+            return Err(bad(format!(
+                "indexes nested deeper than {MAX_INDEX_DEPTH} levels"
+            )));
+        }
+        if !walk.visited.insert(digest.clone()) {
+            return Ok(());
+        }
+        let bytes = match scan.manifests.get(&entry) {
+            Some(b) => b.clone(),
+            None => {
+                return Err(match scan.blob_entries.get(&entry) {
+                    Some(_) if scan.mismatched.contains_key(&entry) => {
+                        PackageError::DigestMismatch {
+                            path: ctx.path.clone(),
+                            entry: ctx.entry(&entry),
+                            expected: digest.clone(),
+                            actual: scan.mismatched[&entry].clone(),
+                        }
+                    }
+                    Some((size, _)) if *size > MAX_SMALL_FILE => {
+                        ctx.too_large(&entry, *size, MAX_SMALL_FILE)
+                    }
+                    Some(_) => bad("not an image manifest or index".into()),
+                    None => self.missing(&walk.name, digest),
+                });
+            }
+        };
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(PackageError::DigestMismatch {
+                path: ctx.path.clone(),
+                entry: ctx.entry(&entry),
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        if let Some(expected) = desc_size
+            && expected != bytes.len() as u64
+        {
+            return Err(PackageError::SizeMismatch {
+                path: ctx.path.clone(),
+                entry: ctx.entry(&entry),
+                expected,
+                actual: bytes.len() as u64,
+            });
+        }
+        let raw: RawManifest = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        if raw.schema_version == Some(1) {
+            return Err(bad("Docker schema 1 manifests are not supported; copy the image again with a current tool".into()));
+        }
+        let media_type = raw.media_type(desc_media_type);
+        let location = BlobLocation {
+            nest: ctx.nest.clone(),
+            entry: entry.clone(),
+            offset: scan.blob_entries.get(&entry).and_then(|(_, o)| *o),
+        };
+        self.referenced.insert(entry.clone());
+        let mut children = Vec::new();
+        let mut blobs = Vec::new();
+        let mut platform = desc_platform;
+        if mediatype::is_index(&media_type) {
+            for d in raw.manifests.iter().flatten() {
+                let child = Digest::parse(&d.digest).map_err(|e| bad(e.to_string()))?;
+                let child_platform = d.platform.as_ref().and_then(|p| p.render());
+                self.manifest(
+                    store,
+                    &child,
+                    d.media_type.as_deref(),
+                    d.size,
+                    child_platform,
+                    depth + 1,
+                    walk,
+                )?;
+                children.push(child);
+            }
+        } else if mediatype::is_manifest(&media_type) || raw.layers.is_some() {
+            let config = raw
+                .config
+                .as_ref()
+                .ok_or_else(|| bad("image manifest without config".into()))?;
+            for d in std::iter::once(config).chain(raw.layers.iter().flatten()) {
+                blobs.push(self.blob(store, d, &entry, walk)?);
+            }
+            if platform.is_none() {
+                let config_entry = Self::entry_of(store, &blobs[0]);
+                platform = scan.config_platforms.get(&config_entry).cloned();
+            }
+        } else {
+            return Err(bad(format!("unsupported media type {media_type:?}")));
+        }
+        walk.order.push(digest.clone());
+        self.manifests.entry(digest.clone()).or_insert(Manifest {
+            digest: digest.clone(),
+            media_type,
+            bytes,
+            children,
+            blobs,
+            platform,
+            location,
+        });
+        Ok(())
+    }
+
+    fn blob(
+        &mut self,
+        store: &Store,
+        d: &Descriptor,
+        manifest_entry: &str,
+        walk: &mut ImageWalk,
+    ) -> Result<Digest, PackageError> {
+        let ctx = &self.scan.ctx;
+        let bad = |message: String| PackageError::BadManifest {
+            path: ctx.path.clone(),
+            entry: ctx.entry(manifest_entry),
+            message,
+        };
+        let digest = Digest::parse(&d.digest).map_err(|e| bad(e.to_string()))?;
+        let size = d
+            .size
+            .ok_or_else(|| bad(format!("descriptor of {digest} has no size")))?;
+        let entry = Self::entry_of(store, &digest);
+        let offset = match self.scan.blob_entries.get(&entry) {
+            Some((actual, offset)) => {
+                if *actual != size {
+                    return Err(PackageError::SizeMismatch {
+                        path: ctx.path.clone(),
+                        entry: ctx.entry(&entry),
+                        expected: size,
+                        actual: *actual,
+                    });
+                }
+                *offset
+            }
+            // Past an early stop the blob is checked when it is streamed.
+            None if self.scan.stopped => None,
+            None => return Err(self.missing(&walk.name, &digest)),
+        };
+        self.referenced.insert(entry.clone());
+        self.blobs.entry(digest.clone()).or_insert_with(|| Blob {
+            digest: digest.clone(),
+            size,
+            media_type: d.media_type.clone(),
+            location: BlobLocation {
+                nest: ctx.nest.clone(),
+                entry,
+                offset,
+            },
+        });
+        if walk.blob_set.insert(digest.clone()) {
+            walk.blobs.push(digest.clone());
+        }
+        Ok(digest)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -90,6 +90,10 @@ pub struct Metadata {
     pub module_plugin: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
+    /// The writer put every store metadata file and manifest before any config or layer blob, so
+    /// opening a compressed package can stop decoding at the first such blob.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manifests_first: bool,
 }
 
 /// File name of the metadata file at the package root.

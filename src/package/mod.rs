@@ -2,9 +2,12 @@
 //! Distribution storage tree), metadata and file names, nested packages. Everything is read by
 //! streaming; nothing is extracted to disk.
 
+pub(crate) mod archive;
+pub(crate) mod distribution;
 pub mod mediatype;
 pub mod metadata;
 pub mod model;
+pub(crate) mod oci_layout;
 
 use std::path::PathBuf;
 
@@ -39,6 +42,8 @@ pub enum PackageError {
     UnknownType { path: PathBuf, value: String },
     #[error("{path}: {entry} is too large ({size} bytes, limit {limit})")]
     TooLarge { path: PathBuf, entry: String, size: u64, limit: u64 },
+    #[error("{path}: {entry} is {actual} bytes but the manifest referencing it says {expected}")]
+    SizeMismatch { path: PathBuf, entry: String, expected: u64, actual: u64 },
     #[error("{path}: {entry}: invalid manifest: {message}")]
     BadManifest { path: PathBuf, entry: String, message: String },
 }
@@ -52,7 +57,7 @@ impl UserError for PackageError {
     }
     fn hint(&self) -> Option<String> {
         match self {
-            PackageError::Corrupt { .. } | PackageError::DigestMismatch { .. } => {
+            PackageError::Corrupt { .. } | PackageError::DigestMismatch { .. } | PackageError::SizeMismatch { .. } => {
                 Some("download the package again and check it with 'violet verify'".into())
             }
             PackageError::Metadata { .. } | PackageError::UnknownType { .. } => {
