@@ -12,4 +12,5 @@ pub mod error;
 pub mod output;
 pub mod package;
 pub mod registry;
+pub mod signature;
 pub mod synth;
