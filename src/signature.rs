@@ -232,13 +232,13 @@ pub fn verify_signature(keyring: &Keyring, file: &Path, sig: &Path) -> Result<St
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use pgp::composed::{KeyType, SecretKeyParamsBuilder, SignedSecretKey};
     use pgp::packet::{SignatureConfig, SignatureType, Subpacket, SubpacketData};
     use pgp::types::Password;
 
-    fn keypair(uid: &str) -> SignedSecretKey {
+    pub(crate) fn keypair(uid: &str) -> SignedSecretKey {
         let mut rng = rand08::thread_rng();
         let params = SecretKeyParamsBuilder::default()
             .key_type(KeyType::Ed25519Legacy)
@@ -250,7 +250,7 @@ mod tests {
         params.generate(&mut rng).unwrap().sign(&mut rng, &Password::empty()).unwrap()
     }
 
-    fn sign(key: &SignedSecretKey, data: &[u8]) -> StandaloneSignature {
+    pub(crate) fn sign(key: &SignedSecretKey, data: &[u8]) -> StandaloneSignature {
         let mut config = SignatureConfig::from_key(rand08::thread_rng(), &key.primary_key, SignatureType::Binary).unwrap();
         config.hashed_subpackets =
             vec![Subpacket::regular(SubpacketData::IssuerFingerprint(key.primary_key.fingerprint())).unwrap()];
@@ -258,7 +258,7 @@ mod tests {
         StandaloneSignature::new(config.sign(&key.primary_key, &Password::empty(), data).unwrap())
     }
 
-    fn write_keyring(dir: &Path, name: &str, key: &SignedSecretKey, armored: bool) -> PathBuf {
+    pub(crate) fn write_keyring(dir: &Path, name: &str, key: &SignedSecretKey, armored: bool) -> PathBuf {
         let public = key.signed_public_key();
         let path = dir.join(name);
         let bytes = if armored {
