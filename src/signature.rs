@@ -21,19 +21,33 @@ const KEYRING_LIMIT: u64 = 16 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{sidecar}: {message}")]
     BadSidecar { sidecar: PathBuf, message: String },
     #[error("checksum mismatch: {sidecar} expects sha256 {expected}, the file has {actual}")]
-    ChecksumMismatch { sidecar: PathBuf, expected: String, actual: String },
+    ChecksumMismatch {
+        sidecar: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("{sig}: signed by key {keys}, which is not in the keyring {keyring}")]
-    UnknownKey { sig: PathBuf, keys: String, keyring: PathBuf },
-    #[error("{sig}: bad signature: the file does not match the signature made by key {key} ({message})")]
-    BadSignature { sig: PathBuf, key: String, message: String },
+    UnknownKey {
+        sig: PathBuf,
+        keys: String,
+        keyring: PathBuf,
+    },
+    #[error("{sig}: bad signature: the file does not match the signature made by key {key}")]
+    BadSignature { sig: PathBuf, key: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckError + '_ {
-    move |source| CheckError::Io { path: path.to_path_buf(), source }
+    move |source| CheckError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Reads a small file whole, refusing one larger than `limit`.
@@ -67,7 +81,11 @@ pub fn parse_sha256_sidecar(text: &str, file_name: &str) -> Result<String, Strin
     let is_hex = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
     let base = |n: &str| n.rsplit(['/', '\\']).next().unwrap_or(n).to_string();
     let mut named = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let (hex, name) = if let Some(rest) = line.strip_prefix("SHA256 (") {
             match rest.rsplit_once(") = ") {
                 Some((name, hex)) => (hex.trim(), Some(name)),
@@ -101,9 +119,15 @@ pub fn parse_sha256_sidecar(text: &str, file_name: &str) -> Result<String, Strin
 /// Checks `file` against its sha256sum sidecar, returning the digest that matched.
 pub fn verify_checksum(file: &Path, sidecar: &Path) -> Result<Digest, CheckError> {
     let bytes = read_small(sidecar, SIDECAR_LIMIT).map_err(io_err(sidecar))?;
-    let bad = |message: String| CheckError::BadSidecar { sidecar: sidecar.to_path_buf(), message };
+    let bad = |message: String| CheckError::BadSidecar {
+        sidecar: sidecar.to_path_buf(),
+        message,
+    };
     let text = std::str::from_utf8(&bytes).map_err(|_| bad("not a text file".into()))?;
-    let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let expected = parse_sha256_sidecar(text, &file_name).map_err(bad)?;
     let actual = sha256_file(file).map_err(io_err(file))?;
     if actual.hex() != expected {
@@ -158,8 +182,8 @@ impl Keyring {
                 .with_hint("pass an OpenPGP public key file (armored or binary), e.g. from 'gpg --export --armor KEYID'")
         };
         let bytes = read_small(path, KEYRING_LIMIT).map_err(|e| input(e.to_string()))?;
-        let (parsed, _) =
-            SignedPublicKey::from_reader_many(&bytes[..]).map_err(|e| input(format!("not an OpenPGP key: {e}")))?;
+        let (parsed, _) = SignedPublicKey::from_reader_many(&bytes[..])
+            .map_err(|e| input(format!("not an OpenPGP key: {e}")))?;
         let mut keys = Vec::new();
         let mut warnings = Vec::new();
         for key in parsed {
@@ -176,14 +200,21 @@ impl Keyring {
         if keys.is_empty() {
             return Err(input("no usable public key".into()));
         }
-        Ok((Keyring { path: path.to_path_buf(), keys }, warnings))
+        Ok((
+            Keyring {
+                path: path.to_path_buf(),
+                keys,
+            },
+            warnings,
+        ))
     }
 
     /// Keys named by the signature's issuer subpackets; every key when it names none.
     fn candidates(&self, sig: &Signature) -> Vec<Signer<'_>> {
         let (ids, fps) = (sig.issuer(), sig.issuer_fingerprint());
         let all = self.keys.iter().flat_map(|k| {
-            std::iter::once(Signer::Primary(&k.primary_key)).chain(k.public_subkeys.iter().map(|s| Signer::Sub(&s.key)))
+            std::iter::once(Signer::Primary(&k.primary_key))
+                .chain(k.public_subkeys.iter().map(|s| Signer::Sub(&s.key)))
         });
         if ids.is_empty() && fps.is_empty() {
             return all.collect();
@@ -200,33 +231,56 @@ impl Keyring {
 /// `file`. Returns the fingerprint of the key that verified it.
 pub fn verify_signature(keyring: &Keyring, file: &Path, sig: &Path) -> Result<String, CheckError> {
     let bytes = read_small(sig, SIDECAR_LIMIT).map_err(io_err(sig))?;
-    let bad_file = |message: String| CheckError::BadSidecar { sidecar: sig.to_path_buf(), message };
-    let (parsed, _) =
-        StandaloneSignature::from_reader_many(&bytes[..]).map_err(|e| bad_file(format!("not an OpenPGP signature: {e}")))?;
-    let sigs: Vec<StandaloneSignature> =
-        parsed.collect::<Result<_, _>>().map_err(|e| bad_file(format!("not an OpenPGP signature: {e}")))?;
+    let bad_file = |message: String| CheckError::BadSidecar {
+        sidecar: sig.to_path_buf(),
+        message,
+    };
+    let (parsed, _) = StandaloneSignature::from_reader_many(&bytes[..])
+        .map_err(|e| bad_file(format!("not an OpenPGP signature: {e}")))?;
+    let sigs: Vec<StandaloneSignature> = parsed
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad_file(format!("not an OpenPGP signature: {e}")))?;
     if sigs.is_empty() {
         return Err(bad_file("no OpenPGP signature in the file".into()));
     }
     let mut failure = None;
     let mut issuers = Vec::new();
     for s in &sigs {
-        issuers.extend(s.signature.issuer_fingerprint().iter().map(|f| hex::encode_upper(f.as_bytes())));
-        issuers.extend(s.signature.issuer().iter().map(|id| hex::encode_upper(id.as_ref())));
+        issuers.extend(
+            s.signature
+                .issuer_fingerprint()
+                .iter()
+                .map(|f| hex::encode_upper(f.as_bytes())),
+        );
+        issuers.extend(
+            s.signature
+                .issuer()
+                .iter()
+                .map(|id| hex::encode_upper(id.as_ref())),
+        );
         for signer in keyring.candidates(&s.signature) {
             let data = BufReader::new(File::open(file).map_err(io_err(file))?);
             let key = fingerprint_hex(signer.details());
             match signer.verify(&s.signature, data) {
                 Ok(()) => return Ok(key),
                 Err(e) => {
-                    failure.get_or_insert(CheckError::BadSignature { sig: sig.to_path_buf(), key, message: e.to_string() });
+                    // rpgp's own text is a multi-line assertion dump; it helps debugging only.
+                    tracing::debug!("{}: signature check with key {key}: {e}", sig.display());
+                    failure.get_or_insert(CheckError::BadSignature {
+                        sig: sig.to_path_buf(),
+                        key,
+                    });
                 }
             }
         }
     }
     Err(failure.unwrap_or_else(|| CheckError::UnknownKey {
         sig: sig.to_path_buf(),
-        keys: if issuers.is_empty() { "(unnamed)".into() } else { issuers.join(", ") },
+        keys: if issuers.is_empty() {
+            "(unnamed)".into()
+        } else {
+            issuers.join(", ")
+        },
         keyring: keyring.path.clone(),
     }))
 }
@@ -247,18 +301,41 @@ pub(crate) mod tests {
             .primary_user_id(uid.into())
             .build()
             .unwrap();
-        params.generate(&mut rng).unwrap().sign(&mut rng, &Password::empty()).unwrap()
+        params
+            .generate(&mut rng)
+            .unwrap()
+            .sign(&mut rng, &Password::empty())
+            .unwrap()
     }
 
     pub(crate) fn sign(key: &SignedSecretKey, data: &[u8]) -> StandaloneSignature {
-        let mut config = SignatureConfig::from_key(rand08::thread_rng(), &key.primary_key, SignatureType::Binary).unwrap();
-        config.hashed_subpackets =
-            vec![Subpacket::regular(SubpacketData::IssuerFingerprint(key.primary_key.fingerprint())).unwrap()];
-        config.unhashed_subpackets = vec![Subpacket::regular(SubpacketData::Issuer(key.primary_key.key_id())).unwrap()];
-        StandaloneSignature::new(config.sign(&key.primary_key, &Password::empty(), data).unwrap())
+        let mut config = SignatureConfig::from_key(
+            rand08::thread_rng(),
+            &key.primary_key,
+            SignatureType::Binary,
+        )
+        .unwrap();
+        config.hashed_subpackets = vec![
+            Subpacket::regular(SubpacketData::IssuerFingerprint(
+                key.primary_key.fingerprint(),
+            ))
+            .unwrap(),
+        ];
+        config.unhashed_subpackets =
+            vec![Subpacket::regular(SubpacketData::Issuer(key.primary_key.key_id())).unwrap()];
+        StandaloneSignature::new(
+            config
+                .sign(&key.primary_key, &Password::empty(), data)
+                .unwrap(),
+        )
     }
 
-    pub(crate) fn write_keyring(dir: &Path, name: &str, key: &SignedSecretKey, armored: bool) -> PathBuf {
+    pub(crate) fn write_keyring(
+        dir: &Path,
+        name: &str,
+        key: &SignedSecretKey,
+        armored: bool,
+    ) -> PathBuf {
         let public = key.signed_public_key();
         let path = dir.join(name);
         let bytes = if armored {
@@ -280,7 +357,11 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("redis-operator.stable.ALL.v1.0.0.tgz");
         std::fs::write(&file, b"package bytes".repeat(10_000)).unwrap();
-        Fixture { dir, file, key: keypair("Release <release@example.com>") }
+        Fixture {
+            dir,
+            file,
+            key: keypair("Release <release@example.com>"),
+        }
     }
 
     #[test]
@@ -300,7 +381,10 @@ pub(crate) mod tests {
             let (ring, warnings) = Keyring::load(&keyring).unwrap();
             assert!(warnings.is_empty());
             let fp = verify_signature(&ring, &f.file, &sig_path).unwrap();
-            assert_eq!(fp, hex::encode_upper(f.key.primary_key.fingerprint().as_bytes()));
+            assert_eq!(
+                fp,
+                hex::encode_upper(f.key.primary_key.fingerprint().as_bytes())
+            );
         }
     }
 
@@ -365,16 +449,39 @@ pub(crate) mod tests {
     fn sidecar_formats() {
         let h = "a".repeat(64);
         let hu = "A".repeat(64);
-        assert_eq!(parse_sha256_sidecar(&format!("{h}  x.tgz\n"), "x.tgz"), Ok(h.clone()));
-        assert_eq!(parse_sha256_sidecar(&format!("{h} *x.tgz"), "x.tgz"), Ok(h.clone()));
-        assert_eq!(parse_sha256_sidecar(&format!("{h}  ./dl/x.tgz"), "x.tgz"), Ok(h.clone()));
-        assert_eq!(parse_sha256_sidecar(&format!("{hu}\n"), "x.tgz"), Ok(h.clone()));
-        assert_eq!(parse_sha256_sidecar(&format!("SHA256 (x.tgz) = {h}"), "x.tgz"), Ok(h.clone()));
+        assert_eq!(
+            parse_sha256_sidecar(&format!("{h}  x.tgz\n"), "x.tgz"),
+            Ok(h.clone())
+        );
+        assert_eq!(
+            parse_sha256_sidecar(&format!("{h} *x.tgz"), "x.tgz"),
+            Ok(h.clone())
+        );
+        assert_eq!(
+            parse_sha256_sidecar(&format!("{h}  ./dl/x.tgz"), "x.tgz"),
+            Ok(h.clone())
+        );
+        assert_eq!(
+            parse_sha256_sidecar(&format!("{hu}\n"), "x.tgz"),
+            Ok(h.clone())
+        );
+        assert_eq!(
+            parse_sha256_sidecar(&format!("SHA256 (x.tgz) = {h}"), "x.tgz"),
+            Ok(h.clone())
+        );
         let many = format!("{}  y.tgz\n{h}  x.tgz\n", "b".repeat(64));
         assert_eq!(parse_sha256_sidecar(&many, "x.tgz"), Ok(h.clone()));
-        assert!(parse_sha256_sidecar(&format!("{h}  y.tgz"), "x.tgz").unwrap_err().contains("y.tgz"));
+        assert!(
+            parse_sha256_sidecar(&format!("{h}  y.tgz"), "x.tgz")
+                .unwrap_err()
+                .contains("y.tgz")
+        );
         assert!(parse_sha256_sidecar("abc  x.tgz", "x.tgz").is_err());
-        assert!(parse_sha256_sidecar("\n# c\n", "x.tgz").unwrap_err().contains("no sha256"));
+        assert!(
+            parse_sha256_sidecar("\n# c\n", "x.tgz")
+                .unwrap_err()
+                .contains("no sha256")
+        );
     }
 
     #[test]

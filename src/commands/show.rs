@@ -13,7 +13,9 @@ use crate::package::{Package, PackageError, load};
 
 /// Show a package's name, type, architectures and version.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  violet show topolvm-operator.stable.ALL.v2.3.0.tgz\n  violet show topolvm-operator.stable.ALL.v2.3.0.tgz --all\n  violet show ./packages            # every package in the directory\n  violet show plugin.ALL.v1.0.0.tgz -o json | jq .metadata.version")]
+#[command(
+    after_help = "Examples:\n  violet show topolvm-operator.stable.ALL.v2.3.0.tgz\n  violet show topolvm-operator.stable.ALL.v2.3.0.tgz --all\n  violet show ./packages            # every package in the directory\n  violet show plugin.ALL.v1.0.0.tgz -o json | jq .metadata.version"
+)]
 pub struct Args {
     /// A package file (.tgz, .tar.gz, .tar, .tar.zst), an extracted package directory, or a
     /// directory of packages.
@@ -48,7 +50,12 @@ impl Summary {
             manifests.extend(p.manifests.keys());
             images.extend(p.images.iter().map(|i| (&i.reference, &i.digest)));
         }
-        Summary { images: images.len(), manifests: manifests.len(), blobs: blobs.len(), bytes: blobs.values().sum() }
+        Summary {
+            images: images.len(),
+            manifests: manifests.len(),
+            blobs: blobs.len(),
+            bytes: blobs.values().sum(),
+        }
     }
 }
 
@@ -62,7 +69,10 @@ pub struct ShowItem<'a> {
 
 impl<'a> ShowItem<'a> {
     pub fn new(package: &'a Package) -> Self {
-        Self { package, summary: Summary::of(package) }
+        Self {
+            package,
+            summary: Summary::of(package),
+        }
     }
 }
 
@@ -100,7 +110,11 @@ fn related_images(pkg: &Package) -> Vec<String> {
         return pkg.metadata.related_images.clone();
     }
     let artifact = pkg.metadata.artifact.as_deref();
-    pkg.images.iter().map(|i| i.reference.to_string()).filter(|r| Some(r.as_str()) != artifact).collect()
+    pkg.images
+        .iter()
+        .map(|i| i.reference.to_string())
+        .filter(|r| Some(r.as_str()) != artifact)
+        .collect()
 }
 
 /// The documented text layout for one package, then its nested packages, each after a blank
@@ -111,13 +125,26 @@ pub fn render_text(pkg: &Package, all: bool, with_path: bool) -> String {
     if with_path {
         out.push_str(&format!("Package: {}\n", pkg.label()));
     }
-    let name = md.display_name.as_deref().or(md.name.as_deref()).unwrap_or_default();
+    let name = md
+        .display_name
+        .as_deref()
+        .or(md.name.as_deref())
+        .unwrap_or_default();
     out.push_str(&format!("Name: {name}\n"));
-    out.push_str(&format!("Type: {}\n", md.package_type.map(|t| t.as_str()).unwrap_or_default()));
+    out.push_str(&format!(
+        "Type: {}\n",
+        md.package_type.map(|t| t.as_str()).unwrap_or_default()
+    ));
     out.push_str(&format!("Arch: {}\n", go_list(architectures(pkg))));
-    out.push_str(&format!("Version: {}\n", md.version.as_deref().unwrap_or_default()));
+    out.push_str(&format!(
+        "Version: {}\n",
+        md.version.as_deref().unwrap_or_default()
+    ));
     if all {
-        out.push_str(&format!("Artifact: {}\n", md.artifact.as_deref().unwrap_or_default()));
+        out.push_str(&format!(
+            "Artifact: {}\n",
+            md.artifact.as_deref().unwrap_or_default()
+        ));
         out.push_str(&format!("RelateImages: {}\n", go_list(related_images(pkg))));
     }
     for child in &pkg.children {
@@ -129,7 +156,11 @@ pub fn render_text(pkg: &Package, all: bool, with_path: bool) -> String {
 
 /// Every package of a directory, each introduced by its `Package:` line, separated by blank lines.
 pub fn render_dir_text(packages: &[Package], all: bool) -> String {
-    packages.iter().map(|p| render_text(p, all, true)).collect::<Vec<_>>().join("\n")
+    packages
+        .iter()
+        .map(|p| render_text(p, all, true))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn warn_all(printer: &Printer, pkg: &Package) {
@@ -163,9 +194,14 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
 
     let entries = load::discover(path)?;
     if entries.is_empty() {
-        return Err(Fail::new(ExitCode::Input, format!("{}: no packages in this directory", path.display()))
-            .with_hint("packages are .tgz, .tar.gz, .tar or .tar.zst files, or extracted package directories")
-            .into());
+        return Err(Fail::new(
+            ExitCode::Input,
+            format!("{}: no packages in this directory", path.display()),
+        )
+        .with_hint(
+            "packages are .tgz, .tar.gz, .tar or .tar.zst files, or extracted package directories",
+        )
+        .into());
     }
     let mut packages = Vec::new();
     let mut errors = Vec::new();
@@ -175,16 +211,26 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 // One bad package must not hide the others: report it and go on.
                 print_entry_error(&e);
-                errors.push(EntryError { path: e.path().to_path_buf(), error: e.to_string() });
+                errors.push(EntryError {
+                    path: e.path().to_path_buf(),
+                    error: e.to_string(),
+                });
             }
         }
     }
     for pkg in &packages {
         warn_all(&printer, pkg);
     }
-    let dir = ShowDir { packages: packages.iter().map(ShowItem::new).collect(), errors };
+    let dir = ShowDir {
+        packages: packages.iter().map(ShowItem::new).collect(),
+        errors,
+    };
     printer.data(&dir, || render_dir_text(&packages, args.all))?;
-    Ok(if dir.errors.is_empty() { ExitCode::Success } else { ExitCode::Failure })
+    Ok(if dir.errors.is_empty() {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
+    })
 }
 
 #[cfg(test)]
@@ -195,14 +241,22 @@ pub(crate) mod tests {
     use crate::package::{Blob, BlobLocation, Container, Image, ImageRef, MetadataSource};
 
     fn loc(entry: &str) -> BlobLocation {
-        BlobLocation { nest: vec![], entry: entry.into(), offset: None }
+        BlobLocation {
+            nest: vec![],
+            entry: entry.into(),
+            offset: None,
+        }
     }
 
     fn image(reference: &str, platforms: &[&str], blobs: &[Digest]) -> Image {
         let (repo, tag) = reference.rsplit_once(':').unwrap();
         let (registry, repository) = repo.split_once('/').unwrap();
         Image {
-            reference: ImageRef { registry: Some(registry.into()), repository: repository.into(), tag: Some(tag.into()) },
+            reference: ImageRef {
+                registry: Some(registry.into()),
+                repository: repository.into(),
+                tag: Some(tag.into()),
+            },
             digest: Digest::of(reference.as_bytes()),
             media_type: "application/vnd.oci.image.index.v1+json".into(),
             platforms: platforms.iter().map(|p| p.to_string()).collect(),
@@ -213,7 +267,12 @@ pub(crate) mod tests {
     }
 
     /// A hand-built package; `blobs` are (content, size) pairs.
-    pub(crate) fn package(path: &str, metadata: Metadata, images: Vec<Image>, blobs: &[(&str, u64)]) -> Package {
+    pub(crate) fn package(
+        path: &str,
+        metadata: Metadata,
+        images: Vec<Image>,
+        blobs: &[(&str, u64)],
+    ) -> Package {
         Package {
             path: PathBuf::from(path),
             container: Container::TarGz,
@@ -228,7 +287,15 @@ pub(crate) mod tests {
                 .iter()
                 .map(|(c, size)| {
                     let digest = Digest::of(c.as_bytes());
-                    (digest.clone(), Blob { digest, size: *size, media_type: None, location: loc(c) })
+                    (
+                        digest.clone(),
+                        Blob {
+                            digest,
+                            size: *size,
+                            media_type: None,
+                            location: loc(c),
+                        },
+                    )
                 })
                 .collect(),
             children: vec![],
@@ -249,7 +316,12 @@ pub(crate) mod tests {
             ],
             ..Default::default()
         };
-        package("/p/topolvm-operator.v2.3.0.tgz", md, vec![], &[("a", 10), ("b", 20)])
+        package(
+            "/p/topolvm-operator.v2.3.0.tgz",
+            md,
+            vec![],
+            &[("a", 10), ("b", 20)],
+        )
     }
 
     #[test]
@@ -285,7 +357,10 @@ pub(crate) mod tests {
              Artifact: r.io/charts/lakefs:1.7.9\nRelateImages: [r.io/x/lakefs:1.7.9 r.io/x/pg:16]\n"
         );
         let empty = package("/p/output.tgz", Metadata::default(), vec![], &[]);
-        assert_eq!(render_text(&empty, true, false), "Name: \nType: \nArch: []\nVersion: \nArtifact: \nRelateImages: []\n");
+        assert_eq!(
+            render_text(&empty, true, false),
+            "Name: \nType: \nArch: []\nVersion: \nArtifact: \nRelateImages: []\n"
+        );
     }
 
     fn core() -> Package {
@@ -319,13 +394,23 @@ pub(crate) mod tests {
         assert_eq!(blocks.len(), 3, "{text}");
         assert!(blocks[0].starts_with("Package: /p/core.tgz\nName: acp-core\n"));
         assert!(blocks[1].starts_with("Package: /p/core.tgz!plugins/topolvm.tgz\n"));
-        assert!(blocks[2].starts_with("Package: /p/topolvm-operator.v2.3.0.tgz\nName: NativeStor\n"));
+        assert!(
+            blocks[2].starts_with("Package: /p/topolvm-operator.v2.3.0.tgz\nName: NativeStor\n")
+        );
     }
 
     #[test]
     fn summary_counts_unique_blobs_across_nested_packages() {
         // "a" is in both the core package and its plugin: pushed once, counted once.
-        assert_eq!(Summary::of(&core()), Summary { images: 0, manifests: 0, blobs: 3, bytes: 35 });
+        assert_eq!(
+            Summary::of(&core()),
+            Summary {
+                images: 0,
+                manifests: 0,
+                blobs: 3,
+                bytes: 35
+            }
+        );
     }
 
     #[test]
@@ -342,7 +427,10 @@ pub(crate) mod tests {
         assert!(yaml.contains("bytes: 30"), "{yaml}");
         let dir = ShowDir {
             packages: vec![ShowItem::new(&pkg)],
-            errors: vec![EntryError { path: "/p/bad.tgz".into(), error: "/p/bad.tgz: corrupt".into() }],
+            errors: vec![EntryError {
+                path: "/p/bad.tgz".into(),
+                error: "/p/bad.tgz: corrupt".into(),
+            }],
         };
         let v = serde_json::to_value(&dir).unwrap();
         assert_eq!(v["errors"][0]["path"], "/p/bad.tgz");
@@ -352,12 +440,19 @@ pub(crate) mod tests {
     #[test]
     fn args_parse() {
         use clap::Parser;
-        let cli = crate::cli::Cli::try_parse_from(["violet", "show", "x.tgz", "--all", "-o", "json"]).unwrap();
-        let crate::cli::Command::Show(a) = cli.command else { panic!() };
+        let cli =
+            crate::cli::Cli::try_parse_from(["violet", "show", "x.tgz", "--all", "-o", "json"])
+                .unwrap();
+        let crate::cli::Command::Show(a) = cli.command else {
+            panic!()
+        };
         assert!(a.all);
         assert_eq!(a.output.format, crate::output::Format::Json);
-        let cli = crate::cli::Cli::try_parse_from(["violet", "show", "x.tgz", "--all=false"]).unwrap();
-        let crate::cli::Command::Show(a) = cli.command else { panic!() };
+        let cli =
+            crate::cli::Cli::try_parse_from(["violet", "show", "x.tgz", "--all=false"]).unwrap();
+        let crate::cli::Command::Show(a) = cli.command else {
+            panic!()
+        };
         assert!(!a.all);
     }
 }

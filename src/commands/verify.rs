@@ -16,7 +16,9 @@ use crate::signature::{self, Keyring};
 /// Verify packages: GPG signature (.sig) or checksum (.sha256) next to each file, then every
 /// blob and manifest inside.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  violet verify redis-operator.stable.ALL.v3.18.0.tgz\n  violet verify ./packages --keyring alauda-release.asc\n  violet verify ./packages -o json\n\nA package 'x.tgz' is checked with 'x.tgz.sig' (needs --keyring) and/or 'x.tgz.sha256'\n(sha256sum format) in the same directory. Exit code 8 when any check fails.")]
+#[command(
+    after_help = "Examples:\n  violet verify redis-operator.stable.ALL.v3.18.0.tgz\n  violet verify ./packages --keyring alauda-release.asc\n  violet verify ./packages -o json\n\nA package 'x.tgz' is checked with 'x.tgz.sig' (needs --keyring) and/or 'x.tgz.sha256'\n(sha256sum format) in the same directory. Exit code 8 when any check fails."
+)]
 pub struct Args {
     /// A package file, or a directory of packages.
     pub path: PathBuf,
@@ -71,7 +73,10 @@ pub struct FileReport {
 impl FileReport {
     fn new(file: PathBuf, checks: Vec<Check>) -> Self {
         let passed = |k: CheckKind| checks.iter().any(|c| c.kind == k && c.ok);
-        let failure = checks.iter().find(|c| !c.ok).map(|c| c.detail.clone());
+        let failure = checks
+            .iter()
+            .find(|c| !c.ok)
+            .map(|c| c.detail.replace('\n', " "));
         let result = if failure.is_some() {
             Outcome::Failed
         } else if passed(CheckKind::Gpg) {
@@ -88,7 +93,13 @@ impl FileReport {
         } else {
             "none"
         };
-        Self { file, method, result, reason: failure, checks }
+        Self {
+            file,
+            method,
+            result,
+            reason: failure,
+            checks,
+        }
     }
 }
 
@@ -118,13 +129,20 @@ impl Report {
                 Outcome::NoVerificationFile => &mut summary.no_verification_file,
             } += 1;
         }
-        Self { path, files, summary }
+        Self {
+            path,
+            files,
+            summary,
+        }
     }
 }
 
 /// The documented summary layout, with every file listed under its heading.
 pub fn render_text(report: &Report) -> String {
-    let mut out = format!("verify path: {}\n====== Verification Summary ======\n", report.path.display());
+    let mut out = format!(
+        "verify path: {}\n====== Verification Summary ======\n",
+        report.path.display()
+    );
     let sections = [
         (Outcome::Gpg, "Verified successfully with GPG"),
         (Outcome::Checksum, "Verified successfully with checksum"),
@@ -132,7 +150,11 @@ pub fn render_text(report: &Report) -> String {
         (Outcome::NoVerificationFile, "No verification file found"),
     ];
     for (outcome, title) in sections {
-        let files: Vec<&FileReport> = report.files.iter().filter(|f| f.result == outcome).collect();
+        let files: Vec<&FileReport> = report
+            .files
+            .iter()
+            .filter(|f| f.result == outcome)
+            .collect();
         out.push_str(&format!("{title}: {} file(s)\n", files.len()));
         for f in files {
             match &f.reason {
@@ -181,32 +203,60 @@ pub fn check_file(
         let sum = sidecar(file, "sha256");
         if sum.is_file() {
             checks.push(match signature::verify_checksum(file, &sum) {
-                Ok(digest) => Check { kind: CheckKind::Checksum, ok: true, detail: digest.to_string() },
-                Err(e) => Check { kind: CheckKind::Checksum, ok: false, detail: e.to_string() },
+                Ok(digest) => Check {
+                    kind: CheckKind::Checksum,
+                    ok: true,
+                    detail: digest.to_string(),
+                },
+                Err(e) => Check {
+                    kind: CheckKind::Checksum,
+                    ok: false,
+                    detail: e.to_string(),
+                },
             });
         }
     }
     checks.push(match content(file) {
-        Ok(()) => Check { kind: CheckKind::Content, ok: true, detail: "every blob and manifest matches its digest".into() },
-        Err(e) => Check { kind: CheckKind::Content, ok: false, detail: e },
+        Ok(()) => Check {
+            kind: CheckKind::Content,
+            ok: true,
+            detail: "every blob and manifest matches its digest".into(),
+        },
+        Err(e) => Check {
+            kind: CheckKind::Content,
+            ok: false,
+            detail: e,
+        },
     });
     FileReport::new(file.to_path_buf(), checks)
 }
 
 /// The packages to verify: `path` itself when it is a file or a package directory, otherwise the
 /// package files (by extension) and package directories directly inside it, sorted by name.
-pub fn targets(path: &Path, is_package_dir: &dyn Fn(&Path) -> bool) -> Result<Vec<PathBuf>, PackageError> {
+pub fn targets(
+    path: &Path,
+    is_package_dir: &dyn Fn(&Path) -> bool,
+) -> Result<Vec<PathBuf>, PackageError> {
     if !path.exists() {
-        return Err(PackageError::NotFound { path: path.to_path_buf() });
+        return Err(PackageError::NotFound {
+            path: path.to_path_buf(),
+        });
     }
     if !path.is_dir() || is_package_dir(path) {
         return Ok(vec![path.to_path_buf()]);
     }
-    let io = |source| PackageError::Io { path: path.to_path_buf(), source };
+    let io = |source| PackageError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(path).map_err(io)? {
         let p = entry.map_err(io)?.path();
-        let is_archive = p.is_file() && p.file_name().and_then(|n| n.to_str()).and_then(archive_stem).is_some();
+        let is_archive = p.is_file()
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(archive_stem)
+                .is_some();
         if is_archive || (p.is_dir() && is_package_dir(&p)) {
             out.push(p);
         }
@@ -236,14 +286,26 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     let root = std::path::absolute(&args.path).unwrap_or_else(|_| args.path.clone());
     let files = targets(&root, &load::is_package)?;
     if files.is_empty() {
-        return Err(Fail::new(ExitCode::Input, format!("{}: no packages in this directory", args.path.display()))
-            .with_hint("packages are .tgz, .tar.gz, .tar or .tar.zst files, or extracted package directories")
-            .into());
+        return Err(Fail::new(
+            ExitCode::Input,
+            format!("{}: no packages in this directory", args.path.display()),
+        )
+        .with_hint(
+            "packages are .tgz, .tar.gz, .tar or .tar.zst files, or extracted package directories",
+        )
+        .into());
     }
-    let reports = files.iter().map(|f| check_file(f, keyring.as_ref(), &check_content)).collect();
+    let reports = files
+        .iter()
+        .map(|f| check_file(f, keyring.as_ref(), &check_content))
+        .collect();
     let report = Report::new(root, reports);
     printer.data(&report, || render_text(&report))?;
-    Ok(if report.summary.failed > 0 { ExitCode::Verify } else { ExitCode::Success })
+    Ok(if report.summary.failed > 0 {
+        ExitCode::Verify
+    } else {
+        ExitCode::Success
+    })
 }
 
 #[cfg(test)]
@@ -256,7 +318,10 @@ mod tests {
     }
 
     fn content_bad(p: &Path) -> Result<(), String> {
-        Err(format!("{}: entry blobs/sha256/ab does not match its digest", p.display()))
+        Err(format!(
+            "{}: entry blobs/sha256/ab does not match its digest",
+            p.display()
+        ))
     }
 
     struct Dir {
@@ -265,7 +330,9 @@ mod tests {
 
     impl Dir {
         fn new() -> Self {
-            Self { dir: tempfile::tempdir().unwrap() }
+            Self {
+                dir: tempfile::tempdir().unwrap(),
+            }
         }
         fn file(&self, name: &str, body: &[u8]) -> PathBuf {
             let p = self.dir.path().join(name);
@@ -275,7 +342,11 @@ mod tests {
         fn checksum(&self, pkg: &Path, hex: Option<&str>) {
             let real = signature::sha256_file(pkg).unwrap();
             let name = pkg.file_name().unwrap().to_string_lossy();
-            std::fs::write(sidecar(pkg, "sha256"), format!("{}  {name}\n", hex.unwrap_or(real.hex()))).unwrap();
+            std::fs::write(
+                sidecar(pkg, "sha256"),
+                format!("{}  {name}\n", hex.unwrap_or(real.hex())),
+            )
+            .unwrap();
         }
     }
 
@@ -283,15 +354,23 @@ mod tests {
     fn every_outcome() {
         let d = Dir::new();
         let key = keypair("Release <r@example.com>");
-        let (ring, _) = Keyring::load(&write_keyring(d.dir.path(), "keys.asc", &key, true)).unwrap();
+        let (ring, _) =
+            Keyring::load(&write_keyring(d.dir.path(), "keys.asc", &key, true)).unwrap();
 
         let signed = d.file("a-signed.tgz", b"signed package");
         let sig = sign(&key, b"signed package");
-        std::fs::write(sidecar(&signed, "sig"), sig.to_armored_bytes(Default::default()).unwrap()).unwrap();
+        std::fs::write(
+            sidecar(&signed, "sig"),
+            sig.to_armored_bytes(Default::default()).unwrap(),
+        )
+        .unwrap();
 
         let bad_sig = d.file("b-badsig.tgz", b"tampered package");
-        std::fs::write(sidecar(&bad_sig, "sig"), pgp::ser::Serialize::to_bytes(&sign(&key, b"original")).unwrap())
-            .unwrap();
+        std::fs::write(
+            sidecar(&bad_sig, "sig"),
+            pgp::ser::Serialize::to_bytes(&sign(&key, b"original")).unwrap(),
+        )
+        .unwrap();
 
         let summed = d.file("c-summed.tgz", b"summed");
         d.checksum(&summed, None);
@@ -302,20 +381,58 @@ mod tests {
         let bare = d.file("e-bare.tgz", b"no sidecar");
 
         let targets = targets(d.dir.path(), &|_| false).unwrap();
-        assert_eq!(targets, [signed.clone(), bad_sig.clone(), summed.clone(), bad_sum.clone(), bare.clone()]);
+        assert_eq!(
+            targets,
+            [
+                signed.clone(),
+                bad_sig.clone(),
+                summed.clone(),
+                bad_sum.clone(),
+                bare.clone()
+            ]
+        );
 
-        let files: Vec<FileReport> = targets.iter().map(|f| check_file(f, Some(&ring), &content_ok)).collect();
+        let files: Vec<FileReport> = targets
+            .iter()
+            .map(|f| check_file(f, Some(&ring), &content_ok))
+            .collect();
         let outcomes: Vec<Outcome> = files.iter().map(|f| f.result).collect();
         assert_eq!(
             outcomes,
-            [Outcome::Gpg, Outcome::Failed, Outcome::Checksum, Outcome::Failed, Outcome::NoVerificationFile]
+            [
+                Outcome::Gpg,
+                Outcome::Failed,
+                Outcome::Checksum,
+                Outcome::Failed,
+                Outcome::NoVerificationFile
+            ]
         );
         assert_eq!(files[0].method, "gpg");
-        assert!(files[1].reason.as_deref().unwrap().contains("bad signature"));
-        assert!(files[3].reason.as_deref().unwrap().contains("checksum mismatch"));
+        assert!(
+            files[1]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("bad signature")
+        );
+        assert!(
+            files[3]
+                .reason
+                .as_deref()
+                .unwrap()
+                .contains("checksum mismatch")
+        );
 
         let report = Report::new(d.dir.path().to_path_buf(), files);
-        assert_eq!(report.summary, Counts { gpg: 1, checksum: 1, failed: 2, no_verification_file: 1 });
+        assert_eq!(
+            report.summary,
+            Counts {
+                gpg: 1,
+                checksum: 1,
+                failed: 2,
+                no_verification_file: 1
+            }
+        );
         let text = render_text(&report);
         let root = d.dir.path().display();
         let expected_head = format!(
@@ -325,8 +442,13 @@ mod tests {
              Verification failed: 2 file(s)\n  - {root}/b-badsig.tgz: "
         );
         assert!(text.starts_with(&expected_head), "{text}");
-        assert!(text.ends_with(&format!("No verification file found: 1 file(s)\n  - {root}/e-bare.tgz\n")), "{text}");
-        assert_eq!(text.lines().count(), 12, "{text}");
+        assert!(
+            text.ends_with(&format!(
+                "No verification file found: 1 file(s)\n  - {root}/e-bare.tgz\n"
+            )),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 11, "{text}");
 
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["files"][0]["method"], "gpg");
@@ -341,7 +463,11 @@ mod tests {
         let d = Dir::new();
         let key = keypair("Release <r@example.com>");
         let pkg = d.file("x.tgz", b"data");
-        std::fs::write(sidecar(&pkg, "sig"), pgp::ser::Serialize::to_bytes(&sign(&key, b"data")).unwrap()).unwrap();
+        std::fs::write(
+            sidecar(&pkg, "sig"),
+            pgp::ser::Serialize::to_bytes(&sign(&key, b"data")).unwrap(),
+        )
+        .unwrap();
         let r = check_file(&pkg, None, &content_ok);
         assert_eq!(r.result, Outcome::Failed);
         assert!(r.reason.unwrap().contains("pass --keyring"));
@@ -354,7 +480,11 @@ mod tests {
         let other = keypair("Other <o@example.com>");
         let (ring, _) = Keyring::load(&write_keyring(d.dir.path(), "k", &other, false)).unwrap();
         let pkg = d.file("x.tgz", b"data");
-        std::fs::write(sidecar(&pkg, "sig"), pgp::ser::Serialize::to_bytes(&sign(&key, b"data")).unwrap()).unwrap();
+        std::fs::write(
+            sidecar(&pkg, "sig"),
+            pgp::ser::Serialize::to_bytes(&sign(&key, b"data")).unwrap(),
+        )
+        .unwrap();
         let r = check_file(&pkg, Some(&ring), &content_ok);
         assert_eq!(r.result, Outcome::Failed);
         assert!(r.reason.unwrap().contains("not in the keyring"));
@@ -367,7 +497,11 @@ mod tests {
         let (ring, _) = Keyring::load(&write_keyring(d.dir.path(), "k", &key, true)).unwrap();
         let pkg = d.file("x.tgz", b"data");
         d.checksum(&pkg, None);
-        std::fs::write(sidecar(&pkg, "sig"), pgp::ser::Serialize::to_bytes(&sign(&key, b"data")).unwrap()).unwrap();
+        std::fs::write(
+            sidecar(&pkg, "sig"),
+            pgp::ser::Serialize::to_bytes(&sign(&key, b"data")).unwrap(),
+        )
+        .unwrap();
         let r = check_file(&pkg, Some(&ring), &content_bad);
         assert_eq!(r.result, Outcome::Failed);
         assert_eq!(r.method, "gpg");
@@ -378,7 +512,15 @@ mod tests {
     #[test]
     fn targets_skip_sidecars_and_non_packages() {
         let d = Dir::new();
-        for n in ["b.tar.zst", "a.tgz", "a.tgz.sha256", "a.tgz.sig", "notes.txt", "c.tar", "d.tar.gz"] {
+        for n in [
+            "b.tar.zst",
+            "a.tgz",
+            "a.tgz.sha256",
+            "a.tgz.sig",
+            "notes.txt",
+            "c.tar",
+            "d.tar.gz",
+        ] {
             d.file(n, b"x");
         }
         std::fs::create_dir(d.dir.path().join("pkgdir")).unwrap();
@@ -390,7 +532,10 @@ mod tests {
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, ["a.tgz", "b.tar.zst", "c.tar", "d.tar.gz", "pkgdir"]);
-        assert!(matches!(targets(&d.dir.path().join("nope"), &is_pkg), Err(PackageError::NotFound { .. })));
+        assert!(matches!(
+            targets(&d.dir.path().join("nope"), &is_pkg),
+            Err(PackageError::NotFound { .. })
+        ));
         let single = d.dir.path().join("a.tgz");
         assert_eq!(targets(&single, &is_pkg).unwrap(), [single]);
     }

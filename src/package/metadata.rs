@@ -132,41 +132,62 @@ pub fn archive_stem(file_name: &str) -> Option<&str> {
 }
 
 /// Parses the metadata file; errors carry line and column.
-pub fn parse(path: &std::path::Path, entry: &str, bytes: &[u8]) -> Result<Metadata, crate::package::PackageError> {
-    let err = |line: usize, column: usize, message: String| crate::package::PackageError::Metadata {
-        path: path.to_path_buf(),
-        entry: entry.to_string(),
-        line,
-        column,
-        message,
-    };
+pub fn parse(
+    path: &std::path::Path,
+    entry: &str,
+    bytes: &[u8],
+) -> Result<Metadata, crate::package::PackageError> {
+    let err =
+        |line: usize, column: usize, message: String| crate::package::PackageError::Metadata {
+            path: path.to_path_buf(),
+            entry: entry.to_string(),
+            line,
+            column,
+            message,
+        };
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let (line, column) = line_col(bytes, e.valid_up_to());
         err(line, column, "not valid UTF-8".into())
     })?;
-    if text.lines().all(|l| matches!(l.trim(), "" | "---" | "...") || l.trim_start().starts_with('#')) {
+    if text
+        .lines()
+        .all(|l| matches!(l.trim(), "" | "---" | "...") || l.trim_start().starts_with('#'))
+    {
         return Err(err(
             1,
             1,
-            format!("empty metadata file: expected a mapping starting with 'apiVersion: {API_VERSION}' and 'kind: {KIND}'"),
+            format!(
+                "empty metadata file: expected a mapping starting with 'apiVersion: {API_VERSION}' and 'kind: {KIND}'"
+            ),
         ));
     }
     let md: Metadata = serde_saphyr::from_str(text).map_err(|e| {
         if let Some(value) = unknown_package_type(text) {
-            return crate::package::PackageError::UnknownType { path: path.to_path_buf(), value };
+            return crate::package::PackageError::UnknownType {
+                path: path.to_path_buf(),
+                value,
+            };
         }
         // Every error serde-saphyr raises while parsing carries a location; 1:1 only guards the
         // rare error it reports without one.
-        let (line, column) =
-            e.location().map_or((1, 1), |l| (to_usize(l.line()).max(1), to_usize(l.column()).max(1)));
+        let (line, column) = e.location().map_or((1, 1), |l| {
+            (to_usize(l.line()).max(1), to_usize(l.column()).max(1))
+        });
         err(line, column, yaml_message(&e))
     })?;
-    for (key, found, expected) in [("apiVersion", &md.api_version, API_VERSION), ("kind", &md.kind, KIND)] {
+    for (key, found, expected) in [
+        ("apiVersion", &md.api_version, API_VERSION),
+        ("kind", &md.kind, KIND),
+    ] {
         if let Some(found) = found
             && found != expected
         {
             let (line, column) = key_value_position(text, key);
-            return Err(err(line, column, format!("{key} is {found:?}, expected {expected:?}")));
+            return Err(err(
+                line,
+                column,
+                format!("{key} is {found:?}, expected {expected:?}"),
+            ));
         }
     }
     Ok(md)
@@ -180,8 +201,12 @@ fn to_usize(n: u64) -> usize {
 /// into our own `entry:line:column` prefix), on one line.
 fn yaml_message(e: &serde_saphyr::Error) -> String {
     use serde_saphyr::MessageFormatter as _;
-    let raw = serde_saphyr::UserMessageFormatter.format_message(e.without_snippet()).into_owned();
-    raw.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+    let raw = serde_saphyr::UserMessageFormatter
+        .format_message(e.without_snippet())
+        .into_owned();
+    raw.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// When the whole error is a `type` value outside the known set, that value: reported as
@@ -197,7 +222,9 @@ fn unknown_package_type(text: &str) -> Option<String> {
     let probe: TypeProbe = serde_saphyr::from_str(text).ok()?;
     let value = probe.package_type?;
     let name = value.as_str()?.to_string();
-    serde_json::from_value::<PackageType>(value).is_err().then_some(name)
+    serde_json::from_value::<PackageType>(value)
+        .is_err()
+        .then_some(name)
 }
 
 /// 1-based line and column of byte `offset`.
@@ -245,16 +272,20 @@ fn arch_platforms(arch: &str) -> Vec<String> {
 /// Parses a package file name (the file name only, no directory). `None` when it follows no known form.
 pub fn parse_file_name(file_name: &str) -> Option<FileNameInfo> {
     let stem = archive_stem(file_name).unwrap_or(file_name);
-    if stem.is_empty() || stem.starts_with('.') || stem.contains(['/', '\\']) || stem.chars().any(char::is_whitespace)
+    if stem.is_empty()
+        || stem.starts_with('.')
+        || stem.contains(['/', '\\'])
+        || stem.chars().any(char::is_whitespace)
     {
         return None;
     }
-    let info = |name: &str, channel: Option<&str>, arch: Option<&str>, version: &str| FileNameInfo {
-        name: name.to_string(),
-        channel: channel.map(str::to_string),
-        arch: arch.map(str::to_string),
-        version: (!version.is_empty()).then(|| version.to_string()),
-    };
+    let info =
+        |name: &str, channel: Option<&str>, arch: Option<&str>, version: &str| FileNameInfo {
+            name: name.to_string(),
+            channel: channel.map(str::to_string),
+            arch: arch.map(str::to_string),
+            version: (!version.is_empty()).then(|| version.to_string()),
+        };
 
     // Marketplace forms: <name>.<channel>.<ARCH>.<version> and <name>.<ARCH>.<version>.
     let tokens: Vec<&str> = stem.split('.').collect();
@@ -264,7 +295,12 @@ pub fn parse_file_name(file_name: &str) -> Option<FileNameInfo> {
         let version = tokens[i + 1..].join(".");
         let arch = file_name_arch(tokens[i]);
         return Some(if i >= 2 {
-            info(&tokens[..i - 1].join("."), Some(tokens[i - 1]), arch, &version)
+            info(
+                &tokens[..i - 1].join("."),
+                Some(tokens[i - 1]),
+                arch,
+                &version,
+            )
         } else {
             info(tokens[0], None, arch, &version)
         });
@@ -280,15 +316,21 @@ pub fn parse_file_name(file_name: &str) -> Option<FileNameInfo> {
     }
 
     // <name>.v<version>, e.g. topolvm-operator.v2.3.0.
-    if let Some(pos) = stem.match_indices(".v").map(|(p, _)| p).find(|&p| {
-        p > 0 && stem[p + 2..].starts_with(|c: char| c.is_ascii_digit())
-    }) {
+    if let Some(pos) = stem
+        .match_indices(".v")
+        .map(|(p, _)| p)
+        .find(|&p| p > 0 && stem[p + 2..].starts_with(|c: char| c.is_ascii_digit()))
+    {
         return Some(info(&stem[..pos], None, None, &stem[pos + 1..]));
     }
 
     // <name>-[v]<digits>[.<rest>][-hybrid], e.g. chartmuseum-v3.16.1, plugins-cloudedge-v0.3.16-hybrid,
     // redis-proxy-operator-3.18.1-acp3.18-20250214.
-    if let Some(pos) = stem.match_indices('-').map(|(p, _)| p).find(|&p| p > 0 && starts_version(&stem[p + 1..])) {
+    if let Some(pos) = stem
+        .match_indices('-')
+        .map(|(p, _)| p)
+        .find(|&p| p > 0 && starts_version(&stem[p + 1..]))
+    {
         let (name, mut version) = (&stem[..pos], &stem[pos + 1..]);
         let mut arch = None;
         if let Some((v, a)) = version.rsplit_once('-')
@@ -381,8 +423,11 @@ pub fn effective(
         } else if arch != "ALL" {
             // ALL means "not architecture specific", so any set agrees with it; amd64/arm64 must
             // match exactly (variants such as linux/arm64/v8 count as arm64).
-            let archs: std::collections::BTreeSet<&str> =
-                md.architectures.iter().map(|p| p.split('/').nth(1).unwrap_or(p)).collect();
+            let archs: std::collections::BTreeSet<&str> = md
+                .architectures
+                .iter()
+                .map(|p| p.split('/').nth(1).unwrap_or(p))
+                .collect();
             if archs.len() != 1 || !archs.contains(arch.as_str()) {
                 warnings.push(format!(
                     "architectures in {METADATA_FILE} ([{}]) differ from the file name ({arch}); using [{}]",
@@ -401,7 +446,12 @@ mod tests {
     use crate::package::{MetadataSource, PackageError};
     use std::path::Path;
 
-    fn fname(name: &str, channel: Option<&str>, arch: Option<&str>, version: Option<&str>) -> FileNameInfo {
+    fn fname(
+        name: &str,
+        channel: Option<&str>,
+        arch: Option<&str>,
+        version: Option<&str>,
+    ) -> FileNameInfo {
         FileNameInfo {
             name: name.into(),
             channel: channel.map(Into::into),
@@ -413,38 +463,170 @@ mod tests {
     #[test]
     fn file_names() {
         let cases: &[(&str, FileNameInfo)] = &[
-            ("servicemesh-operator2.stable.ALL.v2.1.0.tgz", fname("servicemesh-operator2", Some("stable"), Some("ALL"), Some("v2.1.0"))),
-            ("kubernetes-nmstate-operator.alpha.amd64.v4.1.4.tgz", fname("kubernetes-nmstate-operator", Some("alpha"), Some("amd64"), Some("v4.1.4"))),
-            ("langflow-operator.alpha.ALL.v1.10.2.tgz", fname("langflow-operator", Some("alpha"), Some("ALL"), Some("v1.10.2"))),
-            ("llama-stack-operator.alpha.ALL.v0.7.0.tgz", fname("llama-stack-operator", Some("alpha"), Some("ALL"), Some("v0.7.0"))),
-            ("infernex-bridge.alpha.arm64.v26.6.0.tgz", fname("infernex-bridge", Some("alpha"), Some("arm64"), Some("v26.6.0"))),
-            ("redis.latest.ALL.v3.18.0.tgz", fname("redis", Some("latest"), Some("ALL"), Some("v3.18.0"))),
-            ("sriov-network-plugin.amd64.v4.4.1.tgz", fname("sriov-network-plugin", None, Some("amd64"), Some("v4.4.1"))),
-            ("sriov-network-plugin.arm64.v4.4.1.tgz", fname("sriov-network-plugin", None, Some("arm64"), Some("v4.4.1"))),
-            ("sriov-network-plugin.ALL.v4.4.1.tgz", fname("sriov-network-plugin", None, Some("ALL"), Some("v4.4.1"))),
-            ("nfs.amd64.v4.0.2.tgz", fname("nfs", None, Some("amd64"), Some("v4.0.2"))),
-            ("aiops-notification-business.ALL.vx.x.x.tgz", fname("aiops-notification-business", None, Some("ALL"), Some("vx.x.x"))),
-            ("oam-application.ALL.v4.2.x.tgz", fname("oam-application", None, Some("ALL"), Some("v4.2.x"))),
-            ("volcano.amd64.v1.12.1.tgz", fname("volcano", None, Some("amd64"), Some("v1.12.1"))),
-            ("kfbase.amd64.v1.10.5.tgz", fname("kfbase", None, Some("amd64"), Some("v1.10.5"))),
-            ("label-studio.ALL.v1.20.0-1.tgz", fname("label-studio", None, Some("ALL"), Some("v1.20.0-1"))),
-            ("lakefs.ALL.1.7.9.tgz", fname("lakefs", None, Some("ALL"), Some("1.7.9"))),
-            ("topolvm-operator.v2.3.0.tgz", fname("topolvm-operator", None, None, Some("v2.3.0"))),
-            ("opensearch-operator.v3.14.2.tgz", fname("opensearch-operator", None, None, Some("v3.14.2"))),
-            ("plugins-cloudedge-v0.3.16-hybrid.tgz", fname("plugins-cloudedge", None, Some("ALL"), Some("v0.3.16"))),
-            ("chartmuseum-v3.16.1.tgz", fname("chartmuseum", None, None, Some("v3.16.1"))),
-            ("deepflow-v3.19.0-fix.49.27.gb547cdc5-dbs.tgz", fname("deepflow", None, None, Some("v3.19.0-fix.49.27.gb547cdc5-dbs"))),
-            ("redis-proxy-operator-3.18.1-acp3.18-20250214.tgz", fname("redis-proxy-operator", None, None, Some("3.18.1-acp3.18-20250214"))),
-            ("crossplane-ALL.2.x.tgz", fname("crossplane", None, Some("ALL"), Some("2.x"))),
+            (
+                "servicemesh-operator2.stable.ALL.v2.1.0.tgz",
+                fname(
+                    "servicemesh-operator2",
+                    Some("stable"),
+                    Some("ALL"),
+                    Some("v2.1.0"),
+                ),
+            ),
+            (
+                "kubernetes-nmstate-operator.alpha.amd64.v4.1.4.tgz",
+                fname(
+                    "kubernetes-nmstate-operator",
+                    Some("alpha"),
+                    Some("amd64"),
+                    Some("v4.1.4"),
+                ),
+            ),
+            (
+                "langflow-operator.alpha.ALL.v1.10.2.tgz",
+                fname(
+                    "langflow-operator",
+                    Some("alpha"),
+                    Some("ALL"),
+                    Some("v1.10.2"),
+                ),
+            ),
+            (
+                "llama-stack-operator.alpha.ALL.v0.7.0.tgz",
+                fname(
+                    "llama-stack-operator",
+                    Some("alpha"),
+                    Some("ALL"),
+                    Some("v0.7.0"),
+                ),
+            ),
+            (
+                "infernex-bridge.alpha.arm64.v26.6.0.tgz",
+                fname(
+                    "infernex-bridge",
+                    Some("alpha"),
+                    Some("arm64"),
+                    Some("v26.6.0"),
+                ),
+            ),
+            (
+                "redis.latest.ALL.v3.18.0.tgz",
+                fname("redis", Some("latest"), Some("ALL"), Some("v3.18.0")),
+            ),
+            (
+                "sriov-network-plugin.amd64.v4.4.1.tgz",
+                fname("sriov-network-plugin", None, Some("amd64"), Some("v4.4.1")),
+            ),
+            (
+                "sriov-network-plugin.arm64.v4.4.1.tgz",
+                fname("sriov-network-plugin", None, Some("arm64"), Some("v4.4.1")),
+            ),
+            (
+                "sriov-network-plugin.ALL.v4.4.1.tgz",
+                fname("sriov-network-plugin", None, Some("ALL"), Some("v4.4.1")),
+            ),
+            (
+                "nfs.amd64.v4.0.2.tgz",
+                fname("nfs", None, Some("amd64"), Some("v4.0.2")),
+            ),
+            (
+                "aiops-notification-business.ALL.vx.x.x.tgz",
+                fname(
+                    "aiops-notification-business",
+                    None,
+                    Some("ALL"),
+                    Some("vx.x.x"),
+                ),
+            ),
+            (
+                "oam-application.ALL.v4.2.x.tgz",
+                fname("oam-application", None, Some("ALL"), Some("v4.2.x")),
+            ),
+            (
+                "volcano.amd64.v1.12.1.tgz",
+                fname("volcano", None, Some("amd64"), Some("v1.12.1")),
+            ),
+            (
+                "kfbase.amd64.v1.10.5.tgz",
+                fname("kfbase", None, Some("amd64"), Some("v1.10.5")),
+            ),
+            (
+                "label-studio.ALL.v1.20.0-1.tgz",
+                fname("label-studio", None, Some("ALL"), Some("v1.20.0-1")),
+            ),
+            (
+                "lakefs.ALL.1.7.9.tgz",
+                fname("lakefs", None, Some("ALL"), Some("1.7.9")),
+            ),
+            (
+                "topolvm-operator.v2.3.0.tgz",
+                fname("topolvm-operator", None, None, Some("v2.3.0")),
+            ),
+            (
+                "opensearch-operator.v3.14.2.tgz",
+                fname("opensearch-operator", None, None, Some("v3.14.2")),
+            ),
+            (
+                "plugins-cloudedge-v0.3.16-hybrid.tgz",
+                fname("plugins-cloudedge", None, Some("ALL"), Some("v0.3.16")),
+            ),
+            (
+                "chartmuseum-v3.16.1.tgz",
+                fname("chartmuseum", None, None, Some("v3.16.1")),
+            ),
+            (
+                "deepflow-v3.19.0-fix.49.27.gb547cdc5-dbs.tgz",
+                fname(
+                    "deepflow",
+                    None,
+                    None,
+                    Some("v3.19.0-fix.49.27.gb547cdc5-dbs"),
+                ),
+            ),
+            (
+                "redis-proxy-operator-3.18.1-acp3.18-20250214.tgz",
+                fname(
+                    "redis-proxy-operator",
+                    None,
+                    None,
+                    Some("3.18.1-acp3.18-20250214"),
+                ),
+            ),
+            (
+                "crossplane-ALL.2.x.tgz",
+                fname("crossplane", None, Some("ALL"), Some("2.x")),
+            ),
             ("output.tgz", fname("output", None, None, None)),
             // Other containers and directories.
-            ("lakefs.ALL.1.7.9.tar.gz", fname("lakefs", None, Some("ALL"), Some("1.7.9"))),
-            ("lakefs.ALL.1.7.9.tar", fname("lakefs", None, Some("ALL"), Some("1.7.9"))),
-            ("lakefs.ALL.1.7.9.tar.zst", fname("lakefs", None, Some("ALL"), Some("1.7.9"))),
-            ("lakefs.ALL.1.7.9.TGZ", fname("lakefs", None, Some("ALL"), Some("1.7.9"))),
-            ("topolvm-operator.stable.amd64.v2.3.0", fname("topolvm-operator", Some("stable"), Some("amd64"), Some("v2.3.0"))),
+            (
+                "lakefs.ALL.1.7.9.tar.gz",
+                fname("lakefs", None, Some("ALL"), Some("1.7.9")),
+            ),
+            (
+                "lakefs.ALL.1.7.9.tar",
+                fname("lakefs", None, Some("ALL"), Some("1.7.9")),
+            ),
+            (
+                "lakefs.ALL.1.7.9.tar.zst",
+                fname("lakefs", None, Some("ALL"), Some("1.7.9")),
+            ),
+            (
+                "lakefs.ALL.1.7.9.TGZ",
+                fname("lakefs", None, Some("ALL"), Some("1.7.9")),
+            ),
+            (
+                "topolvm-operator.stable.amd64.v2.3.0",
+                fname(
+                    "topolvm-operator",
+                    Some("stable"),
+                    Some("amd64"),
+                    Some("v2.3.0"),
+                ),
+            ),
             ("output", fname("output", None, None, None)),
-            ("my-3rdparty-tool.tgz", fname("my-3rdparty-tool", None, None, None)),
+            (
+                "my-3rdparty-tool.tgz",
+                fname("my-3rdparty-tool", None, None, None),
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(parse_file_name(input).as_ref(), Some(want), "{input}");
@@ -512,7 +694,10 @@ manifestsFirst: true
         let op = md.operator.as_ref().unwrap();
         assert_eq!(op.skip_range.as_deref(), Some(">=2.0.0 <2.3.0"));
         assert_eq!(op.replaces.as_deref(), Some("topolvm-operator.v2.2.0"));
-        assert_eq!(md.module_plugin.as_ref().unwrap()["spec"]["deleteable"], serde_json::json!(true));
+        assert_eq!(
+            md.module_plugin.as_ref().unwrap()["spec"]["deleteable"],
+            serde_json::json!(true)
+        );
         assert_eq!(md.lifecycle, Some(Lifecycle::Aligned));
         assert!(md.manifests_first);
         // What violet writes it reads back unchanged.
@@ -522,8 +707,15 @@ manifestsFirst: true
 
     #[test]
     fn manifests_first_is_omitted_when_false() {
-        let md = Metadata { name: Some("x".into()), ..Default::default() };
-        assert!(!serde_saphyr::to_string(&md).unwrap().contains("manifestsFirst"));
+        let md = Metadata {
+            name: Some("x".into()),
+            ..Default::default()
+        };
+        assert!(
+            !serde_saphyr::to_string(&md)
+                .unwrap()
+                .contains("manifestsFirst")
+        );
     }
 
     #[test]
@@ -534,14 +726,20 @@ manifestsFirst: true
 
     fn metadata_err(s: &str) -> (usize, usize, String) {
         match parse_str(s) {
-            Err(PackageError::Metadata { line, column, message, .. }) => (line, column, message),
+            Err(PackageError::Metadata {
+                line,
+                column,
+                message,
+                ..
+            }) => (line, column, message),
             other => panic!("expected a metadata error, got {other:?}"),
         }
     }
 
     #[test]
     fn unknown_field_is_located() {
-        let (line, column, message) = metadata_err("apiVersion: violet.alauda.io/v1\nkind: Package\nnmae: x\n");
+        let (line, column, message) =
+            metadata_err("apiVersion: violet.alauda.io/v1\nkind: Package\nnmae: x\n");
         assert_eq!((line, column), (3, 1), "{message}");
         assert!(message.contains("nmae"), "{message}");
         assert!(!message.contains('\n'));
@@ -604,12 +802,18 @@ manifestsFirst: true
     #[test]
     fn error_display_names_file_entry_and_position() {
         let e = parse_str("name: x\nbogus: 1\n").unwrap_err();
-        assert!(e.to_string().starts_with("pkg.tgz: violet.yaml:2:1: "), "{e}");
+        assert!(
+            e.to_string().starts_with("pkg.tgz: violet.yaml:2:1: "),
+            "{e}"
+        );
     }
 
     #[test]
     fn effective_fills_from_file_name() {
-        let md = Metadata { display_name: Some("NativeStor".into()), ..Default::default() };
+        let md = Metadata {
+            display_name: Some("NativeStor".into()),
+            ..Default::default()
+        };
         let name = parse_file_name("topolvm-operator.stable.amd64.v2.3.0.tgz");
         let (md, source, warnings) = effective(Some(md), name);
         assert_eq!(source, MetadataSource::File);
@@ -644,22 +848,41 @@ manifestsFirst: true
         assert_eq!(md.version.as_deref(), Some("2.3.0"));
         assert_eq!(md.architectures, file.architectures);
         assert_eq!(warnings.len(), 4, "{warnings:?}");
-        assert!(warnings.iter().any(|w| w.contains("2.3.0") && w.contains("v2.4.0")), "{warnings:?}");
-        assert!(warnings.iter().any(|w| w.contains("topolvm-operator") && w.contains("(topolvm)")));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("2.3.0") && w.contains("v2.4.0")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("topolvm-operator") && w.contains("(topolvm)"))
+        );
         assert!(warnings.iter().any(|w| w.contains("\"beta\"")));
-        assert!(warnings.iter().any(|w| w.contains("amd64") && w.contains("linux/arm64")));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("amd64") && w.contains("linux/arm64"))
+        );
     }
 
     #[test]
     fn leading_v_and_all_agree() {
         let file = parse_str(FULL).unwrap();
-        let (_, _, warnings) = effective(Some(file), parse_file_name("topolvm-operator.stable.ALL.v2.3.0.tgz"));
+        let (_, _, warnings) = effective(
+            Some(file),
+            parse_file_name("topolvm-operator.stable.ALL.v2.3.0.tgz"),
+        );
         assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]
     fn channel_on_a_plugin_warns() {
-        let file = Metadata { package_type: Some(PackageType::Plugin), ..Default::default() };
+        let file = Metadata {
+            package_type: Some(PackageType::Plugin),
+            ..Default::default()
+        };
         let (md, _, warnings) = effective(Some(file), parse_file_name("x.stable.ALL.v1.tgz"));
         assert_eq!(md.package_type, Some(PackageType::Plugin));
         assert_eq!(warnings.len(), 1, "{warnings:?}");
