@@ -14,4 +14,5 @@ pub mod package;
 pub mod plan;
 pub mod registry;
 pub mod scheduler;
+pub mod signature;
 pub mod synth;

@@ -48,6 +48,26 @@ pub enum PackageError {
     BadManifest { path: PathBuf, entry: String, message: String },
 }
 
+impl PackageError {
+    /// The package file or directory the error is about.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            PackageError::NotFound { path }
+            | PackageError::Io { path, .. }
+            | PackageError::NotAnArchive { path }
+            | PackageError::Corrupt { path, .. }
+            | PackageError::UnsafeEntry { path, .. }
+            | PackageError::DuplicateEntry { path, .. }
+            | PackageError::DigestMismatch { path, .. }
+            | PackageError::MissingBlob { path, .. }
+            | PackageError::Metadata { path, .. }
+            | PackageError::UnknownType { path, .. }
+            | PackageError::TooLarge { path, .. }
+            | PackageError::BadManifest { path, .. } => path,
+        }
+    }
+}
+
 impl UserError for PackageError {
     fn exit_code(&self) -> ExitCode {
         match self {
