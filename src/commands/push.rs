@@ -225,7 +225,7 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 bad += 1;
                 printer.info(format!("error: {e}"));
-                summaries.push(PackageSummary { path: e_path(&e), name: None, version: None, images: 0, error: Some(e.to_string()) });
+                summaries.push(PackageSummary { path: e.path().display().to_string(), name: None, version: None, images: 0, error: Some(e.to_string()) });
             }
         }
     }
@@ -310,10 +310,6 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     out.data(&view, || render(&report))?;
     let code = report.exit_code();
     Ok(if code == ExitCode::Success && bad > 0 { ExitCode::Failure } else { code })
-}
-
-fn e_path(e: &package::PackageError) -> String {
-    e.to_string().split(':').next().unwrap_or_default().to_string()
 }
 
 fn render(report: &Report) -> String {

@@ -63,6 +63,7 @@ impl PackageError {
             | PackageError::Metadata { path, .. }
             | PackageError::UnknownType { path, .. }
             | PackageError::TooLarge { path, .. }
+            | PackageError::SizeMismatch { path, .. }
             | PackageError::BadManifest { path, .. } => path,
         }
     }
