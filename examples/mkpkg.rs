@@ -99,8 +99,12 @@ fn parse_size(s: &str) -> Result<u64, String> {
         Some('g') => (&t[..t.len() - 1], 1 << 30),
         _ => (t, 1),
     };
-    let n: u64 = num.trim().parse().map_err(|_| format!("invalid size {s:?} (examples: 4096, 64k, 100M, 1G)"))?;
-    n.checked_mul(mult).ok_or_else(|| format!("size {s:?} is too large"))
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid size {s:?} (examples: 4096, 64k, 100M, 1G)"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} is too large"))
 }
 
 fn spec(args: &Args, name: &str, kind: PackageType, seed: u64) -> SynthSpec {
@@ -115,10 +119,18 @@ fn spec(args: &Args, name: &str, kind: PackageType, seed: u64) -> SynthSpec {
         StoreArg::Oci => StoreKind::OciLayout,
         StoreArg::Distribution => StoreKind::Distribution,
     };
-    spec.media_types = if args.docker_media_types { MediaTypes::Docker } else { MediaTypes::Oci };
+    spec.media_types = if args.docker_media_types {
+        MediaTypes::Docker
+    } else {
+        MediaTypes::Oci
+    };
     spec.images = (0..args.images)
         .map(|i| {
-            let repo = if i == 0 { format!("acp/{name}") } else { format!("acp/{name}-img{i}") };
+            let repo = if i == 0 {
+                format!("acp/{name}")
+            } else {
+                format!("acp/{name}-img{i}")
+            };
             let mut image = SynthImage::new(repo, args.version.clone());
             image.platforms = args.platforms.clone();
             image.layers = args.layers;
@@ -147,13 +159,25 @@ fn main() -> ExitCode {
     };
     if matches!(args.kind, Kind::Core) {
         top.children = (1..=args.plugins)
-            .map(|i| spec(&args, &format!("{}-plugin{i}", args.name), PackageType::Plugin, args.seed + i as u64))
+            .map(|i| {
+                spec(
+                    &args,
+                    &format!("{}-plugin{i}", args.name),
+                    PackageType::Plugin,
+                    args.seed + i as u64,
+                )
+            })
             .collect();
     }
     match violet::synth::write(&top, &args.out) {
         Ok(pkg) => {
             println!("{}", pkg.path.display());
-            eprintln!("{} images, {} blobs, {} bytes", pkg.images.len(), pkg.blob_count, pkg.blob_bytes);
+            eprintln!(
+                "{} images, {} blobs, {} bytes",
+                pkg.images.len(),
+                pkg.blob_count,
+                pkg.blob_bytes
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -197,7 +197,12 @@ pub fn write(spec: &SynthSpec, out_dir: &Path) -> io::Result<SynthPackage> {
     Ok(pkg)
 }
 
-fn write_staged(spec: &SynthSpec, out_dir: &Path, file_name: &str, staging: &Path) -> io::Result<SynthPackage> {
+fn write_staged(
+    spec: &SynthSpec,
+    out_dir: &Path,
+    file_name: &str,
+    staging: &Path,
+) -> io::Result<SynthPackage> {
     let mut store = Staged::new(staging.join("blobs"))?;
     let mut images = Vec::new();
     for image in &spec.images {
@@ -212,7 +217,10 @@ fn write_staged(spec: &SynthSpec, out_dir: &Path, file_name: &str, staging: &Pat
         if spec.container != Container::Directory && child.container == Container::Directory {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{}: nested package {} must use a file container inside an archive", file_name, child.name),
+                format!(
+                    "{}: nested package {} must use a file container inside an archive",
+                    file_name, child.name
+                ),
             ));
         }
         let mut pkg = write(child, &children_dir)?;
@@ -227,7 +235,11 @@ fn write_staged(spec: &SynthSpec, out_dir: &Path, file_name: &str, staging: &Pat
         files.push((METADATA_FILE.into(), Source::Bytes(metadata_yaml(spec)?)));
     }
     files.extend(store.layout_entries(spec)?);
-    files.extend(child_files.into_iter().map(|(entry, path)| (entry, Source::File(path))));
+    files.extend(
+        child_files
+            .into_iter()
+            .map(|(entry, path)| (entry, Source::File(path))),
+    );
 
     let (blob_count, blob_bytes) = store.blob_totals();
     let final_path = out_dir.join(file_name);
@@ -246,13 +258,18 @@ fn write_staged(spec: &SynthSpec, out_dir: &Path, file_name: &str, staging: &Pat
         }
     } else {
         let partial = out_dir.join(format!("{file_name}.partial"));
-        let out = BufWriter::with_capacity(CHUNK, File::create(&partial).map_err(|e| at(&partial, e))?);
+        let out =
+            BufWriter::with_capacity(CHUNK, File::create(&partial).map_err(|e| at(&partial, e))?);
         let level = Compression::new(spec.gzip_level.min(9));
         let written = match spec.container {
-            Container::TarGz => write_tar(GzEncoder::new(out, level), &files).and_then(|gz| gz.finish()),
-            Container::TarZst => {
-                write_tar(zstd::Encoder::new(out, 1).map_err(|e| at(&partial, e))?, &files).and_then(|z| z.finish())
+            Container::TarGz => {
+                write_tar(GzEncoder::new(out, level), &files).and_then(|gz| gz.finish())
             }
+            Container::TarZst => write_tar(
+                zstd::Encoder::new(out, 1).map_err(|e| at(&partial, e))?,
+                &files,
+            )
+            .and_then(|z| z.finish()),
             _ => write_tar(out, &files),
         };
         written
@@ -261,7 +278,13 @@ fn write_staged(spec: &SynthSpec, out_dir: &Path, file_name: &str, staging: &Pat
             .map_err(|e| at(&partial, e))?;
         fs::rename(&partial, &final_path).map_err(|e| at(&final_path, e))?;
     }
-    Ok(SynthPackage { path: final_path, images, blob_count, blob_bytes, children })
+    Ok(SynthPackage {
+        path: final_path,
+        images,
+        blob_count,
+        blob_bytes,
+        children,
+    })
 }
 
 /// Flips one byte in the middle of the largest blob (a layer) of a directory or uncompressed tar
@@ -307,19 +330,30 @@ pub fn corrupt_blob(path: &Path) -> io::Result<Digest> {
     if size == 0 {
         return Err(no_blob(path));
     }
-    let mut f = fs::OpenOptions::new().read(true).write(true).open(&file).map_err(|e| at(&file, e))?;
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&file)
+        .map_err(|e| at(&file, e))?;
     let pos = offset + size / 2;
     let mut byte = [0u8; 1];
-    f.seek(SeekFrom::Start(pos)).and_then(|_| f.read_exact(&mut byte)).map_err(|e| at(&file, e))?;
+    f.seek(SeekFrom::Start(pos))
+        .and_then(|_| f.read_exact(&mut byte))
+        .map_err(|e| at(&file, e))?;
     byte[0] ^= 0xff;
-    f.seek(SeekFrom::Start(pos)).and_then(|_| f.write_all(&byte)).map_err(|e| at(&file, e))?;
+    f.seek(SeekFrom::Start(pos))
+        .and_then(|_| f.write_all(&byte))
+        .map_err(|e| at(&file, e))?;
     Ok(digest)
 }
 
 fn no_blob(path: &Path) -> io::Error {
     io::Error::new(
         io::ErrorKind::InvalidInput,
-        format!("{}: no blob found to corrupt (only directory and .tar packages are supported)", path.display()),
+        format!(
+            "{}: no blob found to corrupt (only directory and .tar packages are supported)",
+            path.display()
+        ),
     )
 }
 
@@ -331,7 +365,9 @@ fn digest_in_path(path: &str) -> Option<Digest> {
     if parts.get(at.checked_sub(1)?) != Some(&"blobs") {
         return None;
     }
-    parts[at + 1..].iter().find_map(|p| Digest::from_hex(p).ok())
+    parts[at + 1..]
+        .iter()
+        .find_map(|p| Digest::from_hex(p).ok())
 }
 
 fn at(path: &Path, e: io::Error) -> io::Error {
@@ -396,7 +432,11 @@ impl<W: Write> StoredGzip<W> {
     fn new(mut inner: W) -> io::Result<Self> {
         // magic, deflate, no flags, mtime 0, no extra flags, OS unknown
         inner.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff])?;
-        Ok(Self { inner, block: Vec::with_capacity(Self::BLOCK), crc: flate2::Crc::new() })
+        Ok(Self {
+            inner,
+            block: Vec::with_capacity(Self::BLOCK),
+            crc: flate2::Crc::new(),
+        })
     }
 
     fn emit_block(&mut self, last: bool) -> io::Result<()> {
@@ -456,7 +496,11 @@ fn tar_header(path: &str, size: u64, dir: bool) -> io::Result<tar::Header> {
     h.set_path(path)?;
     h.set_size(size);
     h.set_mode(if dir { 0o755 } else { 0o644 });
-    h.set_entry_type(if dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
+    h.set_entry_type(if dir {
+        tar::EntryType::Directory
+    } else {
+        tar::EntryType::Regular
+    });
     h.set_mtime(FIXED_MTIME);
     h.set_uid(0);
     h.set_gid(0);
@@ -479,7 +523,11 @@ fn parse_platform(p: &str) -> Platform {
     let mut parts = p.split('/');
     let os = parts.next().unwrap_or("linux").to_string();
     let architecture = parts.next().unwrap_or("amd64").to_string();
-    Platform { architecture, os, variant: parts.next().map(str::to_string) }
+    Platform {
+        architecture,
+        os,
+        variant: parts.next().map(str::to_string),
+    }
 }
 
 #[derive(Serialize)]
@@ -496,7 +544,13 @@ struct Descriptor {
 
 impl Descriptor {
     fn new(media_type: &str, digest: Digest, size: u64) -> Self {
-        Self { media_type: media_type.into(), digest, size, platform: None, annotations: BTreeMap::new() }
+        Self {
+            media_type: media_type.into(),
+            digest,
+            size,
+            platform: None,
+            annotations: BTreeMap::new(),
+        }
     }
 }
 
@@ -622,15 +676,28 @@ impl Staged {
 
     /// One layer: a tar holding a directory and one file of `size` pseudo-random bytes, gzip'd.
     /// Returns (blob digest, blob size, diff_id).
-    fn add_layer(&mut self, seed: u64, label: &str, size: u64) -> io::Result<(Digest, u64, Digest)> {
+    fn add_layer(
+        &mut self,
+        seed: u64,
+        label: &str,
+        size: u64,
+    ) -> io::Result<(Digest, u64, Digest)> {
         if let Some(done) = self.layers.get(label) {
             return Ok(done.clone());
         }
         let tmp = self.tmp_path();
         let file = File::create(&tmp).map_err(|e| at(&tmp, e))?;
-        let blob = HashingWriter { inner: BufWriter::with_capacity(CHUNK, file), hasher: Hasher::new(), len: 0 };
+        let blob = HashingWriter {
+            inner: BufWriter::with_capacity(CHUNK, file),
+            hasher: Hasher::new(),
+            len: 0,
+        };
         let written = (|| {
-            let mut tar = HashingWriter { inner: StoredGzip::new(blob)?, hasher: Hasher::new(), len: 0 };
+            let mut tar = HashingWriter {
+                inner: StoredGzip::new(blob)?,
+                hasher: Hasher::new(),
+                len: 0,
+            };
             let dir = format!("opt/synth/{label}");
             tar.write_all(tar_header(&format!("{dir}/"), 0, true)?.as_bytes())?;
             tar.write_all(tar_header(&format!("{dir}/data.bin"), size, false)?.as_bytes())?;
@@ -648,7 +715,10 @@ impl Staged {
             let diff_id = std::mem::take(&mut tar.hasher).finish();
             let mut blob = tar.inner.finish()?;
             blob.flush()?;
-            blob.inner.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            blob.inner
+                .into_inner()
+                .map_err(|e| e.into_error())?
+                .sync_all()?;
             Ok::<_, io::Error>((blob.hasher.finish(), blob.len, diff_id))
         })();
         let (digest, len, diff_id) = written.map_err(|e| at(&tmp, e))?;
@@ -676,11 +746,15 @@ impl Staged {
                 } else {
                     format!("{}/{plat_label}/layer-{i}", image.repository)
                 };
-                let (digest, size, diff_id) = self.add_layer(spec.seed, &label, image.layer_size)?;
+                let (digest, size, diff_id) =
+                    self.add_layer(spec.seed, &label, image.layer_size)?;
                 layer_links.push(digest.clone());
                 layers.push(Descriptor::new(mt.layer(), digest, size));
                 diff_ids.push(diff_id);
-                history.push(History { created: FIXED_CREATED, created_by: format!("synth layer {i}") });
+                history.push(History {
+                    created: FIXED_CREATED,
+                    created_by: format!("synth layer {i}"),
+                });
             }
             let config = ImageConfig {
                 created: FIXED_CREATED,
@@ -688,9 +762,15 @@ impl Staged {
                 os: p.os.clone(),
                 variant: p.variant.clone(),
                 config: ConfigLabels {
-                    labels: BTreeMap::from([("io.violet.synth.image".into(), image.repository.clone())]),
+                    labels: BTreeMap::from([(
+                        "io.violet.synth.image".into(),
+                        image.repository.clone(),
+                    )]),
                 },
-                rootfs: RootFs { kind: "layers", diff_ids },
+                rootfs: RootFs {
+                    kind: "layers",
+                    diff_ids,
+                },
                 history,
             };
             let (config_digest, config_size) = self.add_json(&config, BlobKind::Data)?;
@@ -707,14 +787,19 @@ impl Staged {
             d.platform = Some(p);
             entries.push(d);
         }
-        let index = ImageIndex { schema_version: 2, media_type: mt.index().into(), manifests: entries };
+        let index = ImageIndex {
+            schema_version: 2,
+            media_type: mt.index().into(),
+            manifests: entries,
+        };
         let (digest, size) = self.add_json(&index, BlobKind::Manifest)?;
         revisions.push(digest.clone());
         let repo = self.repos.entry(image.repository.clone()).or_default();
         repo.layers.extend(layer_links);
         repo.revisions.extend(revisions);
         repo.tags.insert(image.tag.clone(), digest.clone());
-        self.tops.push((spec.reference(image), digest.clone(), size));
+        self.tops
+            .push((spec.reference(image), digest.clone(), size));
         Ok(digest)
     }
 
@@ -729,22 +814,34 @@ impl Staged {
         let mut out = Vec::new();
         let blob_entry = |d: &Digest| match spec.store {
             StoreKind::OciLayout => format!("blobs/sha256/{}", d.hex()),
-            StoreKind::Distribution => format!("{DISTRIBUTION_ROOT}/blobs/sha256/{}/{}/data", &d.hex()[..2], d.hex()),
+            StoreKind::Distribution => format!(
+                "{DISTRIBUTION_ROOT}/blobs/sha256/{}/{}/data",
+                &d.hex()[..2],
+                d.hex()
+            ),
         };
         match spec.store {
             StoreKind::OciLayout => {
-                out.push(("oci-layout".into(), Source::Bytes(br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec())));
+                out.push((
+                    "oci-layout".into(),
+                    Source::Bytes(br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+                ));
                 let manifests = self
                     .tops
                     .iter()
                     .map(|(reference, digest, size)| {
-                        let mut d = Descriptor::new(spec.media_types.index(), digest.clone(), *size);
-                        d.annotations.insert(REF_NAME_ANNOTATION.into(), reference.clone());
+                        let mut d =
+                            Descriptor::new(spec.media_types.index(), digest.clone(), *size);
+                        d.annotations
+                            .insert(REF_NAME_ANNOTATION.into(), reference.clone());
                         d
                     })
                     .collect();
-                let index =
-                    ImageIndex { schema_version: 2, media_type: crate::package::mediatype::OCI_INDEX.into(), manifests };
+                let index = ImageIndex {
+                    schema_version: 2,
+                    media_type: crate::package::mediatype::OCI_INDEX.into(),
+                    manifests,
+                };
                 let bytes = serde_json::to_vec(&index).map_err(io::Error::other)?;
                 out.push(("index.json".into(), Source::Bytes(bytes)));
             }
@@ -756,7 +853,10 @@ impl Staged {
                         out.push((format!("{base}/_layers/sha256/{}/link", d.hex()), link(d)));
                     }
                     for d in &repo.revisions {
-                        out.push((format!("{base}/_manifests/revisions/sha256/{}/link", d.hex()), link(d)));
+                        out.push((
+                            format!("{base}/_manifests/revisions/sha256/{}/link", d.hex()),
+                            link(d),
+                        ));
                     }
                     for (tag, d) in &repo.tags {
                         let tag_dir = format!("{base}/_manifests/tags/{tag}");
@@ -789,7 +889,13 @@ fn write_tar<W: Write>(w: W, files: &[(String, Source)]) -> io::Result<W> {
     let mut dirs = BTreeSet::new();
     for (entry, source) in files {
         let mut parent = String::new();
-        for part in entry.split('/').collect::<Vec<_>>().split_last().map(|(_, d)| d).unwrap_or(&[]) {
+        for part in entry
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map(|(_, d)| d)
+            .unwrap_or(&[])
+        {
             parent.push_str(part);
             parent.push('/');
             if dirs.insert(parent.clone()) {
@@ -894,7 +1000,11 @@ fn metadata_yaml(spec: &SynthSpec) -> io::Result<Vec<u8>> {
         display_name: spec.name.clone(),
         package_type: spec.package_type.as_str(),
         version: spec.version.clone(),
-        channels: if bundle { vec![spec.channel.clone()] } else { Vec::new() },
+        channels: if bundle {
+            vec![spec.channel.clone()]
+        } else {
+            Vec::new()
+        },
         default_channel: bundle.then(|| spec.channel.clone()),
         architectures,
         artifact: refs.first().cloned(),
@@ -915,7 +1025,10 @@ fn metadata_yaml(spec: &SynthSpec) -> io::Result<Vec<u8>> {
                     ("cpaas.io/lifecycle-type".into(), "agnostic".into()),
                 ]),
             },
-            spec: ModulePluginSpec { name: spec.name.clone(), description: format!("synthetic plugin {}", spec.name) },
+            spec: ModulePluginSpec {
+                name: spec.name.clone(),
+                description: format!("synthetic plugin {}", spec.name),
+            },
         }),
         lifecycle: match spec.package_type {
             PackageType::Plugin => Some("agnostic"),
@@ -924,7 +1037,9 @@ fn metadata_yaml(spec: &SynthSpec) -> io::Result<Vec<u8>> {
         },
         manifests_first: true,
     };
-    serde_saphyr::to_string(&file).map(String::into_bytes).map_err(io::Error::other)
+    serde_saphyr::to_string(&file)
+        .map(String::into_bytes)
+        .map_err(io::Error::other)
 }
 
 #[cfg(test)]
@@ -946,14 +1061,25 @@ mod tests {
     fn entries(path: &Path) -> Vec<String> {
         let f = File::open(path).unwrap();
         let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
-        a.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect()
+        a.entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
     fn same_spec_same_digests_pinned() {
         let dir = tempfile::tempdir().unwrap();
-        let one = write(&spec(StoreKind::OciLayout, Container::TarGz), &dir.path().join("a")).unwrap();
-        let two = write(&spec(StoreKind::OciLayout, Container::TarGz), &dir.path().join("b")).unwrap();
+        let one = write(
+            &spec(StoreKind::OciLayout, Container::TarGz),
+            &dir.path().join("a"),
+        )
+        .unwrap();
+        let two = write(
+            &spec(StoreKind::OciLayout, Container::TarGz),
+            &dir.path().join("b"),
+        )
+        .unwrap();
         assert_eq!(one.images, two.images);
         assert_eq!(fs::read(&one.path).unwrap(), fs::read(&two.path).unwrap());
         // Pinned: a change here means every snapshot and every pinned digest in tests changes too.
@@ -982,15 +1108,28 @@ mod tests {
         let first_link = names.iter().position(|n| n.ends_with("/link")).unwrap();
         let first_blob = blob_positions[0].0;
         assert!(first_link < first_blob);
-        let tags = names.iter().filter(|n| n.contains("/_manifests/tags/") && n.ends_with("current/link")).count();
+        let tags = names
+            .iter()
+            .filter(|n| n.contains("/_manifests/tags/") && n.ends_with("current/link"))
+            .count();
         assert_eq!(tags, 2);
-        assert!(!fs::read_dir(dir.path()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with('.')));
+        assert!(
+            !fs::read_dir(dir.path()).unwrap().any(|e| e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.'))
+        );
     }
 
     #[test]
     fn corrupting_a_directory_package_breaks_one_blob() {
         let dir = tempfile::tempdir().unwrap();
-        let pkg = write(&spec(StoreKind::OciLayout, Container::Directory), dir.path()).unwrap();
+        let pkg = write(
+            &spec(StoreKind::OciLayout, Container::Directory),
+            dir.path(),
+        )
+        .unwrap();
         let digest = corrupt_blob(&pkg.path).unwrap();
         let bytes = fs::read(pkg.path.join("blobs/sha256").join(digest.hex())).unwrap();
         assert_ne!(Digest::of(&bytes), digest);
@@ -1024,7 +1163,10 @@ mod tests {
         plugin.images = vec![SynthImage::new("acp/logging", "v1.0.0")];
         core.children = vec![plugin];
         let pkg = write(&core, dir.path()).unwrap();
-        assert_eq!(pkg.children[0].path, Path::new("plugins/logging.ALL.v1.0.0.tgz"));
+        assert_eq!(
+            pkg.children[0].path,
+            Path::new("plugins/logging.ALL.v1.0.0.tgz")
+        );
         assert!(entries(&pkg.path).contains(&"plugins/logging.ALL.v1.0.0.tgz".to_string()));
     }
 

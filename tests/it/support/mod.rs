@@ -29,19 +29,30 @@ impl Output {
     /// Panics with both streams when the command did not exit 0.
     #[track_caller]
     pub fn success(self) -> Self {
-        assert_eq!(self.code, 0, "command failed\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON: {e}\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON: {e}\n--- stdout\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
 impl TestContext {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("violet-it-").tempdir().expect("create temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("violet-it-")
+            .tempdir()
+            .expect("create temp dir");
         std::fs::create_dir_all(dir.path().join("home/.docker")).expect("create HOME");
         Self { dir }
     }
@@ -129,33 +140,52 @@ impl TestContext {
             f.push((regex::escape(&real.to_string_lossy()), "[TMP]"));
         }
         f.extend([
-            (r"(127\.0\.0\.1|localhost|\[::1\]):\d+".to_string(), "$1:[PORT]"),
+            (
+                r"(127\.0\.0\.1|localhost|\[::1\]):\d+".to_string(),
+                "$1:[PORT]",
+            ),
             (r"\d+(\.\d+)?\s?([KMGT]i?B|B)/s".to_string(), "[RATE]"),
-            (r"\b\d+(\.\d+)?\s?(ns|µs|us|ms|s|m|h)\b".to_string(), "[DURATION]"),
+            (
+                r"\b\d+(\.\d+)?\s?(ns|µs|us|ms|s|m|h)\b".to_string(),
+                "[DURATION]",
+            ),
         ]);
         f
     }
 
     /// Applies [`Self::filters`] to a string, for assertions outside insta.
     pub fn redact(&self, text: &str) -> String {
-        self.filters().iter().fold(text.to_string(), |acc, (pattern, replacement)| {
-            regex::Regex::new(pattern).expect("valid filter").replace_all(&acc, *replacement).into_owned()
-        })
+        self.filters()
+            .iter()
+            .fold(text.to_string(), |acc, (pattern, replacement)| {
+                regex::Regex::new(pattern)
+                    .expect("valid filter")
+                    .replace_all(&acc, *replacement)
+                    .into_owned()
+            })
     }
 }
 
 /// Runs `cmd` to completion, feeding `stdin` if given, and captures everything it prints.
 pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     if let Some(input) = stdin {
         let mut pipe = child.stdin.take().expect("stdin is piped");
         // A command that exits without reading stdin is the test's business, not a harness failure.
         let _ = pipe.write_all(input);
     }
-    let out = child.wait_with_output().unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
     Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -170,7 +200,10 @@ fn filters_hide_ports_paths_durations_and_rates() {
         "pushed {}/a.tgz to 127.0.0.1:41234 in 1.25s (312.5 MiB/s), retry after 500ms",
         ctx.path().display()
     );
-    assert_eq!(ctx.redact(&text), "pushed [TMP]/a.tgz to 127.0.0.1:[PORT] in [DURATION] ([RATE]), retry after [DURATION]");
+    assert_eq!(
+        ctx.redact(&text),
+        "pushed [TMP]/a.tgz to 127.0.0.1:[PORT] in [DURATION] ([RATE]), retry after [DURATION]"
+    );
 }
 
 #[test]

@@ -64,7 +64,8 @@ impl Rule {
     pub fn new(method: Option<&str>, path_regex: &str, fault: Fault) -> Self {
         Self {
             method: method.map(str::to_ascii_uppercase),
-            path: Regex::new(path_regex).unwrap_or_else(|e| panic!("bad path regex {path_regex:?}: {e}")),
+            path: Regex::new(path_regex)
+                .unwrap_or_else(|e| panic!("bad path regex {path_regex:?}: {e}")),
             fault,
             skip: 0,
             times: 1,
@@ -128,7 +129,9 @@ impl FaultProxy {
             .build()
             .expect("build proxy runtime");
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy port");
-        std_listener.set_nonblocking(true).expect("nonblocking listener");
+        std_listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let addr = std_listener.local_addr().expect("proxy address");
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
@@ -140,16 +143,24 @@ impl FaultProxy {
         runtime.spawn(async move {
             let listener = tokio::net::TcpListener::from_std(std_listener).expect("tokio listener");
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let conn_shared = accept_shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| handle(conn_shared.clone(), req));
                     // Injected resets end connections with an error on purpose.
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
-        Self { addr, shared, runtime: Some(runtime) }
+        Self {
+            addr,
+            shared,
+            runtime: Some(runtime),
+        }
     }
 
     /// `127.0.0.1:PORT` of the proxy, to use as the registry host.
@@ -175,7 +186,11 @@ impl FaultProxy {
     /// How many requests had this method (any when `None`) and a path matching `path_regex`.
     pub fn count(&self, method: Option<&str>, path_regex: &str) -> usize {
         let rule = Rule::new(method, path_regex, Fault::Status(0));
-        self.lock().seen.iter().filter(|s| rule.matches(&s.method, &s.path)).count()
+        self.lock()
+            .seen
+            .iter()
+            .filter(|s| rule.matches(&s.method, &s.path))
+            .count()
     }
 
     /// Forgets the recorded requests (rules stay).
@@ -213,11 +228,18 @@ fn pick_fault(shared: &Shared, method: &str, path: &str) -> Option<Fault> {
         fault = Some(rule.fault.clone());
         break;
     }
-    state.seen.push(Seen { method: method.into(), path: path.into(), fault: fault.as_ref().map(|f| format!("{f:?}")) });
+    state.seen.push(Seen {
+        method: method.into(),
+        path: path.into(),
+        fault: fault.as_ref().map(|f| format!("{f:?}")),
+    });
     fault
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<ProxyBody>, BoxError> {
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, BoxError> {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let mut truncate = None;
@@ -237,31 +259,52 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
             return Err("injected connection reset".into());
         }
         Some(Fault::Status(code)) => return Ok(error_response(req, code, None).await),
-        Some(Fault::Unavailable { retry_after_secs }) => return Ok(error_response(req, 503, Some(retry_after_secs)).await),
-        Some(Fault::TooManyRequests { retry_after_secs }) => return Ok(error_response(req, 429, retry_after_secs).await),
+        Some(Fault::Unavailable { retry_after_secs }) => {
+            return Ok(error_response(req, 503, Some(retry_after_secs)).await);
+        }
+        Some(Fault::TooManyRequests { retry_after_secs }) => {
+            return Ok(error_response(req, 429, retry_after_secs).await);
+        }
     }
 
     let (mut parts, body) = req.into_parts();
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = format!("http://{}{pq}", shared.upstream).parse()?;
-    parts.headers.insert(HOST, HeaderValue::from_str(&shared.upstream)?);
-    let upstream_req = Request::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed());
+    parts
+        .headers
+        .insert(HOST, HeaderValue::from_str(&shared.upstream)?);
+    let upstream_req =
+        Request::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed());
     let resp = match shared.client.request(upstream_req).await {
         Ok(r) => r,
         Err(e) => {
-            let mut r = Response::new(full(format!("proxy: upstream {} failed: {e}", shared.upstream)));
+            let mut r = Response::new(full(format!(
+                "proxy: upstream {} failed: {e}",
+                shared.upstream
+            )));
             *r.status_mut() = StatusCode::BAD_GATEWAY;
             return Ok(r);
         }
     };
     let (mut parts, body) = resp.into_parts();
     if let Some(loc) = parts.headers.get(LOCATION).and_then(|v| v.to_str().ok()) {
-        let rewritten = loc.replacen(&format!("//{}", shared.upstream), &format!("//{}", shared.public), 1);
-        parts.headers.insert(LOCATION, HeaderValue::from_str(&rewritten)?);
+        let rewritten = loc.replacen(
+            &format!("//{}", shared.upstream),
+            &format!("//{}", shared.public),
+            1,
+        );
+        parts
+            .headers
+            .insert(LOCATION, HeaderValue::from_str(&rewritten)?);
     }
     let body = body.map_err(|e| Box::new(e) as BoxError);
     let body = match truncate {
-        Some(after) => Truncate { inner: body.boxed(), left: after, yielded: false }.boxed(),
+        Some(after) => Truncate {
+            inner: body.boxed(),
+            left: after,
+            yielded: false,
+        }
+        .boxed(),
         None => body.boxed(),
     };
     Ok(Response::from_parts(parts, body))
@@ -269,14 +312,19 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
 
 /// Reads the request body to its end (so the connection stays usable, as with a real server that
 /// rejects an upload after reading it) and answers with a registry-style error.
-async fn error_response(req: Request<Incoming>, code: u16, retry_after: Option<u64>) -> Response<ProxyBody> {
+async fn error_response(
+    req: Request<Incoming>,
+    code: u16,
+    retry_after: Option<u64>,
+) -> Response<ProxyBody> {
     let mut body = req.into_body();
     while let Some(Ok(_)) = body.frame().await {}
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let msg = format!(r#"{{"errors":[{{"code":"UNKNOWN","message":"injected fault: {code}"}}]}}"#);
     let mut r = Response::new(full(msg));
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     if let Some(secs) = retry_after {
         r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
     }
@@ -284,7 +332,9 @@ async fn error_response(req: Request<Incoming>, code: u16, retry_after: Option<u
 }
 
 fn full(s: String) -> ProxyBody {
-    Full::new(Bytes::from(s)).map_err(|never: Infallible| match never {}).boxed()
+    Full::new(Bytes::from(s))
+        .map_err(|never: Infallible| match never {})
+        .boxed()
 }
 
 /// A body that passes `left` bytes through, then fails (which makes hyper drop the connection).
@@ -300,7 +350,10 @@ impl Body for Truncate {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if self.left == 0 {
             if !self.yielded {
                 self.yielded = true;
@@ -347,12 +400,25 @@ mod tests {
     fn curl_body(ctx: &TestContext, out: &std::path::Path, url: &str) -> Output {
         let mut cmd = Command::new("curl");
         ctx.clean_env(&mut cmd);
-        cmd.args(["-s", "-S", "-f", "--max-time", "60", "-o", &out.display().to_string(), url]);
+        cmd.args([
+            "-s",
+            "-S",
+            "-f",
+            "--max-time",
+            "60",
+            "-o",
+            &out.display().to_string(),
+            url,
+        ]);
         run(cmd, None)
     }
 
     fn status(out: &Output) -> u16 {
-        out.stdout.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+        out.stdout
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
     }
 
     fn header<'a>(out: &'a Output, name: &str) -> Option<&'a str> {
@@ -363,13 +429,44 @@ mod tests {
     }
 
     /// POST + monolithic PUT of `file` to `repo`; returns the PUT's output.
-    fn upload(ctx: &TestContext, proxy: &FaultProxy, repo: &str, file: &std::path::Path, digest: &str) -> Output {
-        let post = curl(ctx, &["-X", "POST", &format!("http://{}/v2/{repo}/blobs/uploads/", proxy.host())]);
+    fn upload(
+        ctx: &TestContext,
+        proxy: &FaultProxy,
+        repo: &str,
+        file: &std::path::Path,
+        digest: &str,
+    ) -> Output {
+        let post = curl(
+            ctx,
+            &[
+                "-X",
+                "POST",
+                &format!("http://{}/v2/{repo}/blobs/uploads/", proxy.host()),
+            ],
+        );
         assert_eq!(status(&post), 202, "{}", post.stdout);
-        let location = header(&post, "location").expect("upload location").to_string();
-        assert!(location.contains(&proxy.host()), "Location {location} does not point at the proxy");
+        let location = header(&post, "location")
+            .expect("upload location")
+            .to_string();
+        assert!(
+            location.contains(&proxy.host()),
+            "Location {location} does not point at the proxy"
+        );
         let put_url = format!("{location}&digest={digest}");
-        curl(ctx, &["-X", "PUT", "-H", "Expect:", "-H", "Content-Type: application/octet-stream", "-T", &file.display().to_string(), &put_url])
+        curl(
+            ctx,
+            &[
+                "-X",
+                "PUT",
+                "-H",
+                "Expect:",
+                "-H",
+                "Content-Type: application/octet-stream",
+                "-T",
+                &file.display().to_string(),
+                &put_url,
+            ],
+        )
     }
 
     fn blob(ctx: &TestContext, size: usize) -> (std::path::PathBuf, Digest) {
@@ -387,11 +484,23 @@ mod tests {
         let (file, digest) = blob(&ctx, 3 << 20);
         let put = upload(&ctx, &proxy, "test/blob", &file, digest.as_str());
         assert_eq!(status(&put), 201, "{}\n{}", put.stdout, put.stderr);
-        let head = curl(&ctx, &["-I", &format!("http://{}/v2/test/blob/blobs/{digest}", proxy.host())]);
+        let head = curl(
+            &ctx,
+            &[
+                "-I",
+                &format!("http://{}/v2/test/blob/blobs/{digest}", proxy.host()),
+            ],
+        );
         assert_eq!(status(&head), 200, "{}", head.stdout);
         assert_eq!(header(&head, "content-length"), Some("3145728"));
-        assert_eq!(proxy.count(Some("POST"), r"^/v2/test/blob/blobs/uploads/$"), 1);
-        assert_eq!(proxy.count(Some("PUT"), r"^/v2/test/blob/blobs/uploads/"), 1);
+        assert_eq!(
+            proxy.count(Some("POST"), r"^/v2/test/blob/blobs/uploads/$"),
+            1
+        );
+        assert_eq!(
+            proxy.count(Some("PUT"), r"^/v2/test/blob/blobs/uploads/"),
+            1
+        );
         assert_eq!(proxy.count(None, r"^/v2/"), 3);
     }
 
@@ -402,8 +511,20 @@ mod tests {
         let proxy = FaultProxy::start(&registry.host);
         let url = format!("http://{}/v2/", proxy.host());
         proxy.inject(Rule::new(Some("GET"), "^/v2/$", Fault::Status(500)).after(1));
-        proxy.inject(Rule::new(Some("GET"), "^/v2/$", Fault::Unavailable { retry_after_secs: 3 }));
-        proxy.inject(Rule::new(Some("GET"), "^/v2/$", Fault::TooManyRequests { retry_after_secs: None }));
+        proxy.inject(Rule::new(
+            Some("GET"),
+            "^/v2/$",
+            Fault::Unavailable {
+                retry_after_secs: 3,
+            },
+        ));
+        proxy.inject(Rule::new(
+            Some("GET"),
+            "^/v2/$",
+            Fault::TooManyRequests {
+                retry_after_secs: None,
+            },
+        ));
         // The first request passes rule 1 (after 1) and hits rule 2.
         let first = curl(&ctx, &[&url]);
         assert_eq!(status(&first), 503);
@@ -421,20 +542,47 @@ mod tests {
         let registry = PlainRegistry::start(&ctx.path().join("registry"));
         let proxy = FaultProxy::start(&registry.host);
         let (file, digest) = blob(&ctx, 2 << 20);
-        proxy.inject(Rule::new(Some("PUT"), r"/blobs/uploads/", Fault::ResetDuringRequest { after_bytes: 64 << 10 }));
+        proxy.inject(Rule::new(
+            Some("PUT"),
+            r"/blobs/uploads/",
+            Fault::ResetDuringRequest {
+                after_bytes: 64 << 10,
+            },
+        ));
         let cut = upload(&ctx, &proxy, "test/reset", &file, digest.as_str());
-        assert_ne!(cut.code, 0, "the upload should have been cut off: {}", cut.stdout);
+        assert_ne!(
+            cut.code, 0,
+            "the upload should have been cut off: {}",
+            cut.stdout
+        );
         let retried = upload(&ctx, &proxy, "test/reset", &file, digest.as_str());
-        assert_eq!(status(&retried), 201, "{}\n{}", retried.stdout, retried.stderr);
+        assert_eq!(
+            status(&retried),
+            201,
+            "{}\n{}",
+            retried.stdout,
+            retried.stderr
+        );
 
-        proxy.inject(Rule::new(Some("GET"), r"/blobs/sha256:", Fault::ResetDuringResponse { after_bytes: 1000 }));
+        proxy.inject(Rule::new(
+            Some("GET"),
+            r"/blobs/sha256:",
+            Fault::ResetDuringResponse { after_bytes: 1000 },
+        ));
         let out = ctx.file("download.bin");
         let blob_url = format!("http://{}/v2/test/reset/blobs/{digest}", proxy.host());
         let get = curl_body(&ctx, &out, &blob_url);
-        assert_eq!(get.code, 18, "curl should report a partial transfer: {}", get.stderr);
+        assert_eq!(
+            get.code, 18,
+            "curl should report a partial transfer: {}",
+            get.stderr
+        );
         assert_eq!(std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0), 1000);
         let get = curl_body(&ctx, &out, &blob_url);
         assert_eq!(get.code, 0, "{}", get.stderr);
-        assert_eq!(Digest::of(&std::fs::read(&out).expect("downloaded blob")), digest);
+        assert_eq!(
+            Digest::of(&std::fs::read(&out).expect("downloaded blob")),
+            digest
+        );
     }
 }

@@ -20,7 +20,11 @@ fn skopeo(ctx: &TestContext) -> Command {
 fn checked(cmd: Command) -> Output {
     let shown = format!("{cmd:?}");
     let out = run(cmd, None);
-    assert_eq!(out.code, 0, "{shown} failed\n--- stdout\n{}\n--- stderr\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "{shown} failed\n--- stdout\n{}\n--- stderr\n{}",
+        out.stdout, out.stderr
+    );
     out
 }
 
@@ -28,14 +32,21 @@ fn checked(cmd: Command) -> Output {
 /// registries), e.g. `oci:/dir:ref` → `docker://127.0.0.1:PORT/repo:tag`. Panics on failure.
 #[track_caller]
 pub fn skopeo_copy_all(ctx: &TestContext, src: &str, dst: &str) {
-    skopeo_copy_all_with(ctx, src, dst, &["--src-tls-verify=false", "--dest-tls-verify=false"]);
+    skopeo_copy_all_with(
+        ctx,
+        src,
+        dst,
+        &["--src-tls-verify=false", "--dest-tls-verify=false"],
+    );
 }
 
 /// `skopeo copy --all` with explicit flags (`--dest-cert-dir DIR`, `--dest-creds u:p`, ...).
 #[track_caller]
 pub fn skopeo_copy_all_with(ctx: &TestContext, src: &str, dst: &str, flags: &[&str]) {
     let mut cmd = skopeo(ctx);
-    cmd.args(["copy", "-q", "--all"]).args(flags).args([src, dst]);
+    cmd.args(["copy", "-q", "--all"])
+        .args(flags)
+        .args([src, dst]);
     checked(cmd);
 }
 
@@ -44,11 +55,20 @@ pub fn skopeo_copy_all_with(ctx: &TestContext, src: &str, dst: &str, flags: &[&s
 #[track_caller]
 pub fn skopeo_inspect_raw_digest(ctx: &TestContext, reference: &str, tls_flags: &[&str]) -> Digest {
     let mut cmd = skopeo(ctx);
-    cmd.args(["inspect", "--raw"]).args(tls_flags).arg(reference);
+    cmd.args(["inspect", "--raw"])
+        .args(tls_flags)
+        .arg(reference);
     let shown = format!("{cmd:?}");
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     // The exact bytes matter here, so stdout is not read through `run` (which makes it a String).
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
-    assert!(out.status.success(), "{shown} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    assert!(
+        out.status.success(),
+        "{shown} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Digest::of(&out.stdout)
 }
