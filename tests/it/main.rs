@@ -2,3 +2,5 @@
 //! fault proxy, platform emulator); each other module tests one feature end to end.
 
 mod support;
+
+mod package_read;

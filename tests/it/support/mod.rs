@@ -1,1 +1,214 @@
 //! Test support: `TestContext`, real registries, token server, fault proxy, platform emulator.
+
+#![allow(dead_code)] // each helper is used by some tests only; the test binary is built as a whole
+
+pub mod proxy;
+pub mod skopeo;
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// One test's private world: a temp directory holding HOME, the Docker config and any files the
+/// test writes, and a way to run the `violet` binary inside it.
+pub struct TestContext {
+    dir: tempfile::TempDir,
+}
+
+/// What a finished command printed and how it exited.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit code; `-1` when killed by a signal.
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Panics with both streams when the command did not exit 0.
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "command failed\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON: {e}\n--- stdout\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+impl TestContext {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("violet-it-")
+            .tempdir()
+            .expect("create temp dir");
+        std::fs::create_dir_all(dir.path().join("home/.docker")).expect("create HOME");
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `HOME` of the commands this context runs.
+    pub fn home(&self) -> PathBuf {
+        self.path().join("home")
+    }
+
+    /// A path inside the context directory (parents created).
+    pub fn file(&self, rel: &str) -> PathBuf {
+        let p = self.path().join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("create parent dir");
+        }
+        p
+    }
+
+    /// `violet` with a clean environment: only PATH survives; HOME and DOCKER_CONFIG point into the
+    /// temp directory (no user credentials leak in), no proxies, no colours; cwd is the temp dir.
+    pub fn violet(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_violet"));
+        self.clean_env(&mut cmd);
+        cmd
+    }
+
+    /// Applies the same clean environment to any other tool (skopeo, curl, ...).
+    pub fn clean_env(&self, cmd: &mut Command) {
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("DOCKER_CONFIG", self.home().join(".docker"))
+            .env("XDG_RUNTIME_DIR", self.home())
+            .env("XDG_CONFIG_HOME", self.home().join(".config"))
+            .env("NO_COLOR", "1")
+            .env("TERM", "dumb")
+            .current_dir(self.path());
+    }
+
+    /// Runs `violet ARGS...` to completion with stdin closed.
+    pub fn run<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.violet();
+        cmd.args(args);
+        run(cmd, None)
+    }
+
+    /// Runs `violet ARGS...` to completion with `stdin` as its standard input.
+    pub fn run_stdin<I, S>(&self, args: I, stdin: &str) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.violet();
+        cmd.args(args);
+        run(cmd, Some(stdin.as_bytes()))
+    }
+
+    /// insta settings whose filters make output stable: this context's temp path, loopback
+    /// ports, durations and throughput numbers.
+    pub fn insta_settings(&self) -> insta::Settings {
+        let mut s = insta::Settings::clone_current();
+        for (pattern, replacement) in self.filters() {
+            s.add_filter(&pattern, replacement);
+        }
+        s.set_prepend_module_to_snapshot(false);
+        s
+    }
+
+    /// The filters of [`Self::insta_settings`], as (regex, replacement), most specific first.
+    pub fn filters(&self) -> Vec<(String, &'static str)> {
+        let tmp = self.path().to_string_lossy().into_owned();
+        let mut f = vec![(regex::escape(&tmp), "[TMP]")];
+        // macOS and some CI hosts reach the temp dir through a symlink
+        if let Ok(real) = self.path().canonicalize()
+            && real != self.path()
+        {
+            f.push((regex::escape(&real.to_string_lossy()), "[TMP]"));
+        }
+        f.extend([
+            (
+                r"(127\.0\.0\.1|localhost|\[::1\]):\d+".to_string(),
+                "$1:[PORT]",
+            ),
+            (r"\d+(\.\d+)?\s?([KMGT]i?B|B)/s".to_string(), "[RATE]"),
+            (
+                r"\b\d+(\.\d+)?\s?(ns|µs|us|ms|s|m|h)\b".to_string(),
+                "[DURATION]",
+            ),
+        ]);
+        f
+    }
+
+    /// Applies [`Self::filters`] to a string, for assertions outside insta.
+    pub fn redact(&self, text: &str) -> String {
+        self.filters()
+            .iter()
+            .fold(text.to_string(), |acc, (pattern, replacement)| {
+                regex::Regex::new(pattern)
+                    .expect("valid filter")
+                    .replace_all(&acc, *replacement)
+                    .into_owned()
+            })
+    }
+}
+
+/// Runs `cmd` to completion, feeding `stdin` if given, and captures everything it prints.
+pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin is piped");
+        // A command that exits without reading stdin is the test's business, not a harness failure.
+        let _ = pipe.write_all(input);
+    }
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn filters_hide_ports_paths_durations_and_rates() {
+    let ctx = TestContext::new();
+    let text = format!(
+        "pushed {}/a.tgz to 127.0.0.1:41234 in 1.25s (312.5 MiB/s), retry after 500ms",
+        ctx.path().display()
+    );
+    assert_eq!(
+        ctx.redact(&text),
+        "pushed [TMP]/a.tgz to 127.0.0.1:[PORT] in [DURATION] ([RATE]), retry after [DURATION]"
+    );
+}
+
+#[test]
+fn violet_runs_with_a_clean_environment() {
+    let ctx = TestContext::new();
+    let out = ctx.run(["version"]).success();
+    assert!(out.stdout.starts_with("Version: v"), "{}", out.stdout);
+}
