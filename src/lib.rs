@@ -11,5 +11,6 @@ pub mod digest;
 pub mod error;
 pub mod output;
 pub mod package;
+pub mod platform;
 pub mod registry;
 pub mod synth;
