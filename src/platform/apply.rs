@@ -127,8 +127,8 @@ fn uid_of(v: &Value) -> Option<String> {
     v.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_string)
 }
 
-/// Create-or-update one object; returns the action, the object as the server has it (or would,
-/// after a dry run: `None`), and the dry-run diff.
+/// Create-or-update one object; returns the action, the object as the server has it (a dry run:
+/// the live object, `None` when it would be created), and the dry-run diff.
 async fn apply_one(
     cluster: &Cluster,
     planned: &PlannedObject,
@@ -157,7 +157,7 @@ async fn apply_one(
                 }
                 let merged = merge(&live, desired);
                 if opts.dry_run {
-                    return Ok((WriteAction::WouldUpdate, None, Some(diff(Some(&live), &merged))));
+                    return Ok((WriteAction::WouldUpdate, Some(live.clone()), Some(diff(Some(&live), &merged))));
                 }
                 match cluster.replace(&resource, ns, &merged).await {
                     Ok(updated) => return Ok((WriteAction::Updated, Some(updated), None)),
