@@ -27,7 +27,11 @@ pub struct ApplyOptions {
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        Self { force: false, dry_run: false, conflict_retries: 5 }
+        Self {
+            force: false,
+            dry_run: false,
+            conflict_retries: 5,
+        }
     }
 }
 
@@ -70,14 +74,28 @@ pub struct WriteReport {
 impl WriteReport {
     /// `cluster global: ArtifactVersion cpaas-system/x.v1 created`
     pub fn line(&self) -> String {
-        let ns = self.namespace.as_deref().map(|n| format!("{n}/")).unwrap_or_default();
-        format!("cluster {}: {} {ns}{} {}", self.cluster, self.kind.as_str(), self.name, self.action.as_str())
+        let ns = self
+            .namespace
+            .as_deref()
+            .map(|n| format!("{n}/"))
+            .unwrap_or_default();
+        format!(
+            "cluster {}: {} {ns}{} {}",
+            self.cluster,
+            self.kind.as_str(),
+            self.name,
+            self.action.as_str()
+        )
     }
 }
 
 /// Applies the plan object by object, in order (an Artifact before its versions, so the versions'
 /// ownerReferences carry the Artifact's uid in that cluster). Stops at the first error.
-pub async fn publish(platform: &Platform, plan: &CatalogPlan, opts: &ApplyOptions) -> Result<Vec<WriteReport>> {
+pub async fn publish(
+    platform: &Platform,
+    plan: &CatalogPlan,
+    opts: &ApplyOptions,
+) -> Result<Vec<WriteReport>> {
     let mut reports = Vec::new();
     // (cluster, artifact name) → uid, from this run's writes or reads.
     let mut uids: BTreeMap<(String, String), Option<String>> = BTreeMap::new();
@@ -89,7 +107,11 @@ pub async fn publish(platform: &Platform, plan: &CatalogPlan, opts: &ApplyOption
             let uid = match uids.get(&key) {
                 Some(u) => u.clone(),
                 None => cluster
-                    .get(&Kind::Artifact.resource(), Kind::Artifact.namespace(), owner)
+                    .get(
+                        &Kind::Artifact.resource(),
+                        Kind::Artifact.namespace(),
+                        owner,
+                    )
                     .await?
                     .and_then(|a| uid_of(&a)),
             };
@@ -99,7 +121,10 @@ pub async fn publish(platform: &Platform, plan: &CatalogPlan, opts: &ApplyOption
         }
         let (action, result, diff) = apply_one(&cluster, planned, &desired, opts).await?;
         if planned.kind == Kind::Artifact {
-            uids.insert((planned.cluster.clone(), planned.name().to_string()), result.as_ref().and_then(uid_of));
+            uids.insert(
+                (planned.cluster.clone(), planned.name().to_string()),
+                result.as_ref().and_then(uid_of),
+            );
         }
         reports.push(WriteReport {
             cluster: planned.cluster.clone(),
@@ -124,7 +149,9 @@ fn owner_reference(artifact: &str, uid: &str) -> Value {
 }
 
 fn uid_of(v: &Value) -> Option<String> {
-    v.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_string)
+    v.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 /// Create-or-update one object; returns the action, the object as the server has it (a dry run:
@@ -157,7 +184,11 @@ async fn apply_one(
                 }
                 let merged = merge(&live, desired);
                 if opts.dry_run {
-                    return Ok((WriteAction::WouldUpdate, Some(live.clone()), Some(diff(Some(&live), &merged))));
+                    return Ok((
+                        WriteAction::WouldUpdate,
+                        Some(live.clone()),
+                        Some(diff(Some(&live), &merged)),
+                    ));
                 }
                 match cluster.replace(&resource, ns, &merged).await {
                     Ok(updated) => return Ok((WriteAction::Updated, Some(updated), None)),
@@ -172,27 +203,43 @@ async fn apply_one(
         cluster: cluster.name.clone(),
         action: format!("update {} {name}", planned.kind.as_str()),
         code: 409,
-        message: format!("still conflicting after {} attempts; another writer keeps changing it", opts.conflict_retries + 1),
+        message: format!(
+            "still conflicting after {} attempts; another writer keeps changing it",
+            opts.conflict_retries + 1
+        ),
     })
 }
 
 /// Every value of `want` is in `have` (objects: recursively by key; anything else: equal).
 fn contains(have: &Value, want: &Value) -> bool {
     match (have, want) {
-        (Value::Object(h), Value::Object(w)) => w.iter().all(|(k, wv)| h.get(k).is_some_and(|hv| contains(hv, wv))),
+        (Value::Object(h), Value::Object(w)) => w
+            .iter()
+            .all(|(k, wv)| h.get(k).is_some_and(|hv| contains(hv, wv))),
         (h, w) => h == w,
     }
 }
 
 fn owns_equal(desired: &Value, live: &Value) -> bool {
-    let meta_ok = ["labels", "annotations"].iter().all(|k| match desired["metadata"].get(*k) {
-        Some(w) => live["metadata"].get(*k).is_some_and(|h| contains(h, w)),
-        None => true,
-    });
-    let owners_ok = match desired["metadata"].get("ownerReferences").and_then(Value::as_array) {
+    let meta_ok = ["labels", "annotations"]
+        .iter()
+        .all(|k| match desired["metadata"].get(*k) {
+            Some(w) => live["metadata"].get(*k).is_some_and(|h| contains(h, w)),
+            None => true,
+        });
+    let owners_ok = match desired["metadata"]
+        .get("ownerReferences")
+        .and_then(Value::as_array)
+    {
         Some(want) => {
-            let have = live["metadata"]["ownerReferences"].as_array().cloned().unwrap_or_default();
-            want.iter().all(|w| have.iter().any(|h| h.get("uid") == w.get("uid") && h.get("name") == w.get("name")))
+            let have = live["metadata"]["ownerReferences"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            want.iter().all(|w| {
+                have.iter()
+                    .any(|h| h.get("uid") == w.get("uid") && h.get("name") == w.get("name"))
+            })
         }
         None => true,
     };
@@ -211,17 +258,28 @@ fn merge(live: &Value, desired: &Value) -> Value {
     let mut out = live.clone();
     for key in ["labels", "annotations"] {
         if let Some(Value::Object(want)) = desired["metadata"].get(key) {
-            let mut m = live["metadata"].get(key).and_then(Value::as_object).cloned().unwrap_or_default();
+            let mut m = live["metadata"]
+                .get(key)
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             m.extend(want.clone());
             out["metadata"][key] = Value::Object(m);
         }
     }
-    if let Some(want) = desired["metadata"].get("ownerReferences").and_then(Value::as_array) {
+    if let Some(want) = desired["metadata"]
+        .get("ownerReferences")
+        .and_then(Value::as_array)
+    {
         let mut refs: Vec<Value> = live["metadata"]["ownerReferences"]
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|h| !want.iter().any(|w| w.get("kind") == h.get("kind") && w.get("name") == h.get("name")))
+            .filter(|h| {
+                !want
+                    .iter()
+                    .any(|w| w.get("kind") == h.get("kind") && w.get("name") == h.get("name"))
+            })
             .cloned()
             .collect();
         refs.extend(want.iter().cloned());
@@ -240,7 +298,13 @@ fn merge(live: &Value, desired: &Value) -> Value {
 /// The part of an object a diff should show: identity, owned metadata, and the body without status.
 fn view(v: &Value) -> Value {
     let mut meta = Map::new();
-    for k in ["name", "namespace", "labels", "annotations", "ownerReferences"] {
+    for k in [
+        "name",
+        "namespace",
+        "labels",
+        "annotations",
+        "ownerReferences",
+    ] {
         if let Some(x) = v["metadata"].get(k) {
             meta.insert(k.into(), x.clone());
         }
@@ -276,13 +340,23 @@ pub fn crs_out(dir: &Path, plan: &CatalogPlan) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for planned in &plan.objects {
         let sub = dir.join(&planned.cluster);
-        std::fs::create_dir_all(&sub).map_err(|source| PlatformError::Write { path: sub.clone(), source })?;
-        let path = sub.join(format!("{}-{}.yaml", planned.kind.as_str().to_ascii_lowercase(), planned.name()));
+        std::fs::create_dir_all(&sub).map_err(|source| PlatformError::Write {
+            path: sub.clone(),
+            source,
+        })?;
+        let path = sub.join(format!(
+            "{}-{}.yaml",
+            planned.kind.as_str().to_ascii_lowercase(),
+            planned.name()
+        ));
         let yaml = serde_saphyr::to_string(&planned.object).map_err(|e| PlatformError::Write {
             path: path.clone(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        std::fs::write(&path, yaml).map_err(|source| PlatformError::Write { path: path.clone(), source })?;
+        std::fs::write(&path, yaml).map_err(|source| PlatformError::Write {
+            path: path.clone(),
+            source,
+        })?;
         written.push(path);
     }
     Ok(written)
@@ -328,7 +402,10 @@ mod tests {
         assert_eq!(m["spec"]["registry"], "r2");
         assert!(m["spec"].get("defaulted").is_none());
         let text = diff(Some(&live()), &m);
-        assert!(text.contains("-  registry: r\n") && text.contains("+  registry: r2\n"), "{text}");
+        assert!(
+            text.contains("-  registry: r\n") && text.contains("+  registry: r2\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -339,7 +416,10 @@ mod tests {
         d["metadata"]["ownerReferences"] = json!([owner_reference("a", "new")]);
         assert!(!owns_equal(&d, &l));
         let m = merge(&l, &d);
-        assert_eq!(m["metadata"]["ownerReferences"].as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            m["metadata"]["ownerReferences"].as_array().map(Vec::len),
+            Some(1)
+        );
         assert_eq!(m["metadata"]["ownerReferences"][0]["uid"], "new");
     }
 }

@@ -17,7 +17,12 @@ pub struct PlatformArgs {
     pub platform_username: Option<String>,
 
     /// Platform password (prefer VIOLET_PLATFORM_PASSWORD or --platform-password-stdin: argv is visible in ps).
-    #[arg(long, env = "VIOLET_PLATFORM_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "VIOLET_PLATFORM_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
     pub platform_password: Option<String>,
 
     /// Read the platform password from the first line of stdin.
@@ -84,7 +89,9 @@ impl std::fmt::Debug for PlatformAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PlatformAuth::Token(_) => f.write_str("Token(<redacted>)"),
-            PlatformAuth::Password { username, .. } => write!(f, "Password({username}, <redacted>)"),
+            PlatformAuth::Password { username, .. } => {
+                write!(f, "Password({username}, <redacted>)")
+            }
         }
     }
 }
@@ -93,9 +100,16 @@ impl std::fmt::Debug for PlatformAuth {
 #[derive(Debug, Clone)]
 pub enum Target {
     /// `<address>/kubernetes/<cluster>/...` with a platform token.
-    Platform { address: String, auth: PlatformAuth, client_id: String },
+    Platform {
+        address: String,
+        auth: PlatformAuth,
+        client_id: String,
+    },
     /// Kubeconfig contexts.
-    Kubeconfig { path: PathBuf, context: Option<String> },
+    Kubeconfig {
+        path: PathBuf,
+        context: Option<String>,
+    },
 }
 
 impl PlatformArgs {
@@ -111,7 +125,10 @@ impl PlatformArgs {
 
     fn target_with_stdin(&self, stdin: &mut dyn Read) -> Result<Target> {
         if let Some(path) = &self.kubeconfig {
-            return Ok(Target::Kubeconfig { path: path.clone(), context: self.context.clone() });
+            return Ok(Target::Kubeconfig {
+                path: path.clone(),
+                context: self.context.clone(),
+            });
         }
         let Some(address) = self.platform_address.as_deref() else {
             return Err(PlatformError::Usage(
@@ -138,7 +155,11 @@ impl PlatformArgs {
             };
             PlatformAuth::Password { username, password }
         };
-        Ok(Target::Platform { address, auth, client_id: self.client_id.clone() })
+        Ok(Target::Platform {
+            address,
+            auth,
+            client_id: self.client_id.clone(),
+        })
     }
 }
 
@@ -148,12 +169,14 @@ fn non_empty(s: &Option<String>) -> Option<String> {
 
 fn read_first_line(stdin: &mut dyn Read) -> Result<String> {
     let mut buf = String::new();
-    stdin
-        .read_to_string(&mut buf)
-        .map_err(|e| PlatformError::Usage(format!("cannot read the platform password from stdin: {e}")))?;
+    stdin.read_to_string(&mut buf).map_err(|e| {
+        PlatformError::Usage(format!("cannot read the platform password from stdin: {e}"))
+    })?;
     let line = buf.lines().next().unwrap_or("").to_string();
     if line.is_empty() {
-        return Err(PlatformError::Usage("--platform-password-stdin: stdin is empty".into()));
+        return Err(PlatformError::Usage(
+            "--platform-password-stdin: stdin is empty".into(),
+        ));
     }
     Ok(line)
 }
@@ -162,10 +185,16 @@ fn read_first_line(stdin: &mut dyn Read) -> Result<String> {
 /// Returns the URL without a trailing slash.
 pub fn normalize_address(address: &str) -> Result<String> {
     let trimmed = address.trim().trim_end_matches('/');
-    let with_scheme =
-        if trimmed.contains("://") { trimmed.to_string() } else { format!("https://{trimmed}") };
-    let url = url::Url::parse(&with_scheme)
-        .map_err(|e| PlatformError::Usage(format!("--platform-address {address:?} is not a valid URL: {e}")))?;
+    let with_scheme = if trimmed.contains("://") {
+        trimmed.to_string()
+    } else {
+        format!("https://{trimmed}")
+    };
+    let url = url::Url::parse(&with_scheme).map_err(|e| {
+        PlatformError::Usage(format!(
+            "--platform-address {address:?} is not a valid URL: {e}"
+        ))
+    })?;
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
         return Err(PlatformError::Usage(format!(
             "--platform-address {address:?} must be an http(s) URL such as https://acp.example.com"
@@ -197,11 +226,23 @@ mod tests {
 
     #[test]
     fn password_from_stdin() {
-        let a = parse(&["--platform-address", "acp.local:8443", "--platform-username", "admin", "--platform-password-stdin"])
+        let a = parse(&[
+            "--platform-address",
+            "acp.local:8443",
+            "--platform-username",
+            "admin",
+            "--platform-password-stdin",
+        ])
+        .unwrap();
+        let t = a
+            .target_with_stdin(&mut "s3cret\nignored\n".as_bytes())
             .unwrap();
-        let t = a.target_with_stdin(&mut "s3cret\nignored\n".as_bytes()).unwrap();
         match t {
-            Target::Platform { address, auth: PlatformAuth::Password { username, password }, client_id } => {
+            Target::Platform {
+                address,
+                auth: PlatformAuth::Password { username, password },
+                client_id,
+            } => {
                 assert_eq!(address, "https://acp.local:8443");
                 assert_eq!((username.as_str(), password.as_str()), ("admin", "s3cret"));
                 assert_eq!(client_id, "alauda-auth");
@@ -219,14 +260,20 @@ mod tests {
 
     #[test]
     fn debug_redacts() {
-        let auth = PlatformAuth::Password { username: "u".into(), password: "hunter2".into() };
+        let auth = PlatformAuth::Password {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
         assert!(!format!("{auth:?}").contains("hunter2"));
         assert!(!format!("{:?}", PlatformAuth::Token("tok".into())).contains("tok)"));
     }
 
     #[test]
     fn address_forms() {
-        assert_eq!(normalize_address("http://1.2.3.4:8080/").unwrap(), "http://1.2.3.4:8080");
+        assert_eq!(
+            normalize_address("http://1.2.3.4:8080/").unwrap(),
+            "http://1.2.3.4:8080"
+        );
         assert!(normalize_address("ftp://x").is_err());
     }
 }

@@ -38,11 +38,23 @@ pub enum Kind {
 impl Kind {
     pub fn resource(self) -> Resource {
         match self {
-            Kind::Artifact => Resource::new("app.alauda.io", "v1alpha1", "Artifact", "artifacts", true),
-            Kind::ArtifactVersion => {
-                Resource::new("app.alauda.io", "v1alpha1", "ArtifactVersion", "artifactversions", true)
+            Kind::Artifact => {
+                Resource::new("app.alauda.io", "v1alpha1", "Artifact", "artifacts", true)
             }
-            Kind::ModulePlugin => Resource::new("cluster.alauda.io", "v1alpha1", "ModulePlugin", "moduleplugins", false),
+            Kind::ArtifactVersion => Resource::new(
+                "app.alauda.io",
+                "v1alpha1",
+                "ArtifactVersion",
+                "artifactversions",
+                true,
+            ),
+            Kind::ModulePlugin => Resource::new(
+                "cluster.alauda.io",
+                "v1alpha1",
+                "ModulePlugin",
+                "moduleplugins",
+                false,
+            ),
         }
     }
 
@@ -77,7 +89,11 @@ impl PushedArtifact {
     /// `registry` with its repository path kept, which is how violet relocates images.
     pub fn relocated(reference: &str, registry: &str) -> Option<PushedArtifact> {
         let (_, repository, tag) = split_reference(reference)?;
-        Some(PushedArtifact { registry: registry.to_string(), repository, tag: tag? })
+        Some(PushedArtifact {
+            registry: registry.to_string(),
+            repository,
+            tag: tag?,
+        })
     }
 }
 
@@ -86,7 +102,9 @@ impl PushedArtifact {
 pub fn split_reference(reference: &str) -> Option<(Option<String>, String, Option<String>)> {
     let no_digest = reference.split('@').next().unwrap_or(reference);
     let (host, rest) = match no_digest.split_once('/') {
-        Some((h, r)) if h.contains('.') || h.contains(':') || h == "localhost" => (Some(h.to_string()), r),
+        Some((h, r)) if h.contains('.') || h.contains(':') || h == "localhost" => {
+            (Some(h.to_string()), r)
+        }
         _ => (None, no_digest),
     };
     let (repo, tag) = match rest.rsplit_once(':') {
@@ -126,7 +144,10 @@ pub struct PlannedObject {
 
 impl PlannedObject {
     pub fn name(&self) -> &str {
-        self.object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
+        self.object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 }
 
@@ -145,13 +166,30 @@ impl CatalogPlan {
         Self::from_metadata(&package.label(), &package.metadata, inputs)
     }
 
-    pub fn from_metadata(label: &str, md: &Metadata, inputs: &CatalogInputs) -> Result<CatalogPlan> {
-        let fail = |message: String| PlatformError::Plan { package: label.to_string(), message };
-        let mut plan = CatalogPlan { package: label.to_string(), objects: Vec::new(), warnings: Vec::new() };
-        let Some(kind) = md.package_type else {
-            return Err(fail("the package type is unknown (bundle, plugin or chart)".into()));
+    pub fn from_metadata(
+        label: &str,
+        md: &Metadata,
+        inputs: &CatalogInputs,
+    ) -> Result<CatalogPlan> {
+        let fail = |message: String| PlatformError::Plan {
+            package: label.to_string(),
+            message,
         };
-        let non_global: Vec<&String> = inputs.clusters.iter().filter(|c| c.as_str() != GLOBAL).collect();
+        let mut plan = CatalogPlan {
+            package: label.to_string(),
+            objects: Vec::new(),
+            warnings: Vec::new(),
+        };
+        let Some(kind) = md.package_type else {
+            return Err(fail(
+                "the package type is unknown (bundle, plugin or chart)".into(),
+            ));
+        };
+        let non_global: Vec<&String> = inputs
+            .clusters
+            .iter()
+            .filter(|c| c.as_str() != GLOBAL)
+            .collect();
         match kind {
             PackageType::Core => {}
             PackageType::Bundle => {
@@ -160,9 +198,14 @@ impl CatalogPlan {
                     .clone()
                     .or_else(|| md.default_catalog_source.clone())
                     .unwrap_or_else(|| DEFAULT_CATALOG_SOURCE.to_string());
-                let (artifact, version) = artifact_pair(md, inputs, Flavor::Bundle { library }, &mut plan.warnings)
-                    .map_err(fail)?;
-                let clusters = if inputs.clusters.is_empty() { vec![GLOBAL.to_string()] } else { inputs.clusters.clone() };
+                let (artifact, version) =
+                    artifact_pair(md, inputs, Flavor::Bundle { library }, &mut plan.warnings)
+                        .map_err(fail)?;
+                let clusters = if inputs.clusters.is_empty() {
+                    vec![GLOBAL.to_string()]
+                } else {
+                    inputs.clusters.clone()
+                };
                 for cluster in clusters {
                     plan.push_pair(&cluster, &artifact, &version);
                 }
@@ -174,9 +217,13 @@ impl CatalogPlan {
                         join(&non_global)
                     ));
                 }
-                let repo = inputs.chart_repo.clone().unwrap_or_else(|| DEFAULT_CHART_REPO.to_string());
+                let repo = inputs
+                    .chart_repo
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_CHART_REPO.to_string());
                 let (artifact, version) =
-                    artifact_pair(md, inputs, Flavor::Chart { repo }, &mut plan.warnings).map_err(fail)?;
+                    artifact_pair(md, inputs, Flavor::Chart { repo }, &mut plan.warnings)
+                        .map_err(fail)?;
                 plan.push_pair(GLOBAL, &artifact, &version);
             }
             PackageType::Plugin => {
@@ -187,16 +234,34 @@ impl CatalogPlan {
                     ));
                 }
                 let mp = module_plugin(md, &inputs.artifact.registry).map_err(fail)?;
-                plan.objects.push(PlannedObject { cluster: GLOBAL.into(), kind: Kind::ModulePlugin, object: mp, owner: None });
+                plan.objects.push(PlannedObject {
+                    cluster: GLOBAL.into(),
+                    kind: Kind::ModulePlugin,
+                    object: mp,
+                    owner: None,
+                });
             }
         }
         Ok(plan)
     }
 
     fn push_pair(&mut self, cluster: &str, artifact: &Value, version: &Value) {
-        let owner = artifact.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string);
-        self.objects.push(PlannedObject { cluster: cluster.into(), kind: Kind::Artifact, object: artifact.clone(), owner: None });
-        self.objects.push(PlannedObject { cluster: cluster.into(), kind: Kind::ArtifactVersion, object: version.clone(), owner });
+        let owner = artifact
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        self.objects.push(PlannedObject {
+            cluster: cluster.into(),
+            kind: Kind::Artifact,
+            object: artifact.clone(),
+            owner: None,
+        });
+        self.objects.push(PlannedObject {
+            cluster: cluster.into(),
+            kind: Kind::ArtifactVersion,
+            object: version.clone(),
+            owner,
+        });
     }
 }
 
@@ -267,11 +332,17 @@ fn artifact_pair(
             if valid_label_value(&v) {
                 labels.insert(k.into(), v.into());
             } else {
-                warnings.push(format!("label {k}={v:?} is not a valid label value; left out"));
+                warnings.push(format!(
+                    "label {k}={v:?} is not a valid label value; left out"
+                ));
             }
         }
         if let Some(op) = &md.operator {
-            for (k, v) in [("cpaas.io/csv-name", &op.csv_name), ("olm.skipRange", &op.skip_range), ("olm.replaces", &op.replaces)] {
+            for (k, v) in [
+                ("cpaas.io/csv-name", &op.csv_name),
+                ("olm.skipRange", &op.skip_range),
+                ("olm.replaces", &op.replaces),
+            ] {
                 if let Some(v) = v {
                     annotations.insert(k.into(), v.clone().into());
                 }
@@ -295,10 +366,17 @@ fn artifact_pair(
 /// references) moved to the destination registry, server-owned metadata dropped, and violet's label.
 fn module_plugin(md: &Metadata, dest_registry: &str) -> std::result::Result<Value, String> {
     let Some(Value::Object(src)) = &md.module_plugin else {
-        return Err("a cluster plugin package must carry its ModulePlugin (modulePlugin in the metadata)".into());
+        return Err(
+            "a cluster plugin package must carry its ModulePlugin (modulePlugin in the metadata)"
+                .into(),
+        );
     };
     let mut mp = Value::Object(src.clone());
-    let source = md.artifact.as_deref().and_then(split_reference).and_then(|(h, _, _)| h);
+    let source = md
+        .artifact
+        .as_deref()
+        .and_then(split_reference)
+        .and_then(|(h, _, _)| h);
     if let Some(source) = source.filter(|s| s != dest_registry) {
         rewrite_registry(&mut mp, &source, dest_registry);
     }
@@ -312,11 +390,23 @@ fn module_plugin(md: &Metadata, dest_registry: &str) -> std::result::Result<Valu
     }
     let meta = &mut mp["metadata"];
     if let Some(m) = meta.as_object_mut() {
-        for k in ["uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "namespace", "ownerReferences"] {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+            "namespace",
+            "ownerReferences",
+        ] {
             m.remove(k);
         }
     }
-    if meta.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+    if meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         let name = md
             .module_plugin
             .as_ref()
@@ -364,24 +454,35 @@ fn rewrite_str(s: &mut String, from: &str, to: &str) {
 fn check_name(name: &str) -> std::result::Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
-        Err(format!("{name:?} is not a valid Kubernetes name (lowercase letters, digits, '-' and '.')"))
+        Err(format!(
+            "{name:?} is not a valid Kubernetes name (lowercase letters, digits, '-' and '.')"
+        ))
     }
 }
 
 fn valid_label_value(v: &str) -> bool {
     v.len() <= 63
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && (v.is_empty() || (v.starts_with(|c: char| c.is_ascii_alphanumeric()) && v.ends_with(|c: char| c.is_ascii_alphanumeric())))
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && (v.is_empty()
+            || (v.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && v.ends_with(|c: char| c.is_ascii_alphanumeric())))
 }
 
 fn check_label(key: &str, v: &str) -> std::result::Result<(), String> {
-    if valid_label_value(v) { Ok(()) } else { Err(format!("{key}={v:?} is not a valid label value")) }
+    if valid_label_value(v) {
+        Ok(())
+    } else {
+        Err(format!("{key}={v:?} is not a valid label value"))
+    }
 }
 
 #[cfg(test)]
@@ -409,8 +510,11 @@ mod tests {
 
     fn inputs(clusters: &[&str]) -> CatalogInputs {
         CatalogInputs {
-            artifact: PushedArtifact::relocated("registry.alauda.cn:60080/acp/topolvm-operator-bundle:v2.3.0", "10.0.0.1:11443")
-                .unwrap(),
+            artifact: PushedArtifact::relocated(
+                "registry.alauda.cn:60080/acp/topolvm-operator-bundle:v2.3.0",
+                "10.0.0.1:11443",
+            )
+            .unwrap(),
             catalog_source: None,
             chart_repo: None,
             clusters: clusters.iter().map(|s| s.to_string()).collect(),
@@ -419,8 +523,13 @@ mod tests {
 
     #[test]
     fn bundle_pair_per_cluster() {
-        let plan = CatalogPlan::from_metadata("t.tgz", &bundle(), &inputs(&["global", "region1"])).unwrap();
-        let where_: Vec<_> = plan.objects.iter().map(|o| (o.cluster.as_str(), o.kind, o.name())).collect();
+        let plan = CatalogPlan::from_metadata("t.tgz", &bundle(), &inputs(&["global", "region1"]))
+            .unwrap();
+        let where_: Vec<_> = plan
+            .objects
+            .iter()
+            .map(|o| (o.cluster.as_str(), o.kind, o.name()))
+            .collect();
         assert_eq!(
             where_,
             [
@@ -439,12 +548,22 @@ mod tests {
     fn catalog_source_precedence() {
         let mut md = bundle();
         md.default_catalog_source = Some("custom".into());
-        let lib = |p: &CatalogPlan| p.objects[0].object["metadata"]["labels"][LABEL_LIBRARY].clone();
-        assert_eq!(lib(&CatalogPlan::from_metadata("t", &md, &inputs(&[])).unwrap()), "custom");
+        let lib =
+            |p: &CatalogPlan| p.objects[0].object["metadata"]["labels"][LABEL_LIBRARY].clone();
+        assert_eq!(
+            lib(&CatalogPlan::from_metadata("t", &md, &inputs(&[])).unwrap()),
+            "custom"
+        );
         let mut i = inputs(&[]);
         i.catalog_source = Some("system".into());
-        assert_eq!(lib(&CatalogPlan::from_metadata("t", &md, &i).unwrap()), "system");
-        assert_eq!(lib(&CatalogPlan::from_metadata("t", &bundle(), &inputs(&[])).unwrap()), "platform");
+        assert_eq!(
+            lib(&CatalogPlan::from_metadata("t", &md, &i).unwrap()),
+            "system"
+        );
+        assert_eq!(
+            lib(&CatalogPlan::from_metadata("t", &bundle(), &inputs(&[])).unwrap()),
+            "platform"
+        );
     }
 
     #[test]
@@ -452,7 +571,10 @@ mod tests {
         let mut md = bundle();
         md.version = Some("V2+build".into());
         let err = CatalogPlan::from_metadata("t.tgz", &md, &inputs(&[])).unwrap_err();
-        assert!(err.to_string().contains("not a valid Kubernetes name"), "{err}");
+        assert!(
+            err.to_string().contains("not a valid Kubernetes name"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -465,7 +587,8 @@ mod tests {
             ..Default::default()
         };
         let mut i = inputs(&["region1"]);
-        i.artifact = PushedArtifact::relocated(md.artifact.as_deref().unwrap(), "10.0.0.1:11443").unwrap();
+        i.artifact =
+            PushedArtifact::relocated(md.artifact.as_deref().unwrap(), "10.0.0.1:11443").unwrap();
         let plan = CatalogPlan::from_metadata("c.tgz", &md, &i).unwrap();
         assert_eq!(plan.warnings.len(), 1);
         assert!(plan.objects.iter().all(|o| o.cluster == "global"));
@@ -503,7 +626,8 @@ mod tests {
             ..Default::default()
         };
         let mut i = inputs(&["region1"]);
-        i.artifact = PushedArtifact::relocated(md.artifact.as_deref().unwrap(), "10.0.0.1:11443").unwrap();
+        i.artifact =
+            PushedArtifact::relocated(md.artifact.as_deref().unwrap(), "10.0.0.1:11443").unwrap();
         let plan = CatalogPlan::from_metadata("p.tgz", &md, &i).unwrap();
         assert_eq!(plan.warnings.len(), 1, "{:?}", plan.warnings);
         assert_eq!(plan.objects.len(), 1);
@@ -514,7 +638,11 @@ mod tests {
     fn references() {
         assert_eq!(
             split_reference("localhost:5000/a/b:v1@sha256:00"),
-            Some((Some("localhost:5000".into()), "a/b".into(), Some("v1".into())))
+            Some((
+                Some("localhost:5000".into()),
+                "a/b".into(),
+                Some("v1".into())
+            ))
         );
         assert_eq!(split_reference("a/b"), Some((None, "a/b".into(), None)));
         assert_eq!(split_reference(""), None);

@@ -29,7 +29,10 @@ pub struct Resource {
 impl Resource {
     pub fn new(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> Self {
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        Self { api: ApiResource::from_gvk_with_plural(&gvk, plural), namespaced }
+        Self {
+            api: ApiResource::from_gvk_with_plural(&gvk, plural),
+            namespaced,
+        }
     }
 }
 
@@ -42,13 +45,23 @@ pub struct Platform {
 }
 
 enum Mode {
-    Proxy { token: String, tls: TlsOptions },
-    Kubeconfig { path: std::path::PathBuf, config: Box<Kubeconfig>, context: Option<String>, insecure: bool },
+    Proxy {
+        token: String,
+        tls: TlsOptions,
+    },
+    Kubeconfig {
+        path: std::path::PathBuf,
+        config: Box<Kubeconfig>,
+        context: Option<String>,
+        insecure: bool,
+    },
 }
 
 impl std::fmt::Debug for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Platform").field("address", &self.address).finish_non_exhaustive()
+        f.debug_struct("Platform")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
     }
 }
 
@@ -65,7 +78,11 @@ impl Platform {
     /// checked against a cluster yet: [`Platform::cluster`] does that per cluster.
     pub async fn connect(args: &PlatformArgs, tls: &TlsOptions) -> Result<Platform> {
         match args.target()? {
-            Target::Platform { address, auth, client_id } => {
+            Target::Platform {
+                address,
+                auth,
+                client_id,
+            } => {
                 let token = match auth {
                     PlatformAuth::Token(t) => t,
                     PlatformAuth::Password { username, password } => {
@@ -75,18 +92,27 @@ impl Platform {
                 };
                 Ok(Platform {
                     address,
-                    mode: Mode::Proxy { token, tls: tls.clone() },
+                    mode: Mode::Proxy {
+                        token,
+                        tls: tls.clone(),
+                    },
                     clusters: Mutex::new(BTreeMap::new()),
                 })
             }
             Target::Kubeconfig { path, context } => {
-                let config = Kubeconfig::read_from(&path).map_err(|e| PlatformError::Kubeconfig {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
-                })?;
+                let config =
+                    Kubeconfig::read_from(&path).map_err(|e| PlatformError::Kubeconfig {
+                        path: path.display().to_string(),
+                        detail: e.to_string(),
+                    })?;
                 Ok(Platform {
                     address: format!("kubeconfig {}", path.display()),
-                    mode: Mode::Kubeconfig { path, config: Box::new(config), context, insecure: tls.insecure },
+                    mode: Mode::Kubeconfig {
+                        path,
+                        config: Box::new(config),
+                        context,
+                        insecure: tls.insecure,
+                    },
                     clusters: Mutex::new(BTreeMap::new()),
                 })
             }
@@ -105,12 +131,20 @@ impl Platform {
             return Ok(c.clone());
         }
         let config = self.config_for(name).await?;
-        let client = ::kube::Client::try_from(config).map_err(|e| transport_error(&self.address, &e))?;
-        let cluster = Cluster { name: name.to_string(), address: self.address.clone(), client };
+        let client =
+            ::kube::Client::try_from(config).map_err(|e| transport_error(&self.address, &e))?;
+        let cluster = Cluster {
+            name: name.to_string(),
+            address: self.address.clone(),
+            client,
+        };
         match cluster.client.apiserver_version().await {
             Ok(_) => {}
             Err(::kube::Error::Api(s)) if s.code == 404 => {
-                return Err(PlatformError::UnknownCluster { address: self.address.clone(), cluster: name.to_string() });
+                return Err(PlatformError::UnknownCluster {
+                    address: self.address.clone(),
+                    cluster: name.to_string(),
+                });
             }
             Err(e) => return Err(cluster.error(e, "connect")),
         }
@@ -123,7 +157,9 @@ impl Platform {
             Mode::Proxy { token, tls } => {
                 let url = format!("{}/kubernetes/{name}", self.address);
                 let mut cfg = ::kube::Config::new(url.parse().map_err(|e| {
-                    PlatformError::Usage(format!("cluster name {name:?} does not make a valid URL: {e}"))
+                    PlatformError::Usage(format!(
+                        "cluster name {name:?} does not make a valid URL: {e}"
+                    ))
                 })?);
                 cfg.default_namespace = crate::platform::crs::NAMESPACE.to_string();
                 cfg.accept_invalid_certs = tls.insecure;
@@ -132,20 +168,33 @@ impl Platform {
                 if !tls.ca_files.is_empty() {
                     let mut ders = Vec::new();
                     for path in &tls.ca_files {
-                        let pem = std::fs::read_to_string(path)
-                            .map_err(|source| PlatformError::Write { path: path.clone(), source })?;
+                        let pem = std::fs::read_to_string(path).map_err(|source| {
+                            PlatformError::Write {
+                                path: path.clone(),
+                                source,
+                            }
+                        })?;
                         ders.extend(pem_certificates(&pem));
                     }
                     cfg.root_cert = Some(ders);
                 }
-                let mut bearer = HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| PlatformError::Usage("the platform token contains invalid characters".into()))?;
+                let mut bearer =
+                    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                        PlatformError::Usage(
+                            "the platform token contains invalid characters".into(),
+                        )
+                    })?;
                 // Keeps the token out of any Debug rendering of the request or config.
                 bearer.set_sensitive(true);
                 cfg.headers.push((AUTHORIZATION, bearer));
                 Ok(cfg)
             }
-            Mode::Kubeconfig { path, config, context, insecure } => {
+            Mode::Kubeconfig {
+                path,
+                config,
+                context,
+                insecure,
+            } => {
                 let names: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
                 let chosen = if names.contains(&name) {
                     Some(name.to_string())
@@ -154,13 +203,22 @@ impl Platform {
                 } else {
                     return Err(PlatformError::Kubeconfig {
                         path: path.display().to_string(),
-                        detail: format!("no context named {name:?} (contexts: {})", names.join(", ")),
+                        detail: format!(
+                            "no context named {name:?} (contexts: {})",
+                            names.join(", ")
+                        ),
                     });
                 };
-                let options = KubeConfigOptions { context: chosen, ..Default::default() };
-                let mut cfg = ::kube::Config::from_custom_kubeconfig((**config).clone(), &options).await.map_err(|e| {
-                    PlatformError::Kubeconfig { path: path.display().to_string(), detail: e.to_string() }
-                })?;
+                let options = KubeConfigOptions {
+                    context: chosen,
+                    ..Default::default()
+                };
+                let mut cfg = ::kube::Config::from_custom_kubeconfig((**config).clone(), &options)
+                    .await
+                    .map_err(|e| PlatformError::Kubeconfig {
+                        path: path.display().to_string(),
+                        detail: e.to_string(),
+                    })?;
                 if *insecure {
                     cfg.accept_invalid_certs = true;
                 }
@@ -210,13 +268,20 @@ impl Cluster {
                     format!("HTTP {}", s.code)
                 };
                 match s.code {
-                    401 => PlatformError::BadToken { address: self.address.clone() },
+                    401 => PlatformError::BadToken {
+                        address: self.address.clone(),
+                    },
                     403 => PlatformError::Forbidden {
                         address: self.address.clone(),
                         action: format!("{action} in cluster {}", self.name),
                         message,
                     },
-                    code => PlatformError::Api { cluster: self.name.clone(), action: action.to_string(), code, message },
+                    code => PlatformError::Api {
+                        cluster: self.name.clone(),
+                        action: action.to_string(),
+                        code,
+                        message,
+                    },
                 }
             }
             other => transport_error(&self.address, &other),
@@ -231,7 +296,12 @@ impl Cluster {
     }
 
     /// The object, or `None` when it does not exist.
-    pub async fn get(&self, r: &Resource, namespace: Option<&str>, name: &str) -> Result<Option<Value>> {
+    pub async fn get(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>> {
         match self.api(r, namespace).get_opt(name).await {
             Ok(Some(o)) => Ok(Some(to_value(o))),
             Ok(None) => Ok(None),
@@ -240,7 +310,12 @@ impl Cluster {
     }
 
     /// Objects matching a label selector (`k=v,k2=v2`).
-    pub async fn list(&self, r: &Resource, namespace: Option<&str>, selector: &str) -> Result<Vec<Value>> {
+    pub async fn list(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<Value>> {
         let lp = ListParams::default().labels(selector);
         match self.api(r, namespace).list(&lp).await {
             Ok(l) => Ok(l.items.into_iter().map(to_value).collect()),
@@ -248,28 +323,55 @@ impl Cluster {
         }
     }
 
-    pub async fn create(&self, r: &Resource, namespace: Option<&str>, obj: &Value) -> Result<Value> {
+    pub async fn create(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        obj: &Value,
+    ) -> Result<Value> {
         let name = obj_name(obj);
         let o = from_value(obj)?;
-        match self.api(r, namespace).create(&PostParams::default(), &o).await {
+        match self
+            .api(r, namespace)
+            .create(&PostParams::default(), &o)
+            .await
+        {
             Ok(o) => Ok(to_value(o)),
-            Err(e) => Err(self.error(e, &format!("create {}", Self::describe(r, namespace, &name)))),
+            Err(e) => Err(self.error(
+                e,
+                &format!("create {}", Self::describe(r, namespace, &name)),
+            )),
         }
     }
 
     /// Full update; `obj` carries the `resourceVersion` it was based on, so a concurrent change is a 409.
-    pub async fn replace(&self, r: &Resource, namespace: Option<&str>, obj: &Value) -> Result<Value> {
+    pub async fn replace(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        obj: &Value,
+    ) -> Result<Value> {
         let name = obj_name(obj);
         let o = from_value(obj)?;
-        match self.api(r, namespace).replace(&name, &PostParams::default(), &o).await {
+        match self
+            .api(r, namespace)
+            .replace(&name, &PostParams::default(), &o)
+            .await
+        {
             Ok(o) => Ok(to_value(o)),
-            Err(e) => Err(self.error(e, &format!("update {}", Self::describe(r, namespace, &name)))),
+            Err(e) => Err(self.error(
+                e,
+                &format!("update {}", Self::describe(r, namespace, &name)),
+            )),
         }
     }
 }
 
 fn obj_name(obj: &Value) -> String {
-    obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string()
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn to_value(o: DynamicObject) -> Value {
@@ -277,8 +379,12 @@ fn to_value(o: DynamicObject) -> Value {
 }
 
 fn from_value(v: &Value) -> Result<DynamicObject> {
-    serde_json::from_value(v.clone())
-        .map_err(|e| PlatformError::Usage(format!("internal: object {} is not a Kubernetes object: {e}", obj_name(v))))
+    serde_json::from_value(v.clone()).map_err(|e| {
+        PlatformError::Usage(format!(
+            "internal: object {} is not a Kubernetes object: {e}",
+            obj_name(v)
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -286,6 +392,9 @@ mod tests {
     #[test]
     fn pem_bundle() {
         let pem = "junk\n-----BEGIN CERTIFICATE-----\nAAEC\nAw==\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBA==\n-----END CERTIFICATE-----\n";
-        assert_eq!(super::pem_certificates(pem), vec![vec![0, 1, 2, 3], vec![4]]);
+        assert_eq!(
+            super::pem_certificates(pem),
+            vec![vec![0, 1, 2, 3], vec![4]]
+        );
     }
 }

@@ -28,15 +28,22 @@ pub fn http_client(tls: &TlsOptions) -> Result<reqwest::Client> {
         .timeout(std::time::Duration::from_secs(60))
         .danger_accept_invalid_certs(tls.insecure);
     for path in &tls.ca_files {
-        let pem = std::fs::read(path).map_err(|source| PlatformError::Write { path: path.clone(), source })?;
+        let pem = std::fs::read(path).map_err(|source| PlatformError::Write {
+            path: path.clone(),
+            source,
+        })?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            PlatformError::Usage(format!("--ca-file {}: not a PEM certificate bundle: {e}", path.display()))
+            PlatformError::Usage(format!(
+                "--ca-file {}: not a PEM certificate bundle: {e}",
+                path.display()
+            ))
         })?;
         for c in certs {
             b = b.add_root_certificate(c);
         }
     }
-    b.build().map_err(|e| PlatformError::Usage(format!("cannot set up HTTPS: {e}")))
+    b.build()
+        .map_err(|e| PlatformError::Usage(format!("cannot set up HTTPS: {e}")))
 }
 
 /// A login session: one cookie jar for the whole flow, as the platform requires
@@ -81,28 +88,53 @@ struct TokenResponse {
 
 impl Session<'_> {
     fn fail(&self, step: &str, detail: impl Into<String>) -> PlatformError {
-        PlatformError::Login { address: self.address.to_string(), step: step.to_string(), detail: detail.into() }
+        PlatformError::Login {
+            address: self.address.to_string(),
+            step: step.to_string(),
+            detail: detail.into(),
+        }
     }
 
-    async fn send<T: DeserializeOwned>(&mut self, step: &str, req: reqwest::RequestBuilder) -> Result<(reqwest::StatusCode, Option<T>)> {
+    async fn send<T: DeserializeOwned>(
+        &mut self,
+        step: &str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(reqwest::StatusCode, Option<T>)> {
         let mut req = req;
         if !self.cookies.is_empty() {
-            let header = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+            let header = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
             if let Ok(v) = HeaderValue::from_str(&header) {
                 req = req.header(COOKIE, v);
             }
         }
-        let resp = req.send().await.map_err(|e| transport_error(self.address, &e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| transport_error(self.address, &e))?;
         for v in resp.headers().get_all(SET_COOKIE) {
-            if let Some((name, value)) = v.to_str().ok().and_then(|s| s.split(';').next()).and_then(|s| s.split_once('=')) {
-                self.cookies.insert(name.trim().to_string(), value.trim().to_string());
+            if let Some((name, value)) = v
+                .to_str()
+                .ok()
+                .and_then(|s| s.split(';').next())
+                .and_then(|s| s.split_once('='))
+            {
+                self.cookies
+                    .insert(name.trim().to_string(), value.trim().to_string());
             }
         }
         let status = resp.status();
         if !status.is_success() {
             return Ok((status, None));
         }
-        let body = resp.bytes().await.map_err(|e| transport_error(self.address, &e))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| transport_error(self.address, &e))?;
         let parsed = serde_json::from_slice(&body)
             .map_err(|e| self.fail(step, format!("unexpected answer (HTTP {status}): {e}")))?;
         Ok((status, Some(parsed)))
@@ -119,10 +151,23 @@ impl Session<'_> {
 
 /// Logs in with a local user's password and returns the bearer token for the Kubernetes proxy
 /// (the OIDC id token, or the access token when the platform returns no id token).
-pub async fn login(http: &reqwest::Client, address: &str, client_id: &str, username: &str, password: &str) -> Result<String> {
-    let mut s = Session { http, address, cookies: BTreeMap::new() };
+pub async fn login(
+    http: &reqwest::Client,
+    address: &str,
+    client_id: &str,
+    username: &str,
+    password: &str,
+) -> Result<String> {
+    let mut s = Session {
+        http,
+        address,
+        cookies: BTreeMap::new(),
+    };
     let base = url::Url::parse(address).map_err(|e| s.fail("start", e.to_string()))?;
-    let join = |path: &str| base.join(path).map_err(|e| PlatformError::Usage(format!("{address}: {e}")));
+    let join = |path: &str| {
+        base.join(path)
+            .map_err(|e| PlatformError::Usage(format!("{address}: {e}")))
+    };
 
     let mut start = join("/console-platform/api/v1/token/login")?;
     start
@@ -139,7 +184,9 @@ pub async fn login(http: &reqwest::Client, address: &str, client_id: &str, usern
     authorize.set_query(Some(auth_query));
     let AuthorizeReq { req } = s.get_json("authorize", authorize.as_str()).await?;
 
-    let key: PubKey = s.get_json("public key", join("/dex/pubkey")?.as_str()).await?;
+    let key: PubKey = s
+        .get_json("public key", join("/dex/pubkey")?.as_str())
+        .await?;
     let public = parse_public_key(&key).map_err(|d| s.fail("public key", d))?;
     let plain = serde_json::to_vec(&serde_json::json!({ "ts": key.ts, "password": password }))
         .map_err(|e| s.fail("password encryption", e.to_string()))?;
@@ -154,7 +201,10 @@ pub async fn login(http: &reqwest::Client, address: &str, client_id: &str, usern
     let redirect: Redirect = match s.send("password", request).await? {
         (_, Some(r)) => r,
         (status, None) if status.is_client_error() => {
-            return Err(PlatformError::BadCredentials { address: address.to_string(), user: username.to_string() });
+            return Err(PlatformError::BadCredentials {
+                address: address.to_string(),
+                user: username.to_string(),
+            });
         }
         (status, None) => return Err(s.fail("password", format!("HTTP {status}"))),
     };

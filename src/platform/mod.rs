@@ -38,13 +38,26 @@ pub enum PlatformError {
     #[error("platform {address} rejected the token (401 Unauthorized)")]
     BadToken { address: String },
     #[error("platform {address} refused {action} (403 Forbidden): {message}")]
-    Forbidden { address: String, action: String, message: String },
+    Forbidden {
+        address: String,
+        action: String,
+        message: String,
+    },
     #[error("cluster {cluster:?} is not known to platform {address}")]
     UnknownCluster { address: String, cluster: String },
     #[error("login to platform {address} failed at {step}: {detail}")]
-    Login { address: String, step: String, detail: String },
+    Login {
+        address: String,
+        step: String,
+        detail: String,
+    },
     #[error("cluster {cluster}: {action} failed: {message}")]
-    Api { cluster: String, action: String, code: u16, message: String },
+    Api {
+        cluster: String,
+        action: String,
+        code: u16,
+        message: String,
+    },
     #[error("kubeconfig {path}: {detail}")]
     Kubeconfig { path: String, detail: String },
     #[error("registry discovery on platform {address} failed: {detail}")]
@@ -64,9 +77,9 @@ impl UserError for PlatformError {
         match self {
             PlatformError::Usage(_) => ExitCode::Usage,
             PlatformError::Unreachable { .. } | PlatformError::Tls { .. } => ExitCode::Network,
-            PlatformError::BadCredentials { .. } | PlatformError::BadToken { .. } | PlatformError::Forbidden { .. } => {
-                ExitCode::Auth
-            }
+            PlatformError::BadCredentials { .. }
+            | PlatformError::BadToken { .. }
+            | PlatformError::Forbidden { .. } => ExitCode::Auth,
             PlatformError::Kubeconfig { .. } | PlatformError::Write { .. } => ExitCode::Input,
             PlatformError::Plan { .. } => ExitCode::BadPackage,
             PlatformError::UnknownCluster { .. }
@@ -101,7 +114,10 @@ pub type Result<T, E = PlatformError> = std::result::Result<T, E>;
 
 /// Classifies a transport failure (from reqwest or kube/hyper) by walking its source chain: a TLS
 /// failure deserves its own message and hint, anything else is "unreachable".
-pub(crate) fn transport_error(address: &str, err: &(dyn std::error::Error + 'static)) -> PlatformError {
+pub(crate) fn transport_error(
+    address: &str,
+    err: &(dyn std::error::Error + 'static),
+) -> PlatformError {
     let mut parts: Vec<String> = Vec::new();
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
@@ -113,10 +129,24 @@ pub(crate) fn transport_error(address: &str, err: &(dyn std::error::Error + 'sta
     }
     let detail = parts.last().cloned().unwrap_or_default();
     let all = parts.join(": ").to_ascii_lowercase();
-    let tls = ["certificate", "tls", "handshake", "unknownissuer", "invalid peer"].iter().any(|k| all.contains(k));
+    let tls = [
+        "certificate",
+        "tls",
+        "handshake",
+        "unknownissuer",
+        "invalid peer",
+    ]
+    .iter()
+    .any(|k| all.contains(k));
     if tls {
-        PlatformError::Tls { address: address.to_string(), detail }
+        PlatformError::Tls {
+            address: address.to_string(),
+            detail,
+        }
     } else {
-        PlatformError::Unreachable { address: address.to_string(), detail }
+        PlatformError::Unreachable {
+            address: address.to_string(),
+            detail,
+        }
     }
 }

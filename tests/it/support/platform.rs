@@ -9,8 +9,6 @@
 //!
 //! Users: `admin` (platform-admin) and `viewer` (reads only: 403 on writes and secrets).
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -32,7 +30,9 @@ pub const VIEWER_TOKEN: &str = "viewer-api-token";
 /// One RSA key per test process: generating 2048-bit keys is the slow part of starting.
 fn key() -> &'static RsaPrivateKey {
     static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
-    KEY.get_or_init(|| RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA key generation"))
+    KEY.get_or_init(|| {
+        RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA key generation")
+    })
 }
 
 type Key = (String, String, String, String); // cluster, plural, namespace ("" when cluster-scoped), name
@@ -44,8 +44,8 @@ struct Inner {
     users: HashMap<String, (String, bool)>, // user → (password, admin)
     tokens: HashMap<String, String>,        // bearer token → user
     clusters: Vec<String>,
-    flows: HashMap<String, Flow>,           // req → flow
-    codes: HashMap<String, String>,         // code → user
+    flows: HashMap<String, Flow>,   // req → flow
+    codes: HashMap<String, String>, // code → user
     objects: BTreeMap<Key, Value>,
     resource_version: u64,
     counter: u64,
@@ -70,19 +70,24 @@ pub struct PlatformEmulator {
 
 struct Kind {
     kind: &'static str,
-    group: &'static str,
     version: &'static str,
     namespaced: bool,
 }
 
 fn kind_of(group: &str, plural: &str) -> Option<Kind> {
-    let k = |kind, group, version, namespaced| Some(Kind { kind, group, version, namespaced });
+    let k = |kind, version, namespaced| {
+        Some(Kind {
+            kind,
+            version,
+            namespaced,
+        })
+    };
     match (group, plural) {
-        ("app.alauda.io", "artifacts") => k("Artifact", "app.alauda.io", "v1alpha1", true),
-        ("app.alauda.io", "artifactversions") => k("ArtifactVersion", "app.alauda.io", "v1alpha1", true),
-        ("cluster.alauda.io", "moduleplugins") => k("ModulePlugin", "cluster.alauda.io", "v1alpha1", false),
-        ("product.alauda.io", "productbases") => k("ProductBase", "product.alauda.io", "v1alpha2", false),
-        ("", "secrets") => k("Secret", "", "v1", true),
+        ("app.alauda.io", "artifacts") => k("Artifact", "v1alpha1", true),
+        ("app.alauda.io", "artifactversions") => k("ArtifactVersion", "v1alpha1", true),
+        ("cluster.alauda.io", "moduleplugins") => k("ModulePlugin", "v1alpha1", false),
+        ("product.alauda.io", "productbases") => k("ProductBase", "v1alpha2", false),
+        ("", "secrets") => k("Secret", "v1", true),
         _ => None,
     }
 }
@@ -92,27 +97,45 @@ fn status(code: u16, reason: &str, message: impl Into<String>) -> Response {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": message.into(), "reason": reason, "code": code,
     });
-    (StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), axum::Json(body)).into_response()
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 fn gr(group: &str, plural: &str) -> String {
-    if group.is_empty() { plural.to_string() } else { format!("{plural}.{group}") }
+    if group.is_empty() {
+        plural.to_string()
+    } else {
+        format!("{plural}.{group}")
+    }
 }
 
 impl PlatformEmulator {
     /// Starts on 127.0.0.1:<free port> with clusters `global`, `region1`, `region2`.
     pub async fn start() -> PlatformEmulator {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind emulator");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind emulator");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let mut inner = Inner { url: url.clone(), client_id: "alauda-auth".into(), ..Default::default() };
+        let mut inner = Inner {
+            url: url.clone(),
+            client_id: "alauda-auth".into(),
+            ..Default::default()
+        };
         inner.users.insert(ADMIN.0.into(), (ADMIN.1.into(), true));
-        inner.users.insert(VIEWER.0.into(), (VIEWER.1.into(), false));
+        inner
+            .users
+            .insert(VIEWER.0.into(), (VIEWER.1.into(), false));
         inner.tokens.insert(ADMIN_TOKEN.into(), ADMIN.0.into());
         inner.tokens.insert(VIEWER_TOKEN.into(), VIEWER.0.into());
         inner.clusters = vec!["global".into(), "region1".into(), "region2".into()];
         let _ = key();
         let inner = Arc::new(Mutex::new(inner));
-        let app = axum::Router::new().fallback(handle).with_state(inner.clone());
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(inner.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -126,8 +149,14 @@ impl PlatformEmulator {
     /// The marketplace checks bundle images in this registry (`http://host:port`); without it
     /// the image check is off and only the owner reference is checked.
     pub fn set_registry(&self, registry_url: &str) {
-        let host = registry_url.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/');
-        self.lock().registry = Some((host.to_string(), registry_url.trim_end_matches('/').to_string()));
+        let host = registry_url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .trim_end_matches('/');
+        self.lock().registry = Some((
+            host.to_string(),
+            registry_url.trim_end_matches('/').to_string(),
+        ));
     }
 
     pub fn seed_product_base(&self, registry_address: &str) {
@@ -145,20 +174,45 @@ impl PlatformEmulator {
             "metadata": { "name": "registry-admin", "namespace": "cpaas-system" },
             "data": { "username": B64.encode(username), "password": B64.encode(password) },
         });
-        self.lock().put_seed("global", "secrets", "cpaas-system", obj);
+        self.lock()
+            .put_seed("global", "secrets", "cpaas-system", obj);
     }
 
     /// The next `times` GETs of this object are each followed by a change from "someone else".
-    pub fn race_after_get(&self, cluster: &str, plural: &str, namespace: &str, name: &str, times: u32) {
-        self.lock().races.insert((cluster.into(), plural.into(), namespace.into(), name.into()), times);
+    pub fn race_after_get(
+        &self,
+        cluster: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        times: u32,
+    ) {
+        self.lock().races.insert(
+            (cluster.into(), plural.into(), namespace.into(), name.into()),
+            times,
+        );
     }
 
-    pub fn object(&self, cluster: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        self.lock().objects.get(&(cluster.into(), plural.into(), namespace.into(), name.into())).cloned()
+    pub fn object(
+        &self,
+        cluster: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        self.lock()
+            .objects
+            .get(&(cluster.into(), plural.into(), namespace.into(), name.into()))
+            .cloned()
     }
 
     pub fn objects(&self, cluster: &str, plural: &str) -> Vec<Value> {
-        self.lock().objects.iter().filter(|(k, _)| k.0 == cluster && k.1 == plural).map(|(_, v)| v.clone()).collect()
+        self.lock()
+            .objects
+            .iter()
+            .filter(|(k, _)| k.0 == cluster && k.1 == plural)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// `METHOD path?query` of every request so far.
@@ -186,16 +240,28 @@ impl Inner {
         let uid = self.next_id();
         obj["metadata"]["uid"] = uid.into();
         obj["metadata"]["resourceVersion"] = self.next_rv().into();
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        self.objects.insert((cluster.into(), plural.into(), ns.into(), name), obj);
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.objects
+            .insert((cluster.into(), plural.into(), ns.into(), name), obj);
     }
 }
 
 fn query(uri: &Uri) -> HashMap<String, String> {
-    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
 }
 
-async fn handle(State(state): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(state): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_string();
     {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -210,7 +276,11 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri
     match (method, path.as_str()) {
         (Method::GET, "/console-platform/api/v1/token/login") => {
             if q.get("client_id") != Some(&s.client_id) {
-                return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "unknown client"}))).into_response();
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "unknown client"})),
+                )
+                    .into_response();
             }
             let st = s.next_id();
             let auth_url = format!(
@@ -228,7 +298,14 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri
             };
             let req = s.next_id();
             let cookie = s.next_id();
-            s.flows.insert(req.clone(), Flow { state: st.clone(), cookie: cookie.clone(), ts: 0 });
+            s.flows.insert(
+                req.clone(),
+                Flow {
+                    state: st.clone(),
+                    cookie: cookie.clone(),
+                    ts: 0,
+                },
+            );
             let mut r = axum::Json(json!({ "req": req })).into_response();
             if let Ok(v) = format!("cpaas_oidc_auth_flow={cookie}; Path=/; HttpOnly").parse() {
                 r.headers_mut().insert(header::SET_COOKIE, v);
@@ -236,12 +313,16 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri
             r
         }
         (Method::GET, "/dex/pubkey") => {
-            let pem = key().to_public_key().to_public_key_pem(LineEnding::LF).unwrap_or_default();
+            let pem = key()
+                .to_public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap_or_default();
             let ts = 1_700_000_000 + s.next_rv().parse::<u64>().unwrap_or(0);
             for f in s.flows.values_mut() {
                 f.ts = ts;
             }
-            axum::Json(json!({ "ts": ts, "pubkey": pem, "pubkey_encode": B64.encode(&pem) })).into_response()
+            axum::Json(json!({ "ts": ts, "pubkey": pem, "pubkey_encode": B64.encode(&pem) }))
+                .into_response()
         }
         (Method::POST, p) if p.starts_with("/dex/api/v1/authorize/") => {
             let idp = &p["/dex/api/v1/authorize/".len()..];
@@ -249,11 +330,25 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri
                 return (StatusCode::NOT_FOUND, "unknown connector").into_response();
             }
             let Some(flow) = q.get("req").and_then(|r| s.flows.get(r)) else {
-                return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "unknown req"}))).into_response();
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "unknown req"})),
+                )
+                    .into_response();
             };
-            let cookie = headers.get(header::COOKIE).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if !cookie.split(';').any(|c| c.trim() == format!("cpaas_oidc_auth_flow={}", flow.cookie)) {
-                return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "missing auth flow cookie"}))).into_response();
+            let cookie = headers
+                .get(header::COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !cookie
+                .split(';')
+                .any(|c| c.trim() == format!("cpaas_oidc_auth_flow={}", flow.cookie))
+            {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "missing auth flow cookie"})),
+                )
+                    .into_response();
             }
             let (state_, ts) = (flow.state.clone(), flow.ts);
             let Ok(body) = serde_json::from_slice::<Value>(&body) else {
@@ -266,12 +361,22 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri
                 .and_then(|c| key().decrypt(Pkcs1v15Encrypt, &c).ok())
                 .and_then(|p| serde_json::from_slice::<Value>(&p).ok());
             let Some(plain) = plain else {
-                return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "cannot decrypt password"}))).into_response();
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "cannot decrypt password"})),
+                )
+                    .into_response();
             };
             let ok = plain["ts"].as_u64() == Some(ts)
-                && s.users.get(&account).is_some_and(|(pw, _)| plain["password"].as_str() == Some(pw.as_str()));
+                && s.users
+                    .get(&account)
+                    .is_some_and(|(pw, _)| plain["password"].as_str() == Some(pw.as_str()));
             if !ok {
-                return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid username or password"}))).into_response();
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({"error": "invalid username or password"})),
+                )
+                    .into_response();
             }
             let code = s.next_id();
             s.codes.insert(code.clone(), account);
@@ -280,7 +385,11 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri
         }
         (Method::GET, "/console-platform/api/v1/token/callback") => {
             let Some(user) = q.get("code").and_then(|c| s.codes.remove(c)) else {
-                return (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid code"}))).into_response();
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "invalid code"})),
+                )
+                    .into_response();
             };
             let token = format!("id-{}", s.next_id());
             s.tokens.insert(token.clone(), user);
@@ -298,9 +407,9 @@ async fn handle(State(state): State<Arc<Mutex<Inner>>>, method: Method, uri: Uri
 fn parse_kube_path(rest: &str) -> Option<(String, String, String, String, String, Option<String>)> {
     let seg: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let cluster = seg.first()?.to_string();
-    let (group, version, tail) = match seg.get(1)? {
-        &"api" => ("", *seg.get(2)?, &seg[3.min(seg.len())..]),
-        &"apis" => (*seg.get(2)?, *seg.get(3)?, &seg[4.min(seg.len())..]),
+    let (group, version, tail) = match *seg.get(1)? {
+        "api" => ("", *seg.get(2)?, &seg[3.min(seg.len())..]),
+        "apis" => (*seg.get(2)?, *seg.get(3)?, &seg[4.min(seg.len())..]),
         _ => return None,
     };
     let (ns, tail) = match tail {
@@ -378,37 +487,77 @@ async fn kube(
             .into_response();
     }
     let Some((cluster, group, version, ns, plural, name)) = parse_kube_path(&rest) else {
-        return status(404, "NotFound", "the server could not find the requested resource");
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
     };
     let Some(kind) = kind_of(&group, &plural) else {
-        return status(404, "NotFound", "the server could not find the requested resource");
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
     };
-    let bad_scope = if kind.namespaced { ns.is_empty() && (name.is_some() || method == Method::POST) } else { !ns.is_empty() };
+    let bad_scope = if kind.namespaced {
+        ns.is_empty() && (name.is_some() || method == Method::POST)
+    } else {
+        !ns.is_empty()
+    };
     if kind.version != version || bad_scope {
-        return status(404, "NotFound", "the server could not find the requested resource");
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
     }
     let write = method != Method::GET;
     if (write || plural == "secrets") && !admin {
         let verb = match method {
-            Method::GET => if name.is_some() { "get" } else { "list" },
+            Method::GET => {
+                if name.is_some() {
+                    "get"
+                } else {
+                    "list"
+                }
+            }
             Method::POST => "create",
             Method::PUT => "update",
             Method::PATCH => "patch",
             _ => "delete",
         };
-        let what = name.as_deref().map(|n| format!("{} {n:?} ", gr(&group, &plural))).unwrap_or_default();
-        let scope = if ns.is_empty() { "at the cluster scope".to_string() } else { format!("in the namespace {ns:?}") };
+        let what = name
+            .as_deref()
+            .map(|n| format!("{} {n:?} ", gr(&group, &plural)))
+            .unwrap_or_default();
+        let scope = if ns.is_empty() {
+            "at the cluster scope".to_string()
+        } else {
+            format!("in the namespace {ns:?}")
+        };
         return status(
             403,
             "Forbidden",
-            format!("{what}is forbidden: User {user:?} cannot {verb} resource {plural:?} in API group {group:?} {scope}"),
+            format!(
+                "{what}is forbidden: User {user:?} cannot {verb} resource {plural:?} in API group {group:?} {scope}"
+            ),
         );
     }
     let q = query(uri);
     let key_of = |n: &str| (cluster.clone(), plural.clone(), ns.clone(), n.to_string());
-    let not_found =
-        |n: &str| status(404, "NotFound", format!("{} {n:?} not found", gr(&group, &plural)));
-    let api_version = if group.is_empty() { version.clone() } else { format!("{group}/{version}") };
+    let not_found = |n: &str| {
+        status(
+            404,
+            "NotFound",
+            format!("{} {n:?} not found", gr(&group, &plural)),
+        )
+    };
+    let api_version = if group.is_empty() {
+        version.clone()
+    } else {
+        format!("{group}/{version}")
+    };
 
     let mut changed: Option<Key> = None;
     let response = {
@@ -424,7 +573,8 @@ async fn kube(
                             let rv = s.next_rv();
                             if let Some(o) = s.objects.get_mut(&k) {
                                 o["metadata"]["resourceVersion"] = rv.into();
-                                o["metadata"]["annotations"]["emulator/touched-by"] = "someone-else".into();
+                                o["metadata"]["annotations"]["emulator/touched-by"] =
+                                    "someone-else".into();
                             }
                         }
                         axum::Json(obj).into_response()
@@ -436,7 +586,9 @@ async fn kube(
                 let items: Vec<Value> = s
                     .objects
                     .iter()
-                    .filter(|(k, _)| k.0 == cluster && k.1 == plural && (ns.is_empty() || k.2 == ns))
+                    .filter(|(k, _)| {
+                        k.0 == cluster && k.1 == plural && (ns.is_empty() || k.2 == ns)
+                    })
                     .filter(|(_, v)| selector_matches(&sel, &v["metadata"]["labels"]))
                     .map(|(_, v)| v.clone())
                     .collect();
@@ -449,8 +601,20 @@ async fn kube(
             (Method::POST, None) => match serde_json::from_slice::<Value>(&body) {
                 Err(e) => status(400, "BadRequest", format!("invalid JSON: {e}")),
                 Ok(obj) => {
-                    let n = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
-                    create(&mut s, &key_of(&n), obj, &kind, &api_version, &mut changed, &group, &plural)
+                    let n = obj["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    create(
+                        &mut s,
+                        &key_of(&n),
+                        obj,
+                        &kind,
+                        &api_version,
+                        &mut changed,
+                        &group,
+                        &plural,
+                    )
                 }
             },
             (Method::PUT, Some(n)) => match serde_json::from_slice::<Value>(&body) {
@@ -458,13 +622,20 @@ async fn kube(
                 Ok(obj) => update(&mut s, &key_of(&n), obj, &mut changed, &group, &plural),
             },
             (Method::PATCH, Some(n)) => {
-                let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+                let ct = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
                 let patch: Option<Value> = if ct.starts_with("application/apply-patch+yaml") {
                     serde_saphyr::from_slice(&body).ok()
                 } else if ct.starts_with("application/merge-patch+json") {
                     serde_json::from_slice(&body).ok()
                 } else {
-                    return status(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format: {ct}"));
+                    return status(
+                        415,
+                        "UnsupportedMediaType",
+                        format!("the body of the request was in an unknown format: {ct}"),
+                    );
                 };
                 let Some(patch) = patch else {
                     return status(400, "BadRequest", "cannot parse the patch");
@@ -472,9 +643,16 @@ async fn kube(
                 let k = key_of(&n);
                 match s.objects.get(&k).cloned() {
                     // Server-side apply creates what does not exist; a merge patch does not.
-                    None if ct.starts_with("application/apply-patch+yaml") => {
-                        create(&mut s, &k, patch, &kind, &api_version, &mut changed, &group, &plural)
-                    }
+                    None if ct.starts_with("application/apply-patch+yaml") => create(
+                        &mut s,
+                        &k,
+                        patch,
+                        &kind,
+                        &api_version,
+                        &mut changed,
+                        &group,
+                        &plural,
+                    ),
                     None => not_found(&n),
                     Some(mut live) => {
                         let status_before = live.get("status").cloned();
@@ -510,7 +688,11 @@ async fn kube(
                     }
                 }
             }
-            _ => status(405, "MethodNotAllowed", format!("{method} is not supported here")),
+            _ => status(
+                405,
+                "MethodNotAllowed",
+                format!("{method} is not supported here"),
+            ),
         }
     };
     if let Some(k) = changed.filter(|k| k.1 == "artifactversions") {
@@ -531,15 +713,27 @@ fn create(
     plural: &str,
 ) -> Response {
     if k.3.is_empty() {
-        return status(422, "Invalid", format!("{} is invalid: metadata.name: Required value", kind.kind));
+        return status(
+            422,
+            "Invalid",
+            format!("{} is invalid: metadata.name: Required value", kind.kind),
+        );
     }
     if let Some(ns) = obj["metadata"]["namespace"].as_str()
         && ns != k.2
     {
-        return status(400, "BadRequest", "the namespace of the provided object does not match the namespace sent on the request");
+        return status(
+            400,
+            "BadRequest",
+            "the namespace of the provided object does not match the namespace sent on the request",
+        );
     }
     if s.objects.contains_key(k) {
-        return status(409, "AlreadyExists", format!("{} {:?} already exists", gr(group, plural), k.3));
+        return status(
+            409,
+            "AlreadyExists",
+            format!("{} {:?} already exists", gr(group, plural), k.3),
+        );
     }
     if let Some(o) = obj.as_object_mut() {
         o.remove("status");
@@ -558,12 +752,27 @@ fn create(
     (StatusCode::CREATED, axum::Json(obj)).into_response()
 }
 
-fn update(s: &mut Inner, k: &Key, mut obj: Value, changed: &mut Option<Key>, group: &str, plural: &str) -> Response {
+fn update(
+    s: &mut Inner,
+    k: &Key,
+    mut obj: Value,
+    changed: &mut Option<Key>,
+    group: &str,
+    plural: &str,
+) -> Response {
     let Some(live) = s.objects.get(k).cloned() else {
-        return status(404, "NotFound", format!("{} {:?} not found", gr(group, plural), k.3));
+        return status(
+            404,
+            "NotFound",
+            format!("{} {:?} not found", gr(group, plural), k.3),
+        );
     };
     if obj["metadata"]["name"].as_str() != Some(k.3.as_str()) {
-        return status(400, "BadRequest", "the name of the object does not match the name on the URL");
+        return status(
+            400,
+            "BadRequest",
+            "the name of the object does not match the name on the URL",
+        );
     }
     match obj["metadata"]["resourceVersion"].as_str() {
         // A merge patch carries no resourceVersion and applies to the current object.
@@ -596,8 +805,12 @@ fn update(s: &mut Inner, k: &Key, mut obj: Value, changed: &mut Option<Key>, gro
     obj["apiVersion"] = live["apiVersion"].clone();
     obj["kind"] = live["kind"].clone();
     let generation = live["metadata"]["generation"].as_u64().unwrap_or(1);
-    obj["metadata"]["generation"] =
-        (if obj.get("spec") != live.get("spec") { generation + 1 } else { generation }).into();
+    obj["metadata"]["generation"] = (if obj.get("spec") != live.get("spec") {
+        generation + 1
+    } else {
+        generation
+    })
+    .into();
     if obj == live {
         return axum::Json(live).into_response();
     }
@@ -612,7 +825,9 @@ fn update(s: &mut Inner, k: &Key, mut obj: Value, changed: &mut Option<Key>, gro
 async fn marketplace_check(state: &Arc<Mutex<Inner>>, k: &Key) {
     let (av, artifact, registry) = {
         let s = state.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(av) = s.objects.get(k).cloned() else { return };
+        let Some(av) = s.objects.get(k).cloned() else {
+            return;
+        };
         let owner = av["metadata"]["ownerReferences"]
             .as_array()
             .and_then(|refs| refs.iter().find(|r| r["kind"] == "Artifact").cloned());
@@ -627,12 +842,20 @@ async fn marketplace_check(state: &Arc<Mutex<Inner>>, k: &Key) {
     };
     let tag = av["spec"]["tag"].as_str().unwrap_or_default().to_string();
     let result = match (&av["metadata"]["ownerReferences"], artifact) {
-        (Value::Array(a), _) if a.is_empty() => Err("aritfactVersion not have OwnerReference".to_string()),
+        (Value::Array(a), _) if a.is_empty() => {
+            Err("aritfactVersion not have OwnerReference".to_string())
+        }
         (Value::Null, _) => Err("aritfactVersion not have OwnerReference".to_string()),
         (_, None) => Err("owner Artifact not found".to_string()),
         (_, Some(art)) => {
-            let host = art["spec"]["registry"].as_str().unwrap_or_default().to_string();
-            let repo = art["spec"]["repository"].as_str().unwrap_or_default().to_string();
+            let host = art["spec"]["registry"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let repo = art["spec"]["repository"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             match registry {
                 None => Ok(()),
                 Some((reg_host, reg_url)) if reg_host == host => {
@@ -646,9 +869,15 @@ async fn marketplace_check(state: &Arc<Mutex<Inner>>, k: &Key) {
                         .send()
                         .await
                         .is_ok_and(|r| r.status().is_success());
-                    if found { Ok(()) } else { Err(format!("image {host}/{repo}:{tag} not found")) }
+                    if found {
+                        Ok(())
+                    } else {
+                        Err(format!("image {host}/{repo}:{tag} not found"))
+                    }
                 }
-                Some(_) => Err(format!("image {host}/{repo}:{tag} not found (unknown registry {host})")),
+                Some(_) => Err(format!(
+                    "image {host}/{repo}:{tag} not found (unknown registry {host})"
+                )),
             }
         }
     };
