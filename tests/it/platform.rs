@@ -719,3 +719,58 @@ async fn self_signed_platform_needs_ca_file_or_insecure() {
     .expect("insecure");
     assert_eq!(again[0].action, WriteAction::Unchanged);
 }
+
+#[tokio::test]
+async fn kubeconfig_contexts_name_clusters() {
+    let emu = PlatformEmulator::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("config");
+    let cluster = |name: &str| {
+        format!(
+            "- name: {name}\n  cluster:\n    server: {}/kubernetes/{name}\n",
+            emu.url
+        )
+    };
+    let context = |name: &str, cluster: &str| {
+        format!("- name: {name}\n  context:\n    cluster: {cluster}\n    user: admin\n")
+    };
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n{}{}contexts:\n{}{}current-context: region1\nusers:\n- name: admin\n  user:\n    token: {ADMIN_TOKEN}\n",
+        cluster("global"),
+        cluster("region1"),
+        context("acp-global", "global"),
+        context("region1", "region1"),
+    );
+    std::fs::write(&kubeconfig, text).expect("write kubeconfig");
+    let args = PlatformArgs {
+        kubeconfig: Some(kubeconfig),
+        context: Some("acp-global".into()),
+        client_id: "alauda-auth".into(),
+        ..Default::default()
+    };
+    let platform = connect(&args).await.expect("kubeconfig");
+    let p = plan(&bundle("v1.0.0"), "r.local", &["global", "region1"]);
+    publish(&platform, &p, &ApplyOptions::default())
+        .await
+        .expect("publish");
+    assert!(
+        emu.object("global", "artifacts", "cpaas-system", "topolvm-operator")
+            .is_some()
+    );
+    assert!(
+        emu.object("region1", "artifacts", "cpaas-system", "topolvm-operator")
+            .is_some()
+    );
+
+    let err = publish(
+        &platform,
+        &plan(&bundle("v1.0.0"), "r.local", &["region9"]),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("no context named \"region9\""),
+        "{err}"
+    );
+}
