@@ -95,6 +95,9 @@ pub fn classify(err: &anyhow::Error) -> (ExitCode, Option<String>) {
         if let Some(e) = cause.downcast_ref::<crate::registry::RegistryError>() {
             return (e.exit_code(), e.hint());
         }
+        if let Some(e) = cause.downcast_ref::<crate::platform::PlatformError>() {
+            return (e.exit_code(), e.hint());
+        }
         if let Some(e) = cause.downcast_ref::<std::io::Error>() {
             let _ = e;
             return (ExitCode::Input, None);

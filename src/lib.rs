@@ -12,6 +12,7 @@ pub mod error;
 pub mod output;
 pub mod package;
 pub mod plan;
+pub mod platform;
 pub mod registry;
 pub mod scheduler;
 pub mod signature;

@@ -1,0 +1,400 @@
+//! Kubernetes access: through the platform proxy `<platform>/kubernetes/<cluster>` with a bearer
+//! token, or straight to API servers named by kubeconfig contexts. Objects travel as JSON values,
+//! and Kubernetes `Status` answers become [`PlatformError`]s with the server's message.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ::kube::api::{Api, DynamicObject, ListParams, PostParams};
+use ::kube::config::{KubeConfigOptions, Kubeconfig};
+use ::kube::core::{ApiResource, GroupVersionKind};
+use base64::Engine;
+use reqwest::header::{AUTHORIZATION, HeaderValue};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::platform::args::{PlatformAuth, Target, TlsOptions};
+use crate::platform::{PlatformArgs, PlatformError, Result, login, transport_error};
+
+/// The cluster the platform itself runs in: plugins, discovery and the default for operators.
+pub const GLOBAL: &str = "global";
+
+/// A resource type we read or write.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub api: ApiResource,
+    pub namespaced: bool,
+}
+
+impl Resource {
+    pub fn new(group: &str, version: &str, kind: &str, plural: &str, namespaced: bool) -> Self {
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        Self {
+            api: ApiResource::from_gvk_with_plural(&gvk, plural),
+            namespaced,
+        }
+    }
+}
+
+/// A logged-in connection; hands out per-cluster clients.
+pub struct Platform {
+    /// What to name in messages: the platform URL or `kubeconfig <path>`.
+    address: String,
+    mode: Mode,
+    clusters: Mutex<BTreeMap<String, Cluster>>,
+}
+
+enum Mode {
+    Proxy {
+        token: String,
+        tls: TlsOptions,
+    },
+    Kubeconfig {
+        path: std::path::PathBuf,
+        config: Box<Kubeconfig>,
+        context: Option<String>,
+        insecure: bool,
+    },
+}
+
+impl std::fmt::Debug for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Platform")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One cluster's API, reached through the platform or a kubeconfig context.
+#[derive(Clone)]
+pub struct Cluster {
+    pub name: String,
+    address: String,
+    client: ::kube::Client,
+}
+
+impl Platform {
+    /// Resolves the flags, logs in (username/password) and returns the connection. Nothing is
+    /// checked against a cluster yet: [`Platform::cluster`] does that per cluster.
+    pub async fn connect(args: &PlatformArgs, tls: &TlsOptions) -> Result<Platform> {
+        match args.target()? {
+            Target::Platform {
+                address,
+                auth,
+                client_id,
+            } => {
+                let token = match auth {
+                    PlatformAuth::Token(t) => t,
+                    PlatformAuth::Password { username, password } => {
+                        let http = login::http_client(tls)?;
+                        login::login(&http, &address, &client_id, &username, &password).await?
+                    }
+                };
+                Ok(Platform {
+                    address,
+                    mode: Mode::Proxy {
+                        token,
+                        tls: tls.clone(),
+                    },
+                    clusters: Mutex::new(BTreeMap::new()),
+                })
+            }
+            Target::Kubeconfig { path, context } => {
+                let config =
+                    Kubeconfig::read_from(&path).map_err(|e| PlatformError::Kubeconfig {
+                        path: path.display().to_string(),
+                        detail: e.to_string(),
+                    })?;
+                Ok(Platform {
+                    address: format!("kubeconfig {}", path.display()),
+                    mode: Mode::Kubeconfig {
+                        path,
+                        config: Box::new(config),
+                        context,
+                        insecure: tls.insecure,
+                    },
+                    clusters: Mutex::new(BTreeMap::new()),
+                })
+            }
+        }
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The client for one cluster, checked once with `GET /version`: an unknown cluster (404 from
+    /// the proxy), a rejected token and TLS problems surface here, before anything is written.
+    pub async fn cluster(&self, name: &str) -> Result<Cluster> {
+        let mut cache = self.clusters.lock().await;
+        if let Some(c) = cache.get(name) {
+            return Ok(c.clone());
+        }
+        let config = self.config_for(name).await?;
+        let client =
+            ::kube::Client::try_from(config).map_err(|e| transport_error(&self.address, &e))?;
+        let cluster = Cluster {
+            name: name.to_string(),
+            address: self.address.clone(),
+            client,
+        };
+        match cluster.client.apiserver_version().await {
+            Ok(_) => {}
+            Err(::kube::Error::Api(s)) if s.code == 404 => {
+                return Err(PlatformError::UnknownCluster {
+                    address: self.address.clone(),
+                    cluster: name.to_string(),
+                });
+            }
+            Err(e) => return Err(cluster.error(e, "connect")),
+        }
+        cache.insert(name.to_string(), cluster.clone());
+        Ok(cluster)
+    }
+
+    async fn config_for(&self, name: &str) -> Result<::kube::Config> {
+        match &self.mode {
+            Mode::Proxy { token, tls } => {
+                let url = format!("{}/kubernetes/{name}", self.address);
+                let mut cfg = ::kube::Config::new(url.parse().map_err(|e| {
+                    PlatformError::Usage(format!(
+                        "cluster name {name:?} does not make a valid URL: {e}"
+                    ))
+                })?);
+                cfg.default_namespace = crate::platform::crs::NAMESPACE.to_string();
+                cfg.accept_invalid_certs = tls.insecure;
+                cfg.connect_timeout = Some(Duration::from_secs(15));
+                cfg.read_timeout = Some(Duration::from_secs(60));
+                if !tls.ca_files.is_empty() {
+                    let mut ders = Vec::new();
+                    for path in &tls.ca_files {
+                        let pem = std::fs::read_to_string(path).map_err(|source| {
+                            PlatformError::Write {
+                                path: path.clone(),
+                                source,
+                            }
+                        })?;
+                        ders.extend(pem_certificates(&pem));
+                    }
+                    cfg.root_cert = Some(ders);
+                }
+                let mut bearer =
+                    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                        PlatformError::Usage(
+                            "the platform token contains invalid characters".into(),
+                        )
+                    })?;
+                // Keeps the token out of any Debug rendering of the request or config.
+                bearer.set_sensitive(true);
+                cfg.headers.push((AUTHORIZATION, bearer));
+                Ok(cfg)
+            }
+            Mode::Kubeconfig {
+                path,
+                config,
+                context,
+                insecure,
+            } => {
+                let names: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
+                let chosen = if names.contains(&name) {
+                    Some(name.to_string())
+                } else if name == GLOBAL {
+                    context.clone()
+                } else {
+                    return Err(PlatformError::Kubeconfig {
+                        path: path.display().to_string(),
+                        detail: format!(
+                            "no context named {name:?} (contexts: {})",
+                            names.join(", ")
+                        ),
+                    });
+                };
+                let options = KubeConfigOptions {
+                    context: chosen,
+                    ..Default::default()
+                };
+                let mut cfg = ::kube::Config::from_custom_kubeconfig((**config).clone(), &options)
+                    .await
+                    .map_err(|e| PlatformError::Kubeconfig {
+                        path: path.display().to_string(),
+                        detail: e.to_string(),
+                    })?;
+                if *insecure {
+                    cfg.accept_invalid_certs = true;
+                }
+                Ok(cfg)
+            }
+        }
+    }
+}
+
+/// The DER bodies of the `CERTIFICATE` blocks of a PEM bundle.
+fn pem_certificates(pem: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in pem.lines().map(str::trim) {
+        if line == "-----BEGIN CERTIFICATE-----" {
+            current = Some(String::new());
+        } else if line == "-----END CERTIFICATE-----" {
+            if let Some(b64) = current.take()
+                && let Ok(der) = base64::engine::general_purpose::STANDARD.decode(b64)
+            {
+                out.push(der);
+            }
+        } else if let Some(buf) = current.as_mut() {
+            buf.push_str(line);
+        }
+    }
+    out
+}
+
+impl Cluster {
+    fn api(&self, r: &Resource, namespace: Option<&str>) -> Api<DynamicObject> {
+        match namespace {
+            Some(ns) if r.namespaced => Api::namespaced_with(self.client.clone(), ns, &r.api),
+            _ => Api::all_with(self.client.clone(), &r.api),
+        }
+    }
+
+    /// Turns a kube error into one clear line naming the cluster and the action.
+    fn error(&self, e: ::kube::Error, action: &str) -> PlatformError {
+        match e {
+            ::kube::Error::Api(s) => {
+                let message = if !s.message.is_empty() {
+                    s.message.clone()
+                } else if !s.reason.is_empty() {
+                    s.reason.clone()
+                } else {
+                    format!("HTTP {}", s.code)
+                };
+                match s.code {
+                    401 => PlatformError::BadToken {
+                        address: self.address.clone(),
+                    },
+                    403 => PlatformError::Forbidden {
+                        address: self.address.clone(),
+                        action: format!("{action} in cluster {}", self.name),
+                        message,
+                    },
+                    code => PlatformError::Api {
+                        cluster: self.name.clone(),
+                        action: action.to_string(),
+                        code,
+                        message,
+                    },
+                }
+            }
+            other => transport_error(&self.address, &other),
+        }
+    }
+
+    fn describe(r: &Resource, namespace: Option<&str>, name: &str) -> String {
+        match namespace {
+            Some(ns) if r.namespaced => format!("{} {ns}/{name}", r.api.kind),
+            _ => format!("{} {name}", r.api.kind),
+        }
+    }
+
+    /// The object, or `None` when it does not exist.
+    pub async fn get(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>> {
+        match self.api(r, namespace).get_opt(name).await {
+            Ok(Some(o)) => Ok(Some(to_value(o))),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.error(e, &format!("get {}", Self::describe(r, namespace, name)))),
+        }
+    }
+
+    /// Objects matching a label selector (`k=v,k2=v2`).
+    pub async fn list(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<Value>> {
+        let lp = ListParams::default().labels(selector);
+        match self.api(r, namespace).list(&lp).await {
+            Ok(l) => Ok(l.items.into_iter().map(to_value).collect()),
+            Err(e) => Err(self.error(e, &format!("list {} -l {selector}", r.api.plural))),
+        }
+    }
+
+    pub async fn create(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        obj: &Value,
+    ) -> Result<Value> {
+        let name = obj_name(obj);
+        let o = from_value(obj)?;
+        match self
+            .api(r, namespace)
+            .create(&PostParams::default(), &o)
+            .await
+        {
+            Ok(o) => Ok(to_value(o)),
+            Err(e) => Err(self.error(
+                e,
+                &format!("create {}", Self::describe(r, namespace, &name)),
+            )),
+        }
+    }
+
+    /// Full update; `obj` carries the `resourceVersion` it was based on, so a concurrent change is a 409.
+    pub async fn replace(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        obj: &Value,
+    ) -> Result<Value> {
+        let name = obj_name(obj);
+        let o = from_value(obj)?;
+        match self
+            .api(r, namespace)
+            .replace(&name, &PostParams::default(), &o)
+            .await
+        {
+            Ok(o) => Ok(to_value(o)),
+            Err(e) => Err(self.error(
+                e,
+                &format!("update {}", Self::describe(r, namespace, &name)),
+            )),
+        }
+    }
+}
+
+fn obj_name(obj: &Value) -> String {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn to_value(o: DynamicObject) -> Value {
+    serde_json::to_value(o).unwrap_or(Value::Null)
+}
+
+fn from_value(v: &Value) -> Result<DynamicObject> {
+    serde_json::from_value(v.clone()).map_err(|e| {
+        PlatformError::Usage(format!(
+            "internal: object {} is not a Kubernetes object: {e}",
+            obj_name(v)
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pem_bundle() {
+        let pem = "junk\n-----BEGIN CERTIFICATE-----\nAAEC\nAw==\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBA==\n-----END CERTIFICATE-----\n";
+        assert_eq!(
+            super::pem_certificates(pem),
+            vec![vec![0, 1, 2, 3], vec![4]]
+        );
+    }
+}

@@ -1,0 +1,776 @@
+//! The platform side against the emulator: login, errors, catalog CRs and their idempotence.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use violet::error::{ExitCode, UserError};
+use violet::package::metadata::OperatorInfo;
+use violet::package::{Metadata, PackageType};
+use violet::platform::crs::{CatalogInputs, CatalogPlan, PushedArtifact};
+use violet::platform::{
+    ApplyOptions, Platform, PlatformArgs, PlatformError, TlsOptions, WriteAction, WriteReport,
+    crs_out, publish,
+};
+use violet::registry::Credentials;
+
+use crate::support::platform::{ADMIN, ADMIN_TOKEN, PlatformEmulator, VIEWER, VIEWER_TOKEN};
+
+fn password_args(url: &str, user: &str, password: &str) -> PlatformArgs {
+    PlatformArgs {
+        platform_address: Some(url.into()),
+        platform_username: Some(user.into()),
+        platform_password: Some(password.into()),
+        client_id: "alauda-auth".into(),
+        ..Default::default()
+    }
+}
+
+fn token_args(url: &str, token: &str) -> PlatformArgs {
+    PlatformArgs {
+        platform_address: Some(url.into()),
+        platform_token: Some(token.into()),
+        client_id: "alauda-auth".into(),
+        ..Default::default()
+    }
+}
+
+async fn connect(args: &PlatformArgs) -> Result<Platform, PlatformError> {
+    Platform::connect(args, &TlsOptions::default()).await
+}
+
+fn bundle(version: &str) -> Metadata {
+    Metadata {
+        name: Some("topolvm-operator".into()),
+        package_type: Some(PackageType::Bundle),
+        version: Some(version.into()),
+        channels: vec!["stable".into()],
+        default_channel: Some("stable".into()),
+        artifact: Some(format!(
+            "build.example.com/acp/topolvm-operator-bundle:{version}"
+        )),
+        operator: Some(OperatorInfo {
+            csv_name: Some(format!("topolvm-operator.{version}")),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn plan(md: &Metadata, registry: &str, clusters: &[&str]) -> CatalogPlan {
+    let inputs = CatalogInputs {
+        artifact: PushedArtifact::relocated(md.artifact.as_deref().unwrap_or_default(), registry)
+            .expect("reference"),
+        catalog_source: None,
+        chart_repo: None,
+        clusters: clusters.iter().map(|s| s.to_string()).collect(),
+    };
+    CatalogPlan::from_metadata("pkg.tgz", md, &inputs).expect("plan")
+}
+
+fn lines(reports: &[WriteReport]) -> Vec<String> {
+    reports.iter().map(WriteReport::line).collect()
+}
+
+fn writes(emu: &PlatformEmulator) -> Vec<String> {
+    emu.requests()
+        .into_iter()
+        .filter(|r| !r.starts_with("GET "))
+        .collect()
+}
+
+#[tokio::test]
+async fn password_login_create_rerun_unchanged_then_update() {
+    let emu = PlatformEmulator::start().await;
+    let platform = connect(&password_args(&emu.url, ADMIN.0, ADMIN.1))
+        .await
+        .expect("login");
+    let login: Vec<String> = emu
+        .requests()
+        .iter()
+        .map(|r| r.split('?').next().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(
+        login,
+        [
+            "GET /console-platform/api/v1/token/login",
+            "GET /dex/api/v1/authorize",
+            "GET /dex/pubkey",
+            "POST /dex/api/v1/authorize/local",
+            "GET /console-platform/api/v1/token/callback",
+        ]
+    );
+
+    let p = plan(&bundle("v2.3.0"), "10.0.0.1:11443", &[]);
+    let opts = ApplyOptions::default();
+    let first = publish(&platform, &p, &opts).await.expect("publish");
+    assert_eq!(
+        lines(&first),
+        [
+            "cluster global: Artifact cpaas-system/topolvm-operator created",
+            "cluster global: ArtifactVersion cpaas-system/topolvm-operator.v2.3.0 created",
+        ]
+    );
+    let artifact = emu
+        .object("global", "artifacts", "cpaas-system", "topolvm-operator")
+        .expect("artifact");
+    let av = emu
+        .object(
+            "global",
+            "artifactversions",
+            "cpaas-system",
+            "topolvm-operator.v2.3.0",
+        )
+        .expect("av");
+    assert_eq!(
+        av["metadata"]["ownerReferences"][0]["uid"],
+        artifact["metadata"]["uid"]
+    );
+    assert_eq!(av["status"]["phase"], "Present", "{av}");
+    assert_eq!(artifact["spec"]["registry"], "10.0.0.1:11443");
+    assert_eq!(
+        artifact["spec"]["repository"],
+        "acp/topolvm-operator-bundle"
+    );
+    assert_eq!(av["spec"]["tag"], "v2.3.0");
+
+    emu.clear_requests();
+    let again = publish(&platform, &p, &opts).await.expect("rerun");
+    assert!(
+        again.iter().all(|r| r.action == WriteAction::Unchanged),
+        "{:?}",
+        lines(&again)
+    );
+    assert!(writes(&emu).is_empty(), "{:?}", writes(&emu));
+
+    // The same package pushed to another registry: the Artifact moves, the version stays.
+    let moved = publish(
+        &platform,
+        &plan(&bundle("v2.3.0"), "10.0.0.2:11443", &[]),
+        &opts,
+    )
+    .await
+    .expect("update");
+    assert_eq!(
+        moved.iter().map(|r| r.action).collect::<Vec<_>>(),
+        [WriteAction::Updated, WriteAction::Unchanged]
+    );
+    let artifact = emu
+        .object("global", "artifacts", "cpaas-system", "topolvm-operator")
+        .expect("artifact");
+    assert_eq!(artifact["spec"]["registry"], "10.0.0.2:11443");
+
+    // --force rewrites everything.
+    let forced = publish(
+        &platform,
+        &p,
+        &ApplyOptions {
+            force: true,
+            ..opts
+        },
+    )
+    .await
+    .expect("force");
+    assert!(
+        forced.iter().all(|r| r.action == WriteAction::Updated),
+        "{:?}",
+        lines(&forced)
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_is_one_clear_auth_error_without_the_password() {
+    let emu = PlatformEmulator::start().await;
+    let err = connect(&password_args(&emu.url, ADMIN.0, "not-the-pass-xyz"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PlatformError::BadCredentials { .. }),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), ExitCode::Auth);
+    let text = format!("{err} {}", err.hint().unwrap_or_default());
+    assert!(
+        text.contains("wrong username or password") && !text.contains("not-the-pass-xyz"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn token_and_non_admin_forbidden() {
+    let emu = PlatformEmulator::start().await;
+    let p = plan(&bundle("v1.0.0"), "10.0.0.1:11443", &[]);
+
+    let bad = connect(&token_args(&emu.url, "nope"))
+        .await
+        .expect("no login with a token");
+    let err = publish(&bad, &p, &ApplyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PlatformError::BadToken { .. }), "{err:?}");
+    assert!(!err.to_string().contains("nope"));
+
+    let viewer = connect(&token_args(&emu.url, VIEWER_TOKEN))
+        .await
+        .expect("connect");
+    let err = publish(&viewer, &p, &ApplyOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::Auth);
+    assert!(
+        err.to_string().contains("403 Forbidden") && err.to_string().contains("create"),
+        "{err}"
+    );
+    assert!(
+        err.hint()
+            .unwrap_or_default()
+            .contains("platform-admin-system")
+    );
+
+    // Password login of the non-admin works; writing does not.
+    let viewer = connect(&password_args(&emu.url, VIEWER.0, VIEWER.1))
+        .await
+        .expect("login");
+    assert!(matches!(
+        publish(&viewer, &p, &ApplyOptions::default()).await,
+        Err(PlatformError::Forbidden { .. })
+    ));
+}
+
+#[tokio::test]
+async fn unknown_cluster_and_two_clusters() {
+    let emu = PlatformEmulator::start().await;
+    let platform = connect(&token_args(&emu.url, ADMIN_TOKEN))
+        .await
+        .expect("connect");
+    let err = publish(
+        &platform,
+        &plan(&bundle("v1.0.0"), "r.local", &["nowhere"]),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("cluster \"nowhere\" is not known to platform {}", emu.url)
+    );
+    assert_eq!(err.exit_code(), ExitCode::Remote);
+
+    let reports = publish(
+        &platform,
+        &plan(&bundle("v1.0.0"), "r.local", &["global", "region1"]),
+        &ApplyOptions::default(),
+    )
+    .await
+    .expect("publish");
+    assert_eq!(reports.len(), 4);
+    for cluster in ["global", "region1"] {
+        let a = emu
+            .object(cluster, "artifacts", "cpaas-system", "topolvm-operator")
+            .expect("artifact");
+        let v = emu
+            .object(
+                cluster,
+                "artifactversions",
+                "cpaas-system",
+                "topolvm-operator.v1.0.0",
+            )
+            .expect("av");
+        // Each cluster's version is owned by that cluster's Artifact.
+        assert_eq!(
+            v["metadata"]["ownerReferences"][0]["uid"],
+            a["metadata"]["uid"]
+        );
+    }
+    assert!(emu.objects("region2", "artifacts").is_empty());
+}
+
+#[tokio::test]
+async fn unreachable_platform() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let err = connect(&password_args(&format!("http://{addr}"), ADMIN.0, ADMIN.1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PlatformError::Unreachable { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), ExitCode::Network);
+}
+
+#[tokio::test]
+async fn conflicts_are_retried_on_a_fresh_read() {
+    let emu = PlatformEmulator::start().await;
+    let platform = connect(&token_args(&emu.url, ADMIN_TOKEN))
+        .await
+        .expect("connect");
+    publish(
+        &platform,
+        &plan(&bundle("v1.0.0"), "r.local", &[]),
+        &ApplyOptions::default(),
+    )
+    .await
+    .expect("create");
+    emu.race_after_get("global", "artifacts", "cpaas-system", "topolvm-operator", 2);
+    emu.clear_requests();
+    let reports = publish(
+        &platform,
+        &plan(&bundle("v1.0.0"), "r2.local", &[]),
+        &ApplyOptions::default(),
+    )
+    .await
+    .expect("update");
+    assert_eq!(reports[0].action, WriteAction::Updated);
+    let puts = writes(&emu)
+        .into_iter()
+        .filter(|r| r.contains("/artifacts/"))
+        .count();
+    assert_eq!(puts, 3, "two stale writes, then one that lands");
+    let a = emu
+        .object("global", "artifacts", "cpaas-system", "topolvm-operator")
+        .expect("artifact");
+    assert_eq!(a["spec"]["registry"], "r2.local");
+    assert_eq!(
+        a["metadata"]["annotations"]["emulator/touched-by"], "someone-else",
+        "the other writer's change survives"
+    );
+
+    // A writer that never stops wins in the end, with a clear error.
+    emu.race_after_get(
+        "global",
+        "artifacts",
+        "cpaas-system",
+        "topolvm-operator",
+        100,
+    );
+    let err = publish(
+        &platform,
+        &plan(&bundle("v1.0.0"), "r3.local", &[]),
+        &ApplyOptions {
+            conflict_retries: 2,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("still conflicting after 3 attempts"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_writes_nothing_and_shows_diffs() {
+    let emu = PlatformEmulator::start().await;
+    let platform = connect(&token_args(&emu.url, ADMIN_TOKEN))
+        .await
+        .expect("connect");
+    let dry = ApplyOptions {
+        dry_run: true,
+        ..Default::default()
+    };
+    let reports = publish(&platform, &plan(&bundle("v1.0.0"), "r.local", &[]), &dry)
+        .await
+        .expect("dry run");
+    assert_eq!(
+        reports.iter().map(|r| r.action).collect::<Vec<_>>(),
+        [WriteAction::WouldCreate, WriteAction::WouldCreate]
+    );
+    assert!(
+        reports[0]
+            .diff
+            .as_deref()
+            .unwrap_or_default()
+            .contains("+  registry: r.local")
+    );
+    assert!(writes(&emu).is_empty());
+
+    publish(
+        &platform,
+        &plan(&bundle("v1.0.0"), "r.local", &[]),
+        &ApplyOptions::default(),
+    )
+    .await
+    .expect("create");
+    emu.clear_requests();
+    let reports = publish(&platform, &plan(&bundle("v1.0.0"), "r2.local", &[]), &dry)
+        .await
+        .expect("dry run");
+    assert_eq!(reports[0].action, WriteAction::WouldUpdate);
+    let diff = reports[0].diff.clone().unwrap_or_default();
+    assert!(
+        diff.contains("-  registry: r.local\n") && diff.contains("+  registry: r2.local\n"),
+        "{diff}"
+    );
+    assert_eq!(reports[1].action, WriteAction::Unchanged);
+    assert!(writes(&emu).is_empty());
+}
+
+#[tokio::test]
+async fn plugin_module_plugin_and_chart() {
+    let emu = PlatformEmulator::start().await;
+    let platform = connect(&token_args(&emu.url, ADMIN_TOKEN))
+        .await
+        .expect("connect");
+    let plugin = Metadata {
+        name: Some("web-cli".into()),
+        package_type: Some(PackageType::Plugin),
+        version: Some("v4.0.4".into()),
+        artifact: Some("build.example.com/acp/chart-web-cli:v4.0.4".into()),
+        module_plugin: Some(json!({
+            "apiVersion": "cluster.alauda.io/v1alpha1", "kind": "ModulePlugin",
+            "metadata": { "name": "web-cli", "labels": { "cpaas.io/module-name": "web-cli" } },
+            "spec": { "name": "web-cli", "mainChart": "build.example.com/acp/chart-web-cli", "deleteable": true,
+                      "description": { "en": "Web CLI" }, "logo": "" },
+        })),
+        ..Default::default()
+    };
+    let p = plan(&plugin, "10.0.0.1:11443", &["region1"]);
+    assert!(
+        p.warnings[0].contains("--clusters region1 ignored"),
+        "{:?}",
+        p.warnings
+    );
+    let reports = publish(&platform, &p, &ApplyOptions::default())
+        .await
+        .expect("plugin");
+    assert_eq!(
+        lines(&reports),
+        ["cluster global: ModulePlugin web-cli created"]
+    );
+    let mp = emu
+        .object("global", "moduleplugins", "", "web-cli")
+        .expect("moduleplugin");
+    assert_eq!(mp["spec"]["mainChart"], "10.0.0.1:11443/acp/chart-web-cli");
+    assert_eq!(mp["metadata"]["labels"]["cpaas.io/managed-by"], "violet");
+    assert!(emu.objects("region1", "moduleplugins").is_empty());
+    let again = publish(&platform, &p, &ApplyOptions::default())
+        .await
+        .expect("plugin again");
+    assert_eq!(again[0].action, WriteAction::Unchanged);
+
+    let chart = Metadata {
+        name: Some("chartmuseum".into()),
+        package_type: Some(PackageType::Chart),
+        version: Some("v3.16.1".into()),
+        artifact: Some("build.example.com/charts/chartmuseum:v3.16.1".into()),
+        ..Default::default()
+    };
+    let inputs = CatalogInputs {
+        artifact: PushedArtifact::relocated(
+            "build.example.com/charts/chartmuseum:v3.16.1",
+            "10.0.0.1:11443",
+        )
+        .expect("ref"),
+        catalog_source: None,
+        chart_repo: Some("my-charts".into()),
+        clusters: vec![],
+    };
+    let p = CatalogPlan::from_metadata("chart.tgz", &chart, &inputs).expect("plan");
+    publish(&platform, &p, &ApplyOptions::default())
+        .await
+        .expect("chart");
+    let av = emu
+        .object(
+            "global",
+            "artifactversions",
+            "cpaas-system",
+            "chartmuseum.v3.16.1",
+        )
+        .expect("chart av");
+    assert_eq!(av["metadata"]["labels"]["cpaas.io/chart-repo"], "my-charts");
+    assert_eq!(av["metadata"]["labels"]["cpaas.io/type"], "chart");
+}
+
+#[tokio::test]
+async fn marketplace_fails_versions_without_owner_or_image() {
+    let emu = PlatformEmulator::start().await;
+    let http = reqwest::Client::new();
+    let av = json!({
+        "apiVersion": "app.alauda.io/v1alpha1", "kind": "ArtifactVersion",
+        "metadata": { "name": "x.v1", "namespace": "cpaas-system" }, "spec": { "present": true, "tag": "v1" },
+    });
+    let r = http
+        .post(format!("{}/kubernetes/global/apis/app.alauda.io/v1alpha1/namespaces/cpaas-system/artifactversions", emu.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&av)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 201);
+    let stored = emu
+        .object("global", "artifactversions", "cpaas-system", "x.v1")
+        .expect("av");
+    assert_eq!(
+        stored["status"],
+        json!({"phase": "Failed", "reason": "Failed", "message": "aritfactVersion not have OwnerReference"})
+    );
+    let again = http
+        .post(format!("{}/kubernetes/global/apis/app.alauda.io/v1alpha1/namespaces/cpaas-system/artifactversions", emu.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&av)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(again.status(), 409);
+    let body: Value = again.json().await.expect("status");
+    assert_eq!(body["reason"], "AlreadyExists");
+
+    // With a registry to check, an image that is not there fails the version.
+    emu.set_registry("http://127.0.0.1:9");
+    let platform = connect(&token_args(&emu.url, ADMIN_TOKEN))
+        .await
+        .expect("connect");
+    publish(
+        &platform,
+        &plan(&bundle("v1.0.0"), "127.0.0.1:9", &[]),
+        &ApplyOptions::default(),
+    )
+    .await
+    .expect("publish");
+    let stored = emu
+        .object(
+            "global",
+            "artifactversions",
+            "cpaas-system",
+            "topolvm-operator.v1.0.0",
+        )
+        .expect("av");
+    assert_eq!(stored["status"]["phase"], "Failed");
+    assert_eq!(
+        stored["status"]["message"],
+        "image 127.0.0.1:9/acp/topolvm-operator-bundle:v1.0.0 not found"
+    );
+}
+
+#[tokio::test]
+async fn registry_discovery() {
+    let emu = PlatformEmulator::start().await;
+    let platform = connect(&token_args(&emu.url, ADMIN_TOKEN))
+        .await
+        .expect("connect");
+    let err = platform.discover_registry().await.unwrap_err();
+    assert!(
+        err.to_string().contains("ProductBase \"base\" not found"),
+        "{err}"
+    );
+    assert!(err.hint().unwrap_or_default().contains("--dest-repo"));
+    emu.seed_product_base("192.168.1.10:11443");
+    let (host, creds) = platform.discover_registry().await.expect("anonymous");
+    assert_eq!(host, "192.168.1.10:11443");
+    assert!(matches!(creds, Credentials::Anonymous));
+    emu.seed_registry_secret("registry-user", "registry-pass");
+    match platform.discover_registry().await.expect("discover") {
+        (_, Credentials::Basic { username, password }) => assert_eq!(
+            (username.as_str(), password.as_str()),
+            ("registry-user", "registry-pass")
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn crs_out_writes_one_file_per_object() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = crs_out(
+        dir.path(),
+        &plan(&bundle("v1.0.0"), "r.local", &["global", "region1"]),
+    )
+    .expect("write");
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| {
+            f.strip_prefix(dir.path())
+                .unwrap_or(f)
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "global/artifact-topolvm-operator.yaml",
+            "global/artifactversion-topolvm-operator.v1.0.0.yaml",
+            "region1/artifact-topolvm-operator.yaml",
+            "region1/artifactversion-topolvm-operator.v1.0.0.yaml",
+        ]
+    );
+    let text = std::fs::read_to_string(&files[1]).expect("read");
+    let back: Value = serde_saphyr::from_str(&text).expect("yaml");
+    assert_eq!(back["kind"], "ArtifactVersion");
+    assert_eq!(
+        back["metadata"]["labels"]["cpaas.io/artifact-version"],
+        "topolvm-operator"
+    );
+}
+
+/// A TLS front for the emulator with a self-signed certificate made by the openssl CLI.
+async fn tls_front(emu: &PlatformEmulator, dir: &Path) -> (String, std::path::PathBuf) {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=acp.test",
+        ])
+        // CA:FALSE: rustls refuses a CA certificate as the server's own (CaUsedAsEndEntity).
+        .args([
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+        .expect("cert")
+        .collect::<Result<_, _>>()
+        .expect("cert");
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let backend = emu.url.trim_start_matches("http://").to_string();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, backend) = (acceptor.clone(), backend.clone());
+            tokio::spawn(async move {
+                if let (Ok(mut tls), Ok(mut up)) = (
+                    acceptor.accept(tcp).await,
+                    tokio::net::TcpStream::connect(&backend).await,
+                ) {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                }
+            });
+        }
+    });
+    (format!("https://127.0.0.1:{}", addr.port()), cert)
+}
+
+#[tokio::test]
+async fn self_signed_platform_needs_ca_file_or_insecure() {
+    let emu = PlatformEmulator::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, ca) = tls_front(&emu, dir.path()).await;
+
+    let err = connect(&password_args(&url, ADMIN.0, ADMIN.1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PlatformError::Tls { .. }), "{err:?}");
+    assert_eq!(err.exit_code(), ExitCode::Network);
+    assert!(err.hint().unwrap_or_default().contains("self-signed"));
+
+    let tls = TlsOptions {
+        ca_files: vec![ca],
+        insecure: false,
+    };
+    let platform = Platform::connect(&password_args(&url, ADMIN.0, ADMIN.1), &tls)
+        .await
+        .expect("login with CA");
+    let reports = publish(
+        &platform,
+        &plan(&bundle("v1.0.0"), "r.local", &[]),
+        &ApplyOptions::default(),
+    )
+    .await
+    .expect("publish over TLS");
+    assert_eq!(reports[0].action, WriteAction::Created);
+
+    let insecure = TlsOptions {
+        ca_files: vec![],
+        insecure: true,
+    };
+    let token = Platform::connect(&token_args(&url, ADMIN_TOKEN), &insecure)
+        .await
+        .expect("connect");
+    let again = publish(
+        &token,
+        &plan(&bundle("v1.0.0"), "r.local", &[]),
+        &ApplyOptions::default(),
+    )
+    .await
+    .expect("insecure");
+    assert_eq!(again[0].action, WriteAction::Unchanged);
+}
+
+#[tokio::test]
+async fn kubeconfig_contexts_name_clusters() {
+    let emu = PlatformEmulator::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("config");
+    let cluster = |name: &str| {
+        format!(
+            "- name: {name}\n  cluster:\n    server: {}/kubernetes/{name}\n",
+            emu.url
+        )
+    };
+    let context = |name: &str, cluster: &str| {
+        format!("- name: {name}\n  context:\n    cluster: {cluster}\n    user: admin\n")
+    };
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n{}{}contexts:\n{}{}current-context: region1\nusers:\n- name: admin\n  user:\n    token: {ADMIN_TOKEN}\n",
+        cluster("global"),
+        cluster("region1"),
+        context("acp-global", "global"),
+        context("region1", "region1"),
+    );
+    std::fs::write(&kubeconfig, text).expect("write kubeconfig");
+    let args = PlatformArgs {
+        kubeconfig: Some(kubeconfig),
+        context: Some("acp-global".into()),
+        client_id: "alauda-auth".into(),
+        ..Default::default()
+    };
+    let platform = connect(&args).await.expect("kubeconfig");
+    let p = plan(&bundle("v1.0.0"), "r.local", &["global", "region1"]);
+    publish(&platform, &p, &ApplyOptions::default())
+        .await
+        .expect("publish");
+    assert!(
+        emu.object("global", "artifacts", "cpaas-system", "topolvm-operator")
+            .is_some()
+    );
+    assert!(
+        emu.object("region1", "artifacts", "cpaas-system", "topolvm-operator")
+            .is_some()
+    );
+
+    let err = publish(
+        &platform,
+        &plan(&bundle("v1.0.0"), "r.local", &["region9"]),
+        &ApplyOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("no context named \"region9\""),
+        "{err}"
+    );
+}

@@ -1,0 +1,894 @@
+//! An in-process emulator of the ACP platform, as violet sees it:
+//! * the documented Dex login flow (violet-facts §5.1) with a real RSA key, the
+//!   `cpaas_oidc_auth_flow` cookie, local users and their passwords;
+//! * `/kubernetes/<cluster>/...` with Kubernetes API semantics for the resources violet uses
+//!   (get, list with label selectors, create → 409 AlreadyExists, update → 409 Conflict on a stale
+//!   resourceVersion, merge patch, server-side apply, delete with owner cascade, Status bodies);
+//! * ProductBase `base` and secret `cpaas-system/registry-admin`, seeded by the test;
+//! * the marketplace's ArtifactVersion checks (owner reference, bundle image in the registry).
+//!
+//! Users: `admin` (platform-admin) and `viewer` (reads only: 403 on writes and secrets).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use rsa::pkcs8::{EncodePublicKey, LineEnding};
+use rsa::{Pkcs1v15Encrypt, RsaPrivateKey};
+use serde_json::{Value, json};
+
+pub const ADMIN: (&str, &str) = ("admin", "Adm1n-pass");
+pub const VIEWER: (&str, &str) = ("viewer", "V1ewer-pass");
+pub const ADMIN_TOKEN: &str = "admin-api-token";
+pub const VIEWER_TOKEN: &str = "viewer-api-token";
+
+/// One RSA key per test process: generating 2048-bit keys is the slow part of starting.
+fn key() -> &'static RsaPrivateKey {
+    static KEY: OnceLock<RsaPrivateKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("RSA key generation")
+    })
+}
+
+type Key = (String, String, String, String); // cluster, plural, namespace ("" when cluster-scoped), name
+
+#[derive(Default)]
+struct Inner {
+    url: String,
+    client_id: String,
+    users: HashMap<String, (String, bool)>, // user → (password, admin)
+    tokens: HashMap<String, String>,        // bearer token → user
+    clusters: Vec<String>,
+    flows: HashMap<String, Flow>,   // req → flow
+    codes: HashMap<String, String>, // code → user
+    objects: BTreeMap<Key, Value>,
+    resource_version: u64,
+    counter: u64,
+    /// `host:port` of the registry the marketplace checks bundle images in, and its URL.
+    registry: Option<(String, String)>,
+    /// After serving a GET of this object, change it, as a concurrent writer would.
+    races: HashMap<Key, u32>,
+    log: Vec<String>,
+}
+
+struct Flow {
+    state: String,
+    cookie: String,
+    ts: u64,
+}
+
+#[derive(Clone)]
+pub struct PlatformEmulator {
+    pub url: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+struct Kind {
+    kind: &'static str,
+    version: &'static str,
+    namespaced: bool,
+}
+
+fn kind_of(group: &str, plural: &str) -> Option<Kind> {
+    let k = |kind, version, namespaced| {
+        Some(Kind {
+            kind,
+            version,
+            namespaced,
+        })
+    };
+    match (group, plural) {
+        ("app.alauda.io", "artifacts") => k("Artifact", "v1alpha1", true),
+        ("app.alauda.io", "artifactversions") => k("ArtifactVersion", "v1alpha1", true),
+        ("cluster.alauda.io", "moduleplugins") => k("ModulePlugin", "v1alpha1", false),
+        ("product.alauda.io", "productbases") => k("ProductBase", "v1alpha2", false),
+        ("", "secrets") => k("Secret", "v1", true),
+        _ => None,
+    }
+}
+
+fn status(code: u16, reason: &str, message: impl Into<String>) -> Response {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message.into(), "reason": reason, "code": code,
+    });
+    (
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+fn gr(group: &str, plural: &str) -> String {
+    if group.is_empty() {
+        plural.to_string()
+    } else {
+        format!("{plural}.{group}")
+    }
+}
+
+impl PlatformEmulator {
+    /// Starts on 127.0.0.1:<free port> with clusters `global`, `region1`, `region2`.
+    pub async fn start() -> PlatformEmulator {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind emulator");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let mut inner = Inner {
+            url: url.clone(),
+            client_id: "alauda-auth".into(),
+            ..Default::default()
+        };
+        inner.users.insert(ADMIN.0.into(), (ADMIN.1.into(), true));
+        inner
+            .users
+            .insert(VIEWER.0.into(), (VIEWER.1.into(), false));
+        inner.tokens.insert(ADMIN_TOKEN.into(), ADMIN.0.into());
+        inner.tokens.insert(VIEWER_TOKEN.into(), VIEWER.0.into());
+        inner.clusters = vec!["global".into(), "region1".into(), "region2".into()];
+        let _ = key();
+        let inner = Arc::new(Mutex::new(inner));
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(inner.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        PlatformEmulator { url, inner }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The marketplace checks bundle images in this registry (`http://host:port`); without it
+    /// the image check is off and only the owner reference is checked.
+    pub fn set_registry(&self, registry_url: &str) {
+        let host = registry_url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .trim_end_matches('/');
+        self.lock().registry = Some((
+            host.to_string(),
+            registry_url.trim_end_matches('/').to_string(),
+        ));
+    }
+
+    pub fn seed_product_base(&self, registry_address: &str) {
+        let obj = json!({
+            "apiVersion": "product.alauda.io/v1alpha2", "kind": "ProductBase",
+            "metadata": { "name": "base" },
+            "spec": { "registry": { "address": registry_address, "external": false }, "platformURL": self.url },
+        });
+        self.lock().put_seed("global", "productbases", "", obj);
+    }
+
+    pub fn seed_registry_secret(&self, username: &str, password: &str) {
+        let obj = json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": { "name": "registry-admin", "namespace": "cpaas-system" },
+            "data": { "username": B64.encode(username), "password": B64.encode(password) },
+        });
+        self.lock()
+            .put_seed("global", "secrets", "cpaas-system", obj);
+    }
+
+    /// The next `times` GETs of this object are each followed by a change from "someone else".
+    pub fn race_after_get(
+        &self,
+        cluster: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        times: u32,
+    ) {
+        self.lock().races.insert(
+            (cluster.into(), plural.into(), namespace.into(), name.into()),
+            times,
+        );
+    }
+
+    pub fn object(
+        &self,
+        cluster: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        self.lock()
+            .objects
+            .get(&(cluster.into(), plural.into(), namespace.into(), name.into()))
+            .cloned()
+    }
+
+    pub fn objects(&self, cluster: &str, plural: &str) -> Vec<Value> {
+        self.lock()
+            .objects
+            .iter()
+            .filter(|(k, _)| k.0 == cluster && k.1 == plural)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// `METHOD path?query` of every request so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.lock().log.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.lock().log.clear();
+    }
+}
+
+impl Inner {
+    fn next_id(&mut self) -> String {
+        self.counter += 1;
+        format!("{:08x}-{:016x}", self.counter, rand::random::<u64>())
+    }
+
+    fn next_rv(&mut self) -> String {
+        self.resource_version += 1;
+        self.resource_version.to_string()
+    }
+
+    fn put_seed(&mut self, cluster: &str, plural: &str, ns: &str, mut obj: Value) {
+        let uid = self.next_id();
+        obj["metadata"]["uid"] = uid.into();
+        obj["metadata"]["resourceVersion"] = self.next_rv().into();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        self.objects
+            .insert((cluster.into(), plural.into(), ns.into(), name), obj);
+    }
+}
+
+fn query(uri: &Uri) -> HashMap<String, String> {
+    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+async fn handle(
+    State(state): State<Arc<Mutex<Inner>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        let q = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+        s.log.push(format!("{method} {path}{q}"));
+    }
+    if let Some(rest) = path.strip_prefix("/kubernetes/") {
+        return kube(state, method, rest.to_string(), &uri, &headers, body).await;
+    }
+    let q = query(&uri);
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    match (method, path.as_str()) {
+        (Method::GET, "/console-platform/api/v1/token/login") => {
+            if q.get("client_id") != Some(&s.client_id) {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "unknown client"})),
+                )
+                    .into_response();
+            }
+            let st = s.next_id();
+            let auth_url = format!(
+                "{}/dex/auth?client_id={}&redirect_uri={}&response_type=code&state={st}",
+                s.url,
+                s.client_id,
+                q.get("redirect_uri").cloned().unwrap_or_default()
+            );
+            axum::Json(json!({ "auth_url": auth_url, "state": st, "logout_url": format!("{}/dex/logout", s.url) }))
+                .into_response()
+        }
+        (Method::GET, "/dex/api/v1/authorize") => {
+            let (Some(_), Some(st)) = (q.get("client_id"), q.get("state")) else {
+                return (StatusCode::BAD_REQUEST, "missing client_id or state").into_response();
+            };
+            let req = s.next_id();
+            let cookie = s.next_id();
+            s.flows.insert(
+                req.clone(),
+                Flow {
+                    state: st.clone(),
+                    cookie: cookie.clone(),
+                    ts: 0,
+                },
+            );
+            let mut r = axum::Json(json!({ "req": req })).into_response();
+            if let Ok(v) = format!("cpaas_oidc_auth_flow={cookie}; Path=/; HttpOnly").parse() {
+                r.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            r
+        }
+        (Method::GET, "/dex/pubkey") => {
+            let pem = key()
+                .to_public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .unwrap_or_default();
+            let ts = 1_700_000_000 + s.next_rv().parse::<u64>().unwrap_or(0);
+            for f in s.flows.values_mut() {
+                f.ts = ts;
+            }
+            axum::Json(json!({ "ts": ts, "pubkey": pem, "pubkey_encode": B64.encode(&pem) }))
+                .into_response()
+        }
+        (Method::POST, p) if p.starts_with("/dex/api/v1/authorize/") => {
+            let idp = &p["/dex/api/v1/authorize/".len()..];
+            if idp != "local" {
+                return (StatusCode::NOT_FOUND, "unknown connector").into_response();
+            }
+            let Some(flow) = q.get("req").and_then(|r| s.flows.get(r)) else {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "unknown req"})),
+                )
+                    .into_response();
+            };
+            let cookie = headers
+                .get(header::COOKIE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !cookie
+                .split(';')
+                .any(|c| c.trim() == format!("cpaas_oidc_auth_flow={}", flow.cookie))
+            {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "missing auth flow cookie"})),
+                )
+                    .into_response();
+            }
+            let (state_, ts) = (flow.state.clone(), flow.ts);
+            let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+                return (StatusCode::BAD_REQUEST, "bad body").into_response();
+            };
+            let account = body["account"].as_str().unwrap_or_default().to_string();
+            let plain = B64
+                .decode(body["password"].as_str().unwrap_or_default())
+                .ok()
+                .and_then(|c| key().decrypt(Pkcs1v15Encrypt, &c).ok())
+                .and_then(|p| serde_json::from_slice::<Value>(&p).ok());
+            let Some(plain) = plain else {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "cannot decrypt password"})),
+                )
+                    .into_response();
+            };
+            let ok = plain["ts"].as_u64() == Some(ts)
+                && s.users
+                    .get(&account)
+                    .is_some_and(|(pw, _)| plain["password"].as_str() == Some(pw.as_str()));
+            if !ok {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(json!({"error": "invalid username or password"})),
+                )
+                    .into_response();
+            }
+            let code = s.next_id();
+            s.codes.insert(code.clone(), account);
+            let redirect_url = format!("{}/dex/callback?code={code}&state={state_}", s.url);
+            axum::Json(json!({ "redirect_url": redirect_url })).into_response()
+        }
+        (Method::GET, "/console-platform/api/v1/token/callback") => {
+            let Some(user) = q.get("code").and_then(|c| s.codes.remove(c)) else {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": "invalid code"})),
+                )
+                    .into_response();
+            };
+            let token = format!("id-{}", s.next_id());
+            s.tokens.insert(token.clone(), user);
+            axum::Json(json!({
+                "token_type": "Bearer", "id_token": token, "access_token": format!("access-{}", s.next_id()),
+                "refresh_token": "r", "expire_at": 4_000_000_000u64, "issued_at": 1_700_000_000u64,
+            }))
+            .into_response()
+        }
+        _ => (StatusCode::NOT_FOUND, "404 page not found").into_response(),
+    }
+}
+
+/// Parses `<cluster>/api[s]/...` into (cluster, group, version, namespace, plural, name).
+fn parse_kube_path(rest: &str) -> Option<(String, String, String, String, String, Option<String>)> {
+    let seg: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let cluster = seg.first()?.to_string();
+    let (group, version, tail) = match *seg.get(1)? {
+        "api" => ("", *seg.get(2)?, &seg[3.min(seg.len())..]),
+        "apis" => (*seg.get(2)?, *seg.get(3)?, &seg[4.min(seg.len())..]),
+        _ => return None,
+    };
+    let (ns, tail) = match tail {
+        ["namespaces", ns, rest @ ..] if !rest.is_empty() => (ns.to_string(), rest),
+        _ => (String::new(), tail),
+    };
+    let plural = tail.first()?.to_string();
+    let name = tail.get(1).map(|s| s.to_string());
+    if tail.len() > 2 {
+        return None;
+    }
+    Some((cluster, group.into(), version.into(), ns, plural, name))
+}
+
+fn selector_matches(selector: &str, labels: &Value) -> bool {
+    selector.split(',').filter(|t| !t.is_empty()).all(|term| {
+        if let Some((k, v)) = term.split_once("!=") {
+            labels.get(k.trim()).and_then(Value::as_str) != Some(v.trim())
+        } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+            labels.get(k.trim()).and_then(Value::as_str) == Some(v.trim())
+        } else {
+            labels.get(term.trim()).is_some()
+        }
+    })
+}
+
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            for (k, v) in p {
+                if v.is_null() {
+                    if let Some(o) = target.as_object_mut() {
+                        o.remove(k);
+                    }
+                } else {
+                    merge_patch(&mut target[k], v);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+async fn kube(
+    state: Arc<Mutex<Inner>>,
+    method: Method,
+    rest: String,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (user, admin, cluster_known) = {
+        let s = state.lock().unwrap_or_else(|p| p.into_inner());
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let Some(user) = s.tokens.get(token).cloned() else {
+            return status(401, "Unauthorized", "Unauthorized");
+        };
+        let admin = s.users.get(&user).is_some_and(|u| u.1);
+        let cluster = rest.split('/').next().unwrap_or("");
+        (user, admin, s.clusters.iter().any(|c| c == cluster))
+    };
+    let cluster = rest.split('/').next().unwrap_or("").to_string();
+    if !cluster_known {
+        return status(404, "NotFound", format!("cluster {cluster:?} not found"));
+    }
+    if rest.trim_end_matches('/') == format!("{cluster}/version") {
+        return axum::Json(json!({ "major": "1", "minor": "33", "gitVersion": "v1.33.4", "platform": "linux/amd64" }))
+            .into_response();
+    }
+    let Some((cluster, group, version, ns, plural, name)) = parse_kube_path(&rest) else {
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+    };
+    let Some(kind) = kind_of(&group, &plural) else {
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+    };
+    let bad_scope = if kind.namespaced {
+        ns.is_empty() && (name.is_some() || method == Method::POST)
+    } else {
+        !ns.is_empty()
+    };
+    if kind.version != version || bad_scope {
+        return status(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        );
+    }
+    let write = method != Method::GET;
+    if (write || plural == "secrets") && !admin {
+        let verb = match method {
+            Method::GET => {
+                if name.is_some() {
+                    "get"
+                } else {
+                    "list"
+                }
+            }
+            Method::POST => "create",
+            Method::PUT => "update",
+            Method::PATCH => "patch",
+            _ => "delete",
+        };
+        let what = name
+            .as_deref()
+            .map(|n| format!("{} {n:?} ", gr(&group, &plural)))
+            .unwrap_or_default();
+        let scope = if ns.is_empty() {
+            "at the cluster scope".to_string()
+        } else {
+            format!("in the namespace {ns:?}")
+        };
+        return status(
+            403,
+            "Forbidden",
+            format!(
+                "{what}is forbidden: User {user:?} cannot {verb} resource {plural:?} in API group {group:?} {scope}"
+            ),
+        );
+    }
+    let q = query(uri);
+    let key_of = |n: &str| (cluster.clone(), plural.clone(), ns.clone(), n.to_string());
+    let not_found = |n: &str| {
+        status(
+            404,
+            "NotFound",
+            format!("{} {n:?} not found", gr(&group, &plural)),
+        )
+    };
+    let api_version = if group.is_empty() {
+        version.clone()
+    } else {
+        format!("{group}/{version}")
+    };
+
+    let mut changed: Option<Key> = None;
+    let response = {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        match (method.clone(), name.clone()) {
+            (Method::GET, Some(n)) => {
+                let k = key_of(&n);
+                match s.objects.get(&k).cloned() {
+                    None => not_found(&n),
+                    Some(obj) => {
+                        if let Some(left) = s.races.get_mut(&k).filter(|l| **l > 0) {
+                            *left -= 1;
+                            let rv = s.next_rv();
+                            if let Some(o) = s.objects.get_mut(&k) {
+                                o["metadata"]["resourceVersion"] = rv.into();
+                                o["metadata"]["annotations"]["emulator/touched-by"] =
+                                    "someone-else".into();
+                            }
+                        }
+                        axum::Json(obj).into_response()
+                    }
+                }
+            }
+            (Method::GET, None) => {
+                let sel = q.get("labelSelector").cloned().unwrap_or_default();
+                let items: Vec<Value> = s
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| {
+                        k.0 == cluster && k.1 == plural && (ns.is_empty() || k.2 == ns)
+                    })
+                    .filter(|(_, v)| selector_matches(&sel, &v["metadata"]["labels"]))
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                axum::Json(json!({
+                    "apiVersion": api_version, "kind": format!("{}List", kind.kind),
+                    "metadata": { "resourceVersion": s.resource_version.to_string() }, "items": items,
+                }))
+                .into_response()
+            }
+            (Method::POST, None) => match serde_json::from_slice::<Value>(&body) {
+                Err(e) => status(400, "BadRequest", format!("invalid JSON: {e}")),
+                Ok(obj) => {
+                    let n = obj["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    create(
+                        &mut s,
+                        &key_of(&n),
+                        obj,
+                        &kind,
+                        &api_version,
+                        &mut changed,
+                        &group,
+                        &plural,
+                    )
+                }
+            },
+            (Method::PUT, Some(n)) => match serde_json::from_slice::<Value>(&body) {
+                Err(e) => status(400, "BadRequest", format!("invalid JSON: {e}")),
+                Ok(obj) => update(&mut s, &key_of(&n), obj, &mut changed, &group, &plural),
+            },
+            (Method::PATCH, Some(n)) => {
+                let ct = headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let patch: Option<Value> = if ct.starts_with("application/apply-patch+yaml") {
+                    serde_saphyr::from_slice(&body).ok()
+                } else if ct.starts_with("application/merge-patch+json") {
+                    serde_json::from_slice(&body).ok()
+                } else {
+                    return status(
+                        415,
+                        "UnsupportedMediaType",
+                        format!("the body of the request was in an unknown format: {ct}"),
+                    );
+                };
+                let Some(patch) = patch else {
+                    return status(400, "BadRequest", "cannot parse the patch");
+                };
+                let k = key_of(&n);
+                match s.objects.get(&k).cloned() {
+                    // Server-side apply creates what does not exist; a merge patch does not.
+                    None if ct.starts_with("application/apply-patch+yaml") => create(
+                        &mut s,
+                        &k,
+                        patch,
+                        &kind,
+                        &api_version,
+                        &mut changed,
+                        &group,
+                        &plural,
+                    ),
+                    None => not_found(&n),
+                    Some(mut live) => {
+                        let status_before = live.get("status").cloned();
+                        merge_patch(&mut live, &patch);
+                        match status_before {
+                            Some(st) => live["status"] = st,
+                            None => {
+                                if let Some(o) = live.as_object_mut() {
+                                    o.remove("status");
+                                }
+                            }
+                        }
+                        live["metadata"]["resourceVersion"] = Value::Null;
+                        update(&mut s, &k, live, &mut changed, &group, &plural)
+                    }
+                }
+            }
+            (Method::DELETE, Some(n)) => {
+                let k = key_of(&n);
+                match s.objects.remove(&k) {
+                    None => not_found(&n),
+                    Some(obj) => {
+                        // Garbage collection: dependents whose owner reference names the deleted uid.
+                        let uid = obj["metadata"]["uid"].clone();
+                        s.objects.retain(|kk, v| {
+                            kk.0 != cluster
+                                || !v["metadata"]["ownerReferences"]
+                                    .as_array()
+                                    .is_some_and(|refs| refs.iter().any(|r| r["uid"] == uid))
+                        });
+                        axum::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "metadata": {}}))
+                            .into_response()
+                    }
+                }
+            }
+            _ => status(
+                405,
+                "MethodNotAllowed",
+                format!("{method} is not supported here"),
+            ),
+        }
+    };
+    if let Some(k) = changed.filter(|k| k.1 == "artifactversions") {
+        marketplace_check(&state, &k).await;
+    }
+    response
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create(
+    s: &mut Inner,
+    k: &Key,
+    mut obj: Value,
+    kind: &Kind,
+    api_version: &str,
+    changed: &mut Option<Key>,
+    group: &str,
+    plural: &str,
+) -> Response {
+    if k.3.is_empty() {
+        return status(
+            422,
+            "Invalid",
+            format!("{} is invalid: metadata.name: Required value", kind.kind),
+        );
+    }
+    if let Some(ns) = obj["metadata"]["namespace"].as_str()
+        && ns != k.2
+    {
+        return status(
+            400,
+            "BadRequest",
+            "the namespace of the provided object does not match the namespace sent on the request",
+        );
+    }
+    if s.objects.contains_key(k) {
+        return status(
+            409,
+            "AlreadyExists",
+            format!("{} {:?} already exists", gr(group, plural), k.3),
+        );
+    }
+    if let Some(o) = obj.as_object_mut() {
+        o.remove("status");
+    }
+    obj["apiVersion"] = api_version.into();
+    obj["kind"] = kind.kind.into();
+    if kind.namespaced {
+        obj["metadata"]["namespace"] = k.2.clone().into();
+    }
+    obj["metadata"]["uid"] = s.next_id().into();
+    obj["metadata"]["resourceVersion"] = s.next_rv().into();
+    obj["metadata"]["generation"] = 1.into();
+    obj["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z".into();
+    s.objects.insert(k.clone(), obj.clone());
+    *changed = Some(k.clone());
+    (StatusCode::CREATED, axum::Json(obj)).into_response()
+}
+
+fn update(
+    s: &mut Inner,
+    k: &Key,
+    mut obj: Value,
+    changed: &mut Option<Key>,
+    group: &str,
+    plural: &str,
+) -> Response {
+    let Some(live) = s.objects.get(k).cloned() else {
+        return status(
+            404,
+            "NotFound",
+            format!("{} {:?} not found", gr(group, plural), k.3),
+        );
+    };
+    if obj["metadata"]["name"].as_str() != Some(k.3.as_str()) {
+        return status(
+            400,
+            "BadRequest",
+            "the name of the object does not match the name on the URL",
+        );
+    }
+    match obj["metadata"]["resourceVersion"].as_str() {
+        // A merge patch carries no resourceVersion and applies to the current object.
+        None if obj["metadata"]["resourceVersion"].is_null() => {}
+        Some(rv) if Some(rv) == live["metadata"]["resourceVersion"].as_str() => {}
+        _ => {
+            return status(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {} {:?}: the object has been modified; please apply your changes to the latest version and try again",
+                    gr(group, plural),
+                    k.3
+                ),
+            );
+        }
+    }
+    // The main resource does not write status (status subresource); identity fields are the server's.
+    match live.get("status") {
+        Some(st) => obj["status"] = st.clone(),
+        None => {
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
+    }
+    for f in ["uid", "creationTimestamp", "namespace"] {
+        obj["metadata"][f] = live["metadata"][f].clone();
+    }
+    obj["apiVersion"] = live["apiVersion"].clone();
+    obj["kind"] = live["kind"].clone();
+    let generation = live["metadata"]["generation"].as_u64().unwrap_or(1);
+    obj["metadata"]["generation"] = (if obj.get("spec") != live.get("spec") {
+        generation + 1
+    } else {
+        generation
+    })
+    .into();
+    if obj == live {
+        return axum::Json(live).into_response();
+    }
+    obj["metadata"]["resourceVersion"] = s.next_rv().into();
+    s.objects.insert(k.clone(), obj.clone());
+    *changed = Some(k.clone());
+    axum::Json(obj).into_response()
+}
+
+/// The marketplace controller's view of an ArtifactVersion: it needs an owner reference to its
+/// Artifact, and the bundle image `<artifact.spec.registry>/<artifact.spec.repository>:<spec.tag>`.
+async fn marketplace_check(state: &Arc<Mutex<Inner>>, k: &Key) {
+    let (av, artifact, registry) = {
+        let s = state.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(av) = s.objects.get(k).cloned() else {
+            return;
+        };
+        let owner = av["metadata"]["ownerReferences"]
+            .as_array()
+            .and_then(|refs| refs.iter().find(|r| r["kind"] == "Artifact").cloned());
+        let artifact = owner.and_then(|o| {
+            let name = o["name"].as_str().unwrap_or_default().to_string();
+            s.objects
+                .get(&(k.0.clone(), "artifacts".into(), k.2.clone(), name))
+                .filter(|a| a["metadata"]["uid"] == o["uid"])
+                .cloned()
+        });
+        (av, artifact, s.registry.clone())
+    };
+    let tag = av["spec"]["tag"].as_str().unwrap_or_default().to_string();
+    let result = match (&av["metadata"]["ownerReferences"], artifact) {
+        (Value::Array(a), _) if a.is_empty() => {
+            Err("aritfactVersion not have OwnerReference".to_string())
+        }
+        (Value::Null, _) => Err("aritfactVersion not have OwnerReference".to_string()),
+        (_, None) => Err("owner Artifact not found".to_string()),
+        (_, Some(art)) => {
+            let host = art["spec"]["registry"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let repo = art["spec"]["repository"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            match registry {
+                None => Ok(()),
+                Some((reg_host, reg_url)) if reg_host == host => {
+                    let found = reqwest::Client::new()
+                        .head(format!("{reg_url}/v2/{repo}/manifests/{tag}"))
+                        .header(
+                            header::ACCEPT,
+                            "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+                             application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json",
+                        )
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    if found {
+                        Ok(())
+                    } else {
+                        Err(format!("image {host}/{repo}:{tag} not found"))
+                    }
+                }
+                Some(_) => Err(format!(
+                    "image {host}/{repo}:{tag} not found (unknown registry {host})"
+                )),
+            }
+        }
+    };
+    let st = match result {
+        Ok(()) => json!({ "phase": "Present", "reason": "Success", "version": tag }),
+        Err(message) => json!({ "phase": "Failed", "reason": "Failed", "message": message }),
+    };
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    let rv = s.next_rv();
+    if let Some(obj) = s.objects.get_mut(k) {
+        obj["status"] = st;
+        obj["metadata"]["resourceVersion"] = rv.into();
+    }
+}
