@@ -437,19 +437,24 @@ impl Client {
         ctx: &Ctx,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, Failure> {
-        let mut challenged = false;
+        // A 401 is answered at most twice: once to learn the challenge (first contact), once to
+        // replace a token the registry refused (expired or revoked).
+        let (mut learned, mut refreshed) = (false, false);
         loop {
             let mut rb = build(self.inner.http.request(method.clone(), url.clone())).timeout(IDLE_TIMEOUT);
-            if let Some(h) = self.inner.auth.header(&self.inner.http, scopes).await? {
+            let authorization = self.inner.auth.header(&self.inner.http, scopes).await?;
+            let sent_credentials = authorization.is_some();
+            if let Some(h) = authorization {
                 rb = rb.header(reqwest::header::AUTHORIZATION, h);
             }
             let resp = rb.send().await.map_err(|e| self.transport_failure(&e))?;
             tracing::debug!(method = %method, path = url.path(), status = resp.status().as_u16(), "registry answer");
-            let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED && !challenged && self.inner.auth.learn(resp.headers()) {
-                challenged = true;
-                self.inner.auth.invalidate(scopes);
-                continue;
+            if resp.status() == StatusCode::UNAUTHORIZED && self.inner.auth.learn(resp.headers()) {
+                let again = if sent_credentials { !std::mem::replace(&mut refreshed, true) } else { !std::mem::replace(&mut learned, true) };
+                if again {
+                    self.inner.auth.invalidate(scopes);
+                    continue;
+                }
             }
             return self.check_status(resp, ctx).await;
         }

@@ -2,3 +2,4 @@
 //! fault proxy, platform emulator); each other module tests one feature end to end.
 
 mod support;
+mod registry_client;
