@@ -1,13 +1,23 @@
 //! Blob and manifest operations against one registry host.
 
+use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, LOCATION};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use tokio::sync::{mpsc, oneshot};
+use url::Url;
 
 use crate::digest::Digest;
-use crate::registry::RegistryError;
+use crate::registry::auth::{self, Auth};
+use crate::registry::transport::{self, IDLE_TIMEOUT};
+use crate::registry::{RegistryError, RemoteDetail, retry};
 
 /// A blob body. Uploads that must restart (retry after a reset, a 5xx) call the opener again.
 pub type BlobStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
@@ -61,38 +71,169 @@ pub enum BlobOutcome {
     Present,
 }
 
+/// Default PATCH size when chunked uploads are used without `--chunk-size`.
+pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
+/// GHCR answers 416 to larger PATCH requests; the fallback size after such a refusal.
+const SMALL_CHUNK_SIZE: u64 = 4 * 1024 * 1024;
+
+/// Every manifest type we push or read; HEAD and GET must list them or registries convert or 404.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
 /// A registry client; cheap to clone (shared connection pool and token cache).
 #[derive(Clone)]
 pub struct Client {
-    _private: (),
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RegistryConfig,
+    base: Url,
+    http: reqwest::Client,
+    auth: Auth,
+    /// The learned upload profile: 0 = monolithic works, otherwise the PATCH size to use.
+    /// Learned once per client (= per registry) so later blobs skip the failing attempt.
+    chunk: AtomicU64,
+}
+
+/// What a request is about, for errors and logs.
+struct Ctx {
+    operation: &'static str,
+    what: String,
+    /// Repository and the actions the request needs, for "denied" errors.
+    access: Option<(String, &'static str)>,
+}
+
+/// How a failed attempt continues.
+enum Next {
+    Fail,
+    /// Retry after backoff (or the registry's `Retry-After`), within `retries`.
+    Retry(Option<Duration>),
+    /// The registry refused our token mid-upload: fetch a new one and restart, once.
+    Reauth,
+    /// The upload strategy changed (monolithic to chunked): restart at once, outside the budget.
+    Restart,
+}
+
+struct Failure {
+    err: RegistryError,
+    next: Next,
+}
+
+impl Failure {
+    fn fail(err: RegistryError) -> Self {
+        Self { err, next: Next::Fail }
+    }
+    fn transport(err: RegistryError) -> Self {
+        let next = if transport::is_retriable(&err) { Next::Retry(None) } else { Next::Fail };
+        Self { err, next }
+    }
+}
+
+impl From<RegistryError> for Failure {
+    fn from(err: RegistryError) -> Self {
+        Failure::transport(err)
+    }
 }
 
 impl Client {
     pub fn new(config: RegistryConfig) -> Result<Self, RegistryError> {
-        let _ = config;
-        todo!("registry client")
+        let scheme = if config.plain { "http" } else { "https" };
+        let base = Url::parse(&format!("{scheme}://{}/", config.host))
+            .ok()
+            .filter(|u| u.path() == "/" && u.query().is_none() && u.username().is_empty())
+            .ok_or_else(|| RegistryError::Config {
+                registry: config.host.clone(),
+                message: "not a registry host: expected host[:port] without scheme or path".into(),
+            })?;
+        let http = transport::build(&config)?;
+        let auth = Auth::new(config.host.clone(), config.credentials.clone());
+        let chunk = AtomicU64::new(config.chunk_size.map_or(0, |c| c.max(1)));
+        Ok(Self { inner: Arc::new(Inner { config, base, http, auth, chunk }) })
     }
 
     /// The host this client talks to, as given.
     pub fn host(&self) -> &str {
-        todo!("registry client")
+        &self.inner.config.host
     }
 
     /// `GET /v2/`: checks reachability, TLS and credentials up front.
     pub async fn ping(&self) -> Result<(), RegistryError> {
-        todo!("registry client")
+        let ctx = Ctx { operation: "the API check", what: "/v2/".into(), access: None };
+        let url = self.url("v2/")?;
+        self.retrying(async || {
+            let resp = self.send(Method::GET, url.clone(), &[], &ctx, |rb| rb).await?;
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(());
+            }
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.unwrap_or_default();
+            // Go's TLS server answers plain HTTP with this 400 body.
+            if self.inner.config.plain && String::from_utf8_lossy(&body).contains("HTTPS server") {
+                return Err(Failure::fail(RegistryError::Tls {
+                    registry: self.host().to_string(),
+                    message: "the registry speaks TLS but --plain asked for plain HTTP".into(),
+                    hint: Some("drop --plain".into()),
+                }));
+            }
+            Err(self.refused(&ctx, status, &headers, &body))
+        })
+        .await
     }
 
     /// `HEAD /v2/<repo>/blobs/<digest>`: the size when present.
     pub async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<Option<u64>, RegistryError> {
-        let _ = (repo, digest);
-        todo!("registry client")
+        let ctx = Ctx { operation: "the check of", what: format!("blob {digest} in {repo}"), access: Some((repo.into(), "pull")) };
+        let url = self.url(&format!("v2/{repo}/blobs/{digest}"))?;
+        let scopes = [auth::repo_scope(repo, "pull")];
+        self.retrying(async || {
+            let resp = self.send(Method::HEAD, url.clone(), &scopes, &ctx, |rb| rb).await?;
+            match resp.status() {
+                StatusCode::OK => Ok(Some(header_u64(resp.headers(), CONTENT_LENGTH.as_str()).unwrap_or(0))),
+                StatusCode::NOT_FOUND => Ok(None),
+                s => Err(self.refused(&ctx, s, &resp.headers().clone(), &[])),
+            }
+        })
+        .await
     }
 
     /// Cross-repository mount; `Ok(false)` when the registry declined (202) — then upload.
     pub async fn mount_blob(&self, repo: &str, from: &str, digest: &Digest) -> Result<bool, RegistryError> {
-        let _ = (repo, from, digest);
-        todo!("registry client")
+        let ctx = Ctx {
+            operation: "the mount of",
+            what: format!("blob {digest} from {from} into {repo}"),
+            access: Some((repo.into(), "pull,push")),
+        };
+        let mut url = self.url(&format!("v2/{repo}/blobs/uploads/"))?;
+        url.query_pairs_mut().append_pair("mount", digest.as_str()).append_pair("from", from);
+        // The token must also grant pull on the source, or token registries refuse the mount.
+        let scopes = [auth::repo_scope(repo, "pull,push"), auth::repo_scope(from, "pull")];
+        let result = self
+            .retrying(async || {
+                let resp = self.send(Method::POST, url.clone(), &scopes, &ctx, |rb| rb.header(CONTENT_LENGTH, 0)).await?;
+                match resp.status() {
+                    StatusCode::CREATED => Ok(true),
+                    StatusCode::ACCEPTED => {
+                        // The registry opened an upload session instead; nobody will use it.
+                        if let Some(loc) = self.location(resp.headers()) {
+                            self.cancel(loc, &scopes).await;
+                        }
+                        Ok(false)
+                    }
+                    s => Err(self.refused(&ctx, s, &resp.headers().clone(), &resp.bytes().await.unwrap_or_default())),
+                }
+            })
+            .await;
+        match result {
+            // Registries refuse mounts from repositories the user cannot read (Harbor: unknown
+            // project). A mount is only a shortcut, so the upload decides.
+            Err(RegistryError::Auth { status, .. }) | Err(RegistryError::Remote { status: status @ 404, .. }) => {
+                tracing::debug!(registry = self.host(), repo, from, %digest, status, "mount refused; will upload");
+                Ok(false)
+            }
+            other => other,
+        }
     }
 
     /// Uploads a blob (monolithic streamed PUT, or chunked PATCHes when forced or required).
@@ -104,31 +245,559 @@ impl Client {
         open: BlobOpener<'_>,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), RegistryError> {
-        let _ = (repo, digest, size, open, progress);
-        todo!("registry client")
+        let ctx = Ctx { operation: "the upload of", what: format!("blob {digest} to {repo}"), access: Some((repo.into(), "pull,push")) };
+        let scopes = [auth::repo_scope(repo, "pull,push")];
+        let mut opened = 0u32;
+        self.retrying(async || {
+            opened += 1;
+            let stream = open().map_err(|e| {
+                let err = if e.kind() == io::ErrorKind::Unsupported && opened > 1 {
+                    RegistryError::SourceNotRewindable {
+                        registry: self.host().into(),
+                        repository: repo.into(),
+                        digest: digest.to_string(),
+                    }
+                } else {
+                    self.source_error(repo, digest, format!("cannot open the blob: {e}"))
+                };
+                Failure::fail(err)
+            })?;
+            let mut source = Source { stream, pending: None, sent: 0, size, eof_checked: false, progress };
+            self.upload_once(repo, digest, &scopes, &ctx, &mut source).await
+        })
+        .await
     }
 
     /// `HEAD /v2/<repo>/manifests/<reference>`: digest when present.
     pub async fn manifest_exists(&self, repo: &str, reference: &str) -> Result<Option<Digest>, RegistryError> {
-        let _ = (repo, reference);
-        todo!("registry client")
+        let ctx = self.manifest_ctx("the check of", repo, reference, "pull");
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
+        let scopes = [auth::repo_scope(repo, "pull")];
+        let found = self
+            .retrying(async || {
+                let resp =
+                    self.send(Method::HEAD, url.clone(), &scopes, &ctx, |rb| rb.header(ACCEPT, MANIFEST_ACCEPT)).await?;
+                match resp.status() {
+                    StatusCode::OK => Ok(Some(header_digest(resp.headers()))),
+                    StatusCode::NOT_FOUND => Ok(None),
+                    s => Err(self.refused(&ctx, s, &resp.headers().clone(), &[])),
+                }
+            })
+            .await?;
+        match found {
+            Some(Some(d)) => Ok(Some(d)),
+            // No Docker-Content-Digest on HEAD (some proxies strip it): hash the body instead.
+            Some(None) => Ok(Some(self.get_manifest(repo, reference).await?.2)),
+            None => Ok(None),
+        }
     }
 
     /// `GET /v2/<repo>/manifests/<reference>`: (media type, raw bytes, digest).
     pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<(String, Bytes, Digest), RegistryError> {
-        let _ = (repo, reference);
-        todo!("registry client")
+        let ctx = self.manifest_ctx("the download of", repo, reference, "pull");
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
+        let scopes = [auth::repo_scope(repo, "pull")];
+        let (media_type, bytes) = self
+            .retrying(async || {
+                let resp =
+                    self.send(Method::GET, url.clone(), &scopes, &ctx, |rb| rb.header(ACCEPT, MANIFEST_ACCEPT)).await?;
+                let status = resp.status();
+                let headers = resp.headers().clone();
+                let body = resp.bytes().await.map_err(|e| transport::classify(self.host(), &e, self.inner.config.plain))?;
+                if status != StatusCode::OK {
+                    return Err(self.refused(&ctx, status, &headers, &body));
+                }
+                let media_type = headers
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+                    .unwrap_or_default();
+                Ok((media_type, body))
+            })
+            .await?;
+        let digest = Digest::of(&bytes);
+        if let Ok(wanted) = Digest::parse(reference)
+            && wanted != digest
+        {
+            return Err(RegistryError::Protocol {
+                registry: self.host().into(),
+                operation: "the download of",
+                what: ctx.what,
+                message: format!("the bytes hash to {digest}"),
+            });
+        }
+        Ok((media_type, bytes, digest))
     }
 
     /// `PUT /v2/<repo>/manifests/<reference>` with the raw bytes; returns the digest the registry reports.
     pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: Bytes) -> Result<Digest, RegistryError> {
-        let _ = (repo, reference, media_type, bytes);
-        todo!("registry client")
+        let ctx = self.manifest_ctx("the push of", repo, reference, "pull,push");
+        let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
+        let scopes = [auth::repo_scope(repo, "pull,push")];
+        self.retrying(async || {
+            let resp = self
+                .send(Method::PUT, url.clone(), &scopes, &ctx, |rb| {
+                    rb.header(CONTENT_TYPE, media_type).header(CONTENT_LENGTH, bytes.len()).body(bytes.clone())
+                })
+                .await?;
+            let status = resp.status();
+            if status.is_success() {
+                return Ok(header_digest(resp.headers()).unwrap_or_else(|| Digest::of(&bytes)));
+            }
+            let headers = resp.headers().clone();
+            Err(self.refused(&ctx, status, &headers, &resp.bytes().await.unwrap_or_default()))
+        })
+        .await
     }
 
     /// `GET /v2/<repo>/blobs/<digest>` as a stream (for pulls: create, package, mirror).
     pub async fn get_blob(&self, repo: &str, digest: &Digest) -> Result<BlobStream, RegistryError> {
-        let _ = (repo, digest);
-        todo!("registry client")
+        let ctx = Ctx { operation: "the download of", what: format!("blob {digest} from {repo}"), access: Some((repo.into(), "pull")) };
+        let url = self.url(&format!("v2/{repo}/blobs/{digest}"))?;
+        let scopes = [auth::repo_scope(repo, "pull")];
+        let resp = self
+            .retrying(async || {
+                let resp = self.send(Method::GET, url.clone(), &scopes, &ctx, |rb| rb).await?;
+                if resp.status() != StatusCode::OK {
+                    let (s, h) = (resp.status(), resp.headers().clone());
+                    return Err(self.refused(&ctx, s, &h, &resp.bytes().await.unwrap_or_default()));
+                }
+                Ok(resp)
+            })
+            .await?;
+        let host = self.host().to_string();
+        let body = resp.bytes_stream();
+        // A stalled download must end rather than hang: each read gets the idle timeout.
+        let stream = futures_util::stream::unfold((body, host), |(mut body, host)| async move {
+            match tokio::time::timeout(IDLE_TIMEOUT, body.next()).await {
+                Ok(Some(Ok(b))) => Some((Ok(b), (body, host))),
+                Ok(Some(Err(e))) => Some((Err(io::Error::other(transport::classify(&host, &e, false))), (body, host))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(io::Error::new(io::ErrorKind::TimedOut, format!("registry {host} stopped sending"))),
+                    (body, host),
+                )),
+            }
+        });
+        Ok(Box::pin(stream))
     }
+
+    // ---- internals -------------------------------------------------------------------------
+
+    fn url(&self, path: &str) -> Result<Url, RegistryError> {
+        self.inner.base.join(path).map_err(|e| RegistryError::Config {
+            registry: self.host().into(),
+            message: format!("cannot form a URL for {path}: {e}"),
+        })
+    }
+
+    fn manifest_ctx(&self, operation: &'static str, repo: &str, reference: &str, actions: &'static str) -> Ctx {
+        let sep = if reference.contains(':') { '@' } else { ':' };
+        Ctx { operation, what: format!("manifest {repo}{sep}{reference}"), access: Some((repo.into(), actions)) }
+    }
+
+    fn source_error(&self, repo: &str, digest: &Digest, message: String) -> RegistryError {
+        RegistryError::Source { registry: self.host().into(), repository: repo.into(), digest: digest.to_string(), message }
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or the retry budget is spent.
+    async fn retrying<T>(&self, mut op: impl AsyncFnMut() -> Result<T, Failure>) -> Result<T, RegistryError> {
+        let mut attempt = 0u32;
+        let mut reauthed = false;
+        loop {
+            let failure = match op().await {
+                Ok(v) => return Ok(v),
+                Err(f) => f,
+            };
+            match failure.next {
+                Next::Restart => continue,
+                Next::Reauth if !reauthed => {
+                    reauthed = true;
+                    continue;
+                }
+                Next::Retry(after) if attempt < self.inner.config.retries => {
+                    attempt += 1;
+                    let wait = retry::backoff(attempt, after);
+                    tracing::info!(registry = self.host(), error = %failure.err, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                _ => return Err(failure.err),
+            }
+        }
+    }
+
+    /// Sends a request whose body can be rebuilt (none, or in memory), answering one 401 with
+    /// fresh credentials. Returns retriable failures for transport errors, 5xx, 408 and 429; any
+    /// other answer goes back to the caller.
+    async fn send(
+        &self,
+        method: Method,
+        url: Url,
+        scopes: &[String],
+        ctx: &Ctx,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, Failure> {
+        // A 401 is answered at most twice: once to learn the challenge (first contact), once to
+        // replace a token the registry refused (expired or revoked).
+        let (mut learned, mut refreshed) = (false, false);
+        loop {
+            let mut rb = build(self.inner.http.request(method.clone(), url.clone())).timeout(IDLE_TIMEOUT);
+            let authorization = self.inner.auth.header(&self.inner.http, scopes).await?;
+            let sent_credentials = authorization.is_some();
+            if let Some(h) = authorization {
+                rb = rb.header(reqwest::header::AUTHORIZATION, h);
+            }
+            let resp = rb.send().await.map_err(|e| self.transport_failure(&e))?;
+            tracing::debug!(method = %method, path = url.path(), status = resp.status().as_u16(), "registry answer");
+            if resp.status() == StatusCode::UNAUTHORIZED && self.inner.auth.learn(resp.headers()) {
+                let again = if sent_credentials { !std::mem::replace(&mut refreshed, true) } else { !std::mem::replace(&mut learned, true) };
+                if again {
+                    self.inner.auth.invalidate(scopes);
+                    continue;
+                }
+            }
+            return self.check_status(resp, ctx).await;
+        }
+    }
+
+    /// Common handling of an answer: final auth refusals and retriable statuses become failures.
+    async fn check_status(&self, resp: Response, ctx: &Ctx) -> Result<Response, Failure> {
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(Failure::fail(self.auth_error(ctx, status, &headers, &body)));
+        }
+        if retry::is_retriable_status(status) {
+            let after = retry::retry_after(resp.headers());
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.unwrap_or_default();
+            let mut f = self.refused(ctx, status, &headers, &body);
+            f.next = Next::Retry(after);
+            return Err(f);
+        }
+        Ok(resp)
+    }
+
+    fn auth_error(&self, ctx: &Ctx, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> RegistryError {
+        let detail = RemoteDetail::parse(body);
+        let denied = status == StatusCode::FORBIDDEN
+            || auth::insufficient_scope(headers)
+            || detail.code.as_deref() == Some("DENIED");
+        let access = ctx.access.as_ref().filter(|_| denied).map(|(r, a)| (r.as_str(), *a));
+        self.inner.auth.rejected(status.as_u16(), access)
+    }
+
+    /// The error for an answer the caller did not expect.
+    fn refused(&self, ctx: &Ctx, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Failure {
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Failure::fail(self.auth_error(ctx, status, headers, body));
+        }
+        Failure::fail(RegistryError::Remote {
+            registry: self.host().into(),
+            operation: ctx.operation,
+            what: ctx.what.clone(),
+            status: status.as_u16(),
+            detail: RemoteDetail::parse(body),
+        })
+    }
+
+    fn transport_failure(&self, e: &reqwest::Error) -> Failure {
+        Failure::transport(transport::classify(self.host(), e, self.inner.config.plain))
+    }
+
+    /// The `Location` of an upload session, resolved against the registry (it may be relative).
+    fn location(&self, headers: &HeaderMap) -> Option<Url> {
+        let raw = headers.get(LOCATION)?.to_str().ok()?;
+        self.inner.base.join(raw).ok()
+    }
+
+    async fn cancel(&self, session: Url, scopes: &[String]) {
+        let mut rb = self.inner.http.delete(session).timeout(IDLE_TIMEOUT);
+        if let Ok(Some(h)) = self.inner.auth.header(&self.inner.http, scopes).await {
+            rb = rb.header(reqwest::header::AUTHORIZATION, h);
+        }
+        if let Err(e) = rb.send().await {
+            tracing::debug!(registry = self.host(), error = %transport::chain(&e), "cancelling an upload session failed");
+        }
+    }
+
+    /// One attempt: open a session, then send the bytes the way the profile says.
+    async fn upload_once(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        scopes: &[String],
+        ctx: &Ctx,
+        source: &mut Source<'_>,
+    ) -> Result<(), Failure> {
+        let start = self.url(&format!("v2/{repo}/blobs/uploads/"))?;
+        let resp = self.send(Method::POST, start, scopes, ctx, |rb| rb.header(CONTENT_LENGTH, 0)).await?;
+        if resp.status() != StatusCode::ACCEPTED {
+            let (s, h) = (resp.status(), resp.headers().clone());
+            return Err(self.refused(ctx, s, &h, &resp.bytes().await.unwrap_or_default()));
+        }
+        let session = self.location(resp.headers()).ok_or_else(|| self.no_location(ctx))?;
+        let min_chunk = header_u64(resp.headers(), "oci-chunk-min-length").unwrap_or(0);
+        let chunk = self.inner.chunk.load(Ordering::Relaxed);
+        if chunk == 0 {
+            self.put_monolithic(session, digest, scopes, ctx, source, repo).await
+        } else {
+            self.put_chunked(session, digest, scopes, ctx, source, repo, chunk.max(min_chunk)).await
+        }
+    }
+
+    async fn put_monolithic(
+        &self,
+        session: Url,
+        digest: &Digest,
+        scopes: &[String],
+        ctx: &Ctx,
+        source: &mut Source<'_>,
+        repo: &str,
+    ) -> Result<(), Failure> {
+        let mut url = session.clone();
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let size = source.size;
+        let resp = self
+            .send_streamed(Method::PUT, url, scopes, ctx, source, size, repo, digest, |rb| {
+                rb.header(CONTENT_TYPE, "application/octet-stream").header(CONTENT_LENGTH, size)
+            })
+            .await?;
+        let status = resp.status();
+        if status == StatusCode::CREATED || status == StatusCode::NO_CONTENT || status == StatusCode::OK {
+            return Ok(());
+        }
+        if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::RANGE_NOT_SATISFIABLE {
+            tracing::info!(registry = self.host(), status = status.as_u16(), "monolithic upload refused; switching to chunked uploads");
+            let _ = self.inner.chunk.compare_exchange(0, DEFAULT_CHUNK_SIZE, Ordering::Relaxed, Ordering::Relaxed);
+            self.cancel(session, scopes).await;
+            return Err(Failure { err: self.refused(ctx, status, &HeaderMap::new(), &[]).err, next: Next::Restart });
+        }
+        let h = resp.headers().clone();
+        Err(self.refused(ctx, status, &h, &resp.bytes().await.unwrap_or_default()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn put_chunked(
+        &self,
+        mut session: Url,
+        digest: &Digest,
+        scopes: &[String],
+        ctx: &Ctx,
+        source: &mut Source<'_>,
+        repo: &str,
+        chunk: u64,
+    ) -> Result<(), Failure> {
+        while source.sent < source.size {
+            let start = source.sent;
+            let len = chunk.min(source.size - start);
+            let range = format!("{start}-{}", start + len - 1);
+            let resp = self
+                .send_streamed(Method::PATCH, session.clone(), scopes, ctx, source, len, repo, digest, |rb| {
+                    rb.header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, len)
+                        .header("Content-Range", range.clone())
+                })
+                .await?;
+            let status = resp.status();
+            if status == StatusCode::RANGE_NOT_SATISFIABLE && chunk > SMALL_CHUNK_SIZE {
+                tracing::info!(registry = self.host(), "chunk refused with 416; using 4 MiB chunks");
+                self.inner.chunk.store(SMALL_CHUNK_SIZE, Ordering::Relaxed);
+                self.cancel(session, scopes).await;
+                return Err(Failure { err: self.refused(ctx, status, &HeaderMap::new(), &[]).err, next: Next::Restart });
+            }
+            if status != StatusCode::ACCEPTED && status != StatusCode::NO_CONTENT {
+                let h = resp.headers().clone();
+                return Err(self.refused(ctx, status, &h, &resp.bytes().await.unwrap_or_default()));
+            }
+            // Each PATCH must go to the latest Location: its state carries the offset.
+            session = self.location(resp.headers()).ok_or_else(|| self.no_location(ctx))?;
+        }
+        source.check_eof().await.map_err(|m| Failure::fail(self.source_error(repo, digest, m)))?;
+        let mut url = session;
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let resp = self.send(Method::PUT, url, scopes, ctx, |rb| rb.header(CONTENT_LENGTH, 0)).await?;
+        match resp.status() {
+            StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
+            s => {
+                let h = resp.headers().clone();
+                Err(self.refused(ctx, s, &h, &resp.bytes().await.unwrap_or_default()))
+            }
+        }
+    }
+
+    fn no_location(&self, ctx: &Ctx) -> Failure {
+        Failure::fail(RegistryError::Protocol {
+            registry: self.host().into(),
+            operation: ctx.operation,
+            what: ctx.what.clone(),
+            message: "an upload answer has no usable Location header".into(),
+        })
+    }
+
+    /// Sends `len` bytes of `source` as the body. The body cannot be replayed, so a 401 asks the
+    /// caller to restart the upload with a fresh token instead of resending here.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_streamed(
+        &self,
+        method: Method,
+        url: Url,
+        scopes: &[String],
+        ctx: &Ctx,
+        source: &mut Source<'_>,
+        len: u64,
+        repo: &str,
+        digest: &Digest,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, Failure> {
+        let mut rb = build(self.inner.http.request(method.clone(), url.clone()));
+        if let Some(h) = self.inner.auth.header(&self.inner.http, scopes).await? {
+            rb = rb.header(reqwest::header::AUTHORIZATION, h);
+        }
+        // A small channel between our reader and reqwest keeps memory bounded and lets the
+        // progress callback (not 'static) run here rather than inside the body.
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+        let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        let rb = rb.body(reqwest::Body::wrap_stream(body));
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let request = async move {
+            let mut send = std::pin::pin!(rb.send());
+            tokio::select! {
+                r = &mut send => Some(r),
+                _ = done_rx => tokio::time::timeout(IDLE_TIMEOUT, send).await.ok(),
+            }
+        };
+        let pump = async {
+            let r = source.pump(&tx, len).await;
+            drop(tx);
+            let _ = done_tx.send(());
+            r
+        };
+        let (resp, pumped) = tokio::join!(request, pump);
+        if let Err(PumpError::Source(message)) = pumped {
+            return Err(Failure::fail(self.source_error(repo, digest, message)));
+        }
+        let stalled = || {
+            Failure::transport(RegistryError::Network {
+                registry: self.host().into(),
+                message: format!("{} {} made no progress for {} s", ctx.operation, ctx.what, IDLE_TIMEOUT.as_secs()),
+                hint: None,
+            })
+        };
+        if let Err(PumpError::Stalled) = pumped {
+            return Err(stalled());
+        }
+        let resp = match resp {
+            None => return Err(stalled()),
+            Some(r) => r.map_err(|e| self.transport_failure(&e))?,
+        };
+        tracing::debug!(method = %method, path = url.path(), status = resp.status().as_u16(), "registry answer");
+        if resp.status() == StatusCode::UNAUTHORIZED && self.inner.auth.learn(resp.headers()) {
+            self.inner.auth.invalidate(scopes);
+            let h = resp.headers().clone();
+            let err = self.auth_error(ctx, StatusCode::UNAUTHORIZED, &h, &resp.bytes().await.unwrap_or_default());
+            return Err(Failure { err, next: Next::Reauth });
+        }
+        self.check_status(resp, ctx).await
+    }
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn header_digest(headers: &HeaderMap) -> Option<Digest> {
+    Digest::parse(headers.get("docker-content-digest")?.to_str().ok()?.trim()).ok()
+}
+
+enum PumpError {
+    /// The source failed or had the wrong length; the request was aborted.
+    Source(String),
+    /// The registry stopped accepting bytes.
+    Stalled,
+}
+
+/// A blob's bytes being sent: a read position over the caller's stream across requests
+/// (one PUT, or several PATCHes).
+struct Source<'a> {
+    stream: BlobStream,
+    /// Bytes read past the end of the previous request's range.
+    pending: Option<Bytes>,
+    sent: u64,
+    size: u64,
+    eof_checked: bool,
+    progress: &'a (dyn Fn(u64) + Send + Sync),
+}
+
+impl Source<'_> {
+    /// Forwards the next `len` bytes into `tx`. Before the blob's last byte goes out, the source
+    /// must end: an error there (the caller's digest check) aborts the request, so the registry
+    /// never sees a complete body and never commits the blob.
+    async fn pump(&mut self, tx: &mpsc::Sender<io::Result<Bytes>>, len: u64) -> Result<(), PumpError> {
+        let end = self.sent + len;
+        while self.sent < end {
+            let mut piece = match self.pending.take() {
+                Some(b) => b,
+                None => match self.stream.next().await {
+                    Some(Ok(b)) => b,
+                    Some(Err(e)) => return Err(abort(tx, e.to_string()).await),
+                    None => {
+                        let m = format!("the blob ended after {} of {} bytes", self.sent, self.size);
+                        return Err(abort(tx, m).await);
+                    }
+                },
+            };
+            let room = end - self.sent;
+            if piece.len() as u64 > room {
+                self.pending = Some(piece.split_off(room as usize));
+            }
+            if piece.is_empty() {
+                continue;
+            }
+            if self.sent + piece.len() as u64 == self.size
+                && let Err(m) = self.check_eof().await
+            {
+                return Err(abort(tx, m).await);
+            }
+            self.sent += piece.len() as u64;
+            match tokio::time::timeout(IDLE_TIMEOUT, tx.send(Ok(piece))).await {
+                Err(_) => return Err(PumpError::Stalled),
+                // The request ended (an early answer or a connection error); it reports why.
+                Ok(Err(_)) => return Ok(()),
+                Ok(Ok(())) => (self.progress)(self.sent),
+            }
+        }
+        if self.size == 0
+            && let Err(m) = self.check_eof().await
+        {
+            return Err(abort(tx, m).await);
+        }
+        Ok(())
+    }
+
+    /// Confirms the source has nothing after `size` bytes (and surfaces a trailing error).
+    async fn check_eof(&mut self) -> Result<(), String> {
+        if self.eof_checked {
+            return Ok(());
+        }
+        if self.pending.as_ref().is_some_and(|p| !p.is_empty()) {
+            return Err(format!("the blob is longer than its declared {} bytes", self.size));
+        }
+        loop {
+            match self.stream.next().await {
+                None => break,
+                Some(Ok(b)) if b.is_empty() => continue,
+                Some(Ok(_)) => return Err(format!("the blob is longer than its declared {} bytes", self.size)),
+                Some(Err(e)) => return Err(e.to_string()),
+            }
+        }
+        self.eof_checked = true;
+        Ok(())
+    }
+}
+
+async fn abort(tx: &mpsc::Sender<io::Result<Bytes>>, message: String) -> PumpError {
+    let _ = tx.send(Err(io::Error::other(message.clone()))).await;
+    PumpError::Source(message)
 }

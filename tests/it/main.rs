@@ -5,3 +5,4 @@ mod platform;
 mod support;
 
 mod package_read;
+mod registry_client;

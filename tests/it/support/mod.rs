@@ -4,7 +4,9 @@
 
 pub mod platform;
 pub mod proxy;
+pub mod registry;
 pub mod skopeo;
+pub mod token_server;
 
 use std::ffi::OsStr;
 use std::io::Write;
