@@ -176,6 +176,44 @@ impl Scheduler {
         res
     }
 
+    /// `--skip-push`: confirms that every image is already at its destination (the tag resolves to
+    /// the package's digest) without writing anything. Missing images are reported as failed.
+    pub async fn check(&self, plan: &Plan) -> Report {
+        let start = Instant::now();
+        let images: Vec<ImageReport> = stream::iter(plan.images.iter())
+            .map(|img| async move {
+                let reference = img.tag.clone().unwrap_or_else(|| img.digest.to_string());
+                let mut report = ImageReport {
+                    source: img.source.clone(),
+                    destination: img.destination.clone(),
+                    digest: img.digest.clone(),
+                    result: ImageResult::Failed,
+                    error: None,
+                    exit_code: None,
+                };
+                match self.client.manifest_exists(&img.repository, &reference).await {
+                    Ok(Some(d)) if d == img.digest => report.result = ImageResult::Unchanged,
+                    Ok(Some(d)) => {
+                        report.error = Some(format!("{} points at {d}, not at the package's {}; push the images first", img.destination, img.digest));
+                        report.exit_code = Some(ExitCode::Remote);
+                    }
+                    Ok(None) => {
+                        report.error = Some(format!("{} is not in the registry; push the images first (without --skip-push)", img.destination));
+                        report.exit_code = Some(ExitCode::Remote);
+                    }
+                    Err(e) => {
+                        report.error = Some(e.to_string());
+                        report.exit_code = Some(e.exit_code());
+                    }
+                }
+                report
+            })
+            .buffered(RESOLVE_CONCURRENCY)
+            .collect()
+            .await;
+        Report { images, blobs: BlobCounts::default(), bytes_uploaded: 0, seconds: start.elapsed().as_secs_f64() }
+    }
+
     /// Runs the whole push.
     pub async fn push(&self, plan: &Plan) -> Report {
         let start = Instant::now();

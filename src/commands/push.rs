@@ -1,6 +1,5 @@
 //! `violet push`: relocate every image of a package (or a directory of packages) into a registry.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -8,21 +7,33 @@ use serde::Serialize;
 use crate::cli::{OutputArgs, go_bool};
 use crate::error::{ExitCode, Fail};
 use crate::output::{Printer, Progress, human_bytes};
-use crate::package::{self, Package};
+use crate::package::{self, Package, PackageType};
 use crate::plan::{Destination, Plan};
+use crate::platform::apply::{ApplyOptions, WriteReport, crs_out, publish};
+use crate::platform::args::{PlatformArgs, TlsOptions};
+use crate::platform::crs::{CatalogInputs, CatalogPlan, PushedArtifact};
+use crate::platform::kube::Platform;
 use crate::registry::{Client, Credentials, RegistryConfig, credentials};
 use crate::scheduler::{ImageResult, Report, Scheduler};
 
 const EXAMPLES: &str = "Examples:
-  # Images only, into a registry that needs a login (the password is read from stdin)
-  violet push topolvm-operator.stable.ALL.v2.3.0.tgz --skip-crs \\
-    --dest-repo 192.168.1.10:11443 --username admin --password-stdin < registry-password.txt
+  # An operator, to two clusters of the platform (images go to the platform's registry)
+  violet push opensearch-operator.stable.ALL.v3.14.2.tgz --platform-address https://acp.example.com \
+    --platform-username admin --platform-password-stdin --clusters region1,region2 < platform-password.txt
 
-  # Every package of a directory, to a plain-HTTP registry without authentication
-  violet push ./packages --skip-crs --dest-repo 127.0.0.1:5000 --plain --no-auth
+  # A DR standby: its own platform address and its registry VIP
+  violet push opensearch-operator.stable.ALL.v3.14.2.tgz --platform-address https://standby.example.com \
+    --platform-token \"$TOKEN\" --dest-repo 192.168.1.20:11443 --username admin --password-stdin < registry-password.txt
 
-  # See what would be uploaded, without writing anything
-  violet push ./packages --skip-crs --dest-repo 192.168.1.10:11443 --no-auth --dry-run";
+  # Before an upgrade: images only; after it: catalog resources only
+  violet push ./packages --skip-crs --platform-address https://acp.example.com --platform-token \"$TOKEN\"
+  violet push ./packages --skip-push --platform-address https://acp.example.com --platform-token \"$TOKEN\" --clusters global
+
+  # Images to a plain-HTTP registry without authentication, CRs as files for GitOps
+  violet push ./packages --dest-repo 127.0.0.1:5000 --plain --no-auth --crs-out ./crs
+
+  # See what would be uploaded and which resources would change, without writing anything
+  violet push ./packages --dest-repo 192.168.1.10:11443 --no-auth --skip-crs --dry-run";
 
 /// Push the images of a package or of every package in a directory.
 #[derive(Debug, clap::Args)]
@@ -46,9 +57,33 @@ pub struct Args {
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
     pub skip_push: bool,
 
-    /// List the images, their destinations and the bytes that would be uploaded; write nothing.
+    /// List the images, their destinations, the bytes that would be uploaded and the resources that
+    /// would change (with a diff); write nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Clusters that receive an operator's Artifact/ArtifactVersion (comma separated). Ignored for plugins.
+    #[arg(long, value_delimiter = ',', default_value = "global")]
+    pub clusters: Vec<String>,
+
+    /// CatalogSource for operators: platform, system or a custom name (default: the package's, else platform).
+    #[arg(long, value_name = "NAME")]
+    pub target_catalog_source: Option<String>,
+
+    /// Chart repository for Helm charts (default: public-charts).
+    #[arg(long, value_name = "NAME")]
+    pub target_chartrepo: Option<String>,
+
+    /// Re-apply every catalog resource even when nothing changed.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
+    pub force: bool,
+
+    /// Write the catalog resources as YAML files under DIR (<cluster>/<kind>-<name>.yaml) instead of applying them.
+    #[arg(long, value_name = "DIR")]
+    pub crs_out: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub platform: PlatformArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -101,28 +136,18 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     /// Builds the registry configuration, applying violet's rule that a destination needs
     /// credentials from some source or an explicit --no-auth.
-    pub fn config(&self, dest: &Destination, scheme_plain: bool) -> anyhow::Result<RegistryConfig> {
-        let password = if self.password_stdin {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).map_err(|e| Fail::new(ExitCode::Input, format!("reading the password from stdin: {e}")))?;
-            let s = s.strip_suffix('\n').unwrap_or(&s);
-            Some(s.strip_suffix('\r').unwrap_or(s).to_string())
-        } else {
-            self.password.clone()
+    pub fn config(&self, dest: &Destination, scheme_plain: bool, discovered: Option<Credentials>) -> anyhow::Result<RegistryConfig> {
+        let password = if self.password_stdin { Some(credentials::read_password(std::io::stdin().lock())?) } else { self.password.clone() };
+        let explicit = self.no_auth || self.username.is_some() || password.is_some();
+        let credentials = match discovered {
+            // The platform's own registry: its registry-admin secret, unless the user said otherwise.
+            Some(found) if !explicit => found,
+            _ => {
+                let resolved = credentials::resolve(&dest.host, self.username.as_deref(), password.as_deref(), self.no_auth)?;
+                resolved.require_for_push(&dest.host)?;
+                resolved.credentials
+            }
         };
-        if self.username.is_some() != password.is_some() && !self.no_auth {
-            return Err(Fail::usage("--username and --password (or --password-stdin) go together").into());
-        }
-        let credentials = if self.no_auth {
-            Credentials::Anonymous
-        } else {
-            credentials::resolve(&dest.host, self.username.as_deref(), password.as_deref())?
-        };
-        if matches!(credentials, Credentials::Anonymous) && !self.no_auth {
-            return Err(Fail::usage(format!("no credentials for registry {}", dest.host))
-                .with_hint("pass --username with --password or --password-stdin, log in with `docker login`, or pass --no-auth")
-                .into());
-        }
         Ok(RegistryConfig {
             host: dest.host.clone(),
             plain: self.plain || scheme_plain,
@@ -156,23 +181,28 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 #[derive(Serialize)]
-struct DryRun<'a> {
+struct PushOutput<'a> {
     destination: &'a Destination,
-    images: &'a [crate::plan::ImagePlan],
-    blobs: usize,
-    bytes: u64,
-    blobs_to_upload: Option<usize>,
-    bytes_to_upload: Option<u64>,
+    packages: &'a [PackageSummary],
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    images: Option<&'a Report>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    registry_error: Option<String>,
+    plan: Option<DryRunImages<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    catalog: Vec<CatalogOutcome>,
 }
 
 #[derive(Serialize)]
-struct PushOutput<'a> {
-    destination: &'a Destination,
-    packages: Vec<PackageSummary>,
-    #[serde(flatten)]
-    report: &'a Report,
+struct DryRunImages<'a> {
+    images: &'a [crate::plan::ImagePlan],
+    blobs: usize,
+    bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blobs_to_upload: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes_to_upload: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    registry_error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -187,23 +217,48 @@ struct PackageSummary {
     error: Option<String>,
 }
 
+/// What happened to one package's catalog resources.
+#[derive(Serialize)]
+struct CatalogOutcome {
+    package: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    writes: Vec<WriteReport>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    files: Vec<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip)]
+    code: Option<ExitCode>,
+}
+
 pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     if args.skip_crs && args.skip_push {
         return Err(Fail::usage("--skip-crs and --skip-push cannot be used together").into());
     }
-    if !args.skip_crs {
-        return Err(Fail::usage("creating catalog resources needs the platform connection, which this build does not have yet")
-            .with_hint("push the images only with --skip-crs --dest-repo <registry>")
+    if args.registry.password_stdin && args.platform.platform_password_stdin {
+        return Err(Fail::usage("--password-stdin and --platform-password-stdin cannot both read stdin")
+            .with_hint("pass one of the passwords through its environment variable (VIOLET_PASSWORD, VIOLET_PLATFORM_PASSWORD)")
             .into());
     }
-    let Some(dest_arg) = args.registry.dest_repo.as_deref() else {
-        return Err(Fail::usage("--dest-repo is required").with_hint("e.g. --dest-repo 192.168.1.10:11443").into());
-    };
-    let (dest, scheme_plain) = Destination::parse(dest_arg)?;
-    let out = printer.with_format(args.output.format);
+    let wants_platform = !args.skip_crs && args.crs_out.is_none();
+    if wants_platform && !args.platform.is_configured() {
+        return Err(Fail::usage("creating the catalog resources needs the platform: pass --platform-address with --platform-token or --platform-username/--platform-password")
+            .with_hint("to push images only, add --skip-crs; to write the resources as files, add --crs-out DIR")
+            .into());
+    }
+    if args.registry.dest_repo.is_none() && !args.platform.is_configured() {
+        return Err(Fail::usage("no destination registry: pass --dest-repo, or --platform-address to use the platform's registry")
+            .with_hint("e.g. --dest-repo 192.168.1.10:11443")
+            .into());
+    }
+    let (packages, summaries, bad) = load_packages(&args.path, &printer)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run_async(args, printer, packages, summaries, bad))
+}
 
-    // Read every package first: a bad one is reported and skipped, the others still go.
-    let found = package::load::discover(&args.path)?;
+/// Reads every package first: a bad one is reported and skipped, the others still go.
+fn load_packages(path: &std::path::Path, printer: &Printer) -> anyhow::Result<(Vec<Package>, Vec<PackageSummary>, usize)> {
+    let found = package::load::discover(path)?;
     let mut packages: Vec<Package> = Vec::new();
     let mut summaries = Vec::new();
     let mut bad = 0usize;
@@ -225,120 +280,263 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 bad += 1;
                 printer.info(format!("error: {e}"));
-                summaries.push(PackageSummary { path: e.path().display().to_string(), name: None, version: None, images: 0, error: Some(e.to_string()) });
+                summaries.push(PackageSummary {
+                    path: e.path().display().to_string(),
+                    name: None,
+                    version: None,
+                    images: 0,
+                    error: Some(e.to_string()),
+                });
             }
         }
     }
     if packages.is_empty() && bad == 0 {
-        return Err(Fail::new(ExitCode::Input, format!("{}: no packages found", args.path.display()))
+        return Err(Fail::new(ExitCode::Input, format!("{}: no packages found", path.display()))
             .with_hint("give a package file (.tgz, .tar, .tar.zst) or a directory that contains some")
             .into());
     }
-    let plan = Plan::new(&packages, dest.clone());
-    let config = args.registry.config(&dest, scheme_plain)?;
-    let client = Client::new(config)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    Ok((packages, summaries, bad))
+}
 
+async fn run_async(
+    args: Args,
+    printer: Printer,
+    packages: Vec<Package>,
+    summaries: Vec<PackageSummary>,
+    bad: usize,
+) -> anyhow::Result<ExitCode> {
+    let out = printer.with_format(args.output.format);
+    let tls = TlsOptions { ca_files: args.registry.ca_files.clone(), insecure: args.registry.insecure };
+    if args.registry.insecure {
+        printer.warn("--insecure: TLS certificates are not verified");
+    }
+    let needs_platform = (!args.skip_crs && args.crs_out.is_none()) || args.registry.dest_repo.is_none();
+    let platform = if needs_platform && args.platform.is_configured() {
+        Some(Platform::connect(&args.platform, &tls).await?)
+    } else {
+        None
+    };
+
+    // Destination: --dest-repo, else the platform's own registry.
+    let (dest, scheme_plain, discovered) = match (&args.registry.dest_repo, &platform) {
+        (Some(d), _) => {
+            let (dest, plain) = Destination::parse(d)?;
+            (dest, plain, None)
+        }
+        (None, Some(p)) => {
+            let (host, creds) = p.discover_registry().await?;
+            printer.info(format!("Using the platform registry {host}"));
+            let (dest, plain) = Destination::parse(&host)?;
+            (dest, plain, Some(creds))
+        }
+        (None, None) => unreachable!("checked in run()"),
+    };
+    let config = args.registry.config(&dest, scheme_plain, discovered)?;
+    let client = Client::new(config)?;
+    let plan = Plan::new(&packages, dest.clone());
+    let scheduler = Scheduler::new(client.clone(), usize::from(args.jobs), Progress::hidden());
+
+    // Images: push them, or (--skip-push) confirm they are there.
+    let mut image_report: Option<Report> = None;
+    let mut dry_images: Option<DryRunImages> = None;
+    let (blobs, bytes) = plan.totals();
     if args.dry_run {
-        let (blobs, bytes) = plan.totals();
-        let scheduler = Scheduler::new(client.clone(), usize::from(args.jobs), Progress::hidden());
-        // A dry run may look at the registry (HEAD only) to say what is missing; when it cannot,
-        // it still prints the plan.
-        let (resolution, registry_error) = rt.block_on(async {
-            match client.ping().await {
-                Ok(()) => (Some(scheduler.resolve(&plan).await), None),
-                Err(e) => (None, Some(e.to_string())),
-            }
-        });
-        let view = DryRun {
-            destination: &dest,
+        let (resolution, registry_error) = match client.ping().await {
+            Ok(()) if !args.skip_push => (Some(scheduler.resolve(&plan).await), None),
+            Ok(()) => (None, None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        dry_images = Some(DryRunImages {
             images: &plan.images,
             blobs,
             bytes,
             blobs_to_upload: resolution.as_ref().map(|r| r.missing.len()),
             bytes_to_upload: resolution.as_ref().map(|r| r.bytes_to_upload(&plan)),
             registry_error,
-        };
-        out.data(&view, || {
-            let mut s = String::new();
-            for img in &plan.images {
-                s.push_str(&format!("{} -> {}  {}  {}\n", img.source, img.destination, img.digest, human_bytes(img.size)));
-            }
-            s.push_str(&format!("{} images, {} unique blobs, {}\n", plan.images.len(), blobs, human_bytes(bytes)));
-            match (&view.blobs_to_upload, &view.bytes_to_upload, &view.registry_error) {
-                (Some(n), Some(b), _) => s.push_str(&format!("would upload {n} blobs, {} (dry run: nothing written)\n", human_bytes(*b))),
-                (_, _, Some(e)) => s.push_str(&format!("registry not checked ({e}); up to {} would be uploaded (dry run: nothing written)\n", human_bytes(bytes))),
-                _ => {}
-            }
-            s
-        })?;
-        return Ok(if bad > 0 { ExitCode::Failure } else { ExitCode::Success });
-    }
-
-    let (blobs, bytes) = plan.totals();
-    printer.info(format!(
-        "Pushing {} images ({} blobs, {}) from {} to {}",
-        plan.images.len(),
-        blobs,
-        human_bytes(bytes),
-        args.path.display(),
-        dest.host
-    ));
-    let progress = Progress::new(&printer, "push");
-    let scheduler = Scheduler::new(client.clone(), usize::from(args.jobs), progress.clone());
-    let report = rt.block_on(async {
+        });
+    } else if args.skip_push {
         client.ping().await?;
-        tokio::select! {
-            r = scheduler.push(&plan) => Ok::<_, anyhow::Error>(Some(r)),
-            _ = tokio::signal::ctrl_c() => Ok(None),
-        }
-    });
-    let report = match report {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            progress.finish();
+        image_report = Some(scheduler.check(&plan).await);
+    } else {
+        client.ping().await?;
+        printer.info(format!(
+            "Pushing {} images ({} blobs, {}) from {} to {}",
+            plan.images.len(),
+            blobs,
+            human_bytes(bytes),
+            args.path.display(),
+            dest.host
+        ));
+        let progress = Progress::new(&printer, "push");
+        let scheduler = Scheduler::new(client.clone(), usize::from(args.jobs), progress.clone());
+        let report = tokio::select! {
+            r = scheduler.push(&plan) => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        progress.finish();
+        let Some(report) = report else {
             printer.info("interrupted: no tag was written over an incomplete image; run the same command again to finish");
             return Ok(ExitCode::Interrupted);
-        }
-        Err(e) => {
-            progress.finish();
-            return Err(e);
-        }
-    };
-
-    let view = PushOutput { destination: &dest, packages: summaries, report: &report };
-    out.data(&view, || render(&report))?;
-    let code = report.exit_code();
-    Ok(if code == ExitCode::Success && bad > 0 { ExitCode::Failure } else { code })
-}
-
-fn render(report: &Report) -> String {
-    let mut s = String::new();
-    for img in &report.images {
-        let word = match img.result {
-            ImageResult::Pushed => "pushed   ",
-            ImageResult::Unchanged => "unchanged",
-            ImageResult::Failed => "FAILED   ",
         };
-        s.push_str(&format!("{word} {}  {}\n", img.destination, img.digest));
-        if let Some(e) = &img.error {
-            s.push_str(&format!("          {e}\n"));
+        image_report = Some(report);
+    }
+
+    // Catalog resources, only for packages whose every image is confirmed present.
+    let mut catalog = Vec::new();
+    if !args.skip_crs {
+        for pkg in packages.iter().flat_map(|p| p.flatten()) {
+            if pkg.metadata.package_type == Some(PackageType::Core) {
+                continue;
+            }
+            let label = pkg.label();
+            let mut outcome = CatalogOutcome { package: label.clone(), writes: Vec::new(), files: Vec::new(), error: None, code: None };
+            if let Some(report) = &image_report
+                && let Some(failed) = report.images.iter().find(|i| {
+                    i.result == ImageResult::Failed && pkg.images.iter().any(|m| m.digest == i.digest && m.reference.to_string() == i.source)
+                })
+            {
+                outcome.error = Some(format!("catalog resources not written: image {} is not in the registry ({})", failed.destination, failed.error.as_deref().unwrap_or("failed")));
+                outcome.code = Some(if args.skip_push { ExitCode::Remote } else { failed.exit_code.unwrap_or(ExitCode::Failure) });
+                catalog.push(outcome);
+                continue;
+            }
+            match catalog_plan(pkg, &dest, &args) {
+                Err(e) => {
+                    outcome.code = Some(crate::error::classify(&e).0);
+                    outcome.error = Some(crate::error::one_line(&e));
+                }
+                Ok(cplan) => {
+                    for w in &cplan.warnings {
+                        printer.warn(format!("{label}: {w}"));
+                    }
+                    if let Some(dir) = &args.crs_out {
+                        match crs_out(dir, &cplan) {
+                            Ok(files) => outcome.files = files,
+                            Err(e) => {
+                                outcome.code = Some(crate::error::UserError::exit_code(&e));
+                                outcome.error = Some(e.to_string());
+                            }
+                        }
+                    } else if let Some(platform) = &platform {
+                        let opts = ApplyOptions { force: args.force, dry_run: args.dry_run, ..ApplyOptions::default() };
+                        match publish(platform, &cplan, &opts).await {
+                            Ok(w) => outcome.writes = w,
+                            Err(e) => {
+                                outcome.code = Some(crate::error::UserError::exit_code(&e));
+                                outcome.error = Some(e.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            catalog.push(outcome);
         }
     }
-    let b = &report.blobs;
-    let rate = report.bytes_uploaded as f64 / report.seconds.max(0.001);
-    s.push_str(&format!(
-        "{} images ({} failed); blobs: {} uploaded, {} mounted, {} skipped, {} failed; {} in {:.1}s ({}/s)\n",
-        report.images.len(),
-        report.failed(),
-        b.uploaded,
-        b.mounted,
-        b.skipped,
-        b.failed,
-        human_bytes(report.bytes_uploaded),
-        report.seconds,
-        human_bytes(rate as u64)
-    ));
+
+    let view = PushOutput { destination: &dest, packages: &summaries, images: image_report.as_ref(), plan: dry_images, catalog };
+    out.data(&view, || render(&view, args.skip_push))?;
+
+    let mut codes: Vec<ExitCode> = Vec::new();
+    if let Some(r) = &image_report {
+        codes.push(r.exit_code());
+    }
+    codes.extend(view.catalog.iter().filter_map(|c| c.code));
+    if bad > 0 {
+        codes.push(ExitCode::Failure);
+    }
+    codes.retain(|c| *c != ExitCode::Success);
+    codes.dedup();
+    Ok(match codes.as_slice() {
+        [] => ExitCode::Success,
+        [one] => *one,
+        _ => ExitCode::Failure,
+    })
+}
+
+/// The catalog resources of one package, naming where its main artifact was pushed.
+fn catalog_plan(pkg: &Package, dest: &Destination, args: &Args) -> anyhow::Result<CatalogPlan> {
+    let artifact_ref = pkg
+        .metadata
+        .artifact
+        .clone()
+        .or_else(|| pkg.images.first().map(|i| i.reference.to_string()))
+        .ok_or_else(|| Fail::new(ExitCode::BadPackage, format!("{}: the package names no artifact (bundle image or chart)", pkg.label())))?;
+    let (_, repository, tag) = crate::platform::crs::split_reference(&artifact_ref)
+        .ok_or_else(|| Fail::new(ExitCode::BadPackage, format!("{}: invalid artifact reference {artifact_ref:?}", pkg.label())))?;
+    let tag = tag.ok_or_else(|| Fail::new(ExitCode::BadPackage, format!("{}: artifact {artifact_ref:?} has no tag", pkg.label())))?;
+    let inputs = CatalogInputs {
+        artifact: PushedArtifact { registry: dest.host.clone(), repository: dest.repository(&repository), tag },
+        catalog_source: args.target_catalog_source.clone(),
+        chart_repo: args.target_chartrepo.clone(),
+        clusters: args.clusters.clone(),
+    };
+    Ok(CatalogPlan::build(pkg, &inputs)?)
+}
+
+fn render(view: &PushOutput, skip_push: bool) -> String {
+    let mut s = String::new();
+    if let Some(plan) = &view.plan {
+        for img in plan.images {
+            s.push_str(&format!("{} -> {}  {}  {}\n", img.source, img.destination, img.digest, human_bytes(img.size)));
+        }
+        s.push_str(&format!("{} images, {} unique blobs, {}\n", plan.images.len(), plan.blobs, human_bytes(plan.bytes)));
+        match (&plan.blobs_to_upload, &plan.bytes_to_upload, &plan.registry_error) {
+            (Some(n), Some(b), _) => s.push_str(&format!("would upload {n} blobs, {}\n", human_bytes(*b))),
+            (_, _, Some(e)) => s.push_str(&format!("registry not checked ({e}); up to {} would be uploaded\n", human_bytes(plan.bytes))),
+            _ => {}
+        }
+    }
+    if let Some(report) = view.images {
+        for img in &report.images {
+            let word = match (img.result, skip_push) {
+                (ImageResult::Pushed, _) => "pushed   ",
+                (ImageResult::Unchanged, false) => "unchanged",
+                (ImageResult::Unchanged, true) => "present  ",
+                (ImageResult::Failed, false) => "FAILED   ",
+                (ImageResult::Failed, true) => "MISSING  ",
+            };
+            s.push_str(&format!("{word} {}  {}\n", img.destination, img.digest));
+            if let Some(e) = &img.error {
+                s.push_str(&format!("          {e}\n"));
+            }
+        }
+        if !skip_push {
+            let b = &report.blobs;
+            let rate = report.bytes_uploaded as f64 / report.seconds.max(0.001);
+            s.push_str(&format!(
+                "{} images ({} failed); blobs: {} uploaded, {} mounted, {} skipped, {} failed; {} in {:.1}s ({}/s)\n",
+                report.images.len(),
+                report.failed(),
+                b.uploaded,
+                b.mounted,
+                b.skipped,
+                b.failed,
+                human_bytes(report.bytes_uploaded),
+                report.seconds,
+                human_bytes(rate as u64)
+            ));
+        }
+    }
+    for c in &view.catalog {
+        for w in &c.writes {
+            s.push_str(&w.line());
+            s.push('\n');
+            if let Some(d) = &w.diff {
+                for line in d.lines() {
+                    s.push_str(&format!("    {line}\n"));
+                }
+            }
+        }
+        for f in &c.files {
+            s.push_str(&format!("wrote {}\n", f.display()));
+        }
+        if let Some(e) = &c.error {
+            s.push_str(&format!("{}: {e}\n", c.package));
+        }
+    }
+    if view.plan.is_some() {
+        s.push_str("dry run: nothing was written\n");
+    }
     s
 }
 
