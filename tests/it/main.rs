@@ -1,5 +1,5 @@
 //! The one integration-test binary. `support/` starts real servers (docker-registry, token server,
 //! fault proxy, platform emulator); each other module tests one feature end to end.
 
-mod support;
 mod registry_client;
+mod support;
