@@ -8,10 +8,7 @@ use crate::package::{BlobLocation, Package, PackageError};
 /// Opens one blob for reading when the package allows random access (directory, or uncompressed
 /// tar chain: `location.offset` / `location.entry` is used). Returns `Ok(None)` when the blob sits
 /// behind a decompressor and can only be read by [`stream`].
-pub fn open(
-    pkg: &Package,
-    location: &BlobLocation,
-) -> Result<Option<Box<dyn Read + Send>>, PackageError> {
+pub fn open(pkg: &Package, location: &BlobLocation) -> Result<Option<Box<dyn Read + Send>>, PackageError> {
     let _ = (pkg, location);
     todo!("package reading")
 }

@@ -110,11 +110,7 @@ pub struct FileNameInfo {
 }
 
 /// Parses the metadata file; errors carry line and column.
-pub fn parse(
-    path: &std::path::Path,
-    entry: &str,
-    bytes: &[u8],
-) -> Result<Metadata, crate::package::PackageError> {
+pub fn parse(path: &std::path::Path, entry: &str, bytes: &[u8]) -> Result<Metadata, crate::package::PackageError> {
     let _ = (path, entry, bytes);
     todo!("metadata")
 }
