@@ -16,7 +16,10 @@ use crate::registry::{Credentials, RegistryError, RemoteDetail};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
     Basic,
-    Bearer { realm: String, service: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
 }
 
 impl Challenge {
@@ -29,23 +32,36 @@ impl Challenge {
             "basic" => Some(Challenge::Basic),
             "bearer" => {
                 let realm = params.get("realm")?.clone();
-                Some(Challenge::Bearer { realm, service: params.get("service").cloned() })
+                Some(Challenge::Bearer {
+                    realm,
+                    service: params.get("service").cloned(),
+                })
             }
             _ => None,
         }
     }
 
     pub fn from_headers(headers: &HeaderMap) -> Option<Self> {
-        headers.get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).find_map(Self::parse)
+        headers
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(Self::parse)
     }
 }
 
 /// `error="insufficient_scope"` in a Bearer challenge: the token is fine but lacks an action.
 pub fn insufficient_scope(headers: &HeaderMap) -> bool {
-    headers.get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()).any(|v| {
-        parse_params(v.split_once(char::is_whitespace).map_or("", |(_, r)| r)).get("error").map(String::as_str)
-            == Some("insufficient_scope")
-    })
+    headers
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            parse_params(v.split_once(char::is_whitespace).map_or("", |(_, r)| r))
+                .get("error")
+                .map(String::as_str)
+                == Some("insufficient_scope")
+        })
 }
 
 fn parse_params(s: &str) -> HashMap<String, String> {
@@ -55,7 +71,12 @@ fn parse_params(s: &str) -> HashMap<String, String> {
         while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
             chars.next();
         }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect::<String>().trim().to_ascii_lowercase();
+        let key: String = chars
+            .by_ref()
+            .take_while(|c| *c != '=')
+            .collect::<String>()
+            .trim()
+            .to_ascii_lowercase();
         if key.is_empty() {
             break;
         }
@@ -116,7 +137,12 @@ struct TokenResponse {
 
 impl Auth {
     pub fn new(host: String, credentials: Credentials) -> Self {
-        Self { host, credentials, challenge: Mutex::new(None), tokens: Mutex::new(HashMap::new()) }
+        Self {
+            host,
+            credentials,
+            challenge: Mutex::new(None),
+            tokens: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn credentials(&self) -> &Credentials {
@@ -149,7 +175,11 @@ impl Auth {
 
     /// The `Authorization` header for a request needing `scopes`, fetching a token when needed.
     /// `None` before any challenge was seen, or when anonymous against Basic.
-    pub async fn header(&self, http: &reqwest::Client, scopes: &[String]) -> Result<Option<HeaderValue>, RegistryError> {
+    pub async fn header(
+        &self,
+        http: &reqwest::Client,
+        scopes: &[String],
+    ) -> Result<Option<HeaderValue>, RegistryError> {
         match self.challenge() {
             None => Ok(None),
             Some(Challenge::Basic) => Ok(self.basic()),
@@ -161,10 +191,18 @@ impl Auth {
                 {
                     return Ok(Some(c.header.clone()));
                 }
-                let (header, ttl) = self.fetch_token(http, &realm, service.as_deref(), scopes).await?;
+                let (header, ttl) = self
+                    .fetch_token(http, &realm, service.as_deref(), scopes)
+                    .await?;
                 let expires = Instant::now() + ttl.saturating_sub(EARLY);
                 if let Ok(mut tokens) = self.tokens.lock() {
-                    tokens.insert(k, Cached { header: header.clone(), expires });
+                    tokens.insert(
+                        k,
+                        Cached {
+                            header: header.clone(),
+                            expires,
+                        },
+                    );
                 }
                 Ok(Some(header))
             }
@@ -204,8 +242,11 @@ impl Auth {
         let request = match &self.credentials {
             // An identity token is an OAuth2 refresh token: only the POST form accepts it.
             Credentials::IdentityToken { token, .. } => {
-                let mut form: Vec<(&str, &str)> =
-                    vec![("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", "violet")];
+                let mut form: Vec<(&str, &str)> = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", token),
+                    ("client_id", "violet"),
+                ];
                 if let Some(s) = service {
                     form.push(("service", s));
                 }
@@ -213,9 +254,14 @@ impl Auth {
                 if !scopes.is_empty() {
                     form.push(("scope", &joined));
                 }
-                let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+                let body = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish();
                 http.post(realm_url.clone())
-                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(
+                        reqwest::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
                     .body(body)
             }
             _ => {
@@ -247,7 +293,10 @@ impl Auth {
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(self.rejected(status.as_u16(), None));
         }
-        let body = resp.bytes().await.map_err(|e| transport::classify(&realm_host, &e, false))?;
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| transport::classify(&realm_host, &e, false))?;
         if !status.is_success() {
             return Err(RegistryError::Remote {
                 registry: realm_host,
@@ -257,25 +306,30 @@ impl Auth {
                 detail: RemoteDetail::parse(&body),
             });
         }
-        let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
-            registry: realm_host.clone(),
-            operation: "token request for",
-            what: self.host.clone(),
-            message: format!("not a token answer: {e}"),
-        })?;
-        let token = parsed.token.or(parsed.access_token).filter(|t| !t.is_empty()).ok_or_else(|| {
-            RegistryError::Protocol {
+        let parsed: TokenResponse =
+            serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
+                registry: realm_host.clone(),
+                operation: "token request for",
+                what: self.host.clone(),
+                message: format!("not a token answer: {e}"),
+            })?;
+        let token = parsed
+            .token
+            .or(parsed.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| RegistryError::Protocol {
                 registry: realm_host.clone(),
                 operation: "token request for",
                 what: self.host.clone(),
                 message: "the answer holds no token".into(),
+            })?;
+        let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            RegistryError::Protocol {
+                registry: realm_host,
+                operation: "token request for",
+                what: self.host.clone(),
+                message: "the token is not a valid header value".into(),
             }
-        })?;
-        let mut header = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| RegistryError::Protocol {
-            registry: realm_host,
-            operation: "token request for",
-            what: self.host.clone(),
-            message: "the token is not a valid header value".into(),
         })?;
         header.set_sensitive(true);
         let ttl = parsed.expires_in.map_or(DEFAULT_TTL, Duration::from_secs);
@@ -289,13 +343,29 @@ impl Auth {
                 format!("registry {} requires authentication", self.host),
                 Some("pass --username/--password or --no-auth".to_string()),
             ),
-            (Credentials::Basic { username, .. } | Credentials::IdentityToken { username, .. }, Some((repo, actions))) => (
-                format!("registry {} denied {actions} access to repository {repo} for user {username}", self.host),
-                Some("check that the user may push to this repository (and that the project exists)".to_string()),
+            (
+                Credentials::Basic { username, .. } | Credentials::IdentityToken { username, .. },
+                Some((repo, actions)),
+            ) => (
+                format!(
+                    "registry {} denied {actions} access to repository {repo} for user {username}",
+                    self.host
+                ),
+                Some(
+                    "check that the user may push to this repository (and that the project exists)"
+                        .to_string(),
+                ),
             ),
-            (Credentials::Basic { username, .. } | Credentials::IdentityToken { username, .. }, None) => {
-                (format!("registry {} rejected the credentials for user {username}", self.host), None)
-            }
+            (
+                Credentials::Basic { username, .. } | Credentials::IdentityToken { username, .. },
+                None,
+            ) => (
+                format!(
+                    "registry {} rejected the credentials for user {username}",
+                    self.host
+                ),
+                None,
+            ),
         };
         RegistryError::Auth {
             registry: self.host.clone(),
@@ -319,17 +389,26 @@ mod tests {
 
     #[test]
     fn parses_challenges() {
-        assert_eq!(Challenge::parse(r#"Basic realm="test-realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="test-realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(
             Challenge::parse(
                 r#"Bearer realm="http://127.0.0.1:5/token",service="test-registry",scope="repository:a/b:pull""#
             ),
-            Some(Challenge::Bearer { realm: "http://127.0.0.1:5/token".into(), service: Some("test-registry".into()) })
+            Some(Challenge::Bearer {
+                realm: "http://127.0.0.1:5/token".into(),
+                service: Some("test-registry".into())
+            })
         );
         // Bare values, odd spacing, escapes, as some registries send them.
         assert_eq!(
             Challenge::parse(r#"bearer  realm=https://auth.example/token , service="a \"b\"""#),
-            Some(Challenge::Bearer { realm: "https://auth.example/token".into(), service: Some("a \"b\"".into()) })
+            Some(Challenge::Bearer {
+                realm: "https://auth.example/token".into(),
+                service: Some("a \"b\"".into())
+            })
         );
         assert_eq!(Challenge::parse("Bearer service=x"), None);
         assert_eq!(Challenge::parse("Negotiate"), None);
@@ -343,20 +422,35 @@ mod tests {
             HeaderValue::from_static(r#"Bearer realm="r",service="s",scope="repository:a:push",error="insufficient_scope""#),
         );
         assert!(insufficient_scope(&h));
-        h.insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Bearer realm="r""#));
+        h.insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer realm="r""#),
+        );
         assert!(!insufficient_scope(&h));
     }
 
     #[test]
     fn scope_key_ignores_order() {
-        assert_eq!(key(&["b".into(), "a".into()]), key(&["a".into(), "b".into()]));
+        assert_eq!(
+            key(&["b".into(), "a".into()]),
+            key(&["a".into(), "b".into()])
+        );
     }
 
     #[test]
     fn rejection_never_shows_the_secret() {
-        let auth = Auth::new("r:5000".into(), Credentials::Basic { username: "u".into(), password: "hunter2".into() });
+        let auth = Auth::new(
+            "r:5000".into(),
+            Credentials::Basic {
+                username: "u".into(),
+                password: "hunter2".into(),
+            },
+        );
         let e = auth.rejected(401, None);
-        assert_eq!(e.to_string(), "registry r:5000 rejected the credentials for user u");
+        assert_eq!(
+            e.to_string(),
+            "registry r:5000 rejected the credentials for user u"
+        );
         assert!(!format!("{e:?}").contains("hunter2"));
     }
 }

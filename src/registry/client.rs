@@ -31,9 +31,15 @@ pub type BlobOpener<'a> = &'a (dyn Fn() -> std::io::Result<BlobStream> + Send + 
 pub enum Credentials {
     #[default]
     Anonymous,
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// A docker `identitytoken` (OAuth2 refresh token), exchanged with `POST /token`.
-    IdentityToken { username: String, token: String },
+    IdentityToken {
+        username: String,
+        token: String,
+    },
 }
 
 impl std::fmt::Debug for Credentials {
@@ -41,7 +47,9 @@ impl std::fmt::Debug for Credentials {
         match self {
             Credentials::Anonymous => f.write_str("Anonymous"),
             Credentials::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
-            Credentials::IdentityToken { username, .. } => write!(f, "IdentityToken({username}, <redacted>)"),
+            Credentials::IdentityToken { username, .. } => {
+                write!(f, "IdentityToken({username}, <redacted>)")
+            }
         }
     }
 }
@@ -122,10 +130,17 @@ struct Failure {
 
 impl Failure {
     fn fail(err: RegistryError) -> Self {
-        Self { err, next: Next::Fail }
+        Self {
+            err,
+            next: Next::Fail,
+        }
     }
     fn transport(err: RegistryError) -> Self {
-        let next = if transport::is_retriable(&err) { Next::Retry(None) } else { Next::Fail };
+        let next = if transport::is_retriable(&err) {
+            Next::Retry(None)
+        } else {
+            Next::Fail
+        };
         Self { err, next }
     }
 }
@@ -149,7 +164,15 @@ impl Client {
         let http = transport::build(&config)?;
         let auth = Auth::new(config.host.clone(), config.credentials.clone());
         let chunk = AtomicU64::new(config.chunk_size.map_or(0, |c| c.max(1)));
-        Ok(Self { inner: Arc::new(Inner { config, base, http, auth, chunk }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                base,
+                http,
+                auth,
+                chunk,
+            }),
+        })
     }
 
     /// The host this client talks to, as given.
@@ -159,10 +182,16 @@ impl Client {
 
     /// `GET /v2/`: checks reachability, TLS and credentials up front.
     pub async fn ping(&self) -> Result<(), RegistryError> {
-        let ctx = Ctx { operation: "the API check", what: "/v2/".into(), access: None };
+        let ctx = Ctx {
+            operation: "the API check",
+            what: "/v2/".into(),
+            access: None,
+        };
         let url = self.url("v2/")?;
         self.retrying(async || {
-            let resp = self.send(Method::GET, url.clone(), &[], &ctx, |rb| rb).await?;
+            let resp = self
+                .send(Method::GET, url.clone(), &[], &ctx, |rb| rb)
+                .await?;
             let status = resp.status();
             if status.is_success() {
                 return Ok(());
@@ -183,14 +212,26 @@ impl Client {
     }
 
     /// `HEAD /v2/<repo>/blobs/<digest>`: the size when present.
-    pub async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<Option<u64>, RegistryError> {
-        let ctx = Ctx { operation: "the check of", what: format!("blob {digest} in {repo}"), access: Some((repo.into(), "pull")) };
+    pub async fn blob_exists(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<u64>, RegistryError> {
+        let ctx = Ctx {
+            operation: "the check of",
+            what: format!("blob {digest} in {repo}"),
+            access: Some((repo.into(), "pull")),
+        };
         let url = self.url(&format!("v2/{repo}/blobs/{digest}"))?;
         let scopes = [auth::repo_scope(repo, "pull")];
         self.retrying(async || {
-            let resp = self.send(Method::HEAD, url.clone(), &scopes, &ctx, |rb| rb).await?;
+            let resp = self
+                .send(Method::HEAD, url.clone(), &scopes, &ctx, |rb| rb)
+                .await?;
             match resp.status() {
-                StatusCode::OK => Ok(Some(header_u64(resp.headers(), CONTENT_LENGTH.as_str()).unwrap_or(0))),
+                StatusCode::OK => Ok(Some(
+                    header_u64(resp.headers(), CONTENT_LENGTH.as_str()).unwrap_or(0),
+                )),
                 StatusCode::NOT_FOUND => Ok(None),
                 s => Err(self.refused(&ctx, s, &resp.headers().clone(), &[])),
             }
@@ -199,19 +240,33 @@ impl Client {
     }
 
     /// Cross-repository mount; `Ok(false)` when the registry declined (202) — then upload.
-    pub async fn mount_blob(&self, repo: &str, from: &str, digest: &Digest) -> Result<bool, RegistryError> {
+    pub async fn mount_blob(
+        &self,
+        repo: &str,
+        from: &str,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
         let ctx = Ctx {
             operation: "the mount of",
             what: format!("blob {digest} from {from} into {repo}"),
             access: Some((repo.into(), "pull,push")),
         };
         let mut url = self.url(&format!("v2/{repo}/blobs/uploads/"))?;
-        url.query_pairs_mut().append_pair("mount", digest.as_str()).append_pair("from", from);
+        url.query_pairs_mut()
+            .append_pair("mount", digest.as_str())
+            .append_pair("from", from);
         // The token must also grant pull on the source, or token registries refuse the mount.
-        let scopes = [auth::repo_scope(repo, "pull,push"), auth::repo_scope(from, "pull")];
+        let scopes = [
+            auth::repo_scope(repo, "pull,push"),
+            auth::repo_scope(from, "pull"),
+        ];
         let result = self
             .retrying(async || {
-                let resp = self.send(Method::POST, url.clone(), &scopes, &ctx, |rb| rb.header(CONTENT_LENGTH, 0)).await?;
+                let resp = self
+                    .send(Method::POST, url.clone(), &scopes, &ctx, |rb| {
+                        rb.header(CONTENT_LENGTH, 0)
+                    })
+                    .await?;
                 match resp.status() {
                     StatusCode::CREATED => Ok(true),
                     StatusCode::ACCEPTED => {
@@ -221,14 +276,23 @@ impl Client {
                         }
                         Ok(false)
                     }
-                    s => Err(self.refused(&ctx, s, &resp.headers().clone(), &resp.bytes().await.unwrap_or_default())),
+                    s => Err(self.refused(
+                        &ctx,
+                        s,
+                        &resp.headers().clone(),
+                        &resp.bytes().await.unwrap_or_default(),
+                    )),
                 }
             })
             .await;
         match result {
             // Registries refuse mounts from repositories the user cannot read (Harbor: unknown
             // project). A mount is only a shortcut, so the upload decides.
-            Err(RegistryError::Auth { status, .. }) | Err(RegistryError::Remote { status: status @ 404, .. }) => {
+            Err(RegistryError::Auth { status, .. })
+            | Err(RegistryError::Remote {
+                status: status @ 404,
+                ..
+            }) => {
                 tracing::debug!(registry = self.host(), repo, from, %digest, status, "mount refused; will upload");
                 Ok(false)
             }
@@ -245,7 +309,11 @@ impl Client {
         open: BlobOpener<'_>,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), RegistryError> {
-        let ctx = Ctx { operation: "the upload of", what: format!("blob {digest} to {repo}"), access: Some((repo.into(), "pull,push")) };
+        let ctx = Ctx {
+            operation: "the upload of",
+            what: format!("blob {digest} to {repo}"),
+            access: Some((repo.into(), "pull,push")),
+        };
         let scopes = [auth::repo_scope(repo, "pull,push")];
         let mut opened = 0u32;
         self.retrying(async || {
@@ -262,21 +330,36 @@ impl Client {
                 };
                 Failure::fail(err)
             })?;
-            let mut source = Source { stream, pending: None, sent: 0, size, eof_checked: false, progress };
-            self.upload_once(repo, digest, &scopes, &ctx, &mut source).await
+            let mut source = Source {
+                stream,
+                pending: None,
+                sent: 0,
+                size,
+                eof_checked: false,
+                progress,
+            };
+            self.upload_once(repo, digest, &scopes, &ctx, &mut source)
+                .await
         })
         .await
     }
 
     /// `HEAD /v2/<repo>/manifests/<reference>`: digest when present.
-    pub async fn manifest_exists(&self, repo: &str, reference: &str) -> Result<Option<Digest>, RegistryError> {
+    pub async fn manifest_exists(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<Option<Digest>, RegistryError> {
         let ctx = self.manifest_ctx("the check of", repo, reference, "pull");
         let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
         let scopes = [auth::repo_scope(repo, "pull")];
         let found = self
             .retrying(async || {
-                let resp =
-                    self.send(Method::HEAD, url.clone(), &scopes, &ctx, |rb| rb.header(ACCEPT, MANIFEST_ACCEPT)).await?;
+                let resp = self
+                    .send(Method::HEAD, url.clone(), &scopes, &ctx, |rb| {
+                        rb.header(ACCEPT, MANIFEST_ACCEPT)
+                    })
+                    .await?;
                 match resp.status() {
                     StatusCode::OK => Ok(Some(header_digest(resp.headers()))),
                     StatusCode::NOT_FOUND => Ok(None),
@@ -293,17 +376,27 @@ impl Client {
     }
 
     /// `GET /v2/<repo>/manifests/<reference>`: (media type, raw bytes, digest).
-    pub async fn get_manifest(&self, repo: &str, reference: &str) -> Result<(String, Bytes, Digest), RegistryError> {
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(String, Bytes, Digest), RegistryError> {
         let ctx = self.manifest_ctx("the download of", repo, reference, "pull");
         let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
         let scopes = [auth::repo_scope(repo, "pull")];
         let (media_type, bytes) = self
             .retrying(async || {
-                let resp =
-                    self.send(Method::GET, url.clone(), &scopes, &ctx, |rb| rb.header(ACCEPT, MANIFEST_ACCEPT)).await?;
+                let resp = self
+                    .send(Method::GET, url.clone(), &scopes, &ctx, |rb| {
+                        rb.header(ACCEPT, MANIFEST_ACCEPT)
+                    })
+                    .await?;
                 let status = resp.status();
                 let headers = resp.headers().clone();
-                let body = resp.bytes().await.map_err(|e| transport::classify(self.host(), &e, self.inner.config.plain))?;
+                let body = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| transport::classify(self.host(), &e, self.inner.config.plain))?;
                 if status != StatusCode::OK {
                     return Err(self.refused(&ctx, status, &headers, &body));
                 }
@@ -330,14 +423,22 @@ impl Client {
     }
 
     /// `PUT /v2/<repo>/manifests/<reference>` with the raw bytes; returns the digest the registry reports.
-    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: Bytes) -> Result<Digest, RegistryError> {
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<Digest, RegistryError> {
         let ctx = self.manifest_ctx("the push of", repo, reference, "pull,push");
         let url = self.url(&format!("v2/{repo}/manifests/{reference}"))?;
         let scopes = [auth::repo_scope(repo, "pull,push")];
         self.retrying(async || {
             let resp = self
                 .send(Method::PUT, url.clone(), &scopes, &ctx, |rb| {
-                    rb.header(CONTENT_TYPE, media_type).header(CONTENT_LENGTH, bytes.len()).body(bytes.clone())
+                    rb.header(CONTENT_TYPE, media_type)
+                        .header(CONTENT_LENGTH, bytes.len())
+                        .body(bytes.clone())
                 })
                 .await?;
             let status = resp.status();
@@ -345,19 +446,30 @@ impl Client {
                 return Ok(header_digest(resp.headers()).unwrap_or_else(|| Digest::of(&bytes)));
             }
             let headers = resp.headers().clone();
-            Err(self.refused(&ctx, status, &headers, &resp.bytes().await.unwrap_or_default()))
+            Err(self.refused(
+                &ctx,
+                status,
+                &headers,
+                &resp.bytes().await.unwrap_or_default(),
+            ))
         })
         .await
     }
 
     /// `GET /v2/<repo>/blobs/<digest>` as a stream (for pulls: create, package, mirror).
     pub async fn get_blob(&self, repo: &str, digest: &Digest) -> Result<BlobStream, RegistryError> {
-        let ctx = Ctx { operation: "the download of", what: format!("blob {digest} from {repo}"), access: Some((repo.into(), "pull")) };
+        let ctx = Ctx {
+            operation: "the download of",
+            what: format!("blob {digest} from {repo}"),
+            access: Some((repo.into(), "pull")),
+        };
         let url = self.url(&format!("v2/{repo}/blobs/{digest}"))?;
         let scopes = [auth::repo_scope(repo, "pull")];
         let resp = self
             .retrying(async || {
-                let resp = self.send(Method::GET, url.clone(), &scopes, &ctx, |rb| rb).await?;
+                let resp = self
+                    .send(Method::GET, url.clone(), &scopes, &ctx, |rb| rb)
+                    .await?;
                 if resp.status() != StatusCode::OK {
                     let (s, h) = (resp.status(), resp.headers().clone());
                     return Err(self.refused(&ctx, s, &h, &resp.bytes().await.unwrap_or_default()));
@@ -371,10 +483,16 @@ impl Client {
         let stream = futures_util::stream::unfold((body, host), |(mut body, host)| async move {
             match tokio::time::timeout(IDLE_TIMEOUT, body.next()).await {
                 Ok(Some(Ok(b))) => Some((Ok(b), (body, host))),
-                Ok(Some(Err(e))) => Some((Err(io::Error::other(transport::classify(&host, &e, false))), (body, host))),
+                Ok(Some(Err(e))) => Some((
+                    Err(io::Error::other(transport::classify(&host, &e, false))),
+                    (body, host),
+                )),
                 Ok(None) => None,
                 Err(_) => Some((
-                    Err(io::Error::new(io::ErrorKind::TimedOut, format!("registry {host} stopped sending"))),
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("registry {host} stopped sending"),
+                    )),
                     (body, host),
                 )),
             }
@@ -385,23 +503,44 @@ impl Client {
     // ---- internals -------------------------------------------------------------------------
 
     fn url(&self, path: &str) -> Result<Url, RegistryError> {
-        self.inner.base.join(path).map_err(|e| RegistryError::Config {
-            registry: self.host().into(),
-            message: format!("cannot form a URL for {path}: {e}"),
-        })
+        self.inner
+            .base
+            .join(path)
+            .map_err(|e| RegistryError::Config {
+                registry: self.host().into(),
+                message: format!("cannot form a URL for {path}: {e}"),
+            })
     }
 
-    fn manifest_ctx(&self, operation: &'static str, repo: &str, reference: &str, actions: &'static str) -> Ctx {
+    fn manifest_ctx(
+        &self,
+        operation: &'static str,
+        repo: &str,
+        reference: &str,
+        actions: &'static str,
+    ) -> Ctx {
         let sep = if reference.contains(':') { '@' } else { ':' };
-        Ctx { operation, what: format!("manifest {repo}{sep}{reference}"), access: Some((repo.into(), actions)) }
+        Ctx {
+            operation,
+            what: format!("manifest {repo}{sep}{reference}"),
+            access: Some((repo.into(), actions)),
+        }
     }
 
     fn source_error(&self, repo: &str, digest: &Digest, message: String) -> RegistryError {
-        RegistryError::Source { registry: self.host().into(), repository: repo.into(), digest: digest.to_string(), message }
+        RegistryError::Source {
+            registry: self.host().into(),
+            repository: repo.into(),
+            digest: digest.to_string(),
+            message,
+        }
     }
 
     /// Runs `op` until it succeeds, fails for good, or the retry budget is spent.
-    async fn retrying<T>(&self, mut op: impl AsyncFnMut() -> Result<T, Failure>) -> Result<T, RegistryError> {
+    async fn retrying<T>(
+        &self,
+        mut op: impl AsyncFnMut() -> Result<T, Failure>,
+    ) -> Result<T, RegistryError> {
         let mut attempt = 0u32;
         let mut reauthed = false;
         loop {
@@ -441,7 +580,8 @@ impl Client {
         // replace a token the registry refused (expired or revoked).
         let (mut learned, mut refreshed) = (false, false);
         loop {
-            let mut rb = build(self.inner.http.request(method.clone(), url.clone())).timeout(IDLE_TIMEOUT);
+            let mut rb =
+                build(self.inner.http.request(method.clone(), url.clone())).timeout(IDLE_TIMEOUT);
             let authorization = self.inner.auth.header(&self.inner.http, scopes).await?;
             let sent_credentials = authorization.is_some();
             if let Some(h) = authorization {
@@ -450,7 +590,11 @@ impl Client {
             let resp = rb.send().await.map_err(|e| self.transport_failure(&e))?;
             tracing::debug!(method = %method, path = url.path(), status = resp.status().as_u16(), "registry answer");
             if resp.status() == StatusCode::UNAUTHORIZED && self.inner.auth.learn(resp.headers()) {
-                let again = if sent_credentials { !std::mem::replace(&mut refreshed, true) } else { !std::mem::replace(&mut learned, true) };
+                let again = if sent_credentials {
+                    !std::mem::replace(&mut refreshed, true)
+                } else {
+                    !std::mem::replace(&mut learned, true)
+                };
                 if again {
                     self.inner.auth.invalidate(scopes);
                     continue;
@@ -479,12 +623,22 @@ impl Client {
         Ok(resp)
     }
 
-    fn auth_error(&self, ctx: &Ctx, status: StatusCode, headers: &HeaderMap, body: &[u8]) -> RegistryError {
+    fn auth_error(
+        &self,
+        ctx: &Ctx,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> RegistryError {
         let detail = RemoteDetail::parse(body);
         let denied = status == StatusCode::FORBIDDEN
             || auth::insufficient_scope(headers)
             || detail.code.as_deref() == Some("DENIED");
-        let access = ctx.access.as_ref().filter(|_| denied).map(|(r, a)| (r.as_str(), *a));
+        let access = ctx
+            .access
+            .as_ref()
+            .filter(|_| denied)
+            .map(|(r, a)| (r.as_str(), *a));
         self.inner.auth.rejected(status.as_u16(), access)
     }
 
@@ -532,18 +686,34 @@ impl Client {
         source: &mut Source<'_>,
     ) -> Result<(), Failure> {
         let start = self.url(&format!("v2/{repo}/blobs/uploads/"))?;
-        let resp = self.send(Method::POST, start, scopes, ctx, |rb| rb.header(CONTENT_LENGTH, 0)).await?;
+        let resp = self
+            .send(Method::POST, start, scopes, ctx, |rb| {
+                rb.header(CONTENT_LENGTH, 0)
+            })
+            .await?;
         if resp.status() != StatusCode::ACCEPTED {
             let (s, h) = (resp.status(), resp.headers().clone());
             return Err(self.refused(ctx, s, &h, &resp.bytes().await.unwrap_or_default()));
         }
-        let session = self.location(resp.headers()).ok_or_else(|| self.no_location(ctx))?;
+        let session = self
+            .location(resp.headers())
+            .ok_or_else(|| self.no_location(ctx))?;
         let min_chunk = header_u64(resp.headers(), "oci-chunk-min-length").unwrap_or(0);
         let chunk = self.inner.chunk.load(Ordering::Relaxed);
         if chunk == 0 {
-            self.put_monolithic(session, digest, scopes, ctx, source, repo).await
+            self.put_monolithic(session, digest, scopes, ctx, source, repo)
+                .await
         } else {
-            self.put_chunked(session, digest, scopes, ctx, source, repo, chunk.max(min_chunk)).await
+            self.put_chunked(
+                session,
+                digest,
+                scopes,
+                ctx,
+                source,
+                repo,
+                chunk.max(min_chunk),
+            )
+            .await
         }
     }
 
@@ -560,19 +730,45 @@ impl Client {
         url.query_pairs_mut().append_pair("digest", digest.as_str());
         let size = source.size;
         let resp = self
-            .send_streamed(Method::PUT, url, scopes, ctx, source, size, repo, digest, |rb| {
-                rb.header(CONTENT_TYPE, "application/octet-stream").header(CONTENT_LENGTH, size)
-            })
+            .send_streamed(
+                Method::PUT,
+                url,
+                scopes,
+                ctx,
+                source,
+                size,
+                repo,
+                digest,
+                |rb| {
+                    rb.header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, size)
+                },
+            )
             .await?;
         let status = resp.status();
-        if status == StatusCode::CREATED || status == StatusCode::NO_CONTENT || status == StatusCode::OK {
+        if status == StatusCode::CREATED
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::OK
+        {
             return Ok(());
         }
         if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::RANGE_NOT_SATISFIABLE {
-            tracing::info!(registry = self.host(), status = status.as_u16(), "monolithic upload refused; switching to chunked uploads");
-            let _ = self.inner.chunk.compare_exchange(0, DEFAULT_CHUNK_SIZE, Ordering::Relaxed, Ordering::Relaxed);
+            tracing::info!(
+                registry = self.host(),
+                status = status.as_u16(),
+                "monolithic upload refused; switching to chunked uploads"
+            );
+            let _ = self.inner.chunk.compare_exchange(
+                0,
+                DEFAULT_CHUNK_SIZE,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
             self.cancel(session, scopes).await;
-            return Err(Failure { err: self.refused(ctx, status, &HeaderMap::new(), &[]).err, next: Next::Restart });
+            return Err(Failure {
+                err: self.refused(ctx, status, &HeaderMap::new(), &[]).err,
+                next: Next::Restart,
+            });
         }
         let h = resp.headers().clone();
         Err(self.refused(ctx, status, &h, &resp.bytes().await.unwrap_or_default()))
@@ -594,30 +790,55 @@ impl Client {
             let len = chunk.min(source.size - start);
             let range = format!("{start}-{}", start + len - 1);
             let resp = self
-                .send_streamed(Method::PATCH, session.clone(), scopes, ctx, source, len, repo, digest, |rb| {
-                    rb.header(CONTENT_TYPE, "application/octet-stream")
-                        .header(CONTENT_LENGTH, len)
-                        .header("Content-Range", range.clone())
-                })
+                .send_streamed(
+                    Method::PATCH,
+                    session.clone(),
+                    scopes,
+                    ctx,
+                    source,
+                    len,
+                    repo,
+                    digest,
+                    |rb| {
+                        rb.header(CONTENT_TYPE, "application/octet-stream")
+                            .header(CONTENT_LENGTH, len)
+                            .header("Content-Range", range.clone())
+                    },
+                )
                 .await?;
             let status = resp.status();
             if status == StatusCode::RANGE_NOT_SATISFIABLE && chunk > SMALL_CHUNK_SIZE {
-                tracing::info!(registry = self.host(), "chunk refused with 416; using 4 MiB chunks");
+                tracing::info!(
+                    registry = self.host(),
+                    "chunk refused with 416; using 4 MiB chunks"
+                );
                 self.inner.chunk.store(SMALL_CHUNK_SIZE, Ordering::Relaxed);
                 self.cancel(session, scopes).await;
-                return Err(Failure { err: self.refused(ctx, status, &HeaderMap::new(), &[]).err, next: Next::Restart });
+                return Err(Failure {
+                    err: self.refused(ctx, status, &HeaderMap::new(), &[]).err,
+                    next: Next::Restart,
+                });
             }
             if status != StatusCode::ACCEPTED && status != StatusCode::NO_CONTENT {
                 let h = resp.headers().clone();
                 return Err(self.refused(ctx, status, &h, &resp.bytes().await.unwrap_or_default()));
             }
             // Each PATCH must go to the latest Location: its state carries the offset.
-            session = self.location(resp.headers()).ok_or_else(|| self.no_location(ctx))?;
+            session = self
+                .location(resp.headers())
+                .ok_or_else(|| self.no_location(ctx))?;
         }
-        source.check_eof().await.map_err(|m| Failure::fail(self.source_error(repo, digest, m)))?;
+        source
+            .check_eof()
+            .await
+            .map_err(|m| Failure::fail(self.source_error(repo, digest, m)))?;
         let mut url = session;
         url.query_pairs_mut().append_pair("digest", digest.as_str());
-        let resp = self.send(Method::PUT, url, scopes, ctx, |rb| rb.header(CONTENT_LENGTH, 0)).await?;
+        let resp = self
+            .send(Method::PUT, url, scopes, ctx, |rb| {
+                rb.header(CONTENT_LENGTH, 0)
+            })
+            .await?;
         match resp.status() {
             StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
             s => {
@@ -658,7 +879,9 @@ impl Client {
         // A small channel between our reader and reqwest keeps memory bounded and lets the
         // progress callback (not 'static) run here rather than inside the body.
         let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
-        let body = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
         let rb = rb.body(reqwest::Body::wrap_stream(body));
         let (done_tx, done_rx) = oneshot::channel::<()>();
         let request = async move {
@@ -681,7 +904,12 @@ impl Client {
         let stalled = || {
             Failure::transport(RegistryError::Network {
                 registry: self.host().into(),
-                message: format!("{} {} made no progress for {} s", ctx.operation, ctx.what, IDLE_TIMEOUT.as_secs()),
+                message: format!(
+                    "{} {} made no progress for {} s",
+                    ctx.operation,
+                    ctx.what,
+                    IDLE_TIMEOUT.as_secs()
+                ),
                 hint: None,
             })
         };
@@ -696,8 +924,16 @@ impl Client {
         if resp.status() == StatusCode::UNAUTHORIZED && self.inner.auth.learn(resp.headers()) {
             self.inner.auth.invalidate(scopes);
             let h = resp.headers().clone();
-            let err = self.auth_error(ctx, StatusCode::UNAUTHORIZED, &h, &resp.bytes().await.unwrap_or_default());
-            return Err(Failure { err, next: Next::Reauth });
+            let err = self.auth_error(
+                ctx,
+                StatusCode::UNAUTHORIZED,
+                &h,
+                &resp.bytes().await.unwrap_or_default(),
+            );
+            return Err(Failure {
+                err,
+                next: Next::Reauth,
+            });
         }
         self.check_status(resp, ctx).await
     }
@@ -734,7 +970,11 @@ impl Source<'_> {
     /// Forwards the next `len` bytes into `tx`. Before the blob's last byte goes out, the source
     /// must end: an error there (the caller's digest check) aborts the request, so the registry
     /// never sees a complete body and never commits the blob.
-    async fn pump(&mut self, tx: &mpsc::Sender<io::Result<Bytes>>, len: u64) -> Result<(), PumpError> {
+    async fn pump(
+        &mut self,
+        tx: &mpsc::Sender<io::Result<Bytes>>,
+        len: u64,
+    ) -> Result<(), PumpError> {
         let end = self.sent + len;
         while self.sent < end {
             let mut piece = match self.pending.take() {
@@ -743,7 +983,8 @@ impl Source<'_> {
                     Some(Ok(b)) => b,
                     Some(Err(e)) => return Err(abort(tx, e.to_string()).await),
                     None => {
-                        let m = format!("the blob ended after {} of {} bytes", self.sent, self.size);
+                        let m =
+                            format!("the blob ended after {} of {} bytes", self.sent, self.size);
                         return Err(abort(tx, m).await);
                     }
                 },
@@ -782,13 +1023,21 @@ impl Source<'_> {
             return Ok(());
         }
         if self.pending.as_ref().is_some_and(|p| !p.is_empty()) {
-            return Err(format!("the blob is longer than its declared {} bytes", self.size));
+            return Err(format!(
+                "the blob is longer than its declared {} bytes",
+                self.size
+            ));
         }
         loop {
             match self.stream.next().await {
                 None => break,
                 Some(Ok(b)) if b.is_empty() => continue,
-                Some(Ok(_)) => return Err(format!("the blob is longer than its declared {} bytes", self.size)),
+                Some(Ok(_)) => {
+                    return Err(format!(
+                        "the blob is longer than its declared {} bytes",
+                        self.size
+                    ));
+                }
                 Some(Err(e)) => return Err(e.to_string()),
             }
         }

@@ -52,10 +52,23 @@ impl Resolved {
 }
 
 /// Resolves the credentials for `host` (`host[:port]`).
-pub fn resolve(host: &str, username: Option<&str>, password: Option<&str>, no_auth: bool) -> Result<Resolved, Fail> {
+pub fn resolve(
+    host: &str,
+    username: Option<&str>,
+    password: Option<&str>,
+    no_auth: bool,
+) -> Result<Resolved, Fail> {
     let env_user = std::env::var(ENV_USERNAME).ok().filter(|s| !s.is_empty());
     let env_pass = std::env::var(ENV_PASSWORD).ok();
-    resolve_with(host, username, password, no_auth, env_user.as_deref(), env_pass.as_deref(), &lookup_stores)
+    resolve_with(
+        host,
+        username,
+        password,
+        no_auth,
+        env_user.as_deref(),
+        env_pass.as_deref(),
+        &lookup_stores,
+    )
 }
 
 type StoreLookup<'a> = &'a dyn Fn(&str) -> Result<Option<(Credentials, Source)>, Fail>;
@@ -71,38 +84,68 @@ fn resolve_with(
 ) -> Result<Resolved, Fail> {
     if no_auth {
         if username.is_some() || password.is_some() {
-            return Err(Fail::usage("--no-auth cannot be combined with --username/--password"));
+            return Err(Fail::usage(
+                "--no-auth cannot be combined with --username/--password",
+            ));
         }
-        return Ok(Resolved { credentials: Credentials::Anonymous, source: Source::Disabled });
+        return Ok(Resolved {
+            credentials: Credentials::Anonymous,
+            source: Source::Disabled,
+        });
     }
     match (username, password) {
         (Some(u), Some(p)) => {
             return Ok(Resolved {
-                credentials: Credentials::Basic { username: u.to_string(), password: p.to_string() },
+                credentials: Credentials::Basic {
+                    username: u.to_string(),
+                    password: p.to_string(),
+                },
                 source: Source::Flags,
             });
         }
-        (Some(_), None) => return Err(Fail::usage("--username needs --password or --password-stdin")),
+        (Some(_), None) => {
+            return Err(Fail::usage(
+                "--username needs --password or --password-stdin",
+            ));
+        }
         (None, Some(_)) => return Err(Fail::usage("--password needs --username")),
         (None, None) => {}
     }
     if let (Some(u), Some(p)) = (env_user, env_pass) {
         return Ok(Resolved {
-            credentials: Credentials::Basic { username: u.to_string(), password: p.to_string() },
+            credentials: Credentials::Basic {
+                username: u.to_string(),
+                password: p.to_string(),
+            },
             source: Source::Environment,
         });
     }
     Ok(match stores(host)? {
-        Some((credentials, source)) => Resolved { credentials, source },
-        None => Resolved { credentials: Credentials::Anonymous, source: Source::None },
+        Some((credentials, source)) => Resolved {
+            credentials,
+            source,
+        },
+        None => Resolved {
+            credentials: Credentials::Anonymous,
+            source: Source::None,
+        },
     })
 }
 
 fn lookup_stores(host: &str) -> Result<Option<(Credentials, Source)>, Fail> {
-    if let Some(c) = convert(host, "docker config", docker_credential::get_credential(host))? {
+    if let Some(c) = convert(
+        host,
+        "docker config",
+        docker_credential::get_credential(host),
+    )? {
         return Ok(Some((c, Source::DockerConfig)));
     }
-    Ok(convert(host, "podman auth file", docker_credential::get_podman_credential(host))?.map(|c| (c, Source::PodmanConfig)))
+    Ok(convert(
+        host,
+        "podman auth file",
+        docker_credential::get_podman_credential(host),
+    )?
+    .map(|c| (c, Source::PodmanConfig)))
 }
 
 fn convert(
@@ -111,11 +154,14 @@ fn convert(
     found: Result<DockerCredential, CredentialRetrievalError>,
 ) -> Result<Option<Credentials>, Fail> {
     match found {
-        Ok(DockerCredential::UsernamePassword(username, password)) => Ok(Some(Credentials::Basic { username, password })),
-        // docker stores identity tokens with the placeholder user "<token>".
-        Ok(DockerCredential::IdentityToken(token)) => {
-            Ok(Some(Credentials::IdentityToken { username: "<token>".into(), token }))
+        Ok(DockerCredential::UsernamePassword(username, password)) => {
+            Ok(Some(Credentials::Basic { username, password }))
         }
+        // docker stores identity tokens with the placeholder user "<token>".
+        Ok(DockerCredential::IdentityToken(token)) => Ok(Some(Credentials::IdentityToken {
+            username: "<token>".into(),
+            token,
+        })),
         Err(
             CredentialRetrievalError::NoCredentialConfigured
             | CredentialRetrievalError::ConfigNotFound
@@ -124,11 +170,16 @@ fn convert(
         // A helper's stdout/stderr may echo secrets: name the helper only.
         Err(CredentialRetrievalError::HelperFailure { helper, .. }) => Err(Fail::new(
             ExitCode::Auth,
-            format!("credential helper docker-credential-{helper} failed for registry {host} ({store})"),
+            format!(
+                "credential helper docker-credential-{helper} failed for registry {host} ({store})"
+            ),
         )
         .with_hint("run the helper by hand, or pass --username/--password")),
-        Err(e) => Err(Fail::new(ExitCode::Auth, format!("cannot read credentials for registry {host} from the {store}: {e}"))
-            .with_hint("fix the file, or pass --username/--password")),
+        Err(e) => Err(Fail::new(
+            ExitCode::Auth,
+            format!("cannot read credentials for registry {host} from the {store}: {e}"),
+        )
+        .with_hint("fix the file, or pass --username/--password")),
     }
 }
 
@@ -136,9 +187,12 @@ fn convert(
 /// trailing newline (`\n` or `\r\n`), so passwords may end in spaces.
 pub fn read_password(mut input: impl Read) -> Result<String, Fail> {
     let mut s = String::new();
-    input
-        .read_to_string(&mut s)
-        .map_err(|e| Fail::new(ExitCode::Input, format!("cannot read the password from stdin: {e}")))?;
+    input.read_to_string(&mut s).map_err(|e| {
+        Fail::new(
+            ExitCode::Input,
+            format!("cannot read the password from stdin: {e}"),
+        )
+    })?;
     if let Some(rest) = s.strip_suffix('\n') {
         s = rest.strip_suffix('\r').unwrap_or(rest).to_string();
     }
@@ -156,7 +210,13 @@ mod tests {
         Ok(None)
     }
     fn docker(_: &str) -> Result<Option<(Credentials, Source)>, Fail> {
-        Ok(Some((Credentials::Basic { username: "d".into(), password: "p".into() }, Source::DockerConfig)))
+        Ok(Some((
+            Credentials::Basic {
+                username: "d".into(),
+                password: "p".into(),
+            },
+            Source::DockerConfig,
+        )))
     }
 
     fn user(r: &Resolved) -> Option<&str> {
@@ -168,7 +228,16 @@ mod tests {
 
     #[test]
     fn precedence() {
-        let r = resolve_with("h", Some("f"), Some("x"), false, Some("e"), Some("y"), &docker).unwrap();
+        let r = resolve_with(
+            "h",
+            Some("f"),
+            Some("x"),
+            false,
+            Some("e"),
+            Some("y"),
+            &docker,
+        )
+        .unwrap();
         assert_eq!((r.source, user(&r)), (Source::Flags, Some("f")));
         let r = resolve_with("h", None, None, false, Some("e"), Some("y"), &docker).unwrap();
         assert_eq!((r.source, user(&r)), (Source::Environment, Some("e")));
@@ -192,9 +261,12 @@ mod tests {
     #[test]
     fn reads_docker_config() {
         let config = r#"{"auths":{"reg.example:5000":{"auth":"dTpw"},"tok.example":{"auth":"PHRva2VuPjo=","identitytoken":"rt"}}}"#;
-        let got = docker_credential::get_credential_from_reader(config.as_bytes(), "reg.example:5000");
+        let got =
+            docker_credential::get_credential_from_reader(config.as_bytes(), "reg.example:5000");
         let c = convert("reg.example:5000", "docker config", got).unwrap();
-        assert!(matches!(c, Some(Credentials::Basic { ref username, ref password }) if username == "u" && password == "p"));
+        assert!(
+            matches!(c, Some(Credentials::Basic { ref username, ref password }) if username == "u" && password == "p")
+        );
         let got = docker_credential::get_credential_from_reader(config.as_bytes(), "tok.example");
         let c = convert("tok.example", "docker config", got).unwrap();
         assert!(matches!(c, Some(Credentials::IdentityToken { ref token, .. }) if token == "rt"));

@@ -28,11 +28,17 @@ impl RemoteDetail {
         if let Ok(b) = serde_json::from_slice::<Body>(body)
             && let Some(e) = b.errors.into_iter().next()
         {
-            return Self { code: e.code, message: e.message.map(|m| excerpt(&m)) };
+            return Self {
+                code: e.code,
+                message: e.message.map(|m| excerpt(&m)),
+            };
         }
         let text = String::from_utf8_lossy(body);
         let text = text.trim();
-        Self { code: None, message: (!text.is_empty() && !text.starts_with('<')).then(|| excerpt(text)) }
+        Self {
+            code: None,
+            message: (!text.is_empty() && !text.starts_with('<')).then(|| excerpt(text)),
+        }
     }
 }
 
@@ -67,39 +73,77 @@ pub enum RegistryError {
 
     /// Connection refused, DNS, reset, timeouts.
     #[error("cannot reach registry {registry}: {message}")]
-    Network { registry: String, message: String, hint: Option<String> },
+    Network {
+        registry: String,
+        message: String,
+        hint: Option<String>,
+    },
 
     /// The TLS handshake failed (unknown issuer, plain HTTP server, bad name).
     #[error("TLS with registry {registry} failed: {message}")]
-    Tls { registry: String, message: String, hint: Option<String> },
+    Tls {
+        registry: String,
+        message: String,
+        hint: Option<String>,
+    },
 
     /// 401/403: credentials rejected or access denied.
     #[error("{message}")]
-    Auth { registry: String, repository: Option<String>, status: u16, message: String, hint: Option<String> },
+    Auth {
+        registry: String,
+        repository: Option<String>,
+        status: u16,
+        message: String,
+        hint: Option<String>,
+    },
 
     /// Any other refusal; `what` names the object (`blob sha256:… in repo`, `manifest repo:tag`).
     #[error("registry {registry} refused {operation} {what}: HTTP {status}{detail}")]
-    Remote { registry: String, operation: &'static str, what: String, status: u16, detail: RemoteDetail },
+    Remote {
+        registry: String,
+        operation: &'static str,
+        what: String,
+        status: u16,
+        detail: RemoteDetail,
+    },
 
     /// The registry answered something the protocol does not allow (a 202 without `Location`).
     #[error("registry {registry} sent an invalid answer to {operation} {what}: {message}")]
-    Protocol { registry: String, operation: &'static str, what: String, message: String },
+    Protocol {
+        registry: String,
+        operation: &'static str,
+        what: String,
+        message: String,
+    },
 
     /// An upload had to restart but its source can only be read once; the caller retries it later.
-    #[error("upload of blob {digest} to {registry}/{repository} must restart but its source cannot be re-read")]
-    SourceNotRewindable { registry: String, repository: String, digest: String },
+    #[error(
+        "upload of blob {digest} to {registry}/{repository} must restart but its source cannot be re-read"
+    )]
+    SourceNotRewindable {
+        registry: String,
+        repository: String,
+        digest: String,
+    },
 
     /// The blob's own bytes failed (read error, digest check at EOF); the upload was aborted so the
     /// registry never commits it.
     #[error("upload of blob {digest} to {registry}/{repository} aborted: {message}")]
-    Source { registry: String, repository: String, digest: String, message: String },
+    Source {
+        registry: String,
+        repository: String,
+        digest: String,
+        message: String,
+    },
 }
 
 impl RegistryError {
     /// The HTTP status the registry answered, when the failure is an answer.
     pub fn status(&self) -> Option<u16> {
         match self {
-            RegistryError::Auth { status, .. } | RegistryError::Remote { status, .. } => Some(*status),
+            RegistryError::Auth { status, .. } | RegistryError::Remote { status, .. } => {
+                Some(*status)
+            }
             _ => None,
         }
     }
@@ -113,9 +157,9 @@ impl UserError for RegistryError {
             RegistryError::Config { .. } => ExitCode::Usage,
             RegistryError::Source { .. } => ExitCode::BadPackage,
             RegistryError::SourceNotRewindable { .. } => ExitCode::Failure,
-            RegistryError::Other { .. } | RegistryError::Remote { .. } | RegistryError::Protocol { .. } => {
-                ExitCode::Remote
-            }
+            RegistryError::Other { .. }
+            | RegistryError::Remote { .. }
+            | RegistryError::Protocol { .. } => ExitCode::Remote,
         }
     }
 
@@ -125,7 +169,7 @@ impl UserError for RegistryError {
                 hint.clone()
             }
             RegistryError::Remote { status: 413, .. } => {
-                Some("a proxy in front of the registry limits request bodies; try --chunk-size 4MiB".into())
+                Some("a proxy in front of the registry limits request bodies; pass a smaller --chunk-size".into())
             }
             RegistryError::Remote { detail, .. } if detail.code.as_deref() == Some("MANIFEST_BLOB_UNKNOWN") => {
                 Some("a blob or child manifest it references is missing in the registry; push the whole package again".into())
@@ -151,10 +195,21 @@ mod tests {
     fn parses_registry_error_json() {
         let d = RemoteDetail::parse(br#"{"errors":[{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:aa"}]}"#);
         assert_eq!(d.code.as_deref(), Some("MANIFEST_BLOB_UNKNOWN"));
-        assert_eq!(d.to_string(), ": MANIFEST_BLOB_UNKNOWN: blob unknown to registry");
-        assert_eq!(RemoteDetail::parse(b"<html><body>413</body></html>").to_string(), "");
+        assert_eq!(
+            d.to_string(),
+            ": MANIFEST_BLOB_UNKNOWN: blob unknown to registry"
+        );
+        assert_eq!(
+            RemoteDetail::parse(b"<html><body>413</body></html>").to_string(),
+            ""
+        );
         assert_eq!(RemoteDetail::parse(b"too\n  big").to_string(), ": too big");
         let long = "x".repeat(500);
-        assert_eq!(RemoteDetail::parse(long.as_bytes()).message.map(|m| m.chars().count()), Some(201));
+        assert_eq!(
+            RemoteDetail::parse(long.as_bytes())
+                .message
+                .map(|m| m.chars().count()),
+            Some(201)
+        );
     }
 }

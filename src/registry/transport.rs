@@ -31,10 +31,11 @@ pub fn build(config: &RegistryConfig) -> Result<reqwest::Client, RegistryError> 
             registry: config.host.clone(),
             message: format!("cannot read CA file {}: {e}", path.display()),
         })?;
-        let found = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::Config {
-            registry: config.host.clone(),
-            message: format!("CA file {} is not PEM certificates: {e}", path.display()),
-        })?;
+        let found =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::Config {
+                registry: config.host.clone(),
+                message: format!("CA file {} is not PEM certificates: {e}", path.display()),
+            })?;
         if found.is_empty() {
             return Err(RegistryError::Config {
                 registry: config.host.clone(),
@@ -72,7 +73,9 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 fn without_url(err: &reqwest::Error) -> String {
     let text = err.to_string();
     match err.url() {
-        Some(u) => text.replace(&format!(" for url ({u})"), "").replace(&format!(" ({u})"), ""),
+        Some(u) => text
+            .replace(&format!(" for url ({u})"), "")
+            .replace(&format!(" ({u})"), ""),
         None => text,
     }
 }
@@ -85,11 +88,16 @@ pub fn classify(host: &str, err: &reqwest::Error, plain: bool) -> RegistryError 
         return RegistryError::Network {
             registry: host.to_string(),
             message: format!("timed out: {text}"),
-            hint: Some("check the network path to the registry (proxy settings: HTTPS_PROXY, NO_PROXY)".into()),
+            hint: Some(
+                "check the network path to the registry (proxy settings: HTTPS_PROXY, NO_PROXY)"
+                    .into(),
+            ),
         };
     }
     let lower = text.to_ascii_lowercase();
-    if lower.contains("unknownissuer") || lower.contains("unknown issuer") || lower.contains("self-signed")
+    if lower.contains("unknownissuer")
+        || lower.contains("unknown issuer")
+        || lower.contains("self-signed")
         || lower.contains("self signed")
     {
         return RegistryError::Tls {
@@ -102,13 +110,17 @@ pub fn classify(host: &str, err: &reqwest::Error, plain: bool) -> RegistryError 
         return RegistryError::Tls {
             registry: host.to_string(),
             message: "the server certificate does not name this host".into(),
-            hint: Some("connect with the name the certificate was issued for, or use --insecure".into()),
+            hint: Some(
+                "connect with the name the certificate was issued for, or use --insecure".into(),
+            ),
         };
     }
     // rustls meeting a plain HTTP answer reports a corrupt record ("InvalidContentType" /
     // "received corrupt message"): the equivalent of Go's "server gave HTTP response to HTTPS client".
     if !plain
-        && (lower.contains("corrupt message") || lower.contains("invalidcontenttype") || lower.contains("wrong version number"))
+        && (lower.contains("corrupt message")
+            || lower.contains("invalidcontenttype")
+            || lower.contains("wrong version number"))
     {
         return RegistryError::Tls {
             registry: host.to_string(),
@@ -116,15 +128,25 @@ pub fn classify(host: &str, err: &reqwest::Error, plain: bool) -> RegistryError 
             hint: Some(PLAIN_HINT.into()),
         };
     }
-    if lower.contains("invalid peer certificate") || lower.contains("certificate") && lower.contains("tls") {
-        return RegistryError::Tls { registry: host.to_string(), message: text, hint: Some(CA_HINT.into()) };
+    if lower.contains("invalid peer certificate")
+        || lower.contains("certificate") && lower.contains("tls")
+    {
+        return RegistryError::Tls {
+            registry: host.to_string(),
+            message: text,
+            hint: Some(CA_HINT.into()),
+        };
     }
     let hint = if err.is_connect() {
         Some("check the host and port, that the registry is running, and proxy settings (HTTPS_PROXY, NO_PROXY)".into())
     } else {
         None
     };
-    RegistryError::Network { registry: host.to_string(), message: text, hint }
+    RegistryError::Network {
+        registry: host.to_string(),
+        message: text,
+        hint,
+    }
 }
 
 /// Whether a transport failure may succeed on another attempt. TLS and setup problems will not.

@@ -1,8 +1,8 @@
 //! The one integration-test binary. `support/` starts real servers (docker-registry, token server,
 //! fault proxy, platform emulator); each other module tests one feature end to end.
 
-mod platform;
 mod support;
 
 mod package_read;
+mod platform;
 mod registry_client;

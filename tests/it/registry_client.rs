@@ -27,7 +27,10 @@ fn config(reg: &Registry, credentials: Credentials) -> RegistryConfig {
 }
 
 fn user() -> Credentials {
-    Credentials::Basic { username: USER.into(), password: PASSWORD.into() }
+    Credentials::Basic {
+        username: USER.into(),
+        password: PASSWORD.into(),
+    }
 }
 
 fn client(reg: &Registry, credentials: Credentials) -> Client {
@@ -37,8 +40,10 @@ fn client(reg: &Registry, credentials: Credentials) -> Client {
 /// An opener over bytes in memory, in pieces of `piece` bytes.
 fn opener(data: Bytes, piece: usize) -> impl Fn() -> io::Result<BlobStream> + Send + Sync {
     move || {
-        let chunks: Vec<io::Result<Bytes>> =
-            (0..data.len()).step_by(piece.max(1)).map(|i| Ok(data.slice(i..(i + piece).min(data.len())))).collect();
+        let chunks: Vec<io::Result<Bytes>> = (0..data.len())
+            .step_by(piece.max(1))
+            .map(|i| Ok(data.slice(i..(i + piece).min(data.len()))))
+            .collect();
         Ok(Box::pin(futures_util::stream::iter(chunks)) as BlobStream)
     }
 }
@@ -46,13 +51,16 @@ fn opener(data: Bytes, piece: usize) -> impl Fn() -> io::Result<BlobStream> + Se
 async fn push_blob(c: &Client, repo: &str, data: &[u8]) -> Digest {
     let d = Digest::of(data);
     let open = opener(Bytes::copy_from_slice(data), 1000);
-    c.upload_blob(repo, &d, data.len() as u64, &open, &|_| {}).await.expect("upload");
+    c.upload_blob(repo, &d, data.len() as u64, &open, &|_| {})
+        .await
+        .expect("upload");
     d
 }
 
 /// A tiny image: config + one layer + manifest, and an index over it. Returns (manifest, index) bytes.
 async fn push_image(c: &Client, repo: &str, tag: &str) -> (Bytes, Bytes) {
-    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
     let layer = b"not really a tar, registries do not look inside";
     let cd = push_blob(c, repo, config).await;
     let ld = push_blob(c, repo, layer).await;
@@ -64,7 +72,12 @@ async fn push_image(c: &Client, repo: &str, tag: &str) -> (Bytes, Bytes) {
     );
     let manifest = Bytes::from(manifest);
     let md = c
-        .put_manifest(repo, Digest::of(&manifest).as_str(), "application/vnd.oci.image.manifest.v1+json", manifest.clone())
+        .put_manifest(
+            repo,
+            Digest::of(&manifest).as_str(),
+            "application/vnd.oci.image.manifest.v1+json",
+            manifest.clone(),
+        )
         .await
         .expect("put manifest");
     assert_eq!(md, Digest::of(&manifest));
@@ -72,7 +85,15 @@ async fn push_image(c: &Client, repo: &str, tag: &str) -> (Bytes, Bytes) {
         "{{\"schemaVersion\": 2, \"mediaType\": \"application/vnd.oci.image.index.v1+json\", \"manifests\": [{{\"mediaType\": \"application/vnd.oci.image.manifest.v1+json\", \"digest\": \"{md}\", \"size\": {}, \"platform\": {{\"architecture\": \"amd64\", \"os\": \"linux\"}}}}]}}",
         manifest.len()
     ));
-    let id = c.put_manifest(repo, tag, "application/vnd.oci.image.index.v1+json", index.clone()).await.expect("put index");
+    let id = c
+        .put_manifest(
+            repo,
+            tag,
+            "application/vnd.oci.image.index.v1+json",
+            index.clone(),
+        )
+        .await
+        .expect("put index");
     assert_eq!(id, Digest::of(&index));
     (manifest, index)
 }
@@ -82,7 +103,10 @@ fn skopeo_raw(reg: &Registry, reference: &str, creds: bool) -> Vec<u8> {
     cmd.args(["inspect", "--raw"]);
     match reg.ca_file() {
         Some(ca) => {
-            cmd.arg(format!("--cert-dir={}", ca.parent().expect("ca dir").display()));
+            cmd.arg(format!(
+                "--cert-dir={}",
+                ca.parent().expect("ca dir").display()
+            ));
         }
         None => {
             cmd.arg("--tls-verify=false");
@@ -91,8 +115,15 @@ fn skopeo_raw(reg: &Registry, reference: &str, creds: bool) -> Vec<u8> {
     if creds {
         cmd.arg(format!("--creds={USER}:{PASSWORD}"));
     }
-    let out = cmd.arg(format!("docker://{}/{reference}", reg.host())).output().expect("run skopeo");
-    assert!(out.status.success(), "skopeo: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .arg(format!("docker://{}/{reference}", reg.host()))
+        .output()
+        .expect("run skopeo");
+    assert!(
+        out.status.success(),
+        "skopeo: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -108,15 +139,36 @@ async fn plain_registry_round_trip() {
     let raw = skopeo_raw(&reg, "test/app:v1", false);
     assert_eq!(Digest::of(&raw), Digest::of(&index));
 
-    assert_eq!(c.manifest_exists("test/app", "v1").await.unwrap(), Some(Digest::of(&index)));
+    assert_eq!(
+        c.manifest_exists("test/app", "v1").await.unwrap(),
+        Some(Digest::of(&index))
+    );
     assert_eq!(c.manifest_exists("test/app", "v2").await.unwrap(), None);
-    let (mt, bytes, d) = c.get_manifest("test/app", Digest::of(&manifest).as_str()).await.unwrap();
-    assert_eq!((mt.as_str(), &bytes, d), ("application/vnd.oci.image.manifest.v1+json", &manifest, Digest::of(&manifest)));
+    let (mt, bytes, d) = c
+        .get_manifest("test/app", Digest::of(&manifest).as_str())
+        .await
+        .unwrap();
+    assert_eq!(
+        (mt.as_str(), &bytes, d),
+        (
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+            Digest::of(&manifest)
+        )
+    );
 
     let layer = b"not really a tar, registries do not look inside";
     let ld = Digest::of(layer);
-    assert_eq!(c.blob_exists("test/app", &ld).await.unwrap(), Some(layer.len() as u64));
-    assert_eq!(c.blob_exists("test/app", &Digest::of(b"absent")).await.unwrap(), None);
+    assert_eq!(
+        c.blob_exists("test/app", &ld).await.unwrap(),
+        Some(layer.len() as u64)
+    );
+    assert_eq!(
+        c.blob_exists("test/app", &Digest::of(b"absent"))
+            .await
+            .unwrap(),
+        None
+    );
     let mut got = Vec::new();
     let mut s = c.get_blob("test/app", &ld).await.unwrap();
     while let Some(b) = s.next().await {
@@ -126,7 +178,10 @@ async fn plain_registry_round_trip() {
 
     // Mount into another repo (no auth): 201.
     assert!(c.mount_blob("other/app", "test/app", &ld).await.unwrap());
-    assert_eq!(c.blob_exists("other/app", &ld).await.unwrap(), Some(layer.len() as u64));
+    assert_eq!(
+        c.blob_exists("other/app", &ld).await.unwrap(),
+        Some(layer.len() as u64)
+    );
     // Default strategy is one streamed PUT, no PATCH.
     assert_eq!(reg.requests("PATCH", "/blobs/uploads/"), 0);
 }
@@ -139,45 +194,90 @@ async fn manifest_with_missing_blob_names_repo_reference_and_code() {
     let m = Bytes::from(format!(
         "{{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{missing}\",\"size\":7}},\"layers\":[]}}"
     ));
-    let err = c.put_manifest("test/bad", "v1", "application/vnd.oci.image.manifest.v1+json", m).await.unwrap_err();
+    let err = c
+        .put_manifest(
+            "test/bad",
+            "v1",
+            "application/vnd.oci.image.manifest.v1+json",
+            m,
+        )
+        .await
+        .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("manifest test/bad:v1") && text.contains("HTTP 400") && text.contains("MANIFEST_BLOB_UNKNOWN"), "{text}");
+    assert!(
+        text.contains("manifest test/bad:v1")
+            && text.contains("HTTP 400")
+            && text.contains("MANIFEST_BLOB_UNKNOWN"),
+        "{text}"
+    );
     assert_eq!(err.exit_code(), ExitCode::Remote);
 }
 
 #[tokio::test]
 async fn htpasswd_over_tls_with_the_test_ca() {
-    let reg = Registry::start(RegistryOptions { tls: true, auth: Auth::Htpasswd, ..Default::default() });
+    let reg = Registry::start(RegistryOptions {
+        tls: true,
+        auth: Auth::Htpasswd,
+        ..Default::default()
+    });
     let c = client(&reg, user());
     c.ping().await.expect("ping");
     let (_, index) = push_image(&c, "secure/app", "v1").await;
-    assert_eq!(Digest::of(&skopeo_raw(&reg, "secure/app:v1", true)), Digest::of(&index));
+    assert_eq!(
+        Digest::of(&skopeo_raw(&reg, "secure/app:v1", true)),
+        Digest::of(&index)
+    );
 
     // Wrong password: exit 5, names the user, never the password.
-    let bad = client(&reg, Credentials::Basic { username: USER.into(), password: "wrong-secret".into() });
+    let bad = client(
+        &reg,
+        Credentials::Basic {
+            username: USER.into(),
+            password: "wrong-secret".into(),
+        },
+    );
     let err = bad.ping().await.unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::Auth);
-    assert_eq!(err.to_string(), format!("registry {} rejected the credentials for user {USER}", reg.host()));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "registry {} rejected the credentials for user {USER}",
+            reg.host()
+        )
+    );
     assert!(!format!("{err:?}").contains("wrong-secret"));
 
     // No credentials at all: a hint saying how to give them.
     let anon = client(&reg, Credentials::Anonymous);
     let err = anon.ping().await.unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::Auth);
-    assert!(err.hint().unwrap().contains("--username/--password"), "{:?}", err.hint());
-    let err = anon.blob_exists("secure/app", &Digest::of(b"x")).await.unwrap_err();
+    assert!(
+        err.hint().unwrap().contains("--username/--password"),
+        "{:?}",
+        err.hint()
+    );
+    let err = anon
+        .blob_exists("secure/app", &Digest::of(b"x"))
+        .await
+        .unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::Auth);
 }
 
 #[tokio::test]
 async fn unknown_ca_insecure_and_plain_mismatches() {
-    let reg = Registry::start(RegistryOptions { tls: true, ..Default::default() });
+    let reg = Registry::start(RegistryOptions {
+        tls: true,
+        ..Default::default()
+    });
     let mut cfg = config(&reg, Credentials::Anonymous);
     cfg.ca_files.clear();
     let err = Client::new(cfg.clone()).unwrap().ping().await.unwrap_err();
     assert!(matches!(err, RegistryError::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains(&reg.host()), "{err}");
-    assert_eq!(err.hint().as_deref(), Some("use --ca-file <CA.pem> or --insecure"));
+    assert_eq!(
+        err.hint().as_deref(),
+        Some("use --ca-file <CA.pem> or --insecure")
+    );
     assert_eq!(err.exit_code(), ExitCode::Network);
 
     cfg.insecure = true;
@@ -195,7 +295,11 @@ async fn unknown_ca_insecure_and_plain_mismatches() {
     let mut cfg = config(&plain, Credentials::Anonymous);
     cfg.plain = false;
     let err = Client::new(cfg).unwrap().ping().await.unwrap_err();
-    assert!(err.hint().unwrap_or_default().contains("--plain"), "{err} / {:?}", err.hint());
+    assert!(
+        err.hint().unwrap_or_default().contains("--plain"),
+        "{err} / {:?}",
+        err.hint()
+    );
 }
 
 #[tokio::test]
@@ -226,24 +330,46 @@ async fn registry_restarted_between_attempts_keeps_storage() {
     cfg.retries = 0;
     let offline = Client::new(cfg).unwrap();
     let data = Bytes::from_static(b"second");
-    let err = offline.upload_blob("keep/app", &Digest::of(&data), 6, &opener(data.clone(), 3), &|_| {}).await.unwrap_err();
+    let err = offline
+        .upload_blob(
+            "keep/app",
+            &Digest::of(&data),
+            6,
+            &opener(data.clone(), 3),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, RegistryError::Network { .. }), "{err:?}");
     reg.restart();
-    assert!(reg.storage_dir().join("docker/registry/v2/repositories/keep/app").is_dir());
+    assert!(
+        reg.storage_dir()
+            .join("docker/registry/v2/repositories/keep/app")
+            .is_dir()
+    );
     assert_eq!(c.blob_exists("keep/app", &d).await.unwrap(), Some(5));
     push_blob(&c, "keep/app", &data).await;
 }
 
 #[tokio::test]
 async fn token_auth_push_and_cross_repo_mount() {
-    let reg = Registry::start(RegistryOptions { auth: Auth::Token, ..Default::default() });
+    let reg = Registry::start(RegistryOptions {
+        auth: Auth::Token,
+        ..Default::default()
+    });
     let c = client(&reg, user());
     c.ping().await.expect("ping");
     push_image(&c, "team/a", "v1").await;
     let layer = Digest::of(b"not really a tar, registries do not look inside");
     // The token must grant pull on the source repo too, or the registry refuses the mount.
     assert!(c.mount_blob("team/b", "team/a", &layer).await.unwrap());
-    assert!(reg.token_server().unwrap().scopes_seen().iter().any(|s| s == "repository:team/a:pull"));
+    assert!(
+        reg.token_server()
+            .unwrap()
+            .scopes_seen()
+            .iter()
+            .any(|s| s == "repository:team/a:pull")
+    );
     assert!(c.blob_exists("team/b", &layer).await.unwrap().is_some());
 
     // Tokens are cached per scope set: more pushes to the same repo fetch no new token.
@@ -253,23 +379,45 @@ async fn token_auth_push_and_cross_repo_mount() {
     assert_eq!(reg.token_server().unwrap().issued(), before);
 
     // Wrong password at the token server.
-    let bad = client(&reg, Credentials::Basic { username: USER.into(), password: "nope-secret".into() });
+    let bad = client(
+        &reg,
+        Credentials::Basic {
+            username: USER.into(),
+            password: "nope-secret".into(),
+        },
+    );
     let err = bad.ping().await.unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::Auth);
-    assert!(err.to_string().contains("rejected the credentials for user testuser"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("rejected the credentials for user testuser"),
+        "{err}"
+    );
     assert!(!format!("{err:?}").contains("nope-secret"));
 
     // Anonymous: the API check passes (empty grant) but a push is denied.
     let anon = client(&reg, Credentials::Anonymous);
     anon.ping().await.expect("anonymous ping");
     let data = Bytes::from_static(b"anon");
-    let err = anon.upload_blob("team/a", &Digest::of(&data), 4, &opener(data.clone(), 4), &|_| {}).await.unwrap_err();
+    let err = anon
+        .upload_blob(
+            "team/a",
+            &Digest::of(&data),
+            4,
+            &opener(data.clone(), 4),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.exit_code(), ExitCode::Auth);
 }
 
 #[tokio::test]
 async fn token_refreshed_after_401() {
-    let reg = Registry::start(RegistryOptions { auth: Auth::Token, ..Default::default() });
+    let reg = Registry::start(RegistryOptions {
+        auth: Auth::Token,
+        ..Default::default()
+    });
     let ts = reg.token_server().unwrap();
     let c = client(&reg, user());
     // The first token is dead on arrival though announced valid for 300 s: the registry answers
@@ -284,14 +432,29 @@ async fn token_refreshed_after_401() {
 
 #[tokio::test]
 async fn identity_token_uses_oauth2_refresh_grant() {
-    let reg = Registry::start(RegistryOptions { auth: Auth::Token, ..Default::default() });
+    let reg = Registry::start(RegistryOptions {
+        auth: Auth::Token,
+        ..Default::default()
+    });
     let ts = reg.token_server().unwrap();
-    let c = client(&reg, Credentials::IdentityToken { username: "<token>".into(), token: "test-refresh-token".into() });
+    let c = client(
+        &reg,
+        Credentials::IdentityToken {
+            username: "<token>".into(),
+            token: "test-refresh-token".into(),
+        },
+    );
     c.ping().await.expect("ping");
     push_blob(&c, "team/id", b"via identity token").await;
     assert!(ts.counters().post.load(Ordering::SeqCst) >= 2);
     assert_eq!(ts.counters().get.load(Ordering::SeqCst), 0);
-    let bad = client(&reg, Credentials::IdentityToken { username: "<token>".into(), token: "stale".into() });
+    let bad = client(
+        &reg,
+        Credentials::IdentityToken {
+            username: "<token>".into(),
+            token: "stale".into(),
+        },
+    );
     assert_eq!(bad.ping().await.unwrap_err().exit_code(), ExitCode::Auth);
 }
 
@@ -301,12 +464,21 @@ async fn forced_chunked_upload() {
     let mut cfg = config(&reg, Credentials::Anonymous);
     cfg.chunk_size = Some(4096);
     let c = Client::new(cfg).unwrap();
-    let data: Bytes = (0..10_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
+    let data: Bytes = (0..10_000u32)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
     let d = Digest::of(&data);
     let seen = Mutex::new(Vec::new());
-    c.upload_blob("chunk/app", &d, data.len() as u64, &opener(data.clone(), 1500), &|n| seen.lock().unwrap().push(n))
-        .await
-        .expect("chunked upload");
+    c.upload_blob(
+        "chunk/app",
+        &d,
+        data.len() as u64,
+        &opener(data.clone(), 1500),
+        &|n| seen.lock().unwrap().push(n),
+    )
+    .await
+    .expect("chunked upload");
     assert_eq!(reg.requests("PATCH", "/v2/chunk/app/blobs/uploads/"), 3);
     assert_eq!(c.blob_exists("chunk/app", &d).await.unwrap(), Some(10_000));
     assert_eq!(seen.lock().unwrap().last(), Some(&10_000));
@@ -348,21 +520,28 @@ async fn large_blob_is_streamed_in_one_put() {
     let p = produced.clone();
     let open = move || {
         let p = p.clone();
-        Ok(Box::pin(futures_util::stream::iter(generated(SIZE, PIECE)).map(move |b| {
-            p.fetch_add(b.len() as u64, Ordering::SeqCst);
-            Ok(b)
-        })) as BlobStream)
+        Ok(Box::pin(
+            futures_util::stream::iter(generated(SIZE, PIECE)).map(move |b| {
+                p.fetch_add(b.len() as u64, Ordering::SeqCst);
+                Ok(b)
+            }),
+        ) as BlobStream)
     };
     let progress = |sent: u64| {
         let ahead = produced.load(Ordering::SeqCst) - sent;
         max_ahead.fetch_max(ahead, Ordering::SeqCst);
     };
-    c.upload_blob("big/app", &d, SIZE, &open, &progress).await.expect("upload");
+    c.upload_blob("big/app", &d, SIZE, &open, &progress)
+        .await
+        .expect("upload");
     assert_eq!(c.blob_exists("big/app", &d).await.unwrap(), Some(SIZE));
     assert_eq!(reg.requests("PUT", "/v2/big/app/blobs/uploads/"), 1);
     assert_eq!(reg.requests("PATCH", "/v2/big/app/blobs/uploads/"), 0);
     let ahead = max_ahead.load(Ordering::SeqCst);
-    assert!(ahead <= 8 * PIECE, "the client read {ahead} bytes ahead of sending");
+    assert!(
+        ahead <= 8 * PIECE,
+        "the client read {ahead} bytes ahead of sending"
+    );
 }
 
 #[tokio::test]
@@ -375,14 +554,27 @@ async fn blob_whose_stream_fails_at_eof_is_not_committed() {
         let data = Bytes::from(vec![7u8; 5000]);
         let d = Digest::of(&data);
         let open = || {
-            let items: Vec<io::Result<Bytes>> =
-                vec![Ok(data.slice(..2500)), Ok(data.slice(2500..)), Err(io::Error::other("digest mismatch at end of blob"))];
+            let items: Vec<io::Result<Bytes>> = vec![
+                Ok(data.slice(..2500)),
+                Ok(data.slice(2500..)),
+                Err(io::Error::other("digest mismatch at end of blob")),
+            ];
             Ok(Box::pin(futures_util::stream::iter(items)) as BlobStream)
         };
-        let err = c.upload_blob("eof/app", &d, 5000, &open, &|_| {}).await.unwrap_err();
+        let err = c
+            .upload_blob("eof/app", &d, 5000, &open, &|_| {})
+            .await
+            .unwrap_err();
         assert!(matches!(err, RegistryError::Source { .. }), "{err:?}");
-        assert!(err.to_string().contains("digest mismatch at end of blob"), "{err}");
-        assert_eq!(c.blob_exists("eof/app", &d).await.unwrap(), None, "chunk size {chunk_size:?}");
+        assert!(
+            err.to_string().contains("digest mismatch at end of blob"),
+            "{err}"
+        );
+        assert_eq!(
+            c.blob_exists("eof/app", &d).await.unwrap(),
+            None,
+            "chunk size {chunk_size:?}"
+        );
     }
 }
 
@@ -396,7 +588,11 @@ async fn unrewindable_source_is_reported_not_retried() {
         if opens.fetch_add(1, Ordering::SeqCst) > 0 {
             return Err(io::Error::new(io::ErrorKind::Unsupported, "single pass"));
         }
-        Ok(Box::pin(futures_util::stream::iter(vec![Ok(Bytes::from_static(b"once"))])) as BlobStream)
+        Ok(
+            Box::pin(futures_util::stream::iter(vec![Ok(Bytes::from_static(
+                b"once",
+            ))])) as BlobStream,
+        )
     };
     let c = Client::new(RegistryConfig {
         host,
@@ -409,7 +605,13 @@ async fn unrewindable_source_is_reported_not_retried() {
     })
     .unwrap();
     // The first attempt fails to connect (retriable); the retry cannot reopen the source.
-    let err = c.upload_blob("r/app", &Digest::of(b"once"), 4, &open, &|_| {}).await.unwrap_err();
-    assert!(matches!(err, RegistryError::SourceNotRewindable { .. }), "{err:?}");
+    let err = c
+        .upload_blob("r/app", &Digest::of(b"once"), 4, &open, &|_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::SourceNotRewindable { .. }),
+        "{err:?}"
+    );
     assert_eq!(opens.load(Ordering::SeqCst), 2);
 }

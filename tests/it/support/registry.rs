@@ -45,13 +45,19 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Registry {
     pub fn start(options: RegistryOptions) -> Self {
-        let dir = tempfile::Builder::new().prefix("violet-registry.").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("violet-registry.")
+            .tempdir()
+            .expect("temp dir");
         std::fs::create_dir_all(dir.path().join("storage")).expect("storage dir");
         if options.tls {
             make_tls(dir.path());
         }
         if options.auth == Auth::Htpasswd {
-            let out = Command::new("htpasswd").args(["-Bbn", USER, PASSWORD]).output().expect("run htpasswd (apache2-utils)");
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", USER, PASSWORD])
+                .output()
+                .expect("run htpasswd (apache2-utils)");
             assert!(out.status.success(), "htpasswd failed");
             std::fs::write(dir.path().join("htpasswd"), out.stdout).expect("write htpasswd");
         }
@@ -59,13 +65,36 @@ impl Registry {
             openssl(
                 dir.path(),
                 &[
-                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-                    "-subj", "/CN=token-signer", "-keyout", "token.key", "-out", "token.crt",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=token-signer",
+                    "-keyout",
+                    "token.key",
+                    "-out",
+                    "token.crt",
                 ],
             );
-            TokenServer::start(&dir.path().join("token.key"), &dir.path().join("token.crt"), options.anonymous_pull)
+            TokenServer::start(
+                &dir.path().join("token.key"),
+                &dir.path().join("token.crt"),
+                options.anonymous_pull,
+            )
         });
-        let mut reg = Self { dir, options, port: 0, child: None, token };
+        let mut reg = Self {
+            dir,
+            options,
+            port: 0,
+            child: None,
+            token,
+        };
         reg.launch(0);
         reg
     }
@@ -79,7 +108,10 @@ impl Registry {
             cfg += &format!("  tls:\n    certificate: {d}/server.crt\n    key: {d}/server.key\n");
         }
         match (&self.options.auth, &self.token) {
-            (Auth::Htpasswd, _) => cfg += &format!("auth:\n  htpasswd:\n    realm: test-realm\n    path: {d}/htpasswd\n"),
+            (Auth::Htpasswd, _) => {
+                cfg +=
+                    &format!("auth:\n  htpasswd:\n    realm: test-realm\n    path: {d}/htpasswd\n")
+            }
             (Auth::Token, Some(t)) => {
                 cfg += &format!(
                     "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {d}/token.crt\n",
@@ -101,7 +133,11 @@ impl Registry {
 
     fn launch(&mut self, port: u16) {
         let config = self.write_config(port);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
         let offset = log.metadata().map(|m| m.len()).unwrap_or(0);
         let child = Command::new("docker-registry")
             .arg("serve")
@@ -115,20 +151,32 @@ impl Registry {
         let deadline = Instant::now() + START_TIMEOUT;
         let port = loop {
             let text = self.log_since(offset);
-            if let Some(p) = text.split("listening on 127.0.0.1:").nth(1).and_then(|rest| {
-                rest.split(|c: char| !c.is_ascii_digit()).next().and_then(|p| p.parse::<u16>().ok())
-            }) {
+            if let Some(p) = text
+                .split("listening on 127.0.0.1:")
+                .nth(1)
+                .and_then(|rest| {
+                    rest.split(|c: char| !c.is_ascii_digit())
+                        .next()
+                        .and_then(|p| p.parse::<u16>().ok())
+                })
+            {
                 break p;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("docker-registry exited ({status}); log:\n{text}");
             }
-            assert!(Instant::now() < deadline, "docker-registry did not start; log:\n{text}");
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not start; log:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         };
         self.port = port;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry does not accept connections");
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry does not accept connections"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -149,7 +197,10 @@ impl Registry {
     /// How many requests with this method reached `path_part` (from the access log).
     pub fn requests(&self, method: &str, path_part: &str) -> usize {
         let needle = format!("\"{method} ");
-        self.log().lines().filter(|l| l.contains(&needle) && l.contains(path_part)).count()
+        self.log()
+            .lines()
+            .filter(|l| l.contains(&needle) && l.contains(path_part))
+            .count()
     }
 
     pub fn host(&self) -> String {
@@ -162,7 +213,9 @@ impl Registry {
     }
 
     pub fn ca_file(&self) -> Option<PathBuf> {
-        self.options.tls.then(|| self.dir.path().join("cacerts/ca.crt"))
+        self.options
+            .tls
+            .then(|| self.dir.path().join("cacerts/ca.crt"))
     }
 
     pub fn storage_dir(&self) -> PathBuf {
@@ -195,8 +248,16 @@ impl Drop for Registry {
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
-    assert!(out.status.success(), "openssl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A throwaway CA and a server certificate for localhost / 127.0.0.1 signed by it.
@@ -204,25 +265,67 @@ fn make_tls(dir: &Path) {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-            "-subj", "/CN=violet-test-ca", "-keyout", "ca.key", "-out", "ca.crt",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=violet-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
     openssl(
         dir,
         &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost",
-            "-keyout", "server.key", "-out", "server.csr",
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
         ],
     );
-    std::fs::write(dir.join("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
-        .expect("write ext");
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext");
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
-            "-extfile", "server.ext", "-out", "server.crt",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.crt",
         ],
     );
     // A directory with only the CA certificate: skopeo's --cert-dir treats a *.key next to it

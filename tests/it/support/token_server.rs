@@ -64,7 +64,10 @@ impl TokenServer {
         let key_text = std::fs::read_to_string(key_pem).expect("read token key");
         let key = SigningKey::from_pkcs8_pem(&key_text).expect("token key is PKCS#8 P-256");
         let cert_text = std::fs::read_to_string(cert_pem).expect("read token cert");
-        let b64: String = cert_text.lines().filter(|l| !l.starts_with("-----")).collect();
+        let b64: String = cert_text
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
         // x5c holds standard base64 DER: exactly the PEM body.
         let x5c = STANDARD.encode(STANDARD.decode(&b64).expect("PEM body is base64"));
         let shared = Arc::new(Shared {
@@ -80,9 +83,14 @@ impl TokenServer {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = Router::new().route("/token", get(get_token).post(post_token)).with_state(shared.clone());
+        let app = Router::new()
+            .route("/token", get(get_token).post(post_token))
+            .with_state(shared.clone());
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
                 axum::serve(listener, app)
@@ -93,7 +101,12 @@ impl TokenServer {
                     .expect("token server");
             });
         });
-        Self { addr, shared, shutdown: Some(tx), thread: Some(thread) }
+        Self {
+            addr,
+            shared,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     pub fn realm(&self) -> String {
@@ -106,7 +119,8 @@ impl TokenServer {
 
     /// Tokens fetched so far (GET and POST, refused ones excluded).
     pub fn issued(&self) -> u64 {
-        self.shared.counters.get.load(Ordering::SeqCst) + self.shared.counters.post.load(Ordering::SeqCst)
+        self.shared.counters.get.load(Ordering::SeqCst)
+            + self.shared.counters.post.load(Ordering::SeqCst)
     }
 
     pub fn expire_next(&self, n: u32) {
@@ -130,13 +144,23 @@ impl Drop for TokenServer {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn error(status: StatusCode, code: &str) -> Response {
-    let mut r = (status, axum::Json(serde_json::json!({"errors": [{"code": code, "message": code}]}))).into_response();
+    let mut r = (
+        status,
+        axum::Json(serde_json::json!({"errors": [{"code": code, "message": code}]})),
+    )
+        .into_response();
     if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"token\""));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"token\""),
+        );
     }
     r
 }
@@ -149,7 +173,10 @@ fn access(scopes: &[String], anonymous: bool) -> Vec<serde_json::Value> {
         .filter_map(|one| {
             let (typ, rest) = one.split_once(':')?;
             let (name, actions) = rest.rsplit_once(':')?;
-            let actions: Vec<&str> = actions.split(',').filter(|a| !a.is_empty() && (!anonymous || *a == "pull")).collect();
+            let actions: Vec<&str> = actions
+                .split(',')
+                .filter(|a| !a.is_empty() && (!anonymous || *a == "pull"))
+                .collect();
             Some(serde_json::json!({"type": typ, "name": name, "actions": actions}))
         })
         .collect()
@@ -157,15 +184,25 @@ fn access(scopes: &[String], anonymous: bool) -> Vec<serde_json::Value> {
 
 impl Shared {
     fn grant(&self, user: Option<&str>, scopes: &[String], refresh: bool) -> Response {
-        self.scopes.lock().expect("scopes").extend(scopes.iter().cloned());
+        self.scopes
+            .lock()
+            .expect("scopes")
+            .extend(scopes.iter().cloned());
         let access = match user {
             Some(_) => access(scopes, false),
             None if self.anonymous_pull => access(scopes, true),
             None => Vec::new(),
         };
         let issued = now();
-        let expired = self.expire_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
-        let exp = if expired { issued - 600 } else { issued + self.ttl };
+        let expired = self
+            .expire_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let exp = if expired {
+            issued - 600
+        } else {
+            issued + self.ttl
+        };
         let header = serde_json::json!({"typ": "JWT", "alg": "ES256", "x5c": [self.x5c]});
         let claims = serde_json::json!({
             "iss": ISSUER, "sub": user.unwrap_or(""), "aud": SERVICE,
@@ -173,10 +210,15 @@ impl Shared {
             "jti": format!("{issued}-{}", self.counters.get.load(Ordering::SeqCst) + self.counters.post.load(Ordering::SeqCst)),
             "access": access,
         });
-        let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
         let sig: Signature = self.key.sign(input.as_bytes());
         let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()));
-        let mut body = serde_json::json!({"token": token, "access_token": token, "expires_in": self.ttl});
+        let mut body =
+            serde_json::json!({"token": token, "access_token": token, "expires_in": self.ttl});
         if refresh {
             body["refresh_token"] = serde_json::Value::String(REFRESH_TOKEN.into());
         }
@@ -192,8 +234,15 @@ async fn get_token(
     if q.iter().any(|(k, v)| k == "service" && v != SERVICE) {
         return error(StatusCode::BAD_REQUEST, "UNSUPPORTED");
     }
-    let scopes: Vec<String> = q.iter().filter(|(k, _)| k == "scope").map(|(_, v)| v.clone()).collect();
-    let user = match headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    let scopes: Vec<String> = q
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let user = match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         None => None,
         Some(v) => {
             let decoded = v
@@ -214,16 +263,24 @@ async fn get_token(
 }
 
 async fn post_token(State(s): State<Arc<Shared>>, body: String) -> Response {
-    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect();
     if form.get("service").is_some_and(|v| v != SERVICE) {
         return error(StatusCode::BAD_REQUEST, "UNSUPPORTED");
     }
-    let scopes: Vec<String> = form.get("scope").map(|s| vec![s.clone()]).unwrap_or_default();
+    let scopes: Vec<String> = form
+        .get("scope")
+        .map(|s| vec![s.clone()])
+        .unwrap_or_default();
     let ok = match form.get("grant_type").map(String::as_str) {
         Some("password") => {
-            form.get("username").map(String::as_str) == Some(USER) && form.get("password").map(String::as_str) == Some(PASSWORD)
+            form.get("username").map(String::as_str) == Some(USER)
+                && form.get("password").map(String::as_str) == Some(PASSWORD)
         }
-        Some("refresh_token") => form.get("refresh_token").map(String::as_str) == Some(REFRESH_TOKEN),
+        Some("refresh_token") => {
+            form.get("refresh_token").map(String::as_str) == Some(REFRESH_TOKEN)
+        }
         _ => return error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     };
     if !ok {
