@@ -40,7 +40,7 @@ pub struct Cli {
 pub enum Command {
     Show(commands::show::Args),
     Verify(commands::verify::Args),
-    Push(commands::push::Args),
+    Push(Box<commands::push::Args>),
     Version(commands::version::Args),
     Completion(commands::completion::Args),
 }
@@ -70,7 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Show(args) => commands::show::run(args, printer),
         Command::Verify(args) => commands::verify::run(args, printer),
-        Command::Push(args) => commands::push::run(args, printer),
+        Command::Push(args) => commands::push::run(*args, printer),
         Command::Version(args) => commands::version::run(args, printer),
         Command::Completion(args) => commands::completion::run(args),
     }

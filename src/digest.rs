@@ -20,8 +20,14 @@ pub struct DigestError(pub String);
 
 impl Digest {
     pub fn parse(s: &str) -> Result<Self, DigestError> {
-        let hex = s.strip_prefix("sha256:").ok_or_else(|| DigestError(s.to_string()))?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| DigestError(s.to_string()))?;
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(DigestError(s.to_string()));
         }
         Ok(Self(s.to_string()))
@@ -104,10 +110,18 @@ mod tests {
     #[test]
     fn parses_and_hashes() {
         let d = Digest::of(b"");
-        assert_eq!(d.as_str(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            d.as_str(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
         assert_eq!(Digest::parse(d.as_str()).unwrap(), d);
         assert!(Digest::parse("sha512:abc").is_err());
-        assert!(Digest::parse("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855").is_err());
+        assert!(
+            Digest::parse(
+                "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855"
+            )
+            .is_err()
+        );
         let mut h = Hasher::new();
         h.update(b"");
         assert_eq!(h.finish(), d);

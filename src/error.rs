@@ -55,10 +55,18 @@ pub struct Fail {
 
 impl Fail {
     pub fn usage(message: impl Into<String>) -> Self {
-        Self { code: ExitCode::Usage, message: message.into(), hint: None }
+        Self {
+            code: ExitCode::Usage,
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn new(code: ExitCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), hint: None }
+        Self {
+            code,
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());

@@ -25,7 +25,8 @@ impl Destination {
     /// for `--plain`, returned as the second value) because users paste URLs.
     pub fn parse(s: &str) -> Result<(Self, bool), Fail> {
         let bad = |why: &str| {
-            Fail::usage(format!("invalid --dest-repo {s:?}: {why}")).with_hint("write it as host[:port][/prefix], e.g. 192.168.1.10:11443")
+            Fail::usage(format!("invalid --dest-repo {s:?}: {why}"))
+                .with_hint("write it as host[:port][/prefix], e.g. 192.168.1.10:11443")
         };
         let mut rest = s.trim();
         let mut plain = false;
@@ -54,9 +55,17 @@ impl Destination {
         if let Some(p) = prefix
             && !p.split('/').all(valid_path_component)
         {
-            return Err(bad("the path prefix must be lowercase repository path components"));
+            return Err(bad(
+                "the path prefix must be lowercase repository path components",
+            ));
         }
-        Ok((Self { host: host.to_string(), prefix: prefix.map(str::to_string) }, plain))
+        Ok((
+            Self {
+                host: host.to_string(),
+                prefix: prefix.map(str::to_string),
+            },
+            plain,
+        ))
     }
 
     /// The destination repository for an image's original repository path.
@@ -70,7 +79,9 @@ impl Destination {
 
 fn valid_path_component(c: &str) -> bool {
     !c.is_empty()
-        && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-'))
+        && c.chars().all(|ch| {
+            ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
+        })
 }
 
 /// Where one blob's bytes can be read from.
@@ -142,7 +153,11 @@ impl Plan {
             }
             for img in &pkg.images {
                 let repository = destination.repository(&img.reference.repository);
-                let key = (repository.clone(), img.reference.tag.clone(), img.digest.clone());
+                let key = (
+                    repository.clone(),
+                    img.reference.tag.clone(),
+                    img.digest.clone(),
+                );
                 if seen.insert(key, ()).is_some() {
                     continue;
                 }
@@ -164,11 +179,20 @@ impl Plan {
                 });
             }
         }
-        Self { destination, packages: flat, images, blobs }
+        Self {
+            destination,
+            packages: flat,
+            images,
+            blobs,
+        }
     }
 
     /// Finds a manifest's bytes and media type in the package that carries the image.
-    pub fn manifest(&self, image: &ImagePlan, digest: &Digest) -> Option<&crate::package::Manifest> {
+    pub fn manifest(
+        &self,
+        image: &ImagePlan,
+        digest: &Digest,
+    ) -> Option<&crate::package::Manifest> {
         self.packages[image.package]
             .manifests
             .get(digest)

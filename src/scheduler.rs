@@ -74,7 +74,10 @@ pub struct Report {
 
 impl Report {
     pub fn failed(&self) -> usize {
-        self.images.iter().filter(|i| i.result == ImageResult::Failed).count()
+        self.images
+            .iter()
+            .filter(|i| i.result == ImageResult::Failed)
+            .count()
     }
 
     /// The exit code for the whole run: success, the shared class of every failure, or 1.
@@ -104,7 +107,11 @@ pub struct Resolution {
 impl Resolution {
     /// Bytes that a push would upload (each missing digest once).
     pub fn bytes_to_upload(&self, plan: &Plan) -> u64 {
-        self.missing.keys().filter_map(|d| plan.blobs.get(d)).map(|b| b.size).sum()
+        self.missing
+            .keys()
+            .filter_map(|d| plan.blobs.get(d))
+            .map(|b| b.size)
+            .sum()
     }
 }
 
@@ -127,16 +134,28 @@ struct State {
 
 impl State {
     fn fail(&self, digest: &Digest, msg: String, code: ExitCode) {
-        self.failed.lock().unwrap_or_else(|e| e.into_inner()).entry(digest.clone()).or_insert((msg, code));
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(digest.clone())
+            .or_insert((msg, code));
     }
     fn failure(&self, digest: &Digest) -> Option<(String, ExitCode)> {
-        self.failed.lock().unwrap_or_else(|e| e.into_inner()).get(digest).cloned()
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .cloned()
     }
 }
 
 impl Scheduler {
     pub fn new(client: Client, jobs: usize, progress: Progress) -> Self {
-        Self { client, jobs: jobs.max(1), progress }
+        Self {
+            client,
+            jobs: jobs.max(1),
+            progress,
+        }
     }
 
     /// Phase 1: which blobs are missing where.
@@ -169,7 +188,9 @@ impl Scheduler {
                 }
                 Ok(None) => res.missing.entry(d).or_default().push(repo),
                 Err(e) => {
-                    res.errors.entry(d).or_insert_with(|| (e.to_string(), e.exit_code()));
+                    res.errors
+                        .entry(d)
+                        .or_insert_with(|| (e.to_string(), e.exit_code()));
                 }
             }
         }
@@ -211,7 +232,12 @@ impl Scheduler {
             .buffered(RESOLVE_CONCURRENCY)
             .collect()
             .await;
-        Report { images, blobs: BlobCounts::default(), bytes_uploaded: 0, seconds: start.elapsed().as_secs_f64() }
+        Report {
+            images,
+            blobs: BlobCounts::default(),
+            bytes_uploaded: 0,
+            seconds: start.elapsed().as_secs_f64(),
+        }
     }
 
     /// Runs the whole push.
@@ -253,7 +279,9 @@ impl Scheduler {
         let mut random: Vec<(&Digest, &Vec<String>)> = Vec::new();
         let mut streamed: BTreeMap<usize, Vec<Digest>> = BTreeMap::new();
         for (d, repos) in &res.missing {
-            let Some(src) = plan.blobs.get(d) else { continue };
+            let Some(src) = plan.blobs.get(d) else {
+                continue;
+            };
             if plan.packages[src.package].container.random_access() {
                 random.push((d, repos));
             } else {
@@ -274,10 +302,20 @@ impl Scheduler {
         futures_util::future::join(random_work, streamed_work).await;
     }
 
-    async fn transfer_random(&self, plan: &Plan, digest: &Digest, repos: &[String], state: &Arc<State>) {
-        let Some(src) = plan.blobs.get(digest) else { return };
+    async fn transfer_random(
+        &self,
+        plan: &Plan,
+        digest: &Digest,
+        repos: &[String],
+        state: &Arc<State>,
+    ) {
+        let Some(src) = plan.blobs.get(digest) else {
+            return;
+        };
         let pkg = plan.packages[src.package].clone();
-        let Some((first, others)) = repos.split_first() else { return };
+        let Some((first, others)) = repos.split_first() else {
+            return;
+        };
         let label = entry_label(&pkg, &src.location);
         let opener = {
             let pkg = pkg.clone();
@@ -292,11 +330,27 @@ impl Scheduler {
                 progress.sub(sent.swap(0, Ordering::Relaxed));
                 let reader = package::blobs::open(&pkg, &location)
                     .map_err(|e| std::io::Error::other(e.to_string()))?
-                    .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::Unsupported, "blob is not randomly readable"))?;
-                Ok(spawn_reader(reader, digest.clone(), size, label.clone(), progress.clone(), sent.clone()))
+                    .ok_or_else(|| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::Unsupported,
+                            "blob is not randomly readable",
+                        )
+                    })?;
+                Ok(spawn_reader(
+                    reader,
+                    digest.clone(),
+                    size,
+                    label.clone(),
+                    progress.clone(),
+                    sent.clone(),
+                ))
             }
         };
-        match self.client.upload_blob(first, digest, src.size, &opener, &|_| {}).await {
+        match self
+            .client
+            .upload_blob(first, digest, src.size, &opener, &|_| {})
+            .await
+        {
             Ok(()) => {
                 state.uploaded.fetch_add(1, Ordering::Relaxed);
                 state.bytes.fetch_add(src.size, Ordering::Relaxed);
@@ -311,7 +365,11 @@ impl Scheduler {
                 Ok(true) => {
                     state.mounted.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(false) => match self.client.upload_blob(repo, digest, src.size, &opener, &|_| {}).await {
+                Ok(false) => match self
+                    .client
+                    .upload_blob(repo, digest, src.size, &opener, &|_| {})
+                    .await
+                {
                     Ok(()) => {
                         state.uploaded.fetch_add(1, Ordering::Relaxed);
                         state.bytes.fetch_add(src.size, Ordering::Relaxed);
@@ -326,7 +384,14 @@ impl Scheduler {
     /// Uploads the missing blobs of a compressed package in one decoding pass, in archive order.
     /// A blob whose upload fails mid-pass cannot be re-read: it is retried in a further pass
     /// (bounded by the client's retry budget), never by buffering it on disk.
-    async fn transfer_streamed(&self, plan: &Plan, pi: usize, digests: Vec<Digest>, res: &Resolution, state: &Arc<State>) {
+    async fn transfer_streamed(
+        &self,
+        plan: &Plan,
+        pi: usize,
+        digests: Vec<Digest>,
+        res: &Resolution,
+        state: &Arc<State>,
+    ) {
         let pkg = plan.packages[pi].clone();
         let mut todo: HashSet<Digest> = digests.into_iter().collect();
         let max_passes = 3;
@@ -338,22 +403,34 @@ impl Scheduler {
             let wanted = todo.clone();
             let reader_pkg = pkg.clone();
             let progress = self.progress.clone();
-            let reader = tokio::task::spawn_blocking(move || stream_pass(&reader_pkg, &wanted, tx, progress));
+            let reader = tokio::task::spawn_blocking(move || {
+                stream_pass(&reader_pkg, &wanted, tx, progress)
+            });
             let mut uploads = Vec::new();
             while let Some((digest, label, body)) = rx.recv().await {
-                let Some(repos) = res.missing.get(&digest) else { continue };
+                let Some(repos) = res.missing.get(&digest) else {
+                    continue;
+                };
                 let size = plan.blobs.get(&digest).map_or(0, |b| b.size);
                 let body = Mutex::new(Some(body));
                 let opener = move || -> std::io::Result<BlobStream> {
                     body.lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .take()
-                        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::Unsupported, "a streamed blob cannot be re-read in the same pass"))
+                        .ok_or_else(|| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::Unsupported,
+                                "a streamed blob cannot be re-read in the same pass",
+                            )
+                        })
                 };
                 let first = repos[0].clone();
                 // The reader thread is blocked on this blob until its upload drains the body, so
                 // large blobs go one at a time; small ones are already fully queued.
-                let r = self.client.upload_blob(&first, &digest, size, &opener, &|_| {}).await;
+                let r = self
+                    .client
+                    .upload_blob(&first, &digest, size, &opener, &|_| {})
+                    .await;
                 match r {
                     Ok(()) => {
                         state.uploaded.fetch_add(1, Ordering::Relaxed);
@@ -368,7 +445,15 @@ impl Scheduler {
                             || pass + 1 == max_passes;
                         if fatal {
                             todo.remove(&digest);
-                            state.fail(&digest, blob_error(&digest, &label, &e), if is_source_error(&e) { ExitCode::BadPackage } else { code });
+                            state.fail(
+                                &digest,
+                                blob_error(&digest, &label, &e),
+                                if is_source_error(&e) {
+                                    ExitCode::BadPackage
+                                } else {
+                                    code
+                                },
+                            );
                         }
                     }
                 }
@@ -383,7 +468,11 @@ impl Scheduler {
                 }
                 Err(e) => {
                     for d in todo.drain() {
-                        state.fail(&d, format!("package reader stopped: {e}"), ExitCode::Failure);
+                        state.fail(
+                            &d,
+                            format!("package reader stopped: {e}"),
+                            ExitCode::Failure,
+                        );
                     }
                 }
             }
@@ -396,11 +485,16 @@ impl Scheduler {
                         Ok(false) => {
                             state.fail(
                                 &digest,
-                                format!("{} declined to mount {digest} into {repo} from {first}", self.client.host()),
+                                format!(
+                                    "{} declined to mount {digest} into {repo} from {first}",
+                                    self.client.host()
+                                ),
                                 ExitCode::Remote,
                             );
                         }
-                        Err(e) => state.fail(&digest, blob_error(&digest, &label, &e), e.exit_code()),
+                        Err(e) => {
+                            state.fail(&digest, blob_error(&digest, &label, &e), e.exit_code())
+                        }
                     }
                 }
             }
@@ -440,7 +534,10 @@ impl Scheduler {
             }
         }
         if let Some(tag) = &img.tag {
-            match self.put_manifest_if_missing(plan, img, &img.digest, tag).await {
+            match self
+                .put_manifest_if_missing(plan, img, &img.digest, tag)
+                .await
+            {
                 Ok(w) => wrote |= w,
                 Err((msg, code)) => {
                     report.error = Some(msg);
@@ -449,7 +546,11 @@ impl Scheduler {
                 }
             }
         }
-        report.result = if wrote { ImageResult::Pushed } else { ImageResult::Unchanged };
+        report.result = if wrote {
+            ImageResult::Pushed
+        } else {
+            ImageResult::Unchanged
+        };
         report
     }
 
@@ -462,9 +563,16 @@ impl Scheduler {
         reference: &str,
     ) -> Result<bool, (String, ExitCode)> {
         let Some(m) = plan.manifest(img, digest) else {
-            return Err((format!("{}: manifest {digest} is not in the package", img.source), ExitCode::BadPackage));
+            return Err((
+                format!("{}: manifest {digest} is not in the package", img.source),
+                ExitCode::BadPackage,
+            ));
         };
-        match self.client.manifest_exists(&img.repository, reference).await {
+        match self
+            .client
+            .manifest_exists(&img.repository, reference)
+            .await
+        {
             Ok(Some(existing)) if &existing == digest => return Ok(false),
             Ok(_) => {}
             Err(e) => return Err((e.to_string(), e.exit_code())),
@@ -495,7 +603,11 @@ fn is_source_error(e: &RegistryError) -> bool {
 
 fn blob_error(digest: &Digest, label: &str, e: &RegistryError) -> String {
     let msg = e.to_string();
-    if msg.contains(digest.as_str()) { format!("{msg} ({label})") } else { format!("blob {digest} ({label}): {msg}") }
+    if msg.contains(digest.as_str()) {
+        format!("{msg} ({label})")
+    } else {
+        format!("blob {digest} ({label}): {msg}")
+    }
 }
 
 fn entry_label(pkg: &package::Package, loc: &BlobLocation) -> String {
@@ -521,7 +633,9 @@ fn spawn_reader(
 }
 
 fn receiver_stream(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> BlobStream {
-    Box::pin(stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
+    Box::pin(stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
 }
 
 /// Copies `size` bytes from `reader` into `tx`; returns Err when the receiver went away.
@@ -543,7 +657,8 @@ fn pump(
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                let _ = tx.blocking_send(Err(std::io::Error::other(format!("reading {label}: {e}"))));
+                let _ =
+                    tx.blocking_send(Err(std::io::Error::other(format!("reading {label}: {e}"))));
                 return Err(());
             }
         };
@@ -564,7 +679,10 @@ fn pump(
         } else {
             format!("{label}: blob does not match its digest (expected {digest}, got {actual})")
         };
-        let _ = tx.blocking_send(Err(std::io::Error::new(std::io::ErrorKind::InvalidData, msg)));
+        let _ = tx.blocking_send(Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            msg,
+        )));
         return Err(());
     }
     Ok(())
@@ -579,15 +697,30 @@ fn stream_pass(
     progress: Progress,
 ) -> Result<(), package::PackageError> {
     let size_of = |d: &Digest| pkg.blobs.get(d).map_or(0, |b| b.size);
-    package::blobs::stream(pkg, &|d| wanted.contains(d), &mut |digest, location, reader| {
-        let (btx, brx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(QUEUE);
-        let label = entry_label(pkg, location);
-        if tx.blocking_send((digest.clone(), label.clone(), receiver_stream(brx))).is_err() {
-            return Ok(package::blobs::Flow::Stop);
-        }
-        let sent = AtomicU64::new(0);
-        // A failed upload drops the receiver; the rest of this entry is skipped by the reader.
-        let _ = pump(reader, digest, size_of(digest), &label, &btx, &progress, &sent);
-        Ok(package::blobs::Flow::Continue)
-    })
+    package::blobs::stream(
+        pkg,
+        &|d| wanted.contains(d),
+        &mut |digest, location, reader| {
+            let (btx, brx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(QUEUE);
+            let label = entry_label(pkg, location);
+            if tx
+                .blocking_send((digest.clone(), label.clone(), receiver_stream(brx)))
+                .is_err()
+            {
+                return Ok(package::blobs::Flow::Stop);
+            }
+            let sent = AtomicU64::new(0);
+            // A failed upload drops the receiver; the rest of this entry is skipped by the reader.
+            let _ = pump(
+                reader,
+                digest,
+                size_of(digest),
+                &label,
+                &btx,
+                &progress,
+                &sent,
+            );
+            Ok(package::blobs::Flow::Continue)
+        },
+    )
 }

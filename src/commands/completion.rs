@@ -7,7 +7,9 @@ use crate::error::ExitCode;
 
 /// Print a shell completion script.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  violet completion bash > /etc/bash_completion.d/violet\n  violet completion zsh > \"${fpath[1]}/_violet\"")]
+#[command(
+    after_help = "Examples:\n  violet completion bash > /etc/bash_completion.d/violet\n  violet completion zsh > \"${fpath[1]}/_violet\""
+)]
 pub struct Args {
     /// The shell to generate completions for.
     #[arg(value_enum)]

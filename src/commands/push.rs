@@ -93,7 +93,12 @@ pub struct Args {
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {
     /// Destination registry: host[:port][/prefix]. Each image keeps its repository path under it.
-    #[arg(long = "dest-repo", visible_alias = "dst-repo", value_name = "HOST[:PORT][/PREFIX]", env = "VIOLET_DEST_REPO")]
+    #[arg(
+        long = "dest-repo",
+        visible_alias = "dst-repo",
+        value_name = "HOST[:PORT][/PREFIX]",
+        env = "VIOLET_DEST_REPO"
+    )]
     pub dest_repo: Option<String>,
 
     /// Registry user.
@@ -136,14 +141,28 @@ pub struct RegistryArgs {
 impl RegistryArgs {
     /// Builds the registry configuration, applying violet's rule that a destination needs
     /// credentials from some source or an explicit --no-auth.
-    pub fn config(&self, dest: &Destination, scheme_plain: bool, discovered: Option<Credentials>) -> anyhow::Result<RegistryConfig> {
-        let password = if self.password_stdin { Some(credentials::read_password(std::io::stdin().lock())?) } else { self.password.clone() };
+    pub fn config(
+        &self,
+        dest: &Destination,
+        scheme_plain: bool,
+        discovered: Option<Credentials>,
+    ) -> anyhow::Result<RegistryConfig> {
+        let password = if self.password_stdin {
+            Some(credentials::read_password(std::io::stdin().lock())?)
+        } else {
+            self.password.clone()
+        };
         let explicit = self.no_auth || self.username.is_some() || password.is_some();
         let credentials = match discovered {
             // The platform's own registry: its registry-admin secret, unless the user said otherwise.
             Some(found) if !explicit => found,
             _ => {
-                let resolved = credentials::resolve(&dest.host, self.username.as_deref(), password.as_deref(), self.no_auth)?;
+                let resolved = credentials::resolve(
+                    &dest.host,
+                    self.username.as_deref(),
+                    password.as_deref(),
+                    self.no_auth,
+                )?;
                 resolved.require_for_push(&dest.host)?;
                 resolved.credentials
             }
@@ -165,7 +184,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?} (e.g. 4MiB)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?} (e.g. 4MiB)"))?;
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -173,7 +194,9 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 1 << 30,
         _ => return Err(format!("invalid size unit in {s:?} (use KiB, MiB or GiB)")),
     };
-    let v = n.checked_mul(mult).ok_or_else(|| format!("size {s:?} is too large"))?;
+    let v = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} is too large"))?;
     if v == 0 {
         return Err("size must be greater than 0".into());
     }
@@ -252,12 +275,17 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             .into());
     }
     let (packages, summaries, bad) = load_packages(&args.path, &printer)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run_async(args, printer, packages, summaries, bad))
 }
 
 /// Reads every package first: a bad one is reported and skipped, the others still go.
-fn load_packages(path: &std::path::Path, printer: &Printer) -> anyhow::Result<(Vec<Package>, Vec<PackageSummary>, usize)> {
+fn load_packages(
+    path: &std::path::Path,
+    printer: &Printer,
+) -> anyhow::Result<(Vec<Package>, Vec<PackageSummary>, usize)> {
     let found = package::load::discover(path)?;
     let mut packages: Vec<Package> = Vec::new();
     let mut summaries = Vec::new();
@@ -291,9 +319,12 @@ fn load_packages(path: &std::path::Path, printer: &Printer) -> anyhow::Result<(V
         }
     }
     if packages.is_empty() && bad == 0 {
-        return Err(Fail::new(ExitCode::Input, format!("{}: no packages found", path.display()))
-            .with_hint("give a package file (.tgz, .tar, .tar.zst) or a directory that contains some")
-            .into());
+        return Err(Fail::new(
+            ExitCode::Input,
+            format!("{}: no packages found", path.display()),
+        )
+        .with_hint("give a package file (.tgz, .tar, .tar.zst) or a directory that contains some")
+        .into());
     }
     Ok((packages, summaries, bad))
 }
@@ -306,11 +337,15 @@ async fn run_async(
     bad: usize,
 ) -> anyhow::Result<ExitCode> {
     let out = printer.with_format(args.output.format);
-    let tls = TlsOptions { ca_files: args.registry.ca_files.clone(), insecure: args.registry.insecure };
+    let tls = TlsOptions {
+        ca_files: args.registry.ca_files.clone(),
+        insecure: args.registry.insecure,
+    };
     if args.registry.insecure {
         printer.warn("--insecure: TLS certificates are not verified");
     }
-    let needs_platform = (!args.skip_crs && args.crs_out.is_none()) || args.registry.dest_repo.is_none();
+    let needs_platform =
+        (!args.skip_crs && args.crs_out.is_none()) || args.registry.dest_repo.is_none();
     let platform = if needs_platform && args.platform.is_configured() {
         Some(Platform::connect(&args.platform, &tls).await?)
     } else {
@@ -389,14 +424,32 @@ async fn run_async(
                 continue;
             }
             let label = pkg.label();
-            let mut outcome = CatalogOutcome { package: label.clone(), writes: Vec::new(), files: Vec::new(), error: None, code: None };
+            let mut outcome = CatalogOutcome {
+                package: label.clone(),
+                writes: Vec::new(),
+                files: Vec::new(),
+                error: None,
+                code: None,
+            };
             if let Some(report) = &image_report
                 && let Some(failed) = report.images.iter().find(|i| {
-                    i.result == ImageResult::Failed && pkg.images.iter().any(|m| m.digest == i.digest && m.reference.to_string() == i.source)
+                    i.result == ImageResult::Failed
+                        && pkg
+                            .images
+                            .iter()
+                            .any(|m| m.digest == i.digest && m.reference.to_string() == i.source)
                 })
             {
-                outcome.error = Some(format!("catalog resources not written: image {} is not in the registry ({})", failed.destination, failed.error.as_deref().unwrap_or("failed")));
-                outcome.code = Some(if args.skip_push { ExitCode::Remote } else { failed.exit_code.unwrap_or(ExitCode::Failure) });
+                outcome.error = Some(format!(
+                    "catalog resources not written: image {} is not in the registry ({})",
+                    failed.destination,
+                    failed.error.as_deref().unwrap_or("failed")
+                ));
+                outcome.code = Some(if args.skip_push {
+                    ExitCode::Remote
+                } else {
+                    failed.exit_code.unwrap_or(ExitCode::Failure)
+                });
                 catalog.push(outcome);
                 continue;
             }
@@ -418,7 +471,11 @@ async fn run_async(
                             }
                         }
                     } else if let Some(platform) = &platform {
-                        let opts = ApplyOptions { force: args.force, dry_run: args.dry_run, ..ApplyOptions::default() };
+                        let opts = ApplyOptions {
+                            force: args.force,
+                            dry_run: args.dry_run,
+                            ..ApplyOptions::default()
+                        };
                         match publish(platform, &cplan, &opts).await {
                             Ok(w) => outcome.writes = w,
                             Err(e) => {
@@ -433,7 +490,13 @@ async fn run_async(
         }
     }
 
-    let view = PushOutput { destination: &dest, packages: &summaries, images: image_report.as_ref(), plan: dry_images, catalog };
+    let view = PushOutput {
+        destination: &dest,
+        packages: &summaries,
+        images: image_report.as_ref(),
+        plan: dry_images,
+        catalog,
+    };
     out.data(&view, || render(&view, args.skip_push))?;
 
     let mut codes: Vec<ExitCode> = Vec::new();
@@ -460,12 +523,37 @@ fn catalog_plan(pkg: &Package, dest: &Destination, args: &Args) -> anyhow::Resul
         .artifact
         .clone()
         .or_else(|| pkg.images.first().map(|i| i.reference.to_string()))
-        .ok_or_else(|| Fail::new(ExitCode::BadPackage, format!("{}: the package names no artifact (bundle image or chart)", pkg.label())))?;
-    let (_, repository, tag) = crate::platform::crs::split_reference(&artifact_ref)
-        .ok_or_else(|| Fail::new(ExitCode::BadPackage, format!("{}: invalid artifact reference {artifact_ref:?}", pkg.label())))?;
-    let tag = tag.ok_or_else(|| Fail::new(ExitCode::BadPackage, format!("{}: artifact {artifact_ref:?} has no tag", pkg.label())))?;
+        .ok_or_else(|| {
+            Fail::new(
+                ExitCode::BadPackage,
+                format!(
+                    "{}: the package names no artifact (bundle image or chart)",
+                    pkg.label()
+                ),
+            )
+        })?;
+    let (_, repository, tag) =
+        crate::platform::crs::split_reference(&artifact_ref).ok_or_else(|| {
+            Fail::new(
+                ExitCode::BadPackage,
+                format!(
+                    "{}: invalid artifact reference {artifact_ref:?}",
+                    pkg.label()
+                ),
+            )
+        })?;
+    let tag = tag.ok_or_else(|| {
+        Fail::new(
+            ExitCode::BadPackage,
+            format!("{}: artifact {artifact_ref:?} has no tag", pkg.label()),
+        )
+    })?;
     let inputs = CatalogInputs {
-        artifact: PushedArtifact { registry: dest.host.clone(), repository: dest.repository(&repository), tag },
+        artifact: PushedArtifact {
+            registry: dest.host.clone(),
+            repository: dest.repository(&repository),
+            tag,
+        },
         catalog_source: args.target_catalog_source.clone(),
         chart_repo: args.target_chartrepo.clone(),
         clusters: args.clusters.clone(),
@@ -477,12 +565,32 @@ fn render(view: &PushOutput, skip_push: bool) -> String {
     let mut s = String::new();
     if let Some(plan) = &view.plan {
         for img in plan.images {
-            s.push_str(&format!("{} -> {}  {}  {}\n", img.source, img.destination, img.digest, human_bytes(img.size)));
+            s.push_str(&format!(
+                "{} -> {}  {}  {}\n",
+                img.source,
+                img.destination,
+                img.digest,
+                human_bytes(img.size)
+            ));
         }
-        s.push_str(&format!("{} images, {} unique blobs, {}\n", plan.images.len(), plan.blobs, human_bytes(plan.bytes)));
-        match (&plan.blobs_to_upload, &plan.bytes_to_upload, &plan.registry_error) {
-            (Some(n), Some(b), _) => s.push_str(&format!("would upload {n} blobs, {}\n", human_bytes(*b))),
-            (_, _, Some(e)) => s.push_str(&format!("registry not checked ({e}); up to {} would be uploaded\n", human_bytes(plan.bytes))),
+        s.push_str(&format!(
+            "{} images, {} unique blobs, {}\n",
+            plan.images.len(),
+            plan.blobs,
+            human_bytes(plan.bytes)
+        ));
+        match (
+            &plan.blobs_to_upload,
+            &plan.bytes_to_upload,
+            &plan.registry_error,
+        ) {
+            (Some(n), Some(b), _) => {
+                s.push_str(&format!("would upload {n} blobs, {}\n", human_bytes(*b)))
+            }
+            (_, _, Some(e)) => s.push_str(&format!(
+                "registry not checked ({e}); up to {} would be uploaded\n",
+                human_bytes(plan.bytes)
+            )),
             _ => {}
         }
     }

@@ -26,7 +26,12 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         target: std::env::consts::ARCH,
     };
     printer.with_format(args.output.format).data(&info, || {
-        format!("Version: {}\nArch: {}/{}\n", info.version, std::env::consts::OS, info.target)
+        format!(
+            "Version: {}\nArch: {}/{}\n",
+            info.version,
+            std::env::consts::OS,
+            info.target
+        )
     })?;
     Ok(ExitCode::Success)
 }

@@ -23,7 +23,11 @@ pub struct Printer {
 
 impl Printer {
     pub fn new(format: Format, quiet: bool, verbose: u8) -> Self {
-        Self { format, quiet, verbose }
+        Self {
+            format,
+            quiet,
+            verbose,
+        }
     }
 
     pub fn with_format(self, format: Format) -> Self {
@@ -31,7 +35,11 @@ impl Printer {
     }
 
     /// Prints a result: `text` renders it for humans; JSON/YAML serialize `value`.
-    pub fn data<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) -> anyhow::Result<()> {
+    pub fn data<T: Serialize>(
+        &self,
+        value: &T,
+        text: impl FnOnce() -> String,
+    ) -> anyhow::Result<()> {
         let out = match self.format {
             Format::Text => {
                 if self.quiet {

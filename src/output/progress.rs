@@ -30,9 +30,11 @@ impl Progress {
         let bar = printer.progress_bars().then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             bar.set_message(label.to_string());
             bar
@@ -110,7 +112,12 @@ impl Progress {
         if n == 0 {
             return;
         }
-        let _ = self.inner.done.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+        let _ = self
+            .inner
+            .done
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
         if let Some(b) = &self.inner.bar {
             b.set_position(self.inner.done.load(Ordering::Relaxed));
         }
@@ -121,7 +128,13 @@ impl Progress {
         if let Some(b) = &self.inner.bar {
             b.finish_and_clear();
         }
-        if let Some(h) = self.inner.ticker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(h) = self
+            .inner
+            .ticker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
             let _ = h.join();
         }
     }
@@ -136,7 +149,11 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 #[cfg(test)]

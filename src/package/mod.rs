@@ -15,7 +15,10 @@ use crate::digest::Digest;
 use crate::error::{ExitCode, UserError};
 
 pub use metadata::{Metadata, PackageType};
-pub use model::{Blob, BlobLocation, Container, Image, ImageRef, Manifest, MetadataSource, Package, Store, StoreKind};
+pub use model::{
+    Blob, BlobLocation, Container, Image, ImageRef, Manifest, MetadataSource, Package, Store,
+    StoreKind,
+};
 
 /// Everything that can be wrong with a package. Each variant names the file (and entry) at fault.
 #[derive(Debug, thiserror::Error)]
@@ -23,29 +26,72 @@ pub enum PackageError {
     #[error("{path}: no such file or directory")]
     NotFound { path: PathBuf },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
-    #[error("{path}: not a package (expected .tgz, .tar.gz, .tar, .tar.zst or a package directory)")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: not a package (expected .tgz, .tar.gz, .tar, .tar.zst or a package directory)"
+    )]
     NotAnArchive { path: PathBuf },
     #[error("{path}: archive is truncated or corrupt{}: {detail}", entry.as_ref().map(|e| format!(" at {e}")).unwrap_or_default())]
-    Corrupt { path: PathBuf, entry: Option<String>, detail: String },
+    Corrupt {
+        path: PathBuf,
+        entry: Option<String>,
+        detail: String,
+    },
     #[error("{path}: unsafe entry {entry:?}: {reason}")]
-    UnsafeEntry { path: PathBuf, entry: String, reason: String },
+    UnsafeEntry {
+        path: PathBuf,
+        entry: String,
+        reason: String,
+    },
     #[error("{path}: duplicate entry {entry:?}")]
     DuplicateEntry { path: PathBuf, entry: String },
     #[error("{path}: entry {entry} does not match its digest (expected {expected}, got {actual})")]
-    DigestMismatch { path: PathBuf, entry: String, expected: Digest, actual: Digest },
+    DigestMismatch {
+        path: PathBuf,
+        entry: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("{path}: {what} references blob {digest}, which is not in the package")]
-    MissingBlob { path: PathBuf, what: String, digest: Digest },
+    MissingBlob {
+        path: PathBuf,
+        what: String,
+        digest: Digest,
+    },
     #[error("{path}: {entry}:{line}:{column}: {message}")]
-    Metadata { path: PathBuf, entry: String, line: usize, column: usize, message: String },
+    Metadata {
+        path: PathBuf,
+        entry: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{path}: unknown package type {value:?} (expected bundle, plugin, chart or core)")]
     UnknownType { path: PathBuf, value: String },
     #[error("{path}: {entry} is too large ({size} bytes, limit {limit})")]
-    TooLarge { path: PathBuf, entry: String, size: u64, limit: u64 },
+    TooLarge {
+        path: PathBuf,
+        entry: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("{path}: {entry} is {actual} bytes but the manifest referencing it says {expected}")]
-    SizeMismatch { path: PathBuf, entry: String, expected: u64, actual: u64 },
+    SizeMismatch {
+        path: PathBuf,
+        entry: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("{path}: {entry}: invalid manifest: {message}")]
-    BadManifest { path: PathBuf, entry: String, message: String },
+    BadManifest {
+        path: PathBuf,
+        entry: String,
+        message: String,
+    },
 }
 
 impl PackageError {
@@ -78,7 +124,9 @@ impl UserError for PackageError {
     }
     fn hint(&self) -> Option<String> {
         match self {
-            PackageError::Corrupt { .. } | PackageError::DigestMismatch { .. } | PackageError::SizeMismatch { .. } => {
+            PackageError::Corrupt { .. }
+            | PackageError::DigestMismatch { .. }
+            | PackageError::SizeMismatch { .. } => {
                 Some("download the package again and check it with 'violet verify'".into())
             }
             PackageError::Metadata { .. } | PackageError::UnknownType { .. } => {

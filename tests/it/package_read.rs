@@ -287,7 +287,12 @@ fn assert_matches(label: &str, pkg: &Package, spec: &SynthSpec, written: &SynthP
         .images
         .iter()
         .map(|(r, d)| {
-            let r = if registry_known { r.clone() } else { r.split_once('/').map_or(r.clone(), |(_, rest)| rest.to_string()) };
+            let r = if registry_known {
+                r.clone()
+            } else {
+                r.split_once('/')
+                    .map_or(r.clone(), |(_, rest)| rest.to_string())
+            };
             (r, d.clone())
         })
         .collect();
