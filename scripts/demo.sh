@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a local demo setup: start a registry on a free port, build a sample multi-arch
-# operator package, push it with violet, show what landed, stop what was started.
+# operator package, push it with violet (catalog resources written as files with --crs-out), show
+# what landed, stop what was started.
 #   scripts/demo.sh            (installs docker-registry and skopeo with apt when missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,9 +24,14 @@ echo "== sample package: $PKG" >&2
 
 set -x
 "$VIOLET" show "$PKG" --all
-"$VIOLET" push "$PKG" --skip-crs --dest-repo "$HOST" --plain --no-auth
-"$VIOLET" push "$PKG" --skip-crs --dest-repo "$HOST" --plain --no-auth
+# Images into the registry; the catalog resources as files (there is no platform here)
+"$VIOLET" push "$PKG" --dest-repo "$HOST" --plain --no-auth --crs-out "$WORK/crs"
+# A second run finds everything in place and uploads nothing
+"$VIOLET" push "$PKG" --dest-repo "$HOST" --plain --no-auth --skip-crs
 set +x
+
+echo "== catalog resources written:" >&2
+find "$WORK/crs" -type f | sort | while read -r f; do echo "--- ${f#$WORK/}"; cat "$f"; done
 
 echo "== what landed (skopeo inspect --raw):" >&2
 for ref in $("$VIOLET" show "$PKG" -o json | python3 -c 'import json,sys; [print(i["reference"]["repository"]+":"+i["reference"]["tag"]) for i in json.load(sys.stdin)["images"]]'); do

@@ -407,53 +407,58 @@ impl Scheduler {
                 stream_pass(&reader_pkg, &wanted, tx, progress)
             });
             let mut uploads = Vec::new();
-            while let Some((digest, label, body)) = rx.recv().await {
-                let Some(repos) = res.missing.get(&digest) else {
-                    continue;
-                };
-                let size = plan.blobs.get(&digest).map_or(0, |b| b.size);
-                let body = Mutex::new(Some(body));
-                let opener = move || -> std::io::Result<BlobStream> {
-                    body.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .take()
-                        .ok_or_else(|| {
-                            std::io::Error::new(
-                                std::io::ErrorKind::Unsupported,
-                                "a streamed blob cannot be re-read in the same pass",
-                            )
-                        })
-                };
-                let first = repos[0].clone();
-                // The reader thread is blocked on this blob until its upload drains the body, so
-                // large blobs go one at a time; small ones are already fully queued.
-                let r = self
-                    .client
-                    .upload_blob(&first, &digest, size, &opener, &|_| {})
-                    .await;
-                match r {
-                    Ok(()) => {
-                        state.uploaded.fetch_add(1, Ordering::Relaxed);
-                        state.bytes.fetch_add(size, Ordering::Relaxed);
-                        todo.remove(&digest);
-                        uploads.push((digest, first, repos[1..].to_vec(), label));
+            // Uploads overlap: the reader hands over the next blob as soon as this one's bytes are
+            // sent, while the registry is still committing it. The decoder stays the only reader,
+            // so at most `jobs` bodies are ever in flight.
+            let mut inflight = futures_util::stream::FuturesUnordered::new();
+            let mut receiving = true;
+            while receiving || !inflight.is_empty() {
+                tokio::select! {
+                    msg = rx.recv(), if receiving && inflight.len() < self.jobs => {
+                        let Some((digest, label, body)) = msg else {
+                            receiving = false;
+                            continue;
+                        };
+                        let Some(repos) = res.missing.get(&digest) else {
+                            continue;
+                        };
+                        let size = plan.blobs.get(&digest).map_or(0, |b| b.size);
+                        let first = repos[0].clone();
+                        let others = repos[1..].to_vec();
+                        inflight.push(async move {
+                            let body = Mutex::new(Some(body));
+                            let opener = move || -> std::io::Result<BlobStream> {
+                                body.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| {
+                                    std::io::Error::new(
+                                        std::io::ErrorKind::Unsupported,
+                                        "a streamed blob cannot be re-read in the same pass",
+                                    )
+                                })
+                            };
+                            let r = self.client.upload_blob(&first, &digest, size, &opener, &|_| {}).await;
+                            (digest, label, first, others, size, r)
+                        });
                     }
-                    Err(e) => {
-                        let code = e.exit_code();
-                        let fatal = matches!(code, ExitCode::Auth | ExitCode::BadPackage)
-                            || is_source_error(&e)
-                            || pass + 1 == max_passes;
-                        if fatal {
-                            todo.remove(&digest);
-                            state.fail(
-                                &digest,
-                                blob_error(&digest, &label, &e),
-                                if is_source_error(&e) {
-                                    ExitCode::BadPackage
-                                } else {
-                                    code
-                                },
-                            );
+                    Some((digest, label, first, others, size, r)) = inflight.next(), if !inflight.is_empty() => {
+                        match r {
+                            Ok(()) => {
+                                state.uploaded.fetch_add(1, Ordering::Relaxed);
+                                state.bytes.fetch_add(size, Ordering::Relaxed);
+                                todo.remove(&digest);
+                                uploads.push((digest, first, others, label));
+                            }
+                            Err(e) => {
+                                let code = e.exit_code();
+                                let source = is_source_error(&e);
+                                let fatal = matches!(code, ExitCode::Auth | ExitCode::BadPackage)
+                                    || source
+                                    || pass + 1 == max_passes;
+                                if fatal {
+                                    todo.remove(&digest);
+                                    let code = if source { ExitCode::BadPackage } else { code };
+                                    state.fail(&digest, blob_error(&digest, &label, &e), code);
+                                }
+                            }
                         }
                     }
                 }
@@ -597,8 +602,9 @@ impl Scheduler {
     }
 }
 
+/// The package's bytes were wrong (digest or size mismatch found while streaming): retrying cannot help.
 fn is_source_error(e: &RegistryError) -> bool {
-    e.to_string().contains("does not match its digest") || e.to_string().contains("size mismatch")
+    matches!(e, RegistryError::Source { .. })
 }
 
 fn blob_error(digest: &Digest, label: &str, e: &RegistryError) -> String {
