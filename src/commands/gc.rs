@@ -443,7 +443,9 @@ pub fn plan_plugins(
             }
             continue;
         }
-        let installed: Vec<&str> = view.installed.iter().map(|(_, v)| v.as_str()).collect();
+        let mut installed: Vec<&str> = view.installed.iter().map(|(_, v)| v.as_str()).collect();
+        installed.sort();
+        installed.dedup();
         // The newest version the plugin offers stays, whatever is installed.
         let offered: Vec<&str> = own_plugins
             .iter()
