@@ -174,9 +174,10 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         .data(&view, || render(&view.resources, args.dry_run))?;
     let mut hints: BTreeSet<String> = BTreeSet::new();
     for f in &view.failed {
-        let what = match (&f.kind, &f.name) {
-            (Some(k), Some(n)) => format!("cannot delete {} {n}: ", k.as_str()),
-            _ => format!("cluster {} skipped: ", f.cluster),
+        // A delete error already names the object and cluster; a scan error needs the context.
+        let what = match f.kind {
+            Some(_) => String::new(),
+            None => format!("cluster {} skipped: ", f.cluster),
         };
         eprintln!("error: {what}{}", f.error);
         if let Some(h) = &f.hint {
