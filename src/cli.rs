@@ -41,6 +41,8 @@ pub enum Command {
     Show(commands::show::Args),
     Verify(commands::verify::Args),
     Push(Box<commands::push::Args>),
+    List(Box<commands::list::Args>),
+    Gc(Box<commands::gc::Args>),
     Version(commands::version::Args),
     Completion(commands::completion::Args),
 }
@@ -71,6 +73,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show(args) => commands::show::run(args, printer),
         Command::Verify(args) => commands::verify::run(args, printer),
         Command::Push(args) => commands::push::run(*args, printer),
+        Command::List(args) => commands::list::run(*args, printer),
+        Command::Gc(args) => commands::gc::run(*args, printer),
         Command::Version(args) => commands::version::run(args, printer),
         Command::Completion(args) => commands::completion::run(args),
     }

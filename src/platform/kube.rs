@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ::kube::api::{Api, DynamicObject, ListParams, PostParams};
+use ::kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use ::kube::config::{KubeConfigOptions, Kubeconfig};
 use ::kube::core::{ApiResource, GroupVersionKind};
 use base64::Engine;
@@ -363,6 +363,20 @@ impl Cluster {
                 e,
                 &format!("update {}", Self::describe(r, namespace, &name)),
             )),
+        }
+    }
+
+    /// Deletes an object; `Ok(false)` when it was already gone (a 404 is not a failure for a
+    /// cleanup: an owner cascade or another client may have removed it first).
+    pub async fn delete(&self, r: &Resource, namespace: Option<&str>, name: &str) -> Result<bool> {
+        match self
+            .api(r, namespace)
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(::kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(self.error(e, &format!("delete {}", Self::describe(r, namespace, name)))),
         }
     }
 }

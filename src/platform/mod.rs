@@ -10,6 +10,7 @@ pub mod crs;
 pub mod discovery;
 pub mod kube;
 pub mod login;
+pub mod views;
 
 use std::path::PathBuf;
 

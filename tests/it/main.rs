@@ -3,6 +3,7 @@
 
 mod support;
 
+mod list_gc;
 mod package_read;
 mod platform;
 mod registry_client;

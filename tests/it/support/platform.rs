@@ -86,6 +86,11 @@ fn kind_of(group: &str, plural: &str) -> Option<Kind> {
         ("app.alauda.io", "artifacts") => k("Artifact", "v1alpha1", true),
         ("app.alauda.io", "artifactversions") => k("ArtifactVersion", "v1alpha1", true),
         ("cluster.alauda.io", "moduleplugins") => k("ModulePlugin", "v1alpha1", false),
+        ("cluster.alauda.io", "moduleconfigs") => k("ModuleConfig", "v1alpha1", false),
+        // The marketplace's read-only views, in the global cluster (OperatorView: namespace = cluster).
+        ("app.alauda.io", "operatorviews") => k("OperatorView", "v1alpha2", true),
+        ("app.alauda.io", "modulepluginviews") => k("ModulePluginView", "v1alpha2", false),
+        ("platform.tkestack.io", "clusters") => k("Cluster", "v1", false),
         ("product.alauda.io", "productbases") => k("ProductBase", "v1alpha2", false),
         ("", "secrets") => k("Secret", "v1", true),
         _ => None,
@@ -178,6 +183,78 @@ impl PlatformEmulator {
             .put_seed("global", "secrets", "cpaas-system", obj);
     }
 
+    /// Stores `obj` as is (plus uid and resourceVersion) and returns its uid: for objects the
+    /// platform or other tools made, such as old ArtifactVersions or ModuleConfigs.
+    pub fn seed(&self, cluster: &str, plural: &str, namespace: &str, obj: Value) -> String {
+        self.lock().put_seed(cluster, plural, namespace, obj)
+    }
+
+    /// One `clusters.platform.tkestack.io` object per emulated cluster, phase Running.
+    pub fn seed_clusters(&self) {
+        let names = self.lock().clusters.clone();
+        for name in names {
+            let obj = json!({
+                "apiVersion": "platform.tkestack.io/v1", "kind": "Cluster",
+                "metadata": { "name": name }, "status": { "phase": "Running" },
+            });
+            self.lock().put_seed("global", "clusters", "", obj);
+        }
+    }
+
+    /// An OperatorView (global cluster, namespace = `cluster`) with the fields violet reads.
+    /// An empty `phase` seeds a view of an operator that is offered but not installed.
+    pub fn seed_operator_view(
+        &self,
+        cluster: &str,
+        name: &str,
+        phase: &str,
+        installed_csv: &str,
+        display_name: &str,
+    ) {
+        let mut status = json!({
+            "packageManifestStatus": { "channels": [ { "name": "stable", "currentCSVDesc": { "displayName": display_name } } ] },
+        });
+        if !phase.is_empty() {
+            status["operatorStatus"] = json!({
+                "phase": phase,
+                "installation": { "artifactName": name, "subscription": { "installedCSV": installed_csv } },
+            });
+        }
+        let obj = json!({
+            "apiVersion": "app.alauda.io/v1alpha2", "kind": "OperatorView",
+            "metadata": { "name": name, "namespace": cluster },
+            "status": status,
+        });
+        self.lock()
+            .put_seed("global", "operatorviews", cluster, obj);
+    }
+
+    /// A ModulePluginView: `lifecycle` None leaves the label out (agnostic), `installed` is
+    /// (cluster, version) pairs.
+    pub fn seed_plugin_view(
+        &self,
+        module: &str,
+        lifecycle: Option<&str>,
+        display_en: &str,
+        installed: &[(&str, &str)],
+    ) {
+        let mut labels = json!({ "cpaas.io/module-name": module });
+        if let Some(l) = lifecycle {
+            labels["cpaas.io/lifecycle-type"] = l.into();
+        }
+        let display = json!({ "en": display_en, "zh": display_en }).to_string();
+        let installed: Vec<Value> = installed
+            .iter()
+            .map(|(c, v)| json!({ "cluster": c, "name": module, "phase": "Running", "version": v }))
+            .collect();
+        let obj = json!({
+            "apiVersion": "app.alauda.io/v1alpha2", "kind": "ModulePluginView",
+            "metadata": { "name": module, "labels": labels, "annotations": { "cpaas.io/display-name": display } },
+            "status": { "installed": installed },
+        });
+        self.lock().put_seed("global", "modulepluginviews", "", obj);
+    }
+
     /// The next `times` GETs of this object are each followed by a change from "someone else".
     pub fn race_after_get(
         &self,
@@ -236,9 +313,9 @@ impl Inner {
         self.resource_version.to_string()
     }
 
-    fn put_seed(&mut self, cluster: &str, plural: &str, ns: &str, mut obj: Value) {
+    fn put_seed(&mut self, cluster: &str, plural: &str, ns: &str, mut obj: Value) -> String {
         let uid = self.next_id();
-        obj["metadata"]["uid"] = uid.into();
+        obj["metadata"]["uid"] = uid.clone().into();
         obj["metadata"]["resourceVersion"] = self.next_rv().into();
         let name = obj["metadata"]["name"]
             .as_str()
@@ -246,6 +323,7 @@ impl Inner {
             .to_string();
         self.objects
             .insert((cluster.into(), plural.into(), ns.into(), name), obj);
+        uid
     }
 }
 
