@@ -5,4 +5,5 @@ mod support;
 
 mod package_read;
 mod platform;
+mod push_platform;
 mod registry_client;
