@@ -122,6 +122,8 @@ impl Site {
         emu.set_registry(&reg.url());
         emu.add_user("ops", PASSWORD, true);
         emu.add_token(TOKEN, ADMIN.0);
+        // Pushes without --dest-repo go to this registry, as on a real platform.
+        emu.seed_product_base(&reg.host());
         Site {
             ctx: TestContext::new(),
             reg,
@@ -129,7 +131,8 @@ impl Site {
         }
     }
 
-    /// `violet push PATH ARGS...` with the platform's token.
+    /// `violet push PATH ARGS...` with the platform's token (the registry is discovered unless
+    /// ARGS has --dest-repo; the test registries speak plain HTTP, hence the callers' --plain).
     async fn push(&self, path: &Path, args: &[&str]) -> Output {
         let mut all = vec!["push", p(path)];
         all.extend_from_slice(args);
@@ -289,10 +292,6 @@ async fn operator_to_two_clusters_then_unchanged_updated_forced() {
     let args = [
         "push",
         p(&pkg.path),
-        "--dest-repo",
-        &host,
-        "--plain",
-        "--no-auth",
         "--platform-address",
         &site.emu.url,
         "--platform-username",
@@ -300,6 +299,7 @@ async fn operator_to_two_clusters_then_unchanged_updated_forced() {
         "--platform-password-stdin",
         "--clusters",
         "region1,region2",
+        "--plain",
     ];
     let stdin = format!("{PASSWORD}\n");
     let out = violet(&site.ctx, &args, Some(&stdin), &[]).await;
@@ -407,7 +407,7 @@ async fn plugin_goes_to_global_with_registry_addresses_rewritten() {
     let site = Site::new(RegistryOptions::default()).await;
     let pkg = plugin(&site.pkgs());
     let out = site
-        .push_to_registry(&pkg.path, &["--clusters", "region1"])
+        .push(&pkg.path, &["--clusters", "region1", "--plain"])
         .await;
     insta::assert_snapshot!("plugin", site.text(&out));
     assert_code(&out, 0);
@@ -442,7 +442,7 @@ async fn plugin_goes_to_global_with_registry_addresses_rewritten() {
     );
 
     // Rerun: unchanged.
-    let out = site.push_to_registry(&pkg.path, &[]).await;
+    let out = site.push(&pkg.path, &["--plain"]).await;
     assert_code(&out, 0);
     assert!(
         out.stdout
@@ -514,19 +514,19 @@ async fn a_directory_images_only_then_catalog_resources_only() {
     operator(&site.pkgs(), "v2.3.0");
     chart(&site.pkgs());
 
-    // Before the upgrade: images only. The platform is not even asked.
-    let out = site.push_to_registry(&site.pkgs(), &["--skip-crs"]).await;
+    // Before the upgrade: images only (the platform only names its registry).
+    let out = site.push(&site.pkgs(), &["--skip-crs", "--plain"]).await;
     insta::assert_snapshot!("directory_skip_crs", site.text(&out));
     assert_code(&out, 0);
     assert_eq!(site.catalog_objects(), 0);
-    assert!(site.emu.requests().is_empty(), "{:?}", site.emu.requests());
+    assert!(site.kube_writes().is_empty(), "{:?}", site.kube_writes());
 
     // After it: catalog resources only, once every image is confirmed in the registry.
     let puts = site.manifest_puts();
     let out = site
-        .push_to_registry(
+        .push(
             &site.pkgs(),
-            &["--skip-push", "--clusters", "global,region1"],
+            &["--skip-push", "--clusters", "global,region1", "--plain"],
         )
         .await;
     insta::assert_snapshot!("directory_skip_push", site.text(&out));
@@ -588,12 +588,22 @@ async fn discovery_pushes_to_the_product_base_registry_with_the_secret() {
         ..Default::default()
     })
     .await;
-    site.emu.seed_product_base(&site.reg.host());
     site.emu
         .seed_registry_secret(registry::USER, registry::PASSWORD);
     let pkg = operator(&site.pkgs(), "v2.3.0");
     // No --dest-repo and no registry credentials: both come from the platform.
-    let out = site.push(&pkg.path, &["--plain"]).await;
+    let args = [
+        "push",
+        p(&pkg.path),
+        "--platform-address",
+        &site.emu.url,
+        "--platform-username",
+        "ops",
+        "--platform-password",
+        PASSWORD,
+        "--plain",
+    ];
+    let out = violet(&site.ctx, &args, None, &[]).await;
     insta::assert_snapshot!("discovery", site.text(&out));
     assert_code(&out, 0);
     assert_no_secret(&out);
@@ -619,8 +629,10 @@ async fn discovery_pushes_to_the_product_base_registry_with_the_secret() {
         with_secret.status()
     );
 
-    // Verbose logs do not show the registry password or the token either.
-    let out = site.push(&pkg.path, &["--plain", "-vv"]).await;
+    // Verbose logs do not show the registry password or the platform's either.
+    let mut verbose = args.to_vec();
+    verbose.push("-vv");
+    let out = violet(&site.ctx, &verbose, None, &[]).await;
     assert_code(&out, 0);
     assert_no_secret(&out);
 }
@@ -628,8 +640,14 @@ async fn discovery_pushes_to_the_product_base_registry_with_the_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dr_standby_with_its_own_platform_and_registry() {
     let primary = Site::new(RegistryOptions::default()).await;
-    primary.emu.seed_product_base(&primary.reg.host());
-    let standby = Site::new(RegistryOptions::default()).await;
+    let standby = Site::new(RegistryOptions {
+        auth: Auth::Htpasswd,
+        ..Default::default()
+    })
+    .await;
+    standby
+        .emu
+        .seed_registry_secret(registry::USER, registry::PASSWORD);
     // The standby's ProductBase still names the primary's registry domain: --dest-repo wins.
     standby.emu.seed_product_base(&primary.reg.host());
     let pkg = operator(&primary.pkgs(), "v2.3.0");
@@ -648,12 +666,22 @@ async fn dr_standby_with_its_own_platform_and_registry() {
 
     let primary_puts = primary.manifest_puts();
     let standby_host = standby.reg.host();
-    let out = standby
-        .push(
-            &pkg.path,
-            &["--dest-repo", &standby_host, "--plain", "--no-auth"],
-        )
-        .await;
+    let args = [
+        "push",
+        p(&pkg.path),
+        "--platform-address",
+        &standby.emu.url,
+        "--platform-token",
+        TOKEN,
+        "--dest-repo",
+        &standby_host,
+        "--username",
+        registry::USER,
+        "--password-stdin",
+        "--plain",
+    ];
+    let stdin = format!("{}\n", registry::PASSWORD);
+    let out = violet(&standby.ctx, &args, Some(&stdin), &[]).await;
     let text = primary.ctx.redact(
         &standby
             .text(&out)
