@@ -83,7 +83,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 => "warn",
+        // kube's client and the TLS verifier log each failure at ERROR; violet reports the same failure
+        // itself on one line, so that log would only repeat it (-v shows it).
+        0 => "warn,kube_client=off,rustls_platform_verifier=off",
         1 => "violet=debug,info",
         _ => "violet=trace,debug",
     };

@@ -250,6 +250,8 @@ struct CatalogOutcome {
     files: Vec<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
     #[serde(skip)]
     code: Option<ExitCode>,
 }
@@ -351,6 +353,16 @@ async fn run_async(
     } else {
         None
     };
+    // Check every cluster that will receive resources now: an unknown cluster, a rejected token,
+    // an unreachable platform or a TLS problem then stops the run before any image is uploaded.
+    if let Some(p) = &platform
+        && !args.skip_crs
+        && args.crs_out.is_none()
+    {
+        for cluster in clusters_to_check(&packages, &args.clusters) {
+            p.cluster(&cluster).await?;
+        }
+    }
 
     // Destination: --dest-repo, else the platform's own registry.
     let (dest, scheme_plain, discovered) = match (&args.registry.dest_repo, &platform) {
@@ -429,33 +441,57 @@ async fn run_async(
                 writes: Vec::new(),
                 files: Vec::new(),
                 error: None,
+                hint: None,
                 code: None,
             };
-            if let Some(report) = &image_report
-                && let Some(failed) = report.images.iter().find(|i| {
+            // Every image of the package that is not confirmed in the registry, by name: the
+            // resources would point the marketplace at images it cannot pull.
+            let missing: Vec<&crate::scheduler::ImageReport> = image_report
+                .iter()
+                .flat_map(|r| &r.images)
+                .filter(|i| {
                     i.result == ImageResult::Failed
                         && pkg
                             .images
                             .iter()
                             .any(|m| m.digest == i.digest && m.reference.to_string() == i.source)
                 })
-            {
-                outcome.error = Some(format!(
-                    "catalog resources not written: image {} is not in the registry ({})",
-                    failed.destination,
-                    failed.error.as_deref().unwrap_or("failed")
-                ));
+                .collect();
+            if !missing.is_empty() {
+                let names: Vec<&str> = missing.iter().map(|i| i.destination.as_str()).collect();
+                outcome.error = Some(if args.skip_push {
+                    format!(
+                        "catalog resources not written: {} of {} images not in the registry: {}",
+                        missing.len(),
+                        pkg.images.len(),
+                        names.join(", ")
+                    )
+                } else {
+                    format!(
+                        "catalog resources not written: {} of {} images failed to push: {}",
+                        missing.len(),
+                        pkg.images.len(),
+                        names.join(", ")
+                    )
+                });
+                if args.skip_push {
+                    outcome.hint = Some(
+                        "push the images first (run the same command without --skip-push)".into(),
+                    );
+                }
                 outcome.code = Some(if args.skip_push {
                     ExitCode::Remote
                 } else {
-                    failed.exit_code.unwrap_or(ExitCode::Failure)
+                    missing[0].exit_code.unwrap_or(ExitCode::Failure)
                 });
                 catalog.push(outcome);
                 continue;
             }
             match catalog_plan(pkg, &dest, &args) {
                 Err(e) => {
-                    outcome.code = Some(crate::error::classify(&e).0);
+                    let (code, hint) = crate::error::classify(&e);
+                    outcome.code = Some(code);
+                    outcome.hint = hint;
                     outcome.error = Some(crate::error::one_line(&e));
                 }
                 Ok(cplan) => {
@@ -467,6 +503,7 @@ async fn run_async(
                             Ok(files) => outcome.files = files,
                             Err(e) => {
                                 outcome.code = Some(crate::error::UserError::exit_code(&e));
+                                outcome.hint = crate::error::UserError::hint(&e);
                                 outcome.error = Some(e.to_string());
                             }
                         }
@@ -480,6 +517,7 @@ async fn run_async(
                             Ok(w) => outcome.writes = w,
                             Err(e) => {
                                 outcome.code = Some(crate::error::UserError::exit_code(&e));
+                                outcome.hint = crate::error::UserError::hint(&e);
                                 outcome.error = Some(e.to_string());
                             }
                         }
@@ -514,6 +552,25 @@ async fn run_async(
         [one] => *one,
         _ => ExitCode::Failure,
     })
+}
+
+/// The clusters the packages' catalog resources go to: `--clusters` for operator bundles, the
+/// global cluster for everything else.
+fn clusters_to_check(packages: &[Package], clusters: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for pkg in packages.iter().flat_map(|p| p.flatten()) {
+        let targets = match pkg.metadata.package_type {
+            Some(PackageType::Core) => continue,
+            Some(PackageType::Bundle) if !clusters.is_empty() => clusters.to_vec(),
+            _ => vec![crate::platform::kube::GLOBAL.to_string()],
+        };
+        for c in targets {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// The catalog resources of one package, naming where its main artifact was pushed.
@@ -640,6 +697,9 @@ fn render(view: &PushOutput, skip_push: bool) -> String {
         }
         if let Some(e) = &c.error {
             s.push_str(&format!("{}: {e}\n", c.package));
+            if let Some(h) = &c.hint {
+                s.push_str(&format!("  hint: {h}\n"));
+            }
         }
     }
     if view.plan.is_some() {

@@ -233,7 +233,7 @@ impl CatalogPlan {
                         join(&non_global)
                     ));
                 }
-                let mp = module_plugin(md, &inputs.artifact.registry).map_err(fail)?;
+                let mp = module_plugin(md, &inputs.artifact).map_err(fail)?;
                 plan.objects.push(PlannedObject {
                     cluster: GLOBAL.into(),
                     kind: Kind::ModulePlugin,
@@ -364,7 +364,7 @@ fn artifact_pair(
 
 /// The package's ModulePlugin with every `<source registry>/...` string (chart names, image
 /// references) moved to the destination registry, server-owned metadata dropped, and violet's label.
-fn module_plugin(md: &Metadata, dest_registry: &str) -> std::result::Result<Value, String> {
+fn module_plugin(md: &Metadata, pushed: &PushedArtifact) -> std::result::Result<Value, String> {
     let Some(Value::Object(src)) = &md.module_plugin else {
         return Err(
             "a cluster plugin package must carry its ModulePlugin (modulePlugin in the metadata)"
@@ -372,13 +372,21 @@ fn module_plugin(md: &Metadata, dest_registry: &str) -> std::result::Result<Valu
         );
     };
     let mut mp = Value::Object(src.clone());
-    let source = md
-        .artifact
-        .as_deref()
-        .and_then(split_reference)
-        .and_then(|(h, _, _)| h);
-    if let Some(source) = source.filter(|s| s != dest_registry) {
-        rewrite_registry(&mut mp, &source, dest_registry);
+    let source = md.artifact.as_deref().and_then(split_reference);
+    if let Some((Some(source_host), source_repo, _)) = source {
+        // Under `--dest-repo host/prefix` the artifact went to `host/prefix/<repo>`: every
+        // `<source host>/...` reference moves to `host/prefix/...`, not just to `host/...`.
+        let dest = match pushed
+            .repository
+            .strip_suffix(source_repo.as_str())
+            .map(|p| p.trim_end_matches('/'))
+        {
+            Some(prefix) if !prefix.is_empty() => format!("{}/{prefix}", pushed.registry),
+            _ => pushed.registry.clone(),
+        };
+        if source_host != dest {
+            rewrite_registry(&mut mp, &source_host, &dest);
+        }
     }
     mp["apiVersion"] = CLUSTER_API_VERSION.into();
     mp["kind"] = "ModulePlugin".into();

@@ -6,4 +6,5 @@ mod support;
 mod list_gc;
 mod package_read;
 mod platform;
+mod push_platform;
 mod registry_client;

@@ -292,6 +292,82 @@ impl PlatformEmulator {
             .collect()
     }
 
+    /// Another local user (`admin`: platform-admin, else read-only), for tests that need
+    /// distinctive secrets to look for in violet's output.
+    pub fn add_user(&self, name: &str, password: &str, admin: bool) {
+        self.lock()
+            .users
+            .insert(name.into(), (password.into(), admin));
+    }
+
+    /// Another API token (Profile > API Tokens) of an existing user.
+    pub fn add_token(&self, token: &str, user: &str) {
+        self.lock().tokens.insert(token.into(), user.into());
+    }
+
+    /// A TLS front for this emulator on another port, with a self-signed certificate (CA:FALSE, for
+    /// 127.0.0.1) made by the openssl CLI in `dir`. Returns its `https://` URL and the certificate.
+    pub async fn tls_front(&self, dir: &std::path::Path) -> (String, std::path::PathBuf) {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        let (cert, key) = (dir.join("platform-cert.pem"), dir.join("platform-key.pem"));
+        let out = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args([
+                "-subj",
+                "/CN=acp.test",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            // CA:FALSE: rustls refuses a CA certificate as the server's own (CaUsedAsEndEntity).
+            .args(["-addext", "basicConstraints=critical,CA:FALSE", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
+            .expect("cert")
+            .collect::<Result<_, _>>()
+            .expect("cert");
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).expect("key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let backend = self.url.trim_start_matches("http://").to_string();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, backend) = (acceptor.clone(), backend.clone());
+                tokio::spawn(async move {
+                    if let (Ok(mut tls), Ok(mut up)) = (
+                        acceptor.accept(tcp).await,
+                        tokio::net::TcpStream::connect(&backend).await,
+                    ) {
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                    }
+                });
+            }
+        });
+        (format!("https://127.0.0.1:{}", addr.port()), cert)
+    }
+
     /// `METHOD path?query` of every request so far.
     pub fn requests(&self) -> Vec<String> {
         self.lock().log.clone()
@@ -605,10 +681,11 @@ async fn kube(
             Method::PATCH => "patch",
             _ => "delete",
         };
-        let what = name
-            .as_deref()
-            .map(|n| format!("{} {n:?} ", gr(&group, &plural)))
-            .unwrap_or_default();
+        // As the API server words it: the resource, then the name when the URL has one.
+        let what = match name.as_deref() {
+            Some(n) => format!("{} {n:?} ", gr(&group, &plural)),
+            None => format!("{} ", gr(&group, &plural)),
+        };
         let scope = if ns.is_empty() {
             "at the cluster scope".to_string()
         } else {
@@ -901,7 +978,7 @@ fn update(
 /// The marketplace controller's view of an ArtifactVersion: it needs an owner reference to its
 /// Artifact, and the bundle image `<artifact.spec.registry>/<artifact.spec.repository>:<spec.tag>`.
 async fn marketplace_check(state: &Arc<Mutex<Inner>>, k: &Key) {
-    let (av, artifact, registry) = {
+    let (av, artifact, registry, basic) = {
         let s = state.lock().unwrap_or_else(|p| p.into_inner());
         let Some(av) = s.objects.get(k).cloned() else {
             return;
@@ -916,7 +993,21 @@ async fn marketplace_check(state: &Arc<Mutex<Inner>>, k: &Key) {
                 .filter(|a| a["metadata"]["uid"] == o["uid"])
                 .cloned()
         });
-        (av, artifact, s.registry.clone())
+        // The marketplace reads the registry with the platform's registry-admin account.
+        let secret = s.objects.get(&(
+            "global".to_string(),
+            "secrets".to_string(),
+            "cpaas-system".to_string(),
+            "registry-admin".to_string(),
+        ));
+        let decode = |k: &str| {
+            secret
+                .and_then(|o| o["data"][k].as_str())
+                .and_then(|v| B64.decode(v).ok())
+                .and_then(|v| String::from_utf8(v).ok())
+        };
+        let basic = decode("username").zip(decode("password"));
+        (av, artifact, s.registry.clone(), basic)
     };
     let tag = av["spec"]["tag"].as_str().unwrap_or_default().to_string();
     let result = match (&av["metadata"]["ownerReferences"], artifact) {
@@ -937,8 +1028,12 @@ async fn marketplace_check(state: &Arc<Mutex<Inner>>, k: &Key) {
             match registry {
                 None => Ok(()),
                 Some((reg_host, reg_url)) if reg_host == host => {
-                    let found = reqwest::Client::new()
-                        .head(format!("{reg_url}/v2/{repo}/manifests/{tag}"))
+                    let mut head =
+                        reqwest::Client::new().head(format!("{reg_url}/v2/{repo}/manifests/{tag}"));
+                    if let Some((user, password)) = &basic {
+                        head = head.basic_auth(user, Some(password));
+                    }
+                    let found = head
                         .header(
                             header::ACCEPT,
                             "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, \
