@@ -5,4 +5,5 @@ mod support;
 
 mod package_read;
 mod platform;
+mod push;
 mod registry_client;
