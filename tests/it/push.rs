@@ -216,7 +216,7 @@ fn plain_push_text_output() {
     let out = push(&ctx, rel, &registry.host(), PLAIN).success();
     ctx.insta_settings().bind(|| {
         insta::assert_snapshot!(
-            "plain_push_text",
+            "push_plain_text",
             format!("--- stdout\n{}--- stderr\n{}", out.stdout, out.stderr)
         );
     });
@@ -351,7 +351,7 @@ fn wrong_password_is_one_auth_error_without_the_password() {
     assert!(!all_output(&out).contains(SECRET));
     ctx.insta_settings().bind(|| {
         insta::assert_snapshot!(
-            "wrong_password",
+            "push_wrong_password",
             format!("--- stdout\n{}--- stderr\n{}", out.stdout, out.stderr)
         );
     });
@@ -761,12 +761,13 @@ fn registry_stopped_mid_push_then_rerun_finishes() {
             &["acp/demo", "acp/demo-agent"],
         ),
     );
-    // One upload at a time; the third PUT is held long enough to stop the registry under it.
+    // One upload at a time; the third PUT is held (5 s: ample to stop the registry, which takes
+    // milliseconds) and then forwarded to a registry that is gone.
     proxy.inject(
         Rule::new(
             Some("PUT"),
             "/blobs/uploads/",
-            Fault::Delay(Duration::from_secs(2)),
+            Fault::Delay(Duration::from_secs(5)),
         )
         .after(2),
     );
