@@ -91,6 +91,9 @@ pub struct BlobSource {
     pub package: usize,
     pub location: BlobLocation,
     pub size: u64,
+    /// Other packages of the run that carry the same digest, tried in order when this one turns
+    /// out unreadable or corrupt.
+    pub alternates: Vec<(usize, BlobLocation)>,
 }
 
 /// One image to push.
@@ -145,11 +148,26 @@ impl Plan {
         let mut seen: HashMap<(String, Option<String>, Digest), ()> = HashMap::new();
         for (pi, pkg) in flat.iter().enumerate() {
             for (digest, blob) in &pkg.blobs {
-                blobs.entry(digest.clone()).or_insert_with(|| BlobSource {
+                let source = blobs.entry(digest.clone()).or_insert_with(|| BlobSource {
                     package: pi,
                     location: blob.location.clone(),
                     size: blob.size,
+                    alternates: Vec::new(),
                 });
+                if source.package == pi {
+                    continue;
+                }
+                // Prefer a package read by offset (parallel, retryable) over one that must be
+                // decoded front to back; the other copies stay as fallbacks.
+                if pkg.container.random_access() && !flat[source.package].container.random_access()
+                {
+                    let old = (source.package, source.location.clone());
+                    source.package = pi;
+                    source.location = blob.location.clone();
+                    source.alternates.insert(0, old);
+                } else {
+                    source.alternates.push((pi, blob.location.clone()));
+                }
             }
             for img in &pkg.images {
                 let repository = destination.repository(&img.reference.repository);

@@ -105,10 +105,23 @@ pub struct Resolution {
 }
 
 impl Resolution {
+    /// A repository of the plan that already holds `digest`, to mount it from.
+    pub fn present_in(&self, digest: &Digest) -> Option<&str> {
+        self.present
+            .iter()
+            .find(|(_, d)| d == digest)
+            .map(|(repo, _)| repo.as_str())
+    }
+
+    /// Missing digests that no repository of the plan holds: these need their bytes uploaded
+    /// (the others are mounted).
+    pub fn to_upload(&self) -> impl Iterator<Item = &Digest> {
+        self.missing.keys().filter(|d| self.present_in(d).is_none())
+    }
+
     /// Bytes that a push would upload (each missing digest once).
     pub fn bytes_to_upload(&self, plan: &Plan) -> u64 {
-        self.missing
-            .keys()
+        self.to_upload()
             .filter_map(|d| plan.blobs.get(d))
             .map(|b| b.size)
             .sum()
@@ -252,6 +265,7 @@ impl Scheduler {
         self.progress.set_total(resolution.bytes_to_upload(plan));
 
         self.transfer(plan, &resolution, &state).await;
+        self.transfer_alternates(plan, &resolution, &state).await;
 
         let reports: Vec<ImageReport> = stream::iter(plan.images.iter())
             .map(|img| self.commit(plan, img, &state))
@@ -276,9 +290,10 @@ impl Scheduler {
 
     /// Phase 2: upload each missing digest once, then mount it into the other repositories.
     async fn transfer(&self, plan: &Plan, res: &Resolution, state: &Arc<State>) {
+        let missing = self.mount_present(res, state).await;
         let mut random: Vec<(&Digest, &Vec<String>)> = Vec::new();
         let mut streamed: BTreeMap<usize, Vec<Digest>> = BTreeMap::new();
-        for (d, repos) in &res.missing {
+        for (d, repos) in &missing {
             let Some(src) = plan.blobs.get(d) else {
                 continue;
             };
@@ -296,10 +311,96 @@ impl Scheduler {
             .buffer_unordered(self.jobs)
             .collect::<Vec<()>>();
         let streamed_work = stream::iter(streamed)
-            .map(|(pi, digests)| self.transfer_streamed(plan, pi, digests, res, state))
+            .map(|(pi, digests)| self.transfer_streamed(plan, pi, digests, &missing, state))
             .buffer_unordered(2)
             .collect::<Vec<()>>();
         futures_util::future::join(random_work, streamed_work).await;
+    }
+
+    /// A blob whose package turned out unreadable or corrupt is taken from another package of the
+    /// run that carries the same digest, so one bad package of a directory does not fail the
+    /// images of the good ones that share its blobs.
+    async fn transfer_alternates(&self, plan: &Plan, res: &Resolution, state: &Arc<State>) {
+        for round in 0.. {
+            let mut blobs = BTreeMap::new();
+            let mut missing = BTreeMap::new();
+            {
+                let mut failed = state.failed.lock().unwrap_or_else(|e| e.into_inner());
+                for (d, src) in &plan.blobs {
+                    let source_failure = failed
+                        .get(d)
+                        .is_some_and(|(_, c)| matches!(c, ExitCode::BadPackage | ExitCode::Input));
+                    let (Some((pi, location)), Some(repos), true) = (
+                        src.alternates.get(round),
+                        res.missing.get(d),
+                        source_failure,
+                    ) else {
+                        continue;
+                    };
+                    failed.remove(d);
+                    let source = crate::plan::BlobSource {
+                        package: *pi,
+                        location: location.clone(),
+                        size: src.size,
+                        alternates: Vec::new(),
+                    };
+                    blobs.insert(d.clone(), source);
+                    missing.insert(d.clone(), repos.clone());
+                }
+            }
+            if blobs.is_empty() {
+                return;
+            }
+            let retry = Plan {
+                destination: plan.destination.clone(),
+                packages: plan.packages.clone(),
+                images: Vec::new(),
+                blobs,
+            };
+            let res = Resolution {
+                missing,
+                ..Resolution::default()
+            };
+            self.transfer(&retry, &res, state).await;
+        }
+    }
+
+    /// A missing digest that another repository of the plan already holds (an earlier push of
+    /// another image) is mounted from there: no bytes move. Returns what is still missing: the
+    /// digests nobody holds, and the repositories where the registry declined the mount.
+    async fn mount_present(
+        &self,
+        res: &Resolution,
+        state: &Arc<State>,
+    ) -> BTreeMap<Digest, Vec<String>> {
+        let mut left: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+        let mut mounts = Vec::new();
+        for (d, repos) in &res.missing {
+            match res.present_in(d) {
+                Some(from) => mounts.extend(repos.iter().map(|r| (d, r, from))),
+                None => {
+                    left.insert(d.clone(), repos.clone());
+                }
+            }
+        }
+        let results: Vec<_> =
+            stream::iter(mounts)
+                .map(|(d, repo, from)| async move {
+                    (d, repo, self.client.mount_blob(repo, from, d).await)
+                })
+                .buffer_unordered(self.jobs)
+                .collect()
+                .await;
+        for (d, repo, r) in results {
+            match r {
+                Ok(true) => {
+                    state.mounted.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => left.entry(d.clone()).or_default().push(repo.clone()),
+                Err(e) => state.fail(d, format!("blob {d}: {e}"), e.exit_code()),
+            }
+        }
+        left
     }
 
     async fn transfer_random(
@@ -389,7 +490,7 @@ impl Scheduler {
         plan: &Plan,
         pi: usize,
         digests: Vec<Digest>,
-        res: &Resolution,
+        missing: &BTreeMap<Digest, Vec<String>>,
         state: &Arc<State>,
     ) {
         let pkg = plan.packages[pi].clone();
@@ -419,7 +520,7 @@ impl Scheduler {
                             receiving = false;
                             continue;
                         };
-                        let Some(repos) = res.missing.get(&digest) else {
+                        let Some(repos) = missing.get(&digest) else {
                             continue;
                         };
                         let size = plan.blobs.get(&digest).map_or(0, |b| b.size);
@@ -609,7 +710,10 @@ fn is_source_error(e: &RegistryError) -> bool {
 
 fn blob_error(digest: &Digest, label: &str, e: &RegistryError) -> String {
     let msg = e.to_string();
-    if msg.contains(digest.as_str()) {
+    // A source error already names the package entry: do not say it twice.
+    if msg.contains(label) {
+        msg
+    } else if msg.contains(digest.as_str()) {
         format!("{msg} ({label})")
     } else {
         format!("blob {digest} ({label}): {msg}")

@@ -397,7 +397,7 @@ async fn run_async(
             images: &plan.images,
             blobs,
             bytes,
-            blobs_to_upload: resolution.as_ref().map(|r| r.missing.len()),
+            blobs_to_upload: resolution.as_ref().map(|r| r.to_upload().count()),
             bytes_to_upload: resolution.as_ref().map(|r| r.bytes_to_upload(&plan)),
             registry_error,
         });

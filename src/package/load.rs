@@ -107,7 +107,14 @@ pub fn discover(path: &Path) -> Result<Vec<Result<Package, PackageError>>, Packa
     entries.sort();
     Ok(entries
         .into_iter()
-        .filter(|p| is_package(p))
+        // A file named like a package is one, even when its content is damaged: it is reported
+        // as unreadable instead of being skipped silently (as `verify` does).
+        .filter(|p| {
+            is_package(p)
+                || (p.is_file()
+                    && p.file_name()
+                        .is_some_and(|n| archive::has_archive_extension(&n.to_string_lossy())))
+        })
         .map(|p| open(&p))
         .collect())
 }

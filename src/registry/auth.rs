@@ -364,7 +364,10 @@ impl Auth {
                     "registry {} rejected the credentials for user {username}",
                     self.host
                 ),
-                None,
+                Some(format!(
+                    "check the user and password (--username with --password or --password-stdin, VIOLET_USERNAME/VIOLET_PASSWORD, or 'docker login {}')",
+                    self.host
+                )),
             ),
         };
         RegistryError::Auth {

@@ -6,5 +6,6 @@ mod support;
 mod list_gc;
 mod package_read;
 mod platform;
+mod push;
 mod push_platform;
 mod registry_client;

@@ -1,0 +1,1196 @@
+//! `violet push --skip-crs` end to end: the real binary against real registries (plain, htpasswd +
+//! TLS, token auth), the fault proxy in between where requests are counted or faults injected,
+//! and skopeo as the independent check that every pushed image has the package's digest.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use violet::digest::Digest;
+use violet::package::{Container, PackageType, StoreKind};
+use violet::synth::{self, SynthImage, SynthPackage, SynthSpec};
+
+use crate::support::proxy::{Fault, FaultProxy, Rule};
+use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
+use crate::support::skopeo::skopeo_inspect_raw_digest;
+use crate::support::{Output, TestContext, run};
+
+/// A password no output may ever contain.
+const SECRET: &str = "Zq7-violet-Secret-Pw!";
+/// Where the synthetic packages say their images come from.
+const SOURCE_REGISTRY: &str = "harbor.demo.io";
+
+const PLAIN: &[&str] = &["--plain", "--no-auth"];
+
+/// A bundle of images `repos` (each: two platforms, two layers), `shared` first layers identical
+/// across images, with `layer_size` bytes per layer.
+fn spec(name: &str, container: Container, store: StoreKind, repos: &[&str]) -> SynthSpec {
+    let mut s = SynthSpec::new(name, PackageType::Bundle);
+    s.container = container;
+    s.store = store;
+    s.images = repos
+        .iter()
+        .map(|r| {
+            let mut i = SynthImage::new(*r, "v1.0.0");
+            i.shared_layers = 1;
+            i
+        })
+        .collect();
+    s
+}
+
+fn write(ctx: &TestContext, dir: &str, spec: &SynthSpec) -> SynthPackage {
+    synth::write(spec, &ctx.path().join(dir)).expect("write synthetic package")
+}
+
+/// `violet push PATH --dest-repo DEST --skip-crs ARGS...`.
+fn push(ctx: &TestContext, path: &Path, dest: &str, args: &[&str]) -> Output {
+    let mut all: Vec<String> = vec![
+        "push".into(),
+        path.display().to_string(),
+        "--dest-repo".into(),
+        dest.into(),
+        "--skip-crs".into(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    ctx.run(all)
+}
+
+/// `host[/prefix]/repository:tag` of an image of a synthetic package at the destination.
+fn destination(reference: &str, dest: &str) -> String {
+    reference.replacen(SOURCE_REGISTRY, dest, 1)
+}
+
+/// Every image of `pkg` resolves at `dest` to the package's digest, according to skopeo.
+#[track_caller]
+fn assert_pushed(ctx: &TestContext, pkg: &SynthPackage, dest: &str, flags: &[&str]) {
+    assert!(!pkg.images.is_empty());
+    for (reference, digest) in &pkg.images {
+        let at = format!("docker://{}", destination(reference, dest));
+        assert_eq!(
+            &skopeo_inspect_raw_digest(ctx, &at, flags),
+            digest,
+            "{at} does not resolve to the package's digest"
+        );
+    }
+}
+
+const NO_TLS: &[&str] = &["--tls-verify=false"];
+
+/// Whether `http://host/v2/repo/manifests/reference` exists (HEAD through curl).
+fn manifest_exists(ctx: &TestContext, host: &str, repo: &str, reference: &str) -> bool {
+    let mut cmd = Command::new("curl");
+    ctx.clean_env(&mut cmd);
+    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-I", "--max-time", "30"])
+        .args([
+            "-H",
+            "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json",
+        ])
+        .arg(format!("http://{host}/v2/{repo}/manifests/{reference}"));
+    let out = run(cmd, None);
+    match out.stdout.trim() {
+        "200" => true,
+        "404" => false,
+        other => panic!(
+            "HEAD manifest {repo}:{reference} answered {other}: {}",
+            out.stderr
+        ),
+    }
+}
+
+/// Repository and tag of a `harbor.demo.io/repo:tag` reference, with the destination prefix.
+fn repo_tag(reference: &str, prefix: Option<&str>) -> (String, String) {
+    let rest = reference
+        .strip_prefix(&format!("{SOURCE_REGISTRY}/"))
+        .expect("synthetic reference");
+    let (repo, tag) = rest.rsplit_once(':').expect("tagged reference");
+    let repo = match prefix {
+        Some(p) => format!("{p}/{repo}"),
+        None => repo.to_string(),
+    };
+    (repo, tag.to_string())
+}
+
+/// Blob upload requests (POST = sessions and mounts, PUT = uploaded bytes) the proxy saw.
+fn blob_posts(proxy: &FaultProxy) -> usize {
+    proxy.count(Some("POST"), r"/blobs/uploads/$")
+}
+fn blob_puts(proxy: &FaultProxy) -> usize {
+    proxy.count(Some("PUT"), r"/blobs/uploads/")
+}
+fn manifest_puts(proxy: &FaultProxy) -> usize {
+    proxy.count(Some("PUT"), r"/manifests/")
+}
+
+/// How many upload PUTs the registry committed for `digest`, from its access log (the proxy
+/// does not record queries, and the digest is in the query).
+fn puts_of(registry: &Registry, digest: &Digest) -> usize {
+    let hex = digest.as_str().trim_start_matches("sha256:");
+    registry
+        .log()
+        .lines()
+        .filter(|l| l.contains("\"PUT ") && l.contains("/blobs/uploads/") && l.contains(hex))
+        .count()
+}
+
+/// Every config and layer digest of a package, as the package itself lists them (`violet show`).
+fn blob_digests(ctx: &TestContext, path: &Path) -> Vec<Digest> {
+    let out = ctx
+        .run(["show", &path.display().to_string(), "-o", "json"])
+        .success();
+    let mut v: Vec<Digest> = out.json()["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .flat_map(|i| i["blobs"].as_array().expect("blobs").clone())
+        .map(|d| d.as_str().expect("digest").parse().expect("valid digest"))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn plain_registry() -> Registry {
+    Registry::start(RegistryOptions::default())
+}
+
+fn all_output(out: &Output) -> String {
+    format!("{}\n{}", out.stdout, out.stderr)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Containers and stores, plain HTTP, --dest-repo with a prefix
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn plain_http_every_container_and_store_same_digests() {
+    let ctx = TestContext::new();
+    let registry = plain_registry();
+    let cases = [
+        ("tar", Container::Tar, StoreKind::OciLayout),
+        ("tgz", Container::TarGz, StoreKind::Distribution),
+        ("zst", Container::TarZst, StoreKind::OciLayout),
+        ("dir", Container::Directory, StoreKind::Distribution),
+        ("tgzoci", Container::TarGz, StoreKind::OciLayout),
+    ];
+    let mut first: Option<Vec<(String, Digest)>> = None;
+    for (label, container, store) in cases {
+        let pkg = write(
+            &ctx,
+            label,
+            &spec("demo", container, store, &["acp/demo", "acp/demo-agent"]),
+        );
+        // Every container of the same images yields the same digests (streamed or by offset).
+        match &first {
+            None => first = Some(pkg.images.clone()),
+            Some(f) => assert_eq!(f, &pkg.images, "{label}"),
+        }
+        let dest = format!("{}/mirror/{label}", registry.host());
+        push(&ctx, &pkg.path, &dest, PLAIN).success();
+        assert_pushed(&ctx, &pkg, &dest, NO_TLS);
+        // The repository path is kept under the prefix.
+        assert!(manifest_exists(
+            &ctx,
+            &registry.host(),
+            &format!("mirror/{label}/acp/demo-agent"),
+            "v1.0.0"
+        ));
+    }
+}
+
+#[test]
+fn plain_push_text_output() {
+    let ctx = TestContext::new();
+    let registry = plain_registry();
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec(
+            "demo",
+            Container::TarGz,
+            StoreKind::Distribution,
+            &["acp/demo", "acp/demo-agent"],
+        ),
+    );
+    let rel = pkg.path.strip_prefix(ctx.path()).expect("inside ctx");
+    let out = push(&ctx, rel, &registry.host(), PLAIN).success();
+    ctx.insta_settings().bind(|| {
+        insta::assert_snapshot!(
+            "push_plain_text",
+            format!("--- stdout\n{}--- stderr\n{}", out.stdout, out.stderr)
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication and TLS
+// ---------------------------------------------------------------------------------------------
+
+fn tls_htpasswd() -> Registry {
+    Registry::start(RegistryOptions {
+        tls: true,
+        auth: Auth::Htpasswd,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn htpasswd_over_tls_with_ca_file() {
+    let ctx = TestContext::new();
+    let registry = tls_htpasswd();
+    let ca = registry.ca_file().expect("TLS registry has a CA");
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
+    );
+    let out = ctx.run_stdin(
+        [
+            "push",
+            &pkg.path.display().to_string(),
+            "--dest-repo",
+            &registry.host(),
+            "--skip-crs",
+            "--ca-file",
+            &ca.display().to_string(),
+            "--username",
+            USER,
+            "--password-stdin",
+            "-vv",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    let out = out.success();
+    let text = all_output(&out);
+    assert!(!text.contains(PASSWORD), "password in output:\n{text}");
+    let basic = base64_basic(USER, PASSWORD);
+    assert!(!text.contains(&basic), "Authorization header in output");
+    let cert_dir = ca.parent().expect("CA dir").display().to_string();
+    let creds = format!("{USER}:{PASSWORD}");
+    assert_pushed(
+        &ctx,
+        &pkg,
+        &registry.host(),
+        &["--cert-dir", &cert_dir, "--creds", &creds],
+    );
+}
+
+fn base64_basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+#[test]
+fn token_auth_push_mounts_shared_blobs_and_hides_tokens() {
+    let ctx = TestContext::new();
+    let registry = Registry::start(RegistryOptions {
+        auth: Auth::Token,
+        ..Default::default()
+    });
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec(
+            "demo",
+            Container::TarGz,
+            StoreKind::Distribution,
+            &["acp/demo", "acp/demo-agent", "acp/demo-web"],
+        ),
+    );
+    let out = ctx.run([
+        "push",
+        &pkg.path.display().to_string(),
+        "--dest-repo",
+        &registry.host(),
+        "--plain",
+        "--skip-crs",
+        "--username",
+        USER,
+        "--password",
+        PASSWORD,
+        "-vv",
+        "-o",
+        "json",
+    ]);
+    let out = out.success();
+    let report = out.json();
+    // Two shared layers (one per platform), each uploaded once and mounted into two repositories.
+    assert_eq!(report["blobs"]["mounted"], 4, "{report}");
+    assert_eq!(report["blobs"]["uploaded"], pkg.blob_count, "{report}");
+    let text = all_output(&out);
+    assert!(!text.contains(PASSWORD), "password in output");
+    // ES256 JWTs start with a base64 `{"` header.
+    assert!(!text.contains("eyJ"), "a token in output:\n{text}");
+    let creds = format!("{USER}:{PASSWORD}");
+    assert_pushed(
+        &ctx,
+        &pkg,
+        &registry.host(),
+        &["--tls-verify=false", "--creds", &creds],
+    );
+}
+
+#[test]
+fn wrong_password_is_one_auth_error_without_the_password() {
+    let ctx = TestContext::new();
+    let registry = tls_htpasswd();
+    let ca = registry.ca_file().expect("CA").display().to_string();
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
+    );
+    let rel = pkg.path.strip_prefix(ctx.path()).expect("inside ctx");
+    let out = push(
+        &ctx,
+        rel,
+        &registry.host(),
+        &["--ca-file", &ca, "--username", USER, "--password", SECRET],
+    );
+    assert_eq!(out.code, 5, "{out:?}");
+    assert!(!all_output(&out).contains(SECRET));
+    ctx.insta_settings().bind(|| {
+        insta::assert_snapshot!(
+            "push_wrong_password",
+            format!("--- stdout\n{}--- stderr\n{}", out.stdout, out.stderr)
+        );
+    });
+}
+
+#[test]
+fn secrets_never_in_verbose_dry_run_or_json_output() {
+    let ctx = TestContext::new();
+    let registry = tls_htpasswd();
+    let ca = registry.ca_file().expect("CA").display().to_string();
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec(
+            "demo",
+            Container::TarGz,
+            StoreKind::Distribution,
+            &["acp/demo"],
+        ),
+    );
+    let host = registry.host();
+    let path = pkg.path.display().to_string();
+    let base = [
+        "--ca-file",
+        ca.as_str(),
+        "--username",
+        USER,
+        "--password",
+        SECRET,
+    ];
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["-vv"],
+        vec!["--dry-run"],
+        vec!["--dry-run", "-o", "json", "-vv"],
+        vec!["-o", "json"],
+    ];
+    for extra in runs {
+        let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        let out = push(&ctx, Path::new(&path), &host, &args);
+        let text = all_output(&out);
+        assert!(
+            !text.contains(SECRET),
+            "{extra:?} printed the password:\n{text}"
+        );
+        assert!(
+            !text.contains(&base64_basic(USER, SECRET)),
+            "{extra:?} printed the Authorization header"
+        );
+    }
+    // Through the environment and stdin too.
+    let mut cmd = ctx.violet();
+    cmd.args([
+        "push",
+        &path,
+        "--dest-repo",
+        &host,
+        "--skip-crs",
+        "--ca-file",
+        &ca,
+        "-vv",
+    ])
+    .env("VIOLET_USERNAME", USER)
+    .env("VIOLET_PASSWORD", SECRET);
+    let out = run(cmd, None);
+    assert_eq!(out.code, 5, "{out:?}");
+    assert!(!all_output(&out).contains(SECRET));
+    let out = ctx.run_stdin(
+        [
+            "push",
+            &path,
+            "--dest-repo",
+            &host,
+            "--skip-crs",
+            "--ca-file",
+            &ca,
+            "--username",
+            USER,
+            "--password-stdin",
+            "-vv",
+        ],
+        &format!("{SECRET}\n"),
+    );
+    assert_eq!(out.code, 5, "{out:?}");
+    assert!(!all_output(&out).contains(SECRET));
+}
+
+#[test]
+fn unknown_ca_names_host_and_both_remedies() {
+    let ctx = TestContext::new();
+    let registry = Registry::start(RegistryOptions {
+        tls: true,
+        ..Default::default()
+    });
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
+    );
+    let out = push(&ctx, &pkg.path, &registry.host(), &["--no-auth"]);
+    assert_eq!(out.code, 6, "{out:?}");
+    let err = &out.stderr;
+    assert!(err.contains(&registry.host()), "{err}");
+    assert!(err.contains("--ca-file"), "{err}");
+    assert!(err.contains("--insecure"), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    // And the remedy works.
+    push(
+        &ctx,
+        &pkg.path,
+        &registry.host(),
+        &["--no-auth", "--insecure"],
+    )
+    .success();
+    let cert_dir = registry.ca_file().expect("CA");
+    let cert_dir = cert_dir.parent().expect("dir").display().to_string();
+    assert_pushed(&ctx, &pkg, &registry.host(), &["--cert-dir", &cert_dir]);
+}
+
+#[test]
+fn dest_repo_without_credentials_is_an_error() {
+    let ctx = TestContext::new();
+    let registry = plain_registry();
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
+    );
+    let out = push(&ctx, &pkg.path, &registry.host(), &["--plain"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains(&registry.host()), "{}", out.stderr);
+    assert!(out.stderr.contains("--no-auth"), "{}", out.stderr);
+    assert_eq!(registry.requests("PUT", "/v2/"), 0);
+    assert_eq!(registry.requests("POST", "/v2/"), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is uploaded: order, skipping, mounting, once per blob
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn blobs_then_child_manifests_then_index_then_tag() {
+    let ctx = TestContext::new();
+    let registry = plain_registry();
+    let proxy = FaultProxy::start(&registry.host());
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec(
+            "demo",
+            Container::Tar,
+            StoreKind::OciLayout,
+            &["acp/demo", "acp/demo-agent"],
+        ),
+    );
+    push(&ctx, &pkg.path, &proxy.host(), PLAIN).success();
+    let seen = proxy.requests();
+    let last_blob = seen
+        .iter()
+        .rposition(|s| {
+            (s.method == "PUT" || s.method == "POST") && s.path.contains("/blobs/uploads/")
+        })
+        .expect("blob uploads");
+    for (reference, digest) in &pkg.images {
+        let (repo, tag) = repo_tag(reference, None);
+        let puts: Vec<(usize, &str)> = seen
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.method == "PUT" && s.path.starts_with(&format!("/v2/{repo}/manifests/"))
+            })
+            .map(|(i, s)| (i, s.path.rsplit('/').next().unwrap_or("")))
+            .collect();
+        // Two platform manifests by digest, then the index by its tag, in that order, after every blob.
+        assert_eq!(puts.len(), 3, "{repo}: {puts:?}");
+        assert!(puts.iter().all(|(i, _)| *i > last_blob), "{puts:?}");
+        assert!(puts[0].1.starts_with("sha256:") && puts[1].1.starts_with("sha256:"));
+        assert_ne!(
+            puts[0].1,
+            digest.as_str(),
+            "the index is not pushed by digest before its tag"
+        );
+        assert_eq!(puts[2].1, tag);
+    }
+    assert_pushed(&ctx, &pkg, &proxy.host(), NO_TLS);
+}
+
+#[test]
+fn shared_blob_uploaded_once_and_second_push_uploads_nothing() {
+    let ctx = TestContext::new();
+    let registry = plain_registry();
+    let proxy = FaultProxy::start(&registry.host());
+    for (run, (label, container)) in [("tar", Container::Tar), ("tgz", Container::TarGz)]
+        .into_iter()
+        .enumerate()
+    {
+        let pkg = write(
+            &ctx,
+            label,
+            &spec(
+                "demo",
+                container,
+                StoreKind::Distribution,
+                &["acp/a", "acp/b", "acp/c", "acp/d"],
+            ),
+        );
+        let dest = format!("{}/{label}", proxy.host());
+        proxy.reset_counts();
+        let first = push(
+            &ctx,
+            &pkg.path,
+            &dest,
+            &["--plain", "--no-auth", "-o", "json"],
+        )
+        .success();
+        assert_eq!(
+            blob_puts(&proxy),
+            pkg.blob_count,
+            "{label}: one PUT per unique blob"
+        );
+        let digests = blob_digests(&ctx, &pkg.path);
+        assert_eq!(digests.len(), pkg.blob_count);
+        for d in &digests {
+            // Both runs push the same digests (to other prefixes): one commit per run.
+            assert_eq!(puts_of(&registry, d), run + 1, "{label}: {d}");
+        }
+        // 2 shared layers (one per platform) mounted into the 3 other repositories.
+        assert_eq!(first.json()["blobs"]["mounted"], 6, "{label}");
+        assert_pushed(&ctx, &pkg, &dest, NO_TLS);
+
+        proxy.reset_counts();
+        let again = push(
+            &ctx,
+            &pkg.path,
+            &dest,
+            &["--plain", "--no-auth", "-o", "json"],
+        )
+        .success();
+        assert_eq!(blob_posts(&proxy), 0, "{label}: second push opened uploads");
+        assert_eq!(blob_puts(&proxy), 0, "{label}: second push uploaded");
+        assert_eq!(
+            manifest_puts(&proxy),
+            0,
+            "{label}: second push wrote manifests"
+        );
+        let report = again.json();
+        assert_eq!(report["blobs"]["uploaded"], 0);
+        assert!(
+            report["images"]
+                .as_array()
+                .expect("images")
+                .iter()
+                .all(|i| i["result"] == "unchanged"),
+            "{report}"
+        );
+    }
+}
+
+#[test]
+fn each_shared_blob_committed_exactly_once() {
+    let ctx = TestContext::new();
+    let registry = plain_registry();
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec(
+            "demo",
+            Container::Directory,
+            StoreKind::OciLayout,
+            &["acp/a", "acp/b", "acp/c"],
+        ),
+    );
+    push(&ctx, &pkg.path, &registry.host(), PLAIN).success();
+    for d in blob_digests(&ctx, &pkg.path) {
+        assert_eq!(puts_of(&registry, &d), 1, "{d}");
+    }
+}
+
+#[test]
+fn present_blobs_are_skipped_and_other_repositories_are_mounted_from() {
+    let ctx = TestContext::new();
+    let registry = plain_registry();
+    let proxy = FaultProxy::start(&registry.host());
+    // Same seed: acp/one's layers are identical in both packages; acp/two shares the first layer.
+    let one = write(
+        &ctx,
+        "first",
+        &spec("one", Container::Tar, StoreKind::OciLayout, &["acp/one"]),
+    );
+    push(&ctx, &one.path, &proxy.host(), PLAIN).success();
+
+    let both = write(
+        &ctx,
+        "second",
+        &spec(
+            "both",
+            Container::TarGz,
+            StoreKind::Distribution,
+            &["acp/one", "acp/two"],
+        ),
+    );
+    proxy.reset_counts();
+    let out = push(
+        &ctx,
+        &both.path,
+        &proxy.host(),
+        &["--plain", "--no-auth", "-o", "json"],
+    )
+    .success();
+    let report = out.json();
+    // acp/one: everything present (HEAD) → skipped and its tag unchanged. acp/two: its two shared
+    // layers are mounted from acp/one, its own config and layers uploaded.
+    assert_eq!(report["blobs"]["mounted"], 2, "{report}");
+    assert_eq!(report["images"][0]["result"], "unchanged", "{report}");
+    assert_eq!(report["images"][1]["result"], "pushed", "{report}");
+    // acp/two per platform: 1 own layer + 1 config.
+    assert_eq!(blob_puts(&proxy), 4, "{:?}", proxy.requests());
+    assert_eq!(proxy.count(Some("PUT"), "^/v2/acp/one/"), 0);
+    assert!(proxy.count(Some("HEAD"), "^/v2/acp/one/blobs/") > 0);
+    assert_eq!(registry.requests("POST", "mount="), 2);
+    assert_pushed(&ctx, &both, &proxy.host(), NO_TLS);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults, interruptions, reruns
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn completes_through_resets_500_503_retry_after_and_429() {
+    let ctx = TestContext::new();
+    for (label, container) in [("tar", Container::Tar), ("tgz", Container::TarGz)] {
+        let registry = plain_registry();
+        let proxy = FaultProxy::start(&registry.host());
+        let mut s = spec(
+            "demo",
+            container,
+            StoreKind::OciLayout,
+            &["acp/demo", "acp/demo-agent"],
+        );
+        s.images[0].layer_size = 256 << 10;
+        let pkg = write(&ctx, label, &s);
+        proxy.inject(Rule::new(
+            Some("PUT"),
+            "/blobs/uploads/",
+            Fault::ResetDuringRequest {
+                after_bytes: 64 << 10,
+            },
+        ));
+        proxy.inject(Rule::new(Some("POST"), "/blobs/uploads/$", Fault::Status(500)).after(1));
+        proxy.inject(Rule::new(
+            Some("HEAD"),
+            "/blobs/sha256:",
+            Fault::Unavailable {
+                retry_after_secs: 1,
+            },
+        ));
+        proxy.inject(Rule::new(
+            Some("PUT"),
+            "/manifests/",
+            Fault::TooManyRequests {
+                retry_after_secs: Some(1),
+            },
+        ));
+        proxy.inject(Rule::new(
+            Some("PUT"),
+            "/manifests/v1.0.0$",
+            Fault::Status(503),
+        ));
+        let out = push(
+            &ctx,
+            &pkg.path,
+            &proxy.host(),
+            &["--plain", "--no-auth", "--retries", "3"],
+        );
+        let out = out.success();
+        let faults = proxy
+            .requests()
+            .iter()
+            .filter(|s| s.fault.is_some())
+            .count();
+        assert_eq!(
+            faults,
+            5,
+            "{label}: every fault was met: {:?}",
+            proxy.requests()
+        );
+        assert!(out.stdout.contains("0 failed"), "{}", out.stdout);
+        assert_pushed(&ctx, &pkg, &proxy.host(), NO_TLS);
+    }
+}
+
+#[test]
+fn registry_stopped_mid_push_then_rerun_finishes() {
+    let ctx = TestContext::new();
+    let mut registry = plain_registry();
+    let proxy = FaultProxy::start(&registry.host());
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec(
+            "demo",
+            Container::Tar,
+            StoreKind::OciLayout,
+            &["acp/demo", "acp/demo-agent"],
+        ),
+    );
+    // One upload at a time; the third PUT is held (5 s: ample to stop the registry, which takes
+    // milliseconds) and then forwarded to a registry that is gone.
+    proxy.inject(
+        Rule::new(
+            Some("PUT"),
+            "/blobs/uploads/",
+            Fault::Delay(Duration::from_secs(5)),
+        )
+        .after(2),
+    );
+    let child = spawn_push(
+        &ctx,
+        &pkg.path,
+        &proxy.host(),
+        &["--jobs", "1", "--retries", "0"],
+    );
+    wait_for(|| blob_puts(&proxy) >= 3, "the third blob upload");
+    registry.stop();
+    let out = finish(child);
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("FAILED"), "{}", out.stdout);
+
+    registry.restart();
+    proxy.clear_faults();
+    for (reference, _) in &pkg.images {
+        let (repo, tag) = repo_tag(reference, None);
+        assert!(
+            !manifest_exists(&ctx, &proxy.host(), &repo, &tag),
+            "{reference} tagged"
+        );
+    }
+    proxy.reset_counts();
+    let out = push(
+        &ctx,
+        &pkg.path,
+        &proxy.host(),
+        &["--plain", "--no-auth", "-o", "json"],
+    )
+    .success();
+    // The two blobs committed before the stop are skipped.
+    assert_eq!(blob_puts(&proxy), pkg.blob_count - 2, "{}", out.stdout);
+    assert_pushed(&ctx, &pkg, &proxy.host(), NO_TLS);
+}
+
+#[test]
+fn kill_9_mid_upload_then_rerun_uploads_only_what_is_missing() {
+    let ctx = TestContext::new();
+    let registry = plain_registry();
+    let proxy = FaultProxy::start(&registry.host());
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec(
+            "demo",
+            Container::Directory,
+            StoreKind::Distribution,
+            &["acp/demo", "acp/demo-agent"],
+        ),
+    );
+    // Three uploads pass; the fourth hangs until violet is killed.
+    proxy.inject(
+        Rule::new(
+            Some("PUT"),
+            "/blobs/uploads/",
+            Fault::Delay(Duration::from_secs(600)),
+        )
+        .after(3)
+        .times(usize::MAX),
+    );
+    let mut child = spawn_push(&ctx, &pkg.path, &proxy.host(), &["--jobs", "1"]);
+    wait_for(|| blob_puts(&proxy) >= 4, "the fourth blob upload");
+    child.kill().expect("kill -9 violet");
+    let _ = child.wait();
+    proxy.clear_faults();
+    for (reference, _) in &pkg.images {
+        let (repo, tag) = repo_tag(reference, None);
+        assert!(
+            !manifest_exists(&ctx, &proxy.host(), &repo, &tag),
+            "{reference} tagged"
+        );
+    }
+    proxy.reset_counts();
+    push(&ctx, &pkg.path, &proxy.host(), PLAIN).success();
+    assert_eq!(
+        blob_puts(&proxy),
+        pkg.blob_count - 3,
+        "{:?}",
+        proxy.requests()
+    );
+    assert_pushed(&ctx, &pkg, &proxy.host(), NO_TLS);
+}
+
+fn spawn_push(ctx: &TestContext, path: &Path, dest: &str, args: &[&str]) -> std::process::Child {
+    let mut cmd = ctx.violet();
+    cmd.args([
+        "push",
+        &path.display().to_string(),
+        "--dest-repo",
+        dest,
+        "--skip-crs",
+    ])
+    .args(PLAIN)
+    .args(args)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    cmd.spawn().expect("spawn violet")
+}
+
+fn finish(child: std::process::Child) -> Output {
+    let out = child.wait_with_output().expect("wait for violet");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Polls a condition the test itself drives toward (not a timing assertion: the bound only
+/// turns a hang into a failure).
+fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cond() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Corrupt blobs and directories of packages
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn corrupt_blob_leaves_no_tag_for_its_image_and_tags_the_others() {
+    let ctx = TestContext::new();
+    let registry = plain_registry();
+    for (label, container) in [("dir", Container::Directory), ("tar", Container::Tar)] {
+        let mut s = spec(
+            "demo",
+            container,
+            StoreKind::OciLayout,
+            &["acp/bad", "acp/good"],
+        );
+        s.images[0].shared_layers = 0;
+        s.images[1].shared_layers = 0;
+        // The largest blob, the one corrupt_blob picks, is a layer of acp/bad.
+        s.images[0].layer_size = 64 << 10;
+        let pkg = write(&ctx, label, &s);
+        let bad = synth::corrupt_blob(&pkg.path).expect("corrupt a blob");
+        let dest = format!("{}/{label}", registry.host());
+        let out = push(&ctx, &pkg.path, &dest, PLAIN);
+        assert_eq!(out.code, 4, "{label}: {out:?}");
+        let text = all_output(&out);
+        assert!(
+            text.contains(bad.as_str()),
+            "{label}: digest not named:\n{text}"
+        );
+        assert!(
+            text.contains(" entry "),
+            "{label}: package entry not named:\n{text}"
+        );
+        assert!(text.contains(&pkg.path.display().to_string()), "{text}");
+        assert!(!manifest_exists(
+            &ctx,
+            &registry.host(),
+            &format!("{label}/acp/bad"),
+            "v1.0.0"
+        ));
+        assert!(manifest_exists(
+            &ctx,
+            &registry.host(),
+            &format!("{label}/acp/good"),
+            "v1.0.0"
+        ));
+        // The corrupt bytes were never committed.
+        assert!(!blob_present(
+            &ctx,
+            &registry.host(),
+            &format!("{label}/acp/bad"),
+            &bad
+        ));
+    }
+}
+
+fn blob_present(ctx: &TestContext, host: &str, repo: &str, digest: &Digest) -> bool {
+    let mut cmd = Command::new("curl");
+    ctx.clean_env(&mut cmd);
+    cmd.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-I",
+        "--max-time",
+        "30",
+    ])
+    .arg(format!("http://{host}/v2/{repo}/blobs/{digest}"));
+    run(cmd, None).stdout.trim() == "200"
+}
+
+#[test]
+fn directory_of_five_packages_uploads_each_shared_blob_once() {
+    let ctx = TestContext::new();
+    let registry = plain_registry();
+    let proxy = FaultProxy::start(&registry.host());
+    let containers = [
+        Container::Tar,
+        Container::TarGz,
+        Container::TarZst,
+        Container::Directory,
+        Container::TarGz,
+    ];
+    let mut pkgs = Vec::new();
+    for (i, container) in containers.into_iter().enumerate() {
+        let store = if i % 2 == 0 {
+            StoreKind::OciLayout
+        } else {
+            StoreKind::Distribution
+        };
+        let name = format!("pkg{i}");
+        let repo = format!("acp/pkg{i}");
+        pkgs.push(write(
+            &ctx,
+            "dir",
+            &spec(&name, container, store, &[repo.as_str()]),
+        ));
+    }
+    let out = push(
+        &ctx,
+        &ctx.path().join("dir"),
+        &proxy.host(),
+        &["--plain", "--no-auth", "-o", "json"],
+    )
+    .success();
+    let report = out.json();
+    assert_eq!(
+        report["images"].as_array().map(Vec::len),
+        Some(5),
+        "{report}"
+    );
+    // 2 shared layers + per package 2 configs and 2 own layers.
+    let unique = 2 + 5 * 4;
+    assert_eq!(blob_puts(&proxy), unique, "one upload per unique blob");
+    assert_eq!(report["blobs"]["mounted"], 2 * 4, "{report}");
+    for p in &pkgs {
+        for d in blob_digests(&ctx, &p.path) {
+            assert_eq!(puts_of(&registry, &d), 1, "{d} of {}", p.path.display());
+        }
+        assert_pushed(&ctx, p, &proxy.host(), NO_TLS);
+    }
+}
+
+#[test]
+fn one_corrupt_package_in_a_directory_does_not_stop_the_others() {
+    let ctx = TestContext::new();
+    let registry = plain_registry();
+    let good_a = write(
+        &ctx,
+        "dir",
+        &spec(
+            "gooda",
+            Container::TarGz,
+            StoreKind::OciLayout,
+            &["acp/gooda"],
+        ),
+    );
+    let mut s = spec("bad", Container::Tar, StoreKind::Distribution, &["acp/bad"]);
+    s.images[0].layer_size = 64 << 10;
+    let bad = write(&ctx, "dir", &s);
+    let corrupt = synth::corrupt_blob(&bad.path).expect("corrupt");
+    let good_b = write(
+        &ctx,
+        "dir",
+        &spec(
+            "goodb",
+            Container::TarZst,
+            StoreKind::OciLayout,
+            &["acp/goodb"],
+        ),
+    );
+    // And package files that cannot be read at all: a download cut short, and garbage.
+    let truncated = write(
+        &ctx,
+        "staging",
+        &spec("cut", Container::TarGz, StoreKind::OciLayout, &["acp/cut"]),
+    );
+    let bytes = std::fs::read(&truncated.path).expect("read");
+    std::fs::write(
+        ctx.path().join("dir/cut.stable.ALL.v1.0.0.tgz"),
+        &bytes[..bytes.len() / 2],
+    )
+    .expect("write");
+    std::fs::write(
+        ctx.path().join("dir/broken.ALL.v1.0.0.tgz"),
+        b"not a gzip stream",
+    )
+    .expect("write");
+    // The shared layers (same seed) are carried by cut, gooda and goodb, all decoded front to
+    // back; cut sorts first, so its truncated copy is tried first and the good ones must take over.
+    let out = push(&ctx, &ctx.path().join("dir"), &registry.host(), PLAIN);
+    assert_ne!(out.code, 0, "{out:?}");
+    let text = all_output(&out);
+    assert!(text.contains(corrupt.as_str()), "{text}");
+    assert!(text.contains("broken.ALL.v1.0.0.tgz"), "{text}");
+    assert!(text.contains("cut.stable.ALL.v1.0.0.tgz"), "{text}");
+    assert!(!manifest_exists(
+        &ctx,
+        &registry.host(),
+        "acp/cut",
+        "v1.0.0"
+    ));
+    assert_pushed(&ctx, &good_a, &registry.host(), NO_TLS);
+    assert_pushed(&ctx, &good_b, &registry.host(), NO_TLS);
+    assert!(!manifest_exists(
+        &ctx,
+        &registry.host(),
+        "acp/bad",
+        "v1.0.0"
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// --dry-run and --output json
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn dry_run_lists_images_destinations_and_bytes_and_writes_nothing() {
+    let ctx = TestContext::new();
+    let registry = plain_registry();
+    let proxy = FaultProxy::start(&registry.host());
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec(
+            "demo",
+            Container::TarZst,
+            StoreKind::OciLayout,
+            &["acp/demo", "acp/demo-agent"],
+        ),
+    );
+    let dest = format!("{}/mirror", proxy.host());
+    let text = push(
+        &ctx,
+        &pkg.path,
+        &dest,
+        &["--plain", "--no-auth", "--dry-run"],
+    )
+    .success();
+    for (reference, digest) in &pkg.images {
+        let line = format!("{reference} -> {}  {digest}", destination(reference, &dest));
+        assert!(text.stdout.contains(&line), "{line}\n{}", text.stdout);
+    }
+    assert!(
+        text.stdout
+            .contains(&format!("would upload {} blobs", pkg.blob_count)),
+        "{}",
+        text.stdout
+    );
+    let json = push(
+        &ctx,
+        &pkg.path,
+        &dest,
+        &["--plain", "--no-auth", "--dry-run", "-o", "json"],
+    )
+    .success();
+    let v = json.json();
+    assert_eq!(v["plan"]["blobs_to_upload"], pkg.blob_count, "{v}");
+    assert_eq!(v["plan"]["bytes_to_upload"], pkg.blob_bytes, "{v}");
+    assert_eq!(
+        v["plan"]["images"][0]["destination"],
+        destination(&pkg.images[0].0, &dest)
+    );
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        assert_eq!(proxy.count(Some(method), "."), 0, "--dry-run sent {method}");
+    }
+    // After the push, a dry run has nothing left to upload.
+    push(&ctx, &pkg.path, &dest, PLAIN).success();
+    let v = push(
+        &ctx,
+        &pkg.path,
+        &dest,
+        &["--plain", "--no-auth", "--dry-run", "-o", "json"],
+    )
+    .success()
+    .json();
+    assert_eq!(v["plan"]["blobs_to_upload"], 0, "{v}");
+    assert_eq!(v["plan"]["bytes_to_upload"], 0, "{v}");
+}
+
+#[test]
+fn json_report_of_a_push() {
+    let ctx = TestContext::new();
+    let registry = plain_registry();
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec(
+            "demo",
+            Container::Tar,
+            StoreKind::Distribution,
+            &["acp/demo", "acp/demo-agent"],
+        ),
+    );
+    let dest = format!("{}/p", registry.host());
+    let v = push(
+        &ctx,
+        &pkg.path,
+        &dest,
+        &["--plain", "--no-auth", "-o", "json"],
+    )
+    .success()
+    .json();
+    assert_eq!(v["destination"]["host"], registry.host());
+    assert_eq!(v["destination"]["prefix"], "p");
+    assert_eq!(v["packages"][0]["name"], "demo");
+    assert_eq!(v["packages"][0]["images"], 2);
+    assert_eq!(v["blobs"]["uploaded"], pkg.blob_count, "{v}");
+    assert_eq!(v["blobs"]["mounted"], 2, "{v}");
+    assert_eq!(v["bytes_uploaded"], pkg.blob_bytes, "{v}");
+    let images = v["images"].as_array().expect("images");
+    assert_eq!(images.len(), pkg.images.len());
+    for (reference, digest) in &pkg.images {
+        let img = images
+            .iter()
+            .find(|i| i["source"] == reference.as_str())
+            .unwrap_or_else(|| panic!("{reference} not reported: {v}"));
+        assert_eq!(img["source"], reference.as_str());
+        assert_eq!(img["destination"], destination(reference, &dest));
+        assert_eq!(img["digest"], digest.as_str());
+        assert_eq!(img["result"], "pushed");
+    }
+}
