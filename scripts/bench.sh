@@ -39,29 +39,36 @@ TGZ=$("$MKPKG" --out "$WORK/pkg" --type bundle --name bench --version v1.0.0 --i
 mkdir -p "$WORK/extracted"
 tar -xf "$TAR" -C "$WORK/extracted"
 LAYOUT=$(dirname "$(find "$WORK/extracted" -name oci-layout | head -1)")
-TAG=$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1]))["manifests"][0]; print(m["annotations"]["org.opencontainers.image.ref.name"].rsplit(":",1)[1])' "$LAYOUT/index.json")
-REPO=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]; r=r.rsplit(":",1)[0]; print(r.split("/",1)[1] if "." in r.split("/",1)[0] or ":" in r.split("/",1)[0] else r)' "$LAYOUT/index.json")
+# violet writes the full image reference into the layout's ref.name; skopeo's oci: transport
+# addresses the image by that exact name.
+REFNAME=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"])' "$LAYOUT/index.json")
+DEST_PATH=${REFNAME#*/}   # repository:tag without the registry host
 
 drop_caches() { sync; [ "$(id -u)" -eq 0 ] && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb; }
+# fresh: stop the previous registry, delete its storage, start an empty one; sets $h.
+# (Not called as $(fresh): a subshell would lose the counter.)
 n=0
-fresh() { n=$((n+1)); registry_stop "$WORK/reg$((n-1))" 2>/dev/null || true; rm -rf "$WORK/reg$((n-1))"; registry_start "$WORK/reg$n"; }
+fresh() {
+  registry_stop "$WORK/reg$n"; rm -rf "$WORK/reg$n"
+  n=$((n+1)); h=$(registry_start "$WORK/reg$n")
+}
 # timed CMD... -> "seconds peak_rss_kb"
 timed() { /usr/bin/time -f "%e %M" -o "$WORK/time.out" "$@" >/dev/null 2>"$WORK/cmd.err" || { cat "$WORK/cmd.err" >&2; return 1; }; cat "$WORK/time.out"; }
 
 declare -A T R
 for run in $(seq 1 "$RUNS"); do
   echo "run $run/$RUNS" >&2
-  h=$(fresh); drop_caches
+  fresh; drop_caches
   read -r t r < <(timed "$VIOLET" push "$TAR" --skip-crs --dest-repo "$h" --plain --no-auth -q); T[vtar]+="$t "; R[vtar]+="$r "
-  h=$(fresh); drop_caches
+  fresh; drop_caches
   read -r t r < <(timed "$VIOLET" push "$TGZ" --skip-crs --dest-repo "$h" --plain --no-auth -q); T[vtgz]+="$t "; R[vtgz]+="$r "
-  h=$(fresh); drop_caches
-  read -r t r < <(timed skopeo copy --all --quiet --dest-tls-verify=false "oci:$LAYOUT:$TAG" "docker://$h/$REPO:$TAG"); T[sko]+="$t "; R[sko]+="$r "
-  h=$(fresh); drop_caches; rm -rf "$WORK/x"; mkdir -p "$WORK/x"
+  fresh; drop_caches
+  read -r t r < <(timed skopeo copy --all --quiet --dest-tls-verify=false "oci:$LAYOUT:$REFNAME" "docker://$h/$DEST_PATH"); T[sko]+="$t "; R[sko]+="$r "
+  fresh; drop_caches; rm -rf "$WORK/x"; mkdir -p "$WORK/x"
   start=$(date +%s.%N)
   tar -xzf "$TGZ" -C "$WORK/x"
   L2=$(dirname "$(find "$WORK/x" -name oci-layout | head -1)")
-  skopeo copy --all --quiet --dest-tls-verify=false "oci:$L2:$TAG" "docker://$h/$REPO:$TAG" >/dev/null
+  skopeo copy --all --quiet --dest-tls-verify=false "oci:$L2:$REFNAME" "docker://$h/$DEST_PATH" >/dev/null
   T[xsko]+="$(python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.2f}')" "$start" "$(date +%s.%N)") "
   rm -rf "$WORK/x"
   # re-push of a present package into the registry skopeo just filled
@@ -71,10 +78,10 @@ done
 echo "big layers: 2 x ${BIG_MIB} MiB..." >&2
 mkdir -p "$WORK/big"
 BIG=$("$MKPKG" --out "$WORK/big" --type bundle --name big --version v1.0.0 --images 1 --platforms linux/amd64 --layers 2 --layer-size "${BIG_MIB}M" --container tgz --store oci)
-h=$(fresh); drop_caches
+fresh; drop_caches
 read -r t r < <(timed "$VIOLET" push "$BIG" --skip-crs --dest-repo "$h" --plain --no-auth -q); T[big]="$t"; R[big]="$r"
 BIGTAR=$("$MKPKG" --out "$WORK/big" --type bundle --name big --version v1.0.0 --images 1 --platforms linux/amd64 --layers 2 --layer-size "${BIG_MIB}M" --container tar --store oci)
-h=$(fresh); drop_caches
+fresh; drop_caches
 read -r t r < <(timed "$VIOLET" push "$BIGTAR" --skip-crs --dest-repo "$h" --plain --no-auth -q); T[bigtar]="$t"; R[bigtar]="$r"
 
 python3 - "$SIZE_MIB" "$BIG_MIB" "${T[vtar]}" "${T[vtgz]}" "${T[sko]}" "${T[xsko]}" "${T[again]}" "${R[vtar]}" "${R[vtgz]}" "${R[sko]}" "${R[again]}" "${T[big]}" "${R[big]}" "${T[bigtar]}" "${R[bigtar]}" <<'PY'

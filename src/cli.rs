@@ -17,7 +17,7 @@ use crate::output::{Format, Printer};
     about = "Push ACP extension packages (operators, cluster plugins, charts) to a registry and publish them on the platform",
     long_about = None,
     propagate_version = true,
-    after_help = "Examples:\n  violet show topolvm-operator.stable.ALL.v2.3.0.tgz --all\n  violet verify ./packages\n  violet push ./packages --skip-crs --dest-repo 192.168.1.10:11443 --username admin --password-stdin < pw.txt\n\nRun 'violet <command> --help' for the flags of a command."
+    after_help = "Examples:\n  violet show topolvm-operator.stable.ALL.v2.3.0.tgz --all\n  violet verify ./packages\n  violet push ./packages --skip-crs --dest-repo 192.168.1.10:11443 --no-auth\n\nRun 'violet <command> --help' for the flags of a command."
 )]
 pub struct Cli {
     /// More logging on stderr (-v: debug, -vv: trace). Also RUST_LOG.

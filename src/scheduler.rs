@@ -28,9 +28,9 @@ use crate::registry::{BlobStream, Client, RegistryError};
 
 /// Read size for blob bodies: large enough to keep syscalls cheap, small enough that `jobs`
 /// uploads with a few chunks queued each stay far below the memory budget.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 256 << 10;
 /// Chunks queued between a blob reader thread and its upload.
-const QUEUE: usize = 4;
+const QUEUE: usize = 8;
 /// Concurrent HEAD requests while resolving (cheap requests; more hides round-trip latency).
 const RESOLVE_CONCURRENCY: usize = 16;
 

@@ -17,22 +17,27 @@ use crate::registry::{Client, Credentials, RegistryConfig, credentials};
 use crate::scheduler::{ImageResult, Report, Scheduler};
 
 const EXAMPLES: &str = "Examples:
-  # An operator, to two clusters of the platform (images go to the platform's registry)
-  violet push opensearch-operator.stable.ALL.v3.14.2.tgz --platform-address https://acp.example.com \
-    --platform-username admin --platform-password-stdin --clusters region1,region2 < platform-password.txt
+  # An operator, to two clusters (images go to the platform's own registry)
+  violet push opensearch-operator.stable.ALL.v3.14.2.tgz \\
+    --platform-address https://acp.example.com \\
+    --platform-username admin --platform-password-stdin \\
+    --clusters region1,region2 < platform-password.txt
 
   # A DR standby: its own platform address and its registry VIP
-  violet push opensearch-operator.stable.ALL.v3.14.2.tgz --platform-address https://standby.example.com \
-    --platform-token \"$TOKEN\" --dest-repo 192.168.1.20:11443 --username admin --password-stdin < registry-password.txt
+  violet push opensearch-operator.stable.ALL.v3.14.2.tgz \\
+    --platform-address https://standby.example.com --platform-token \"$TOKEN\" \\
+    --dest-repo 192.168.1.20:11443 --username admin --password-stdin < registry-pw.txt
 
   # Before an upgrade: images only; after it: catalog resources only
-  violet push ./packages --skip-crs --platform-address https://acp.example.com --platform-token \"$TOKEN\"
-  violet push ./packages --skip-push --platform-address https://acp.example.com --platform-token \"$TOKEN\" --clusters global
+  violet push ./packages --skip-crs \\
+    --platform-address https://acp.example.com --platform-token \"$TOKEN\"
+  violet push ./packages --skip-push \\
+    --platform-address https://acp.example.com --platform-token \"$TOKEN\"
 
-  # Images to a plain-HTTP registry without authentication, CRs as files for GitOps
+  # Images to a plain-HTTP registry without authentication, catalog resources as files (GitOps)
   violet push ./packages --dest-repo 127.0.0.1:5000 --plain --no-auth --crs-out ./crs
 
-  # See what would be uploaded and which resources would change, without writing anything
+  # What would be uploaded and which resources would change, writing nothing
   violet push ./packages --dest-repo 192.168.1.10:11443 --no-auth --skip-crs --dry-run";
 
 /// Push the images of a package or of every package in a directory.

@@ -1,8 +1,5 @@
 //! The platform side against the emulator: login, errors, catalog CRs and their idempotence.
 
-use std::path::Path;
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 use violet::error::{ExitCode, UserError};
 use violet::package::metadata::OperatorInfo;
@@ -604,81 +601,11 @@ fn crs_out_writes_one_file_per_object() {
     );
 }
 
-/// A TLS front for the emulator with a self-signed certificate made by the openssl CLI.
-async fn tls_front(emu: &PlatformEmulator, dir: &Path) -> (String, std::path::PathBuf) {
-    use tokio_rustls::rustls;
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=acp.test",
-        ])
-        // CA:FALSE: rustls refuses a CA certificate as the server's own (CaUsedAsEndEntity).
-        .args([
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&cert)
-        .expect("cert")
-        .collect::<Result<_, _>>()
-        .expect("cert");
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&key).expect("key");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let backend = emu.url.trim_start_matches("http://").to_string();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, backend) = (acceptor.clone(), backend.clone());
-            tokio::spawn(async move {
-                if let (Ok(mut tls), Ok(mut up)) = (
-                    acceptor.accept(tcp).await,
-                    tokio::net::TcpStream::connect(&backend).await,
-                ) {
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
-                }
-            });
-        }
-    });
-    (format!("https://127.0.0.1:{}", addr.port()), cert)
-}
-
 #[tokio::test]
 async fn self_signed_platform_needs_ca_file_or_insecure() {
     let emu = PlatformEmulator::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let (url, ca) = tls_front(&emu, dir.path()).await;
+    let (url, ca) = emu.tls_front(dir.path()).await;
 
     let err = connect(&password_args(&url, ADMIN.0, ADMIN.1))
         .await
