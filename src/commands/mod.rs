@@ -7,3 +7,11 @@ pub mod push;
 pub mod show;
 pub mod verify;
 pub mod version;
+
+/// Runs an async command body on a multi-threaded runtime: uploads and hashing use both cores.
+pub(crate) fn block_on<F: std::future::Future>(fut: F) -> anyhow::Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(fut))
+}

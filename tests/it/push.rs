@@ -746,6 +746,29 @@ fn completes_through_resets_500_503_retry_after_and_429() {
     }
 }
 
+/// A proxy in front of the registry with a body-size limit (nginx `client_max_body_size`) answers
+/// the first monolithic upload with 413: the client switches to chunked PATCH uploads for that
+/// registry and the push completes, from a re-readable .tar and from a single-pass .tgz alike.
+#[test]
+fn body_too_large_switches_to_chunked_uploads() {
+    let ctx = TestContext::new();
+    for (label, container) in [("tar", Container::Tar), ("tgz", Container::TarGz)] {
+        let registry = plain_registry();
+        let proxy = FaultProxy::start(&registry.host());
+        let mut s = spec("big", container, StoreKind::OciLayout, &["acp/big"]);
+        s.images[0].layer_size = 256 << 10;
+        let pkg = write(&ctx, &format!("413-{label}"), &s);
+        proxy.inject(Rule::new(Some("PUT"), "/blobs/uploads/", Fault::Status(413)).times(1));
+        push(&ctx, &pkg.path, &proxy.host(), PLAIN).success();
+        assert!(
+            proxy.count(Some("PATCH"), "/blobs/uploads/") > 0,
+            "{label}: chunked uploads after the 413: {:?}",
+            proxy.requests()
+        );
+        assert_pushed(&ctx, &pkg, &proxy.host(), NO_TLS);
+    }
+}
+
 #[test]
 fn registry_stopped_mid_push_then_rerun_finishes() {
     let ctx = TestContext::new();
