@@ -5,6 +5,7 @@
 use violet::package::{Container, PackageType, StoreKind};
 use violet::synth::{self, SynthImage, SynthPackage, SynthSpec};
 
+use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
 use crate::support::skopeo::skopeo_inspect_raw_digest;
 use crate::support::{Output, TestContext};
@@ -185,4 +186,52 @@ fn missing_image_fails_with_one_line_naming_it() {
     ]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("same registry"), "{}", bad.stderr);
+}
+
+#[test]
+fn an_upload_cut_off_mid_body_fetches_the_blob_again() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    let proxy = FaultProxy::start(&b.host());
+    let pkg = seed(&ctx, &a, "cut");
+    // The first blob body sent to B is dropped after 1000 bytes: the client restarts the upload,
+    // and a GET body can be read once, so the mirror must fetch the blob from A again.
+    proxy.inject(
+        Rule::new(
+            Some("PUT"),
+            "/blobs/uploads/.+",
+            Fault::ResetDuringRequest { after_bytes: 1000 },
+        )
+        .times(1),
+    );
+    let (reference, digest) = &pkg.images[0];
+    let rel = relative(reference);
+    let report = ctx
+        .run([
+            "mirror",
+            "--from",
+            &a.host(),
+            "--to",
+            &proxy.host(),
+            "--from-plain",
+            "--plain",
+            "--no-auth",
+            "--jobs",
+            "1",
+            "-o",
+            "json",
+            &rel,
+        ])
+        .success()
+        .json();
+    assert_eq!(report["parity"], true, "{report:#}");
+    let at_b = skopeo_inspect_raw_digest(&ctx, &format!("docker://{}/{rel}", b.host()), NO_TLS);
+    assert_eq!(&at_b, digest);
+    // Every blob GET once, plus the one fetched again after the cut.
+    let blob_gets = a.requests("GET", "/blobs/sha256:");
+    assert_eq!(
+        blob_gets,
+        report["blobs"]["uploaded"].as_u64().unwrap() as usize + 1
+    );
 }
