@@ -43,6 +43,7 @@ pub enum Command {
     Push(Box<commands::push::Args>),
     List(Box<commands::list::Args>),
     Gc(Box<commands::gc::Args>),
+    Mirror(Box<commands::mirror::Args>),
     Version(commands::version::Args),
     Completion(commands::completion::Args),
 }
@@ -75,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Push(args) => commands::push::run(*args, printer),
         Command::List(args) => commands::list::run(*args, printer),
         Command::Gc(args) => commands::gc::run(*args, printer),
+        Command::Mirror(args) => commands::mirror::run(*args, printer),
         Command::Version(args) => commands::version::run(args, printer),
         Command::Completion(args) => commands::completion::run(args),
     }

@@ -13,6 +13,7 @@ pub mod output;
 pub mod package;
 pub mod plan;
 pub mod platform;
+pub mod pull;
 pub mod registry;
 pub mod scheduler;
 pub mod signature;

@@ -3,6 +3,7 @@
 pub mod completion;
 pub mod gc;
 pub mod list;
+pub mod mirror;
 pub mod push;
 pub mod show;
 pub mod verify;

@@ -4,6 +4,7 @@
 mod support;
 
 mod list_gc;
+mod mirror;
 mod package_read;
 mod platform;
 mod push;

@@ -1,0 +1,237 @@
+//! `violet mirror` end to end: synthetic packages pushed into a real registry A, mirrored into a
+//! real registry B (plain, or htpasswd over TLS), and skopeo as the independent check that every
+//! tag has the same digest in both.
+
+use violet::package::{Container, PackageType, StoreKind};
+use violet::synth::{self, SynthImage, SynthPackage, SynthSpec};
+
+use crate::support::proxy::{Fault, FaultProxy, Rule};
+use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
+use crate::support::skopeo::skopeo_inspect_raw_digest;
+use crate::support::{Output, TestContext};
+
+const SOURCE_REGISTRY: &str = "harbor.demo.io";
+const NO_TLS: &[&str] = &["--tls-verify=false"];
+
+/// Two multi-arch images (linux/amd64 + linux/arm64) sharing their first layer, pushed into `registry`.
+fn seed(ctx: &TestContext, registry: &Registry, name: &str) -> SynthPackage {
+    let mut spec = SynthSpec::new(name, PackageType::Bundle);
+    spec.container = Container::TarGz;
+    spec.store = StoreKind::Distribution;
+    spec.images = ["acp/demo", "acp/demo-agent"]
+        .iter()
+        .map(|r| {
+            let mut i = SynthImage::new(*r, "v1.0.0");
+            i.shared_layers = 1;
+            i
+        })
+        .collect();
+    let pkg = synth::write(&spec, &ctx.path().join(name)).expect("write synthetic package");
+    ctx.run([
+        "push",
+        &pkg.path.display().to_string(),
+        "--dest-repo",
+        &registry.host(),
+        "--skip-crs",
+        "--plain",
+        "--no-auth",
+    ])
+    .success();
+    pkg
+}
+
+/// `acp/demo:v1.0.0` from `harbor.demo.io/acp/demo:v1.0.0`.
+fn relative(reference: &str) -> String {
+    reference
+        .strip_prefix(&format!("{SOURCE_REGISTRY}/"))
+        .expect("synthetic reference")
+        .to_string()
+}
+
+fn all_output(out: &Output) -> String {
+    format!("{}\n{}", out.stdout, out.stderr)
+}
+
+#[test]
+fn multi_arch_images_keep_their_index_digest_and_shared_blobs_cross_once() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    let pkg = seed(&ctx, &a, "demo");
+    let images: Vec<String> = pkg.images.iter().map(|(r, _)| relative(r)).collect();
+    let to = format!("{}/dr", b.host());
+
+    let mut args = vec![
+        "mirror".to_string(),
+        "--from".into(),
+        a.host(),
+        "--to".into(),
+        to.clone(),
+        "--from-plain".into(),
+        "--plain".into(),
+        "--no-auth".into(),
+        "-o".into(),
+        "json".into(),
+    ];
+    args.extend(images.iter().cloned());
+    let out = ctx.run(args.clone()).success();
+    let report = out.json();
+    assert_eq!(report["parity"], true, "{report:#}");
+    // Two images × two platforms: 2 configs + 2 distinct layers each, the shared first layer
+    // once per platform. It crosses the network once and is mounted into the second repository.
+    let uploaded = report["blobs"]["uploaded"].as_u64().unwrap();
+    let mounted = report["blobs"]["mounted"].as_u64().unwrap();
+    assert_eq!(mounted, 2, "{report:#}");
+    assert_eq!(uploaded as usize + 2, pkg.blob_count + 2, "{report:#}");
+
+    for (reference, digest) in &pkg.images {
+        let rel = relative(reference);
+        let at_a = skopeo_inspect_raw_digest(&ctx, &format!("docker://{}/{rel}", a.host()), NO_TLS);
+        let at_b = skopeo_inspect_raw_digest(&ctx, &format!("docker://{to}/{rel}"), NO_TLS);
+        assert_eq!(&at_a, digest);
+        assert_eq!(at_a, at_b, "{rel}: the index digest changed");
+        let entry = report["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["destination"] == format!("{to}/{rel}"))
+            .expect("image in report");
+        assert_eq!(entry["status"], "ok");
+        assert_eq!(entry["sourceDigest"], digest.to_string());
+        assert_eq!(entry["destinationDigest"], digest.to_string());
+        // An index and one manifest per platform.
+        assert_eq!(entry["manifests"], 3);
+    }
+
+    // A second run finds everything in place: no blob crosses again, no manifest is written.
+    let puts_before = b.requests("PUT", "/manifests/");
+    let again = ctx.run(args).success().json();
+    assert_eq!(again["parity"], true);
+    assert_eq!(again["blobs"]["uploaded"], 0, "{again:#}");
+    assert_eq!(again["blobs"]["mounted"], 0, "{again:#}");
+    assert_eq!(b.requests("PUT", "/manifests/"), puts_before);
+}
+
+#[test]
+fn from_package_to_an_authenticated_tls_registry() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions {
+        tls: true,
+        auth: Auth::Htpasswd,
+        ..Default::default()
+    });
+    let ca = b.ca_file().expect("TLS registry has a CA");
+    let pkg = seed(&ctx, &a, "pkg");
+    let out = ctx
+        .run_stdin(
+            [
+                "mirror",
+                "--from-package",
+                &pkg.path.display().to_string(),
+                "--from",
+                &a.host(),
+                "--from-plain",
+                "--to",
+                &b.host(),
+                "--ca-file",
+                &ca.display().to_string(),
+                "--username",
+                USER,
+                "--password-stdin",
+            ],
+            &format!("{PASSWORD}\n"),
+        )
+        .success();
+    let text = all_output(&out);
+    assert!(!text.contains(PASSWORD), "password in output:\n{text}");
+    assert!(text.contains("2/2 images at parity"), "{text}");
+    let creds = format!("--creds={USER}:{PASSWORD}");
+    let flags = ["--cert-dir", ca.parent().unwrap().to_str().unwrap(), &creds];
+    for (reference, digest) in &pkg.images {
+        let at = format!("docker://{}/{}", b.host(), relative(reference));
+        assert_eq!(&skopeo_inspect_raw_digest(&ctx, &at, &flags), digest);
+    }
+}
+
+#[test]
+fn missing_image_fails_with_one_line_naming_it() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    let out = ctx.run([
+        "mirror",
+        "--from",
+        &a.host(),
+        "--to",
+        &b.host(),
+        "--from-plain",
+        "--plain",
+        "--no-auth",
+        "acp/nothing:v9",
+    ]);
+    // The registry's 404 is a remote refusal: exit code 7.
+    assert_eq!(out.code, 7, "{}", all_output(&out));
+    assert!(out.stdout.contains("FAILED"), "{}", out.stdout);
+    assert!(out.stdout.contains("acp/nothing"), "{}", out.stdout);
+
+    let bad = ctx.run([
+        "mirror",
+        "--from",
+        &a.host(),
+        "--to",
+        &a.host(),
+        "--no-auth",
+        "acp/x",
+    ]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("same registry"), "{}", bad.stderr);
+}
+
+#[test]
+fn an_upload_cut_off_mid_body_fetches_the_blob_again() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    let proxy = FaultProxy::start(&b.host());
+    let pkg = seed(&ctx, &a, "cut");
+    // The first blob body sent to B is dropped after 1000 bytes: the client restarts the upload,
+    // and a GET body can be read once, so the mirror must fetch the blob from A again.
+    proxy.inject(
+        Rule::new(
+            Some("PUT"),
+            "/blobs/uploads/.+",
+            Fault::ResetDuringRequest { after_bytes: 1000 },
+        )
+        .times(1),
+    );
+    let (reference, digest) = &pkg.images[0];
+    let rel = relative(reference);
+    let report = ctx
+        .run([
+            "mirror",
+            "--from",
+            &a.host(),
+            "--to",
+            &proxy.host(),
+            "--from-plain",
+            "--plain",
+            "--no-auth",
+            "--jobs",
+            "1",
+            "-o",
+            "json",
+            &rel,
+        ])
+        .success()
+        .json();
+    assert_eq!(report["parity"], true, "{report:#}");
+    let at_b = skopeo_inspect_raw_digest(&ctx, &format!("docker://{}/{rel}", b.host()), NO_TLS);
+    assert_eq!(&at_b, digest);
+    // Every blob GET once, plus the one fetched again after the cut.
+    let blob_gets = a.requests("GET", "/blobs/sha256:");
+    assert_eq!(
+        blob_gets,
+        report["blobs"]["uploaded"].as_u64().unwrap() as usize + 1
+    );
+}
