@@ -7,5 +7,6 @@ mod list_gc;
 mod package_read;
 mod platform;
 mod push;
+mod push_multi;
 mod push_platform;
 mod registry_client;
