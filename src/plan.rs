@@ -141,11 +141,7 @@ impl Plan {
                 flat.push(Arc::new(q));
             }
         }
-        let mut images = Vec::new();
         let mut blobs = BTreeMap::new();
-        // The same image (same repository, tag and digest) can be carried by several packages
-        // of a directory; it is pushed once.
-        let mut seen: HashMap<(String, Option<String>, Digest), ()> = HashMap::new();
         for (pi, pkg) in flat.iter().enumerate() {
             for (digest, blob) in &pkg.blobs {
                 let source = blobs.entry(digest.clone()).or_insert_with(|| BlobSource {
@@ -169,40 +165,34 @@ impl Plan {
                     source.alternates.push((pi, blob.location.clone()));
                 }
             }
-            for img in &pkg.images {
-                let repository = destination.repository(&img.reference.repository);
-                let key = (
-                    repository.clone(),
-                    img.reference.tag.clone(),
-                    img.digest.clone(),
-                );
-                if seen.insert(key, ()).is_some() {
-                    continue;
-                }
-                let destination_ref = match &img.reference.tag {
-                    Some(t) => format!("{}/{repository}:{t}", destination.host),
-                    None => format!("{}/{repository}@{}", destination.host, img.digest),
-                };
-                images.push(ImagePlan {
-                    package: pi,
-                    source: img.reference.to_string(),
-                    destination: destination_ref,
-                    repository,
-                    tag: img.reference.tag.clone(),
-                    digest: img.digest.clone(),
-                    platforms: img.platforms.clone(),
-                    manifests: img.manifests.clone(),
-                    blobs: img.blobs.clone(),
-                    size: img.size,
-                });
-            }
         }
+        let images = images_for(&flat, &destination);
         Self {
             destination,
             packages: flat,
             images,
             blobs,
         }
+    }
+
+    /// One plan per destination, all sharing the packages and blob sources of the first, so that
+    /// image `i` of every plan is the same image and a blob read once can feed every destination.
+    pub fn for_destinations(packages: &[Package], destinations: &[Destination]) -> Vec<Self> {
+        let Some((first, rest)) = destinations.split_first() else {
+            return Vec::new();
+        };
+        let base = Self::new(packages, first.clone());
+        let mut out: Vec<Self> = rest
+            .iter()
+            .map(|d| Self {
+                destination: d.clone(),
+                packages: base.packages.clone(),
+                images: images_for(&base.packages, d),
+                blobs: base.blobs.clone(),
+            })
+            .collect();
+        out.insert(0, base);
+        out
     }
 
     /// Finds a manifest's bytes and media type in the package that carries the image.
@@ -221,6 +211,43 @@ impl Plan {
     pub fn totals(&self) -> (usize, u64) {
         (self.blobs.len(), self.blobs.values().map(|b| b.size).sum())
     }
+}
+
+/// The images of `flat` at `destination`, in package order. The same image (same repository,
+/// tag and digest) can be carried by several packages of a directory; it is pushed once.
+fn images_for(flat: &[Arc<Package>], destination: &Destination) -> Vec<ImagePlan> {
+    let mut images = Vec::new();
+    let mut seen: HashMap<(String, Option<String>, Digest), ()> = HashMap::new();
+    for (pi, pkg) in flat.iter().enumerate() {
+        for img in &pkg.images {
+            let repository = destination.repository(&img.reference.repository);
+            let key = (
+                repository.clone(),
+                img.reference.tag.clone(),
+                img.digest.clone(),
+            );
+            if seen.insert(key, ()).is_some() {
+                continue;
+            }
+            let destination_ref = match &img.reference.tag {
+                Some(t) => format!("{}/{repository}:{t}", destination.host),
+                None => format!("{}/{repository}@{}", destination.host, img.digest),
+            };
+            images.push(ImagePlan {
+                package: pi,
+                source: img.reference.to_string(),
+                destination: destination_ref,
+                repository,
+                tag: img.reference.tag.clone(),
+                digest: img.digest.clone(),
+                platforms: img.platforms.clone(),
+                manifests: img.manifests.clone(),
+                blobs: img.blobs.clone(),
+                size: img.size,
+            });
+        }
+    }
+    images
 }
 
 #[cfg(test)]

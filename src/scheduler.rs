@@ -70,6 +70,12 @@ pub struct Report {
     pub blobs: BlobCounts,
     pub bytes_uploaded: u64,
     pub seconds: f64,
+    /// Digest -> package (index into the plan) whose bytes were uploaded for it.
+    #[serde(skip)]
+    pub uploaded_from: HashMap<Digest, usize>,
+    /// Blobs that did not arrive.
+    #[serde(skip)]
+    pub failed_blobs: HashSet<Digest>,
 }
 
 impl Report {
@@ -130,16 +136,27 @@ impl Resolution {
 
 #[derive(Clone)]
 pub struct Scheduler {
-    client: Client,
+    /// One client per destination, in `--dest-repo` order; plan `k` of a multi-destination push
+    /// goes to client `k`.
+    clients: Vec<Client>,
     jobs: usize,
     progress: Progress,
 }
 
-/// Shared mutable state of one run.
+/// Per blob digest: the destinations (index into the scheduler's clients) that still need it, each
+/// with the repositories there that need it.
+type Needs = BTreeMap<Digest, Targets>;
+/// (destination index, repositories there) for one blob.
+type Targets = Vec<(usize, Vec<String>)>;
+
+/// Shared mutable state of one run at one destination.
 #[derive(Default)]
 struct State {
     /// Blob failures by digest: message and exit code.
     failed: Mutex<HashMap<Digest, (String, ExitCode)>>,
+    /// The package (index into the plan) whose bytes were uploaded for each digest, so the
+    /// per-package table can say which package's bytes moved.
+    from: Mutex<HashMap<Digest, usize>>,
     uploaded: AtomicU64,
     mounted: AtomicU64,
     bytes: AtomicU64,
@@ -160,19 +177,80 @@ impl State {
             .get(digest)
             .cloned()
     }
+    fn uploaded(&self, digest: &Digest, package: usize, size: u64) {
+        self.uploaded.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        self.from
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(digest.clone())
+            .or_insert(package);
+    }
+}
+
+/// Whether a tag resolves to the same digest at every destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Parity {
+    Ok,
+    /// Some destination resolves the tag to another digest.
+    Mismatch,
+    /// Some destination does not have it (or could not be asked).
+    Missing,
+}
+
+impl Parity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Parity::Ok => "OK",
+            Parity::Mismatch => "MISMATCH",
+            Parity::Missing => "MISSING",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParityCell {
+    /// `host/repository:tag` at this destination.
+    pub destination: String,
+    /// What the reference resolves to there (none: absent or unanswered).
+    pub digest: Option<Digest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParityRow {
+    /// The reference as recorded in the package.
+    pub image: String,
+    /// The package's digest.
+    pub expected: Digest,
+    pub status: Parity,
+    pub destinations: Vec<ParityCell>,
 }
 
 impl Scheduler {
     pub fn new(client: Client, jobs: usize, progress: Progress) -> Self {
+        Self::multi(vec![client], jobs, progress)
+    }
+
+    /// A scheduler for several destinations: each blob is read once and fanned out to all.
+    pub fn multi(clients: Vec<Client>, jobs: usize, progress: Progress) -> Self {
+        assert!(!clients.is_empty(), "a scheduler needs a destination");
         Self {
-            client,
+            clients,
             jobs: jobs.max(1),
             progress,
         }
     }
 
-    /// Phase 1: which blobs are missing where.
+    /// Phase 1: which blobs are missing where (first destination).
     pub async fn resolve(&self, plan: &Plan) -> Resolution {
+        self.resolve_at(0, plan).await
+    }
+
+    /// Phase 1 at destination `k`.
+    pub async fn resolve_at(&self, k: usize, plan: &Plan) -> Resolution {
         let mut pairs: Vec<(String, Digest)> = Vec::new();
         let mut seen = HashSet::new();
         for img in &plan.images {
@@ -184,7 +262,7 @@ impl Scheduler {
         }
         let results: Vec<_> = stream::iter(pairs)
             .map(|(repo, d)| {
-                let client = self.client.clone();
+                let client = self.clients[k].clone();
                 async move {
                     let r = client.blob_exists(&repo, &d).await;
                     (repo, d, r)
@@ -213,7 +291,13 @@ impl Scheduler {
     /// `--skip-push`: confirms that every image is already at its destination (the tag resolves to
     /// the package's digest) without writing anything. Missing images are reported as failed.
     pub async fn check(&self, plan: &Plan) -> Report {
+        self.check_at(0, plan).await
+    }
+
+    /// [`Self::check`] at destination `k`.
+    pub async fn check_at(&self, k: usize, plan: &Plan) -> Report {
         let start = Instant::now();
+        let client = &self.clients[k];
         let images: Vec<ImageReport> = stream::iter(plan.images.iter())
             .map(|img| async move {
                 let reference = img.tag.clone().unwrap_or_else(|| img.digest.to_string());
@@ -225,7 +309,7 @@ impl Scheduler {
                     error: None,
                     exit_code: None,
                 };
-                match self.client.manifest_exists(&img.repository, &reference).await {
+                match client.manifest_exists(&img.repository, &reference).await {
                     Ok(Some(d)) if d == img.digest => report.result = ImageResult::Unchanged,
                     Ok(Some(d)) => {
                         report.error = Some(format!("{} points at {d}, not at the package's {}; push the images first", img.destination, img.digest));
@@ -250,68 +334,166 @@ impl Scheduler {
             blobs: BlobCounts::default(),
             bytes_uploaded: 0,
             seconds: start.elapsed().as_secs_f64(),
+            uploaded_from: HashMap::new(),
+            failed_blobs: HashSet::new(),
         }
     }
 
-    /// Runs the whole push.
+    /// Runs the whole push to one destination.
     pub async fn push(&self, plan: &Plan) -> Report {
+        let mut reports = self.push_all(std::slice::from_ref(plan)).await;
+        reports.remove(0)
+    }
+
+    /// Runs the whole push to every destination: `plans[k]` (from [`Plan::for_destinations`]) goes
+    /// to client `k`. Each missing blob is read from its package once and streamed to every
+    /// destination that lacks it; a destination that fails does not fail the others.
+    pub async fn push_all(&self, plans: &[Plan]) -> Vec<Report> {
         let start = Instant::now();
-        let resolution = self.resolve(plan).await;
-        let state = Arc::new(State::default());
-        for (d, (msg, code)) in &resolution.errors {
-            state.fail(d, msg.clone(), *code);
+        let resolutions: Vec<Resolution> = futures_util::future::join_all(
+            plans
+                .iter()
+                .enumerate()
+                .map(|(k, plan)| self.resolve_at(k, plan)),
+        )
+        .await;
+        let states: Vec<Arc<State>> = resolutions
+            .iter()
+            .map(|res| {
+                let state = State::default();
+                for (d, (msg, code)) in &res.errors {
+                    state.fail(d, msg.clone(), *code);
+                }
+                Arc::new(state)
+            })
+            .collect();
+        // Progress counts bytes read from the packages: each blob once, whatever the fan-out.
+        let to_read: HashSet<&Digest> = resolutions.iter().flat_map(|r| r.to_upload()).collect();
+        self.progress.set_total(
+            to_read
+                .iter()
+                .filter_map(|d| plans[0].blobs.get(*d))
+                .map(|b| b.size)
+                .sum(),
+        );
+
+        let mut needs = Needs::new();
+        for (k, res) in resolutions.iter().enumerate() {
+            for (d, repos) in self.mount_present(k, res, &states[k]).await {
+                needs.entry(d).or_default().push((k, repos));
+            }
         }
-        let skipped = resolution.present.len();
-        self.progress.set_total(resolution.bytes_to_upload(plan));
+        self.transfer(&plans[0], &needs, &states).await;
+        self.transfer_alternates(&plans[0], &resolutions, &states)
+            .await;
 
-        self.transfer(plan, &resolution, &state).await;
-        self.transfer_alternates(plan, &resolution, &state).await;
-
-        let reports: Vec<ImageReport> = stream::iter(plan.images.iter())
-            .map(|img| self.commit(plan, img, &state))
-            .buffered(self.jobs)
-            .collect()
+        let committed: Vec<Vec<ImageReport>> =
+            futures_util::future::join_all(plans.iter().enumerate().map(|(k, plan)| {
+                let state = &states[k];
+                stream::iter(plan.images.iter())
+                    .map(move |img| self.commit(k, plan, img, state))
+                    .buffered(self.jobs)
+                    .collect::<Vec<ImageReport>>()
+            }))
             .await;
         self.progress.finish();
 
-        let failed_blobs = state.failed.lock().unwrap_or_else(|e| e.into_inner()).len();
-        Report {
-            images: reports,
-            blobs: BlobCounts {
-                uploaded: state.uploaded.load(Ordering::Relaxed) as usize,
-                mounted: state.mounted.load(Ordering::Relaxed) as usize,
-                skipped,
-                failed: failed_blobs,
-            },
-            bytes_uploaded: state.bytes.load(Ordering::Relaxed),
-            seconds: start.elapsed().as_secs_f64(),
-        }
+        let seconds = start.elapsed().as_secs_f64();
+        committed
+            .into_iter()
+            .zip(states)
+            .zip(&resolutions)
+            .map(|((images, state), res)| {
+                let failed = state.failed.lock().unwrap_or_else(|e| e.into_inner());
+                Report {
+                    images,
+                    blobs: BlobCounts {
+                        uploaded: state.uploaded.load(Ordering::Relaxed) as usize,
+                        mounted: state.mounted.load(Ordering::Relaxed) as usize,
+                        skipped: res.present.len(),
+                        failed: failed.len(),
+                    },
+                    bytes_uploaded: state.bytes.load(Ordering::Relaxed),
+                    seconds,
+                    uploaded_from: state.from.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                    failed_blobs: failed.keys().cloned().collect(),
+                }
+            })
+            .collect()
     }
 
-    /// Phase 2: upload each missing digest once, then mount it into the other repositories.
-    async fn transfer(&self, plan: &Plan, res: &Resolution, state: &Arc<State>) {
-        let missing = self.mount_present(res, state).await;
-        let mut random: Vec<(&Digest, &Vec<String>)> = Vec::new();
+    /// After a multi-destination push: `HEAD` every image's tag (or digest) at every destination
+    /// and compare. `plans` must come from one [`Plan::for_destinations`] (same image order).
+    pub async fn parity(&self, plans: &[Plan]) -> Vec<ParityRow> {
+        let count = plans.first().map_or(0, |p| p.images.len());
+        stream::iter(0..count)
+            .map(|i| async move {
+                let cells = futures_util::future::join_all(plans.iter().enumerate().map(
+                    |(k, plan)| async move {
+                        let img = &plan.images[i];
+                        let reference = img.tag.clone().unwrap_or_else(|| img.digest.to_string());
+                        let (digest, error) = match self.clients[k]
+                            .manifest_exists(&img.repository, &reference)
+                            .await
+                        {
+                            Ok(d) => (d, None),
+                            Err(e) => (None, Some(e.to_string())),
+                        };
+                        ParityCell {
+                            destination: img.destination.clone(),
+                            digest,
+                            error,
+                        }
+                    },
+                ))
+                .await;
+                let expected = plans[0].images[i].digest.clone();
+                let status = if cells
+                    .iter()
+                    .any(|c| c.digest.as_ref().is_some_and(|d| d != &expected))
+                {
+                    Parity::Mismatch
+                } else if cells.iter().any(|c| c.digest.is_none()) {
+                    Parity::Missing
+                } else {
+                    Parity::Ok
+                };
+                ParityRow {
+                    image: plans[0].images[i].source.clone(),
+                    expected,
+                    status,
+                    destinations: cells,
+                }
+            })
+            .buffered(RESOLVE_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// Phase 2: read each needed digest once and upload it to every destination that lacks it,
+    /// then mount it into the other repositories there. `src` gives the packages and blob sources.
+    async fn transfer(&self, src: &Plan, needs: &Needs, states: &[Arc<State>]) {
+        let mut random: Vec<(&Digest, &Targets)> = Vec::new();
         let mut streamed: BTreeMap<usize, Vec<Digest>> = BTreeMap::new();
-        for (d, repos) in &missing {
-            let Some(src) = plan.blobs.get(d) else {
+        for (d, targets) in needs {
+            let Some(b) = src.blobs.get(d) else {
                 continue;
             };
-            if plan.packages[src.package].container.random_access() {
-                random.push((d, repos));
+            if src.packages[b.package].container.random_access() {
+                random.push((d, targets));
             } else {
-                streamed.entry(src.package).or_default().push(d.clone());
+                streamed.entry(b.package).or_default().push(d.clone());
             }
         }
         // Largest first: the long uploads start early and the small ones fill the gaps.
-        random.sort_by_key(|(d, _)| std::cmp::Reverse(plan.blobs.get(*d).map_or(0, |b| b.size)));
+        random.sort_by_key(|(d, _)| std::cmp::Reverse(src.blobs.get(*d).map_or(0, |b| b.size)));
 
         let random_work = stream::iter(random)
-            .map(|(d, repos)| self.transfer_random(plan, d, repos, state))
+            .map(|(d, targets)| self.transfer_random(src, d, targets, states))
             .buffer_unordered(self.jobs)
             .collect::<Vec<()>>();
         let streamed_work = stream::iter(streamed)
-            .map(|(pi, digests)| self.transfer_streamed(plan, pi, digests, &missing, state))
+            .map(|(pi, digests)| self.transfer_streamed(src, pi, digests, needs, states))
             .buffer_unordered(2)
             .collect::<Vec<()>>();
         futures_util::future::join(random_work, streamed_work).await;
@@ -320,48 +502,45 @@ impl Scheduler {
     /// A blob whose package turned out unreadable or corrupt is taken from another package of the
     /// run that carries the same digest, so one bad package of a directory does not fail the
     /// images of the good ones that share its blobs.
-    async fn transfer_alternates(&self, plan: &Plan, res: &Resolution, state: &Arc<State>) {
+    async fn transfer_alternates(&self, src: &Plan, res: &[Resolution], states: &[Arc<State>]) {
         for round in 0.. {
             let mut blobs = BTreeMap::new();
-            let mut missing = BTreeMap::new();
-            {
-                let mut failed = state.failed.lock().unwrap_or_else(|e| e.into_inner());
-                for (d, src) in &plan.blobs {
+            let mut needs = Needs::new();
+            for (d, b) in &src.blobs {
+                let Some((pi, location)) = b.alternates.get(round) else {
+                    continue;
+                };
+                for (k, state) in states.iter().enumerate() {
+                    let mut failed = state.failed.lock().unwrap_or_else(|e| e.into_inner());
                     let source_failure = failed
                         .get(d)
                         .is_some_and(|(_, c)| matches!(c, ExitCode::BadPackage | ExitCode::Input));
-                    let (Some((pi, location)), Some(repos), true) = (
-                        src.alternates.get(round),
-                        res.missing.get(d),
-                        source_failure,
-                    ) else {
+                    let (Some(repos), true) = (res[k].missing.get(d), source_failure) else {
                         continue;
                     };
                     failed.remove(d);
-                    let source = crate::plan::BlobSource {
-                        package: *pi,
-                        location: location.clone(),
-                        size: src.size,
-                        alternates: Vec::new(),
-                    };
-                    blobs.insert(d.clone(), source);
-                    missing.insert(d.clone(), repos.clone());
+                    needs.entry(d.clone()).or_default().push((k, repos.clone()));
+                    blobs.insert(
+                        d.clone(),
+                        crate::plan::BlobSource {
+                            package: *pi,
+                            location: location.clone(),
+                            size: b.size,
+                            alternates: Vec::new(),
+                        },
+                    );
                 }
             }
             if blobs.is_empty() {
                 return;
             }
             let retry = Plan {
-                destination: plan.destination.clone(),
-                packages: plan.packages.clone(),
+                destination: src.destination.clone(),
+                packages: src.packages.clone(),
                 images: Vec::new(),
                 blobs,
             };
-            let res = Resolution {
-                missing,
-                ..Resolution::default()
-            };
-            self.transfer(&retry, &res, state).await;
+            self.transfer(&retry, &needs, states).await;
         }
     }
 
@@ -370,9 +549,11 @@ impl Scheduler {
     /// digests nobody holds, and the repositories where the registry declined the mount.
     async fn mount_present(
         &self,
+        k: usize,
         res: &Resolution,
         state: &Arc<State>,
     ) -> BTreeMap<Digest, Vec<String>> {
+        let client = &self.clients[k];
         let mut left: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
         let mut mounts = Vec::new();
         for (d, repos) in &res.missing {
@@ -383,14 +564,11 @@ impl Scheduler {
                 }
             }
         }
-        let results: Vec<_> =
-            stream::iter(mounts)
-                .map(|(d, repo, from)| async move {
-                    (d, repo, self.client.mount_blob(repo, from, d).await)
-                })
-                .buffer_unordered(self.jobs)
-                .collect()
-                .await;
+        let results: Vec<_> = stream::iter(mounts)
+            .map(|(d, repo, from)| async move { (d, repo, client.mount_blob(repo, from, d).await) })
+            .buffer_unordered(self.jobs)
+            .collect()
+            .await;
         for (d, repo, r) in results {
             match r {
                 Ok(true) => {
@@ -403,114 +581,132 @@ impl Scheduler {
         left
     }
 
+    /// One blob of a package read by offset: one reader, its chunks fanned out to one upload per
+    /// destination. A retried attempt or a declined mount at one destination re-reads the blob
+    /// for that destination alone (the package can be read again; the others are not held back).
     async fn transfer_random(
         &self,
-        plan: &Plan,
+        src: &Plan,
         digest: &Digest,
-        repos: &[String],
-        state: &Arc<State>,
+        targets: &[(usize, Vec<String>)],
+        states: &[Arc<State>],
     ) {
-        let Some(src) = plan.blobs.get(digest) else {
+        let Some(b) = src.blobs.get(digest) else {
             return;
         };
-        let pkg = plan.packages[src.package].clone();
-        let Some((first, others)) = repos.split_first() else {
-            return;
+        let pkg = src.packages[b.package].clone();
+        let label = entry_label(&pkg, &b.location);
+        let open = |progress: Progress| -> std::io::Result<BlobStream> {
+            let reader = package::blobs::open(&pkg, &b.location)
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::Unsupported,
+                        "blob is not randomly readable",
+                    )
+                })?;
+            Ok(spawn_reader(
+                reader,
+                digest.clone(),
+                b.size,
+                label.clone(),
+                progress,
+                Arc::new(AtomicU64::new(0)),
+            ))
         };
-        let label = entry_label(&pkg, &src.location);
-        let opener = {
-            let pkg = pkg.clone();
-            let location = src.location.clone();
-            let digest = digest.clone();
-            let size = src.size;
-            let label = label.clone();
-            let progress = self.progress.clone();
-            let sent = Arc::new(AtomicU64::new(0));
-            move || -> std::io::Result<BlobStream> {
-                // A retried attempt starts again from byte 0: take back what it had reported.
-                progress.sub(sent.swap(0, Ordering::Relaxed));
-                let reader = package::blobs::open(&pkg, &location)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?
-                    .ok_or_else(|| {
-                        std::io::Error::new(
-                            std::io::ErrorKind::Unsupported,
-                            "blob is not randomly readable",
-                        )
-                    })?;
-                Ok(spawn_reader(
-                    reader,
-                    digest.clone(),
-                    size,
-                    label.clone(),
-                    progress.clone(),
-                    sent.clone(),
-                ))
-            }
-        };
-        match self
-            .client
-            .upload_blob(first, digest, src.size, &opener, &|_| {})
-            .await
-        {
-            Ok(()) => {
-                state.uploaded.fetch_add(1, Ordering::Relaxed);
-                state.bytes.fetch_add(src.size, Ordering::Relaxed);
-            }
-            Err(e) => {
-                state.fail(digest, blob_error(digest, &label, &e), e.exit_code());
-                return;
-            }
-        }
-        for repo in others {
-            match self.client.mount_blob(repo, first, digest).await {
-                Ok(true) => {
-                    state.mounted.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(false) => match self
-                    .client
-                    .upload_blob(repo, digest, src.size, &opener, &|_| {})
+        // Re-reads are not shown as progress: the bar counts bytes read for the first time.
+        let private = || open(Progress::hidden());
+        let (bodies, tee_work) = fan_out(open(self.progress.clone()), targets.len());
+        let (label, private) = (&label, &private);
+        let uploads = targets
+            .iter()
+            .zip(bodies)
+            .map(|((k, repos), body)| async move {
+                let state = &states[*k];
+                let client = &self.clients[*k];
+                let Some((first, others)) = repos.split_first() else {
+                    return;
+                };
+                let slot = Mutex::new(Some(body));
+                let opener = || -> std::io::Result<BlobStream> {
+                    let shared = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    match shared {
+                        Some(body) => body,
+                        None => private(),
+                    }
+                };
+                match client
+                    .upload_blob(first, digest, b.size, &opener, &|_| {})
                     .await
                 {
-                    Ok(()) => {
-                        state.uploaded.fetch_add(1, Ordering::Relaxed);
-                        state.bytes.fetch_add(src.size, Ordering::Relaxed);
+                    Ok(()) => state.uploaded(digest, b.package, b.size),
+                    Err(e) => {
+                        state.fail(digest, blob_error(digest, label, &e), e.exit_code());
+                        return;
                     }
-                    Err(e) => state.fail(digest, blob_error(digest, &label, &e), e.exit_code()),
-                },
-                Err(e) => state.fail(digest, blob_error(digest, &label, &e), e.exit_code()),
-            }
-        }
+                }
+                for repo in others {
+                    match client.mount_blob(repo, first, digest).await {
+                        Ok(true) => {
+                            state.mounted.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(false) => match client
+                            .upload_blob(repo, digest, b.size, private, &|_| {})
+                            .await
+                        {
+                            Ok(()) => state.uploaded(digest, b.package, b.size),
+                            Err(e) => {
+                                state.fail(digest, blob_error(digest, label, &e), e.exit_code())
+                            }
+                        },
+                        Err(e) => state.fail(digest, blob_error(digest, label, &e), e.exit_code()),
+                    }
+                }
+            });
+        futures_util::future::join(tee_work, futures_util::future::join_all(uploads)).await;
     }
 
-    /// Uploads the missing blobs of a compressed package in one decoding pass, in archive order.
-    /// A blob whose upload fails mid-pass cannot be re-read: it is retried in a further pass
+    /// Uploads the missing blobs of a compressed package in one decoding pass, in archive order,
+    /// each blob fanned out to every destination that needs it. A blob whose upload fails mid-pass
+    /// cannot be re-read: it is retried in a further pass for the destinations that still need it
     /// (bounded by the client's retry budget), never by buffering it on disk.
     async fn transfer_streamed(
         &self,
-        plan: &Plan,
+        src: &Plan,
         pi: usize,
         digests: Vec<Digest>,
-        missing: &BTreeMap<Digest, Vec<String>>,
-        state: &Arc<State>,
+        needs: &Needs,
+        states: &[Arc<State>],
     ) {
-        let pkg = plan.packages[pi].clone();
-        let mut todo: HashSet<Digest> = digests.into_iter().collect();
+        let pkg = src.packages[pi].clone();
+        // Per digest, the destinations that still need it.
+        let mut todo: HashMap<Digest, HashSet<usize>> = digests
+            .into_iter()
+            .map(|d| {
+                let ks = needs
+                    .get(&d)
+                    .map(|t| t.iter().map(|(k, _)| *k).collect())
+                    .unwrap_or_default();
+                (d, ks)
+            })
+            .collect();
         let max_passes = 3;
         for pass in 0..max_passes {
+            todo.retain(|_, ks| !ks.is_empty());
             if todo.is_empty() {
                 break;
             }
             let (tx, mut rx) = tokio::sync::mpsc::channel::<(Digest, String, BlobStream)>(1);
-            let wanted = todo.clone();
+            let wanted: HashSet<Digest> = todo.keys().cloned().collect();
             let reader_pkg = pkg.clone();
             let progress = self.progress.clone();
             let reader = tokio::task::spawn_blocking(move || {
                 stream_pass(&reader_pkg, &wanted, tx, progress)
             });
-            let mut uploads = Vec::new();
+            let mut mounts = Vec::new();
             // Uploads overlap: the reader hands over the next blob as soon as this one's bytes are
-            // sent, while the registry is still committing it. The decoder stays the only reader,
-            // so at most `jobs` bodies are ever in flight.
+            // sent, while the registries are still committing it. The decoder stays the only
+            // reader, so at most `jobs` blobs are ever in flight.
             let mut inflight = futures_util::stream::FuturesUnordered::new();
             let mut receiving = true;
             while receiving || !inflight.is_empty() {
@@ -520,86 +716,104 @@ impl Scheduler {
                             receiving = false;
                             continue;
                         };
-                        let Some(repos) = missing.get(&digest) else {
+                        let (Some(ks), Some(all)) = (todo.get(&digest), needs.get(&digest)) else {
                             continue;
                         };
-                        let size = plan.blobs.get(&digest).map_or(0, |b| b.size);
-                        let first = repos[0].clone();
-                        let others = repos[1..].to_vec();
+                        let targets: Vec<(usize, String, Vec<String>)> = all
+                            .iter()
+                            .filter(|(k, repos)| ks.contains(k) && !repos.is_empty())
+                            .map(|(k, repos)| (*k, repos[0].clone(), repos[1..].to_vec()))
+                            .collect();
+                        if targets.is_empty() {
+                            continue;
+                        }
+                        let size = src.blobs.get(&digest).map_or(0, |b| b.size);
+                        let (bodies, tee_work) = fan_out(Ok(body), targets.len());
+                        let uploads: Vec<_> = targets.into_iter().zip(bodies).map(|((k, first, others), body)| {
+                            let digest = digest.clone();
+                            async move {
+                                let slot = Mutex::new(Some(body));
+                                let opener = || -> std::io::Result<BlobStream> {
+                                    slot.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| {
+                                        Err(std::io::Error::new(
+                                            std::io::ErrorKind::Unsupported,
+                                            "a streamed blob cannot be re-read in the same pass",
+                                        ))
+                                    })
+                                };
+                                let r = self.clients[k].upload_blob(&first, &digest, size, &opener, &|_| {}).await;
+                                (k, first, others, r)
+                            }
+                        }).collect();
                         inflight.push(async move {
-                            let body = Mutex::new(Some(body));
-                            let opener = move || -> std::io::Result<BlobStream> {
-                                body.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| {
-                                    std::io::Error::new(
-                                        std::io::ErrorKind::Unsupported,
-                                        "a streamed blob cannot be re-read in the same pass",
-                                    )
-                                })
-                            };
-                            let r = self.client.upload_blob(&first, &digest, size, &opener, &|_| {}).await;
-                            (digest, label, first, others, size, r)
+                            let (_, results) = futures_util::future::join(
+                                tee_work,
+                                futures_util::future::join_all(uploads),
+                            )
+                            .await;
+                            (digest, label, size, results)
                         });
                     }
-                    Some((digest, label, first, others, size, r)) = inflight.next(), if !inflight.is_empty() => {
-                        match r {
-                            Ok(()) => {
-                                state.uploaded.fetch_add(1, Ordering::Relaxed);
-                                state.bytes.fetch_add(size, Ordering::Relaxed);
-                                todo.remove(&digest);
-                                uploads.push((digest, first, others, label));
-                            }
-                            Err(e) => {
-                                let code = e.exit_code();
-                                let source = is_source_error(&e);
-                                let fatal = matches!(code, ExitCode::Auth | ExitCode::BadPackage)
-                                    || source
-                                    || pass + 1 == max_passes;
-                                if fatal {
-                                    todo.remove(&digest);
-                                    let code = if source { ExitCode::BadPackage } else { code };
-                                    state.fail(&digest, blob_error(&digest, &label, &e), code);
+                    Some((digest, label, size, results)) = inflight.next(), if !inflight.is_empty() => {
+                        for (k, first, others, r) in results {
+                            match r {
+                                Ok(()) => {
+                                    states[k].uploaded(&digest, pi, size);
+                                    if let Some(ks) = todo.get_mut(&digest) {
+                                        ks.remove(&k);
+                                    }
+                                    mounts.push((k, digest.clone(), first, others, label.clone()));
+                                }
+                                Err(e) => {
+                                    let code = e.exit_code();
+                                    let source = is_source_error(&e);
+                                    let fatal = matches!(code, ExitCode::Auth | ExitCode::BadPackage)
+                                        || source
+                                        || pass + 1 == max_passes;
+                                    if fatal {
+                                        if let Some(ks) = todo.get_mut(&digest) {
+                                            ks.remove(&k);
+                                        }
+                                        let code = if source { ExitCode::BadPackage } else { code };
+                                        states[k].fail(&digest, blob_error(&digest, &label, &e), code);
+                                    }
                                 }
                             }
                         }
                     }
                 }
             }
-            match reader.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    let code = e.exit_code();
-                    for d in todo.drain() {
-                        state.fail(&d, e.to_string(), code);
-                    }
-                }
-                Err(e) => {
-                    for d in todo.drain() {
-                        state.fail(
-                            &d,
-                            format!("package reader stopped: {e}"),
-                            ExitCode::Failure,
-                        );
+            let reader_error = match reader.await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some((e.to_string(), e.exit_code())),
+                Err(e) => Some((format!("package reader stopped: {e}"), ExitCode::Failure)),
+            };
+            if let Some((msg, code)) = reader_error {
+                for (d, ks) in todo.drain() {
+                    for k in ks {
+                        states[k].fail(&d, msg.clone(), code);
                     }
                 }
             }
-            for (digest, first, others, label) in uploads {
+            for (k, digest, first, others, label) in mounts {
+                let client = &self.clients[k];
                 for repo in others {
-                    match self.client.mount_blob(&repo, &first, &digest).await {
+                    match client.mount_blob(&repo, &first, &digest).await {
                         Ok(true) => {
-                            state.mounted.fetch_add(1, Ordering::Relaxed);
+                            states[k].mounted.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(false) => {
-                            state.fail(
+                            states[k].fail(
                                 &digest,
                                 format!(
                                     "{} declined to mount {digest} into {repo} from {first}",
-                                    self.client.host()
+                                    client.host()
                                 ),
                                 ExitCode::Remote,
                             );
                         }
                         Err(e) => {
-                            state.fail(&digest, blob_error(&digest, &label, &e), e.exit_code())
+                            states[k].fail(&digest, blob_error(&digest, &label, &e), e.exit_code())
                         }
                     }
                 }
@@ -608,7 +822,13 @@ impl Scheduler {
     }
 
     /// Phase 3: manifests children first, then the tag, for one image.
-    async fn commit(&self, plan: &Plan, img: &ImagePlan, state: &Arc<State>) -> ImageReport {
+    async fn commit(
+        &self,
+        k: usize,
+        plan: &Plan,
+        img: &ImagePlan,
+        state: &Arc<State>,
+    ) -> ImageReport {
         let mut report = ImageReport {
             source: img.source.clone(),
             destination: img.destination.clone(),
@@ -630,7 +850,10 @@ impl Scheduler {
             if is_top && img.tag.is_some() {
                 continue;
             }
-            match self.put_manifest_if_missing(plan, img, d, d.as_str()).await {
+            match self
+                .put_manifest_if_missing(k, plan, img, d, d.as_str())
+                .await
+            {
                 Ok(w) => wrote |= w,
                 Err((msg, code)) => {
                     report.error = Some(msg);
@@ -641,7 +864,7 @@ impl Scheduler {
         }
         if let Some(tag) = &img.tag {
             match self
-                .put_manifest_if_missing(plan, img, &img.digest, tag)
+                .put_manifest_if_missing(k, plan, img, &img.digest, tag)
                 .await
             {
                 Ok(w) => wrote |= w,
@@ -663,6 +886,7 @@ impl Scheduler {
     /// PUTs a manifest under `reference` unless it already resolves to `digest`. Returns whether it wrote.
     async fn put_manifest_if_missing(
         &self,
+        k: usize,
         plan: &Plan,
         img: &ImagePlan,
         digest: &Digest,
@@ -674,8 +898,7 @@ impl Scheduler {
                 ExitCode::BadPackage,
             ));
         };
-        match self
-            .client
+        match self.clients[k]
             .manifest_exists(&img.repository, reference)
             .await
         {
@@ -683,8 +906,7 @@ impl Scheduler {
             Ok(_) => {}
             Err(e) => return Err((e.to_string(), e.exit_code())),
         }
-        let pushed = self
-            .client
+        let pushed = self.clients[k]
             .put_manifest(&img.repository, reference, &m.media_type, m.bytes.clone())
             .await
             .map_err(|e| (e.to_string(), e.exit_code()))?;
@@ -693,7 +915,7 @@ impl Scheduler {
                 format!(
                     "{}: registry {} stored {} as {pushed}, not {digest}; the registry rewrote the manifest",
                     img.destination,
-                    self.client.host(),
+                    self.clients[k].host(),
                     reference
                 ),
                 ExitCode::Remote,
@@ -740,6 +962,66 @@ fn spawn_reader(
         let _ = pump(&mut reader, &digest, size, &label, &tx, &progress, &sent);
     });
     receiver_stream(rx)
+}
+
+/// Fans one blob body out to `n` upload bodies, each behind its own bounded queue: the source is
+/// read once, a slow destination slows the reader (memory stays `n × QUEUE` chunks), and a
+/// destination whose upload stopped (its body dropped) is left out while the others keep being
+/// fed. An error from the source (digest mismatch) reaches every body, so no registry commits
+/// the blob. The returned future does the copying and must be polled alongside the uploads.
+fn fan_out(
+    source: std::io::Result<BlobStream>,
+    n: usize,
+) -> (
+    Vec<std::io::Result<BlobStream>>,
+    futures_util::future::BoxFuture<'static, ()>,
+) {
+    let done = || -> futures_util::future::BoxFuture<'static, ()> { Box::pin(async {}) };
+    let mut src = match source {
+        Err(e) => {
+            let copies = (0..n)
+                .map(|_| Err(std::io::Error::new(e.kind(), e.to_string())))
+                .collect();
+            return (copies, done());
+        }
+        Ok(s) if n == 1 => return (vec![Ok(s)], done()),
+        Ok(s) => s,
+    };
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..n)
+        .map(|_| tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(QUEUE))
+        .unzip();
+    let work = async move {
+        let mut txs: Vec<Option<tokio::sync::mpsc::Sender<std::io::Result<Bytes>>>> =
+            txs.into_iter().map(Some).collect();
+        while let Some(item) = src.next().await {
+            match item {
+                Ok(chunk) => {
+                    for slot in txs.iter_mut() {
+                        if let Some(tx) = slot
+                            && tx.send(Ok(chunk.clone())).await.is_err()
+                        {
+                            *slot = None;
+                        }
+                    }
+                    if txs.iter().all(Option::is_none) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    for tx in txs.iter().flatten() {
+                        let _ = tx
+                            .send(Err(std::io::Error::new(e.kind(), e.to_string())))
+                            .await;
+                    }
+                    return;
+                }
+            }
+        }
+    };
+    (
+        rxs.into_iter().map(|rx| Ok(receiver_stream(rx))).collect(),
+        Box::pin(work),
+    )
 }
 
 fn receiver_stream(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> BlobStream {

@@ -9,12 +9,12 @@ use crate::error::{ExitCode, Fail};
 use crate::output::{Printer, Progress, human_bytes};
 use crate::package::{self, Package, PackageType};
 use crate::plan::{Destination, Plan};
-use crate::platform::apply::{ApplyOptions, WriteReport, crs_out, publish};
+use crate::platform::apply::{ApplyOptions, WriteAction, WriteReport, crs_out, publish};
 use crate::platform::args::{PlatformArgs, TlsOptions};
 use crate::platform::crs::{CatalogInputs, CatalogPlan, PushedArtifact};
 use crate::platform::kube::Platform;
 use crate::registry::{Client, Credentials, RegistryConfig, credentials};
-use crate::scheduler::{ImageResult, Report, Scheduler};
+use crate::scheduler::{ImageResult, Parity, ParityRow, Report, Scheduler};
 
 const EXAMPLES: &str = "Examples:
   # An operator, to two clusters (images go to the platform's own registry)
@@ -27,6 +27,12 @@ const EXAMPLES: &str = "Examples:
   violet push opensearch-operator.stable.ALL.v3.14.2.tgz \\
     --platform-address https://standby.example.com --platform-token \"$TOKEN\" \\
     --dest-repo 192.168.1.20:11443 --username admin --password-stdin < registry-pw.txt
+
+  # A primary and a DR standby in one read, each with its own user (passwords from the environment:
+  # VIOLET_PASSWORD_<HOST>, upper-cased, other characters as _); a parity report ends the run
+  export VIOLET_PASSWORD_10_0_0_5_11443=... VIOLET_PASSWORD_10_1_0_5_11443=...
+  violet push ./packages --skip-crs --dest-repo 10.0.0.5:11443 --dest-repo 10.1.0.5:11443 \\
+    --dest-creds 10.0.0.5:11443=admin --dest-creds 10.1.0.5:11443=dr-admin
 
   # Before an upgrade: images only; after it: catalog resources only
   violet push ./packages --skip-crs \\
@@ -98,13 +104,24 @@ pub struct Args {
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {
     /// Destination registry: host[:port][/prefix]. Each image keeps its repository path under it.
+    /// Repeatable (e.g. a primary and a DR standby): each blob is read once and uploaded to every
+    /// destination, and a parity check compares every tag across them. Catalog resources name the
+    /// first one.
     #[arg(
         long = "dest-repo",
         visible_alias = "dst-repo",
         value_name = "HOST[:PORT][/PREFIX]",
         env = "VIOLET_DEST_REPO"
     )]
-    pub dest_repo: Option<String>,
+    pub dest_repo: Vec<String>,
+
+    /// Per-destination user: HOST=USER (HOST as in --dest-repo, without the prefix), password from
+    /// the environment variable VIOLET_PASSWORD_<HOST> (upper-cased, every other character than
+    /// A-Z and 0-9 as _, e.g. VIOLET_PASSWORD_10_0_0_5_11443). Repeatable. Takes precedence over
+    /// --username/--password, which apply to every other destination; a destination with neither
+    /// uses its docker/podman login.
+    #[arg(long = "dest-creds", value_name = "HOST=USER")]
+    pub dest_creds: Vec<String>,
 
     /// Registry user.
     #[arg(long, env = "VIOLET_USERNAME")]
@@ -118,19 +135,19 @@ pub struct RegistryArgs {
     #[arg(long, conflicts_with = "password")]
     pub password_stdin: bool,
 
-    /// The registry needs no authentication.
+    /// The registries need no authentication (every destination).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
     pub no_auth: bool,
 
-    /// The registry speaks plain HTTP.
+    /// The registries speak plain HTTP (every destination).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
     pub plain: bool,
 
-    /// Do not verify TLS certificates (self-signed registries).
+    /// Do not verify TLS certificates (self-signed registries; every destination).
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
     pub insecure: bool,
 
-    /// Trust this CA certificate (PEM) in addition to the system roots. Repeatable.
+    /// Trust this CA certificate (PEM) in addition to the system roots, for every destination. Repeatable.
     #[arg(long = "ca-file", value_name = "PEM")]
     pub ca_files: Vec<PathBuf>,
 
@@ -144,28 +161,99 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    /// Builds the registry configuration, applying violet's rule that a destination needs
-    /// credentials from some source or an explicit --no-auth.
+    /// The password of `--password`/`VIOLET_PASSWORD`, or read from stdin once for every destination.
+    pub fn password(&self) -> anyhow::Result<Option<String>> {
+        Ok(if self.password_stdin {
+            Some(credentials::read_password(std::io::stdin().lock())?)
+        } else {
+            self.password.clone()
+        })
+    }
+
+    /// `--dest-creds` as (host, user), checked against the destination hosts.
+    pub fn dest_users(&self, hosts: &[String]) -> Result<Vec<(String, String)>, Fail> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for raw in &self.dest_creds {
+            let bad = |why: String| {
+                Fail::usage(format!("invalid --dest-creds {raw:?}: {why}")).with_hint(
+                    "write it as HOST=USER and put the password in VIOLET_PASSWORD_<HOST>",
+                )
+            };
+            let Some((host, user)) = raw.split_once('=') else {
+                return Err(bad("missing '='".into()));
+            };
+            let host = host
+                .trim()
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
+            if host.is_empty() || user.is_empty() {
+                return Err(bad("HOST and USER must not be empty".into()));
+            }
+            if user.contains(':') {
+                return Err(bad(
+                    "give only the user; the password is read from the environment".into(),
+                ));
+            }
+            if !hosts.iter().any(|h| h == host) {
+                return Err(bad(format!(
+                    "{host} is not the host of any --dest-repo ({})",
+                    hosts.join(", ")
+                )));
+            }
+            if out.iter().any(|(h, _)| h == host) {
+                return Err(bad(format!("{host} is given twice")));
+            }
+            out.push((host.to_string(), user.to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Builds the registry configuration of one destination, applying violet's rule that a
+    /// destination needs credentials from some source or an explicit --no-auth. First match:
+    /// `--dest-creds` for this host, `--username`/`--password` (flags or environment), the
+    /// platform's registry secret (discovered registry only), docker/podman login for the host.
     pub fn config(
         &self,
         dest: &Destination,
         scheme_plain: bool,
         discovered: Option<Credentials>,
+        password: Option<&str>,
+        dest_user: Option<&str>,
     ) -> anyhow::Result<RegistryConfig> {
-        let password = if self.password_stdin {
-            Some(credentials::read_password(std::io::stdin().lock())?)
-        } else {
-            self.password.clone()
-        };
         let explicit = self.no_auth || self.username.is_some() || password.is_some();
-        let credentials = match discovered {
+        let credentials = match (dest_user, discovered) {
+            (Some(user), _) => {
+                if self.no_auth {
+                    return Err(
+                        Fail::usage("--no-auth cannot be combined with --dest-creds").into(),
+                    );
+                }
+                let var = password_env(&dest.host);
+                let password = std::env::var(&var)
+                    .ok()
+                    .filter(|p| !p.is_empty())
+                    .ok_or_else(|| {
+                        Fail::usage(format!(
+                            "--dest-creds {}={user}: no password for {}: {var} is not set",
+                            dest.host, dest.host
+                        ))
+                        .with_hint(format!(
+                            "export {var} with the password of {user} at {}",
+                            dest.host
+                        ))
+                    })?;
+                Credentials::Basic {
+                    username: user.to_string(),
+                    password,
+                }
+            }
             // The platform's own registry: its registry-admin secret, unless the user said otherwise.
-            Some(found) if !explicit => found,
+            (None, Some(found)) if !explicit => found,
             _ => {
                 let resolved = credentials::resolve(
                     &dest.host,
                     self.username.as_deref(),
-                    password.as_deref(),
+                    password,
                     self.no_auth,
                 )?;
                 resolved.require_for_push(&dest.host)?;
@@ -182,6 +270,21 @@ impl RegistryArgs {
             chunk_size: self.chunk_size,
         })
     }
+}
+
+/// `VIOLET_PASSWORD_<HOST>`: the host upper-cased, every character but A-Z and 0-9 as `_`.
+pub fn password_env(host: &str) -> String {
+    let name: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{}_{name}", credentials::ENV_PASSWORD)
 }
 
 /// Parses `4MiB`, `16M`, `1048576`.
@@ -210,19 +313,33 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 #[derive(Serialize)]
 struct PushOutput<'a> {
+    /// The first destination (the one catalog resources name).
     destination: &'a Destination,
-    packages: &'a [PackageSummary],
+    /// Every destination with its own report, when there are several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    destinations: Vec<DestinationOutput<'a>>,
+    packages: Vec<PackageRow>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     images: Option<&'a Report>,
     #[serde(skip_serializing_if = "Option::is_none")]
     plan: Option<DryRunImages<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     catalog: Vec<CatalogOutcome>,
+    /// Several destinations: whether every tag resolves to the same digest everywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parity: Option<Vec<ParityRow>>,
+}
+
+#[derive(Serialize)]
+struct DestinationOutput<'a> {
+    destination: &'a Destination,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    report: Option<&'a Report>,
 }
 
 #[derive(Serialize)]
 struct DryRunImages<'a> {
-    images: &'a [crate::plan::ImagePlan],
+    images: Vec<&'a crate::plan::ImagePlan>,
     blobs: usize,
     bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -233,14 +350,27 @@ struct DryRunImages<'a> {
     registry_error: Option<String>,
 }
 
+/// One row of the per-package table: every package found (nested ones included) and every file
+/// that could not be read as one.
 #[derive(Serialize)]
-struct PackageSummary {
+struct PackageRow {
     path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    package_type: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<String>,
     images: usize,
+    /// Bytes read from this package and uploaded, summed over destinations.
+    bytes_uploaded: u64,
+    /// Bytes of this package's blobs that did not need its upload: already in the registry,
+    /// mounted, or uploaded from another package of the run (summed over destinations).
+    bytes_skipped: u64,
+    /// Catalog resources created or updated (or written as files with --crs-out).
+    crs_written: usize,
+    /// `ok` or `failed`.
+    result: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -276,56 +406,44 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             .with_hint("to push images only, add --skip-crs; to write the resources as files, add --crs-out DIR")
             .into());
     }
-    if args.registry.dest_repo.is_none() && !args.platform.is_configured() {
+    if args.registry.dest_repo.is_empty() && !args.platform.is_configured() {
         return Err(Fail::usage("no destination registry: pass --dest-repo, or --platform-address to use the platform's registry")
             .with_hint("e.g. --dest-repo 192.168.1.10:11443")
             .into());
     }
-    let (packages, summaries, bad) = load_packages(&args.path, &printer)?;
+    let (packages, bad) = load_packages(&args.path, &printer)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(run_async(args, printer, packages, summaries, bad))
+    rt.block_on(run_async(args, printer, packages, bad))
 }
+
+/// A file that could not be read as a package: its path and why.
+type BadPackage = (String, String);
 
 /// Reads every package first: a bad one is reported and skipped, the others still go.
 fn load_packages(
     path: &std::path::Path,
     printer: &Printer,
-) -> anyhow::Result<(Vec<Package>, Vec<PackageSummary>, usize)> {
+) -> anyhow::Result<(Vec<Package>, Vec<BadPackage>)> {
     let found = package::load::discover(path)?;
     let mut packages: Vec<Package> = Vec::new();
-    let mut summaries = Vec::new();
-    let mut bad = 0usize;
+    let mut bad = Vec::new();
     for r in found {
         match r {
             Ok(p) => {
                 for w in &p.warnings {
                     printer.warn(format!("{}: {w}", p.label()));
                 }
-                summaries.push(PackageSummary {
-                    path: p.label(),
-                    name: p.metadata.name.clone(),
-                    version: p.metadata.version.clone(),
-                    images: p.flatten().iter().map(|q| q.images.len()).sum(),
-                    error: None,
-                });
                 packages.push(p);
             }
             Err(e) => {
-                bad += 1;
                 printer.info(format!("error: {e}"));
-                summaries.push(PackageSummary {
-                    path: e.path().display().to_string(),
-                    name: None,
-                    version: None,
-                    images: 0,
-                    error: Some(e.to_string()),
-                });
+                bad.push((e.path().display().to_string(), e.to_string()));
             }
         }
     }
-    if packages.is_empty() && bad == 0 {
+    if packages.is_empty() && bad.is_empty() {
         return Err(Fail::new(
             ExitCode::Input,
             format!("{}: no packages found", path.display()),
@@ -333,15 +451,41 @@ fn load_packages(
         .with_hint("give a package file (.tgz, .tar, .tar.zst) or a directory that contains some")
         .into());
     }
-    Ok((packages, summaries, bad))
+    Ok((packages, bad))
+}
+
+/// The destinations in `--dest-repo` order (or the platform's registry), each with whether its
+/// URL asked for plain HTTP and the credentials discovery found.
+async fn destinations(
+    args: &Args,
+    platform: Option<&Platform>,
+    printer: &Printer,
+) -> anyhow::Result<Vec<(Destination, bool, Option<Credentials>)>> {
+    let mut out: Vec<(Destination, bool, Option<Credentials>)> = Vec::new();
+    for d in &args.registry.dest_repo {
+        let (dest, plain) = Destination::parse(d)?;
+        if out.iter().any(|(o, _, _)| o == &dest) {
+            return Err(Fail::usage(format!("--dest-repo {d} is given twice")).into());
+        }
+        out.push((dest, plain, None));
+    }
+    if out.is_empty() {
+        let Some(p) = platform else {
+            unreachable!("checked in run()")
+        };
+        let (host, creds) = p.discover_registry().await?;
+        printer.info(format!("Using the platform registry {host}"));
+        let (dest, plain) = Destination::parse(&host)?;
+        out.push((dest, plain, Some(creds)));
+    }
+    Ok(out)
 }
 
 async fn run_async(
     args: Args,
     printer: Printer,
     packages: Vec<Package>,
-    summaries: Vec<PackageSummary>,
-    bad: usize,
+    bad: Vec<BadPackage>,
 ) -> anyhow::Result<ExitCode> {
     let out = printer.with_format(args.output.format);
     let tls = TlsOptions {
@@ -352,7 +496,7 @@ async fn run_async(
         printer.warn("--insecure: TLS certificates are not verified");
     }
     let needs_platform =
-        (!args.skip_crs && args.crs_out.is_none()) || args.registry.dest_repo.is_none();
+        (!args.skip_crs && args.crs_out.is_none()) || args.registry.dest_repo.is_empty();
     let platform = if needs_platform && args.platform.is_configured() {
         Some(Platform::connect(&args.platform, &tls).await?)
     } else {
@@ -369,69 +513,98 @@ async fn run_async(
         }
     }
 
-    // Destination: --dest-repo, else the platform's own registry.
-    let (dest, scheme_plain, discovered) = match (&args.registry.dest_repo, &platform) {
-        (Some(d), _) => {
-            let (dest, plain) = Destination::parse(d)?;
-            (dest, plain, None)
-        }
-        (None, Some(p)) => {
-            let (host, creds) = p.discover_registry().await?;
-            printer.info(format!("Using the platform registry {host}"));
-            let (dest, plain) = Destination::parse(&host)?;
-            (dest, plain, Some(creds))
-        }
-        (None, None) => unreachable!("checked in run()"),
-    };
-    let config = args.registry.config(&dest, scheme_plain, discovered)?;
-    let client = Client::new(config)?;
-    let plan = Plan::new(&packages, dest.clone());
-    let scheduler = Scheduler::new(client.clone(), usize::from(args.jobs), Progress::hidden());
+    // Destinations: every --dest-repo, else the platform's own registry.
+    let targets = destinations(&args, platform.as_ref(), &printer).await?;
+    let hosts: Vec<String> = targets.iter().map(|(d, _, _)| d.host.clone()).collect();
+    let dest_users = args.registry.dest_users(&hosts)?;
+    let password = args.registry.password()?;
+    let mut clients = Vec::new();
+    for (dest, plain, discovered) in &targets {
+        let user = dest_users
+            .iter()
+            .find(|(h, _)| h == &dest.host)
+            .map(|(_, u)| u.as_str());
+        let config =
+            args.registry
+                .config(dest, *plain, discovered.clone(), password.as_deref(), user)?;
+        clients.push(Client::new(config)?);
+    }
+    let dests: Vec<Destination> = targets.into_iter().map(|(d, _, _)| d).collect();
+    let dest = dests[0].clone();
+    let plans = Plan::for_destinations(&packages, &dests);
+    let plan = &plans[0];
+    let multi = dests.len() > 1;
+    let scheduler = Scheduler::multi(clients.clone(), usize::from(args.jobs), Progress::hidden());
 
     // Images: push them, or (--skip-push) confirm they are there.
-    let mut image_report: Option<Report> = None;
+    let mut reports: Vec<Report> = Vec::new();
     let mut dry_images: Option<DryRunImages> = None;
     let (blobs, bytes) = plan.totals();
     if args.dry_run {
-        let (resolution, registry_error) = match client.ping().await {
-            Ok(()) if !args.skip_push => (Some(scheduler.resolve(&plan).await), None),
-            Ok(()) => (None, None),
-            Err(e) => (None, Some(e.to_string())),
-        };
+        let mut to_upload: Option<(usize, u64)> = Some((0, 0));
+        let mut registry_error = None;
+        for (k, client) in clients.iter().enumerate() {
+            match client.ping().await {
+                Ok(()) if !args.skip_push => {
+                    let r = scheduler.resolve_at(k, &plans[k]).await;
+                    if let Some((n, b)) = &mut to_upload {
+                        *n += r.to_upload().count();
+                        *b += r.bytes_to_upload(&plans[k]);
+                    }
+                }
+                Ok(()) => to_upload = None,
+                Err(e) => {
+                    to_upload = None;
+                    registry_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+        }
         dry_images = Some(DryRunImages {
-            images: &plan.images,
+            images: plans.iter().flat_map(|p| &p.images).collect(),
             blobs,
             bytes,
-            blobs_to_upload: resolution.as_ref().map(|r| r.to_upload().count()),
-            bytes_to_upload: resolution.as_ref().map(|r| r.bytes_to_upload(&plan)),
+            blobs_to_upload: to_upload.map(|(n, _)| n),
+            bytes_to_upload: to_upload.map(|(_, b)| b),
             registry_error,
         });
     } else if args.skip_push {
-        client.ping().await?;
-        image_report = Some(scheduler.check(&plan).await);
+        for (k, client) in clients.iter().enumerate() {
+            client.ping().await?;
+            reports.push(scheduler.check_at(k, &plans[k]).await);
+        }
     } else {
-        client.ping().await?;
+        for client in &clients {
+            client.ping().await?;
+        }
         printer.info(format!(
             "Pushing {} images ({} blobs, {}) from {} to {}",
             plan.images.len(),
             blobs,
             human_bytes(bytes),
             args.path.display(),
-            dest.host
+            hosts.join(", ")
         ));
         let progress = Progress::new(&printer, "push");
-        let scheduler = Scheduler::new(client.clone(), usize::from(args.jobs), progress.clone());
-        let report = tokio::select! {
-            r = scheduler.push(&plan) => Some(r),
+        let scheduler = Scheduler::multi(clients.clone(), usize::from(args.jobs), progress.clone());
+        let done = tokio::select! {
+            r = scheduler.push_all(&plans) => Some(r),
             _ = tokio::signal::ctrl_c() => None,
         };
         progress.finish();
-        let Some(report) = report else {
+        let Some(done) = done else {
             printer.info("interrupted: no tag was written over an incomplete image; run the same command again to finish");
             return Ok(ExitCode::Interrupted);
         };
-        image_report = Some(report);
+        reports = done;
     }
+    // Several destinations: every tag must resolve to the same digest in each.
+    let parity = if multi && !args.dry_run {
+        Some(scheduler.parity(&plans).await)
+    } else {
+        None
+    };
+    // Catalog resources name the first destination: they need its images.
+    let image_report = reports.first();
 
     // Catalog resources, only for packages whose every image is confirmed present.
     let mut catalog = Vec::new();
@@ -454,13 +627,7 @@ async fn run_async(
             let missing: Vec<&crate::scheduler::ImageReport> = image_report
                 .iter()
                 .flat_map(|r| &r.images)
-                .filter(|i| {
-                    i.result == ImageResult::Failed
-                        && pkg
-                            .images
-                            .iter()
-                            .any(|m| m.digest == i.digest && m.reference.to_string() == i.source)
-                })
+                .filter(|i| i.result == ImageResult::Failed && carries(pkg, i))
                 .collect();
             if !missing.is_empty() {
                 let names: Vec<&str> = missing.iter().map(|i| i.destination.as_str()).collect();
@@ -533,30 +700,152 @@ async fn run_async(
         }
     }
 
+    let pushed = !args.dry_run && !args.skip_push;
+    let rows = package_rows(&plans, &reports, &catalog, parity.as_deref(), &bad, pushed);
     let view = PushOutput {
         destination: &dest,
-        packages: &summaries,
-        images: image_report.as_ref(),
+        destinations: if multi {
+            dests
+                .iter()
+                .enumerate()
+                .map(|(k, d)| DestinationOutput {
+                    destination: d,
+                    report: reports.get(k),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        packages: rows,
+        images: image_report,
         plan: dry_images,
         catalog,
+        parity,
     };
-    out.data(&view, || render(&view, args.skip_push))?;
+    let root = if args.path.is_dir() {
+        Some(args.path.as_path())
+    } else {
+        None
+    };
+    out.data(&view, || render(&view, &reports, args.skip_push, root))?;
 
-    let mut codes: Vec<ExitCode> = Vec::new();
-    if let Some(r) = &image_report {
-        codes.push(r.exit_code());
-    }
+    let mut codes: Vec<ExitCode> = reports.iter().map(Report::exit_code).collect();
     codes.extend(view.catalog.iter().filter_map(|c| c.code));
-    if bad > 0 {
+    if !bad.is_empty() {
         codes.push(ExitCode::Failure);
     }
+    if view.parity.iter().flatten().any(|r| r.status != Parity::Ok) {
+        codes.push(ExitCode::Remote);
+    }
     codes.retain(|c| *c != ExitCode::Success);
+    codes.sort_by_key(|c| *c as u8);
     codes.dedup();
     Ok(match codes.as_slice() {
         [] => ExitCode::Success,
         [one] => *one,
         _ => ExitCode::Failure,
     })
+}
+
+/// Whether the reported image is one `pkg` carries (same reference and digest).
+fn carries(pkg: &Package, img: &crate::scheduler::ImageReport) -> bool {
+    pkg.images
+        .iter()
+        .any(|m| m.digest == img.digest && m.reference.to_string() == img.source)
+}
+
+/// The per-package table: bytes per package come from which package each uploaded blob was read
+/// from, so the column sums to what moved; a shared blob counts as skipped for the others.
+fn package_rows(
+    plans: &[Plan],
+    reports: &[Report],
+    catalog: &[CatalogOutcome],
+    parity: Option<&[ParityRow]>,
+    bad: &[BadPackage],
+    pushed: bool,
+) -> Vec<PackageRow> {
+    let mut rows = Vec::new();
+    let Some(plan) = plans.first() else {
+        return rows;
+    };
+    for (pi, pkg) in plan.packages.iter().enumerate() {
+        let mut digests: Vec<&crate::digest::Digest> =
+            pkg.images.iter().flat_map(|i| &i.blobs).collect();
+        digests.sort();
+        digests.dedup();
+        let (mut uploaded, mut skipped) = (0u64, 0u64);
+        if pushed {
+            for r in reports {
+                for d in &digests {
+                    let size = plan.blobs.get(*d).map_or(0, |b| b.size);
+                    if r.failed_blobs.contains(*d) {
+                        continue;
+                    }
+                    if r.uploaded_from.get(*d) == Some(&pi) {
+                        uploaded += size;
+                    } else {
+                        skipped += size;
+                    }
+                }
+            }
+        }
+        let label = pkg.label();
+        let outcome = catalog.iter().find(|c| c.package == label);
+        let crs_written = outcome.map_or(0, |c| {
+            c.files.len()
+                + c.writes
+                    .iter()
+                    .filter(|w| matches!(w.action, WriteAction::Created | WriteAction::Updated))
+                    .count()
+        });
+        let multi = plans.len() > 1;
+        let image_error = reports
+            .iter()
+            .flat_map(|r| &r.images)
+            .find(|i| i.result == ImageResult::Failed && carries(pkg, i))
+            .map(|i| {
+                let why = i.error.as_deref().unwrap_or("failed");
+                format!("{}: {why}", i.destination)
+            });
+        let parity_error = parity.into_iter().flatten().find_map(|r| {
+            (r.status != Parity::Ok
+                && pkg
+                    .images
+                    .iter()
+                    .any(|m| m.digest == r.expected && m.reference.to_string() == r.image))
+            .then(|| format!("parity {}: {}", r.status.as_str(), r.image))
+        });
+        let error = image_error
+            .or_else(|| outcome.and_then(|c| c.error.clone()))
+            .or(if multi { parity_error } else { None });
+        rows.push(PackageRow {
+            path: label,
+            name: pkg.metadata.name.clone(),
+            package_type: pkg.metadata.package_type.map(|t| t.as_str()),
+            version: pkg.metadata.version.clone(),
+            images: pkg.images.len(),
+            bytes_uploaded: uploaded,
+            bytes_skipped: skipped,
+            crs_written,
+            result: if error.is_some() { "failed" } else { "ok" },
+            error,
+        });
+    }
+    for (path, error) in bad {
+        rows.push(PackageRow {
+            path: path.clone(),
+            name: None,
+            package_type: None,
+            version: None,
+            images: 0,
+            bytes_uploaded: 0,
+            bytes_skipped: 0,
+            crs_written: 0,
+            result: "failed",
+            error: Some(error.clone()),
+        });
+    }
+    rows
 }
 
 /// The clusters the packages' catalog resources go to: `--clusters` for operator bundles, the
@@ -623,10 +912,15 @@ fn catalog_plan(pkg: &Package, dest: &Destination, args: &Args) -> anyhow::Resul
     Ok(CatalogPlan::build(pkg, &inputs)?)
 }
 
-fn render(view: &PushOutput, skip_push: bool) -> String {
+fn render(
+    view: &PushOutput,
+    reports: &[Report],
+    skip_push: bool,
+    root: Option<&std::path::Path>,
+) -> String {
     let mut s = String::new();
     if let Some(plan) = &view.plan {
-        for img in plan.images {
+        for img in &plan.images {
             s.push_str(&format!(
                 "{} -> {}  {}  {}\n",
                 img.source,
@@ -656,7 +950,8 @@ fn render(view: &PushOutput, skip_push: bool) -> String {
             _ => {}
         }
     }
-    if let Some(report) = view.images {
+    let multi = reports.len() > 1;
+    for (k, report) in reports.iter().enumerate() {
         for img in &report.images {
             let word = match (img.result, skip_push) {
                 (ImageResult::Pushed, _) => "pushed   ",
@@ -673,8 +968,13 @@ fn render(view: &PushOutput, skip_push: bool) -> String {
         if !skip_push {
             let b = &report.blobs;
             let rate = report.bytes_uploaded as f64 / report.seconds.max(0.001);
+            // Several destinations: one summary each, named.
+            let host = match view.destinations.get(k) {
+                Some(d) if multi => format!("{}: ", d.destination.host),
+                _ => String::new(),
+            };
             s.push_str(&format!(
-                "{} images ({} failed); blobs: {} uploaded, {} mounted, {} skipped, {} failed; {} in {:.1}s ({}/s)\n",
+                "{host}{} images ({} failed); blobs: {} uploaded, {} mounted, {} skipped, {} failed; {} in {:.1}s ({}/s)\n",
                 report.images.len(),
                 report.failed(),
                 b.uploaded,
@@ -686,6 +986,9 @@ fn render(view: &PushOutput, skip_push: bool) -> String {
                 human_bytes(rate as u64)
             ));
         }
+    }
+    if let Some(parity) = &view.parity {
+        s.push_str(&render_parity(parity));
     }
     for c in &view.catalog {
         for w in &c.writes {
@@ -707,8 +1010,111 @@ fn render(view: &PushOutput, skip_push: bool) -> String {
             }
         }
     }
+    // The table is for runs over several packages (a directory, or a core package with nested
+    // ones); a single package's lines above already say everything.
+    if view.packages.len() > 1 {
+        s.push_str(&render_table(
+            &view.packages,
+            root,
+            view.plan.is_none() && !skip_push,
+        ));
+    }
     if view.plan.is_some() {
         s.push_str("dry run: nothing was written\n");
+    }
+    s
+}
+
+/// `OK        <image>  <digest>`, and for a mismatch or a missing image, what each destination has.
+fn render_parity(rows: &[ParityRow]) -> String {
+    let count = |p: Parity| rows.iter().filter(|r| r.status == p).count();
+    let mut s = format!(
+        "parity: {} images, {} OK, {} MISMATCH, {} MISSING\n",
+        rows.len(),
+        count(Parity::Ok),
+        count(Parity::Mismatch),
+        count(Parity::Missing)
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "{:<9} {}  {}\n",
+            r.status.as_str(),
+            r.image,
+            r.expected
+        ));
+        if r.status == Parity::Ok {
+            continue;
+        }
+        for c in &r.destinations {
+            let what = match (&c.digest, &c.error) {
+                (Some(d), _) => d.to_string(),
+                (None, Some(e)) => format!("not checked: {e}"),
+                (None, None) => "absent".to_string(),
+            };
+            s.push_str(&format!("          {}  {what}\n", c.destination));
+        }
+    }
+    s
+}
+
+/// The per-package table, aligned, the reason of a failure after the result.
+fn render_table(rows: &[PackageRow], root: Option<&std::path::Path>, pushed: bool) -> String {
+    let name = |p: &str| -> String {
+        root.and_then(|r| std::path::Path::new(p).strip_prefix(r).ok())
+            .map(|rel| rel.display().to_string())
+            .filter(|rel| !rel.is_empty())
+            .unwrap_or_else(|| p.to_string())
+    };
+    let mut cells: Vec<[String; 8]> = vec![[
+        "PACKAGE".into(),
+        "TYPE".into(),
+        "VERSION".into(),
+        "IMAGES".into(),
+        "UPLOADED".into(),
+        "SKIPPED".into(),
+        "CRS".into(),
+        "RESULT".into(),
+    ]];
+    for r in rows {
+        let bytes = |b: u64| {
+            if pushed {
+                human_bytes(b)
+            } else {
+                "-".to_string()
+            }
+        };
+        cells.push([
+            name(&r.path),
+            r.package_type.unwrap_or("-").to_string(),
+            r.version.clone().unwrap_or_else(|| "-".into()),
+            r.images.to_string(),
+            bytes(r.bytes_uploaded),
+            bytes(r.bytes_skipped),
+            r.crs_written.to_string(),
+            match &r.error {
+                Some(e) => format!("failed: {e}"),
+                None => r.result.to_string(),
+            },
+        ]);
+    }
+    let mut widths = [0usize; 8];
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    for row in &cells {
+        let mut line = String::new();
+        for (i, c) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
     }
     s
 }

@@ -8,5 +8,6 @@ mod mirror;
 mod package_read;
 mod platform;
 mod push;
+mod push_multi;
 mod push_platform;
 mod registry_client;

@@ -1035,6 +1035,39 @@ fn directory_of_five_packages_uploads_each_shared_blob_once() {
         }
         assert_pushed(&ctx, p, &proxy.host(), NO_TLS);
     }
+    // The per-package table: five ok rows; the uploaded column sums to what moved, and each
+    // package's uploaded + skipped bytes are its blob bytes (shared layers count for one).
+    let rows = report["packages"].as_array().expect("packages");
+    assert_eq!(rows.len(), 5, "{report}");
+    let mut uploaded = 0;
+    for (row, p) in rows.iter().zip(&pkgs) {
+        assert_eq!(row["result"], "ok", "{row}");
+        assert_eq!(row["type"], "bundle", "{row}");
+        assert_eq!(row["images"], 1, "{row}");
+        assert_eq!(row["crs_written"], 0, "{row}");
+        let (u, k) = (
+            row["bytes_uploaded"].as_u64().expect("bytes"),
+            row["bytes_skipped"].as_u64().expect("bytes"),
+        );
+        assert_eq!(u + k, p.blob_bytes, "{row}");
+        uploaded += u;
+    }
+    assert_eq!(report["bytes_uploaded"], uploaded, "{report}");
+    // The rerun: everything skipped, and the text table says so.
+    let out = push(&ctx, &ctx.path().join("dir"), &proxy.host(), PLAIN).success();
+    let table: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("PACKAGE "))
+        .collect();
+    assert_eq!(table.len(), 6, "{}", out.stdout);
+    for line in &table[1..] {
+        assert!(line.contains(" bundle ") && line.ends_with(" ok"), "{line}");
+        assert!(
+            line.contains(" 0 B "),
+            "nothing uploaded on a rerun: {line}"
+        );
+    }
 }
 
 #[test]
@@ -1104,6 +1137,37 @@ fn one_corrupt_package_in_a_directory_does_not_stop_the_others() {
         "acp/bad",
         "v1.0.0"
     ));
+    // The table: one row per package file, the three bad ones failed with their reason.
+    let table: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("PACKAGE "))
+        .collect();
+    assert_eq!(table.len(), 6, "{}", out.stdout);
+    let row = |name: &str| -> &str {
+        table
+            .iter()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}: {table:?}"))
+    };
+    assert!(row("gooda").ends_with(" ok"), "{}", row("gooda"));
+    assert!(row("goodb").ends_with(" ok"), "{}", row("goodb"));
+    assert!(row("bad.").contains("failed: "), "{}", row("bad."));
+    assert!(row("bad.").contains(corrupt.as_str()), "{}", row("bad."));
+    assert!(row("broken.").contains("failed: "), "{}", row("broken."));
+    assert!(row("cut.").contains("failed: "), "{}", row("cut."));
+    let v = push(
+        &ctx,
+        &ctx.path().join("dir"),
+        &registry.host(),
+        &["--plain", "--no-auth", "-o", "json"],
+    )
+    .json();
+    let rows = v["packages"].as_array().expect("packages");
+    assert_eq!(rows.len(), 5, "{v}");
+    let failed: Vec<&serde_json::Value> = rows.iter().filter(|r| r["result"] == "failed").collect();
+    assert_eq!(failed.len(), 3, "{v}");
+    assert!(failed.iter().all(|r| r["error"].is_string()), "{v}");
 }
 
 // ---------------------------------------------------------------------------------------------

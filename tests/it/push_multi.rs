@@ -1,0 +1,466 @@
+//! `violet push` to several destinations in one read (`--dest-repo` repeated): each destination
+//! with its own credentials, every blob committed exactly once per registry, the parity report,
+//! a destination that fails while the other completes, and the per-package table.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use violet::digest::Digest;
+use violet::package::{Container, PackageType, StoreKind};
+use violet::synth::{self, SynthImage, SynthPackage, SynthSpec};
+
+use crate::support::proxy::{Fault, FaultProxy, Rule};
+use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
+use crate::support::skopeo::skopeo_inspect_raw_digest;
+use crate::support::{Output, TestContext, run};
+
+const SOURCE_REGISTRY: &str = "harbor.demo.io";
+/// The docker "identitytoken" the test token server accepts for `USER`.
+const REFRESH_TOKEN: &str = "test-refresh-token";
+
+fn spec(name: &str, container: Container, store: StoreKind, repos: &[&str]) -> SynthSpec {
+    let mut s = SynthSpec::new(name, PackageType::Bundle);
+    s.container = container;
+    s.store = store;
+    s.images = repos
+        .iter()
+        .map(|r| {
+            let mut i = SynthImage::new(*r, "v1.0.0");
+            i.shared_layers = 1;
+            i
+        })
+        .collect();
+    s
+}
+
+fn write(ctx: &TestContext, dir: &str, spec: &SynthSpec) -> SynthPackage {
+    synth::write(spec, &ctx.path().join(dir)).expect("write synthetic package")
+}
+
+/// `violet push PATH --dest-repo D1 --dest-repo D2 ... --skip-crs ARGS...` with extra environment
+/// (`--crs-out` instead of `--skip-crs` for `--skip-push`).
+fn push_multi(
+    ctx: &TestContext,
+    path: &Path,
+    dests: &[&str],
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
+    let mut cmd = ctx.violet();
+    cmd.arg("push").arg(path);
+    // --skip-push checks need somewhere for the catalog resources: files.
+    if args.contains(&"--skip-push") {
+        cmd.arg("--crs-out").arg(ctx.path().join("crs"));
+    } else {
+        cmd.arg("--skip-crs");
+    }
+    for d in dests {
+        cmd.args(["--dest-repo", d]);
+    }
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(cmd, None)
+}
+
+/// `VIOLET_PASSWORD_<HOST>` as documented: upper-cased, non-alphanumerics as `_`.
+fn password_var(host: &str) -> String {
+    let name: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("VIOLET_PASSWORD_{name}")
+}
+
+/// How many upload PUTs the registry committed for `digest` (its access log has the query).
+fn puts_of(registry: &Registry, digest: &Digest) -> usize {
+    let hex = digest.as_str().trim_start_matches("sha256:");
+    registry
+        .log()
+        .lines()
+        .filter(|l| l.contains("\"PUT ") && l.contains("/blobs/uploads/") && l.contains(hex))
+        .count()
+}
+
+fn blob_digests(ctx: &TestContext, path: &Path) -> Vec<Digest> {
+    let out = ctx
+        .run(["show", &path.display().to_string(), "-o", "json"])
+        .success();
+    let mut v: Vec<Digest> = out.json()["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .flat_map(|i| i["blobs"].as_array().expect("blobs").clone())
+        .map(|d| d.as_str().expect("digest").parse().expect("valid digest"))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[track_caller]
+fn assert_at(ctx: &TestContext, pkg: &SynthPackage, dest: &str, flags: &[&str]) {
+    for (reference, digest) in &pkg.images {
+        let at = format!("docker://{}", reference.replacen(SOURCE_REGISTRY, dest, 1));
+        assert_eq!(&skopeo_inspect_raw_digest(ctx, &at, flags), digest, "{at}");
+    }
+}
+
+fn plain() -> Registry {
+    Registry::start(RegistryOptions::default())
+}
+
+#[test]
+fn two_destinations_with_their_own_credentials_one_read_and_parity() {
+    let ctx = TestContext::new();
+    // Primary: basic auth through --dest-creds and its VIOLET_PASSWORD_<HOST>.
+    let primary = Registry::start(RegistryOptions {
+        auth: Auth::Htpasswd,
+        ..Default::default()
+    });
+    // Standby: token auth with an identity token from `docker login` (config.json), no flag.
+    let standby = Registry::start(RegistryOptions {
+        auth: Auth::Token,
+        ..Default::default()
+    });
+    let auth = base64::engine::general_purpose::STANDARD.encode("<token>:");
+    std::fs::write(
+        ctx.home().join(".docker/config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}","identitytoken":"{REFRESH_TOKEN}"}}}}}}"#,
+            standby.host()
+        ),
+    )
+    .expect("docker config");
+    // A streamed package and one read by offset, sharing layers (same seed).
+    let a = write(
+        &ctx,
+        "dir",
+        &spec(
+            "alpha",
+            Container::TarGz,
+            StoreKind::OciLayout,
+            &["acp/alpha", "acp/alpha-agent"],
+        ),
+    );
+    let b = write(
+        &ctx,
+        "dir",
+        &spec(
+            "beta",
+            Container::Tar,
+            StoreKind::Distribution,
+            &["acp/beta"],
+        ),
+    );
+    let standby_dest = format!("{}/dr", standby.host());
+    let var = password_var(&primary.host());
+    let creds = format!("{}={USER}", primary.host());
+    let dests = [primary.host(), standby_dest.clone()];
+    let dests: Vec<&str> = dests.iter().map(String::as_str).collect();
+    let out = push_multi(
+        &ctx,
+        &ctx.path().join("dir"),
+        &dests,
+        &["--plain", "--dest-creds", &creds, "-o", "json"],
+        &[(&var, PASSWORD)],
+    );
+    assert!(!out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD));
+    assert!(!out.stderr.contains(REFRESH_TOKEN));
+    let v = out.success().json();
+
+    // Every blob committed exactly once in each registry, though read once.
+    for p in [&a, &b] {
+        for d in blob_digests(&ctx, &p.path) {
+            assert_eq!(puts_of(&primary, &d), 1, "{d} at the primary");
+            assert_eq!(puts_of(&standby, &d), 1, "{d} at the standby");
+        }
+    }
+    let basic = format!("{USER}:{PASSWORD}");
+    for p in [&a, &b] {
+        assert_at(
+            &ctx,
+            p,
+            &primary.host(),
+            &["--tls-verify=false", "--creds", &basic],
+        );
+        assert_at(
+            &ctx,
+            p,
+            &standby_dest,
+            &["--tls-verify=false", "--creds", &basic],
+        );
+    }
+
+    // JSON: both destinations, each with its report; parity OK for every image.
+    let destinations = v["destinations"].as_array().expect("destinations");
+    assert_eq!(destinations.len(), 2, "{v}");
+    assert_eq!(destinations[1]["destination"]["prefix"], "dr", "{v}");
+    assert_eq!(destinations[1]["images"].as_array().map(Vec::len), Some(3));
+    let parity = v["parity"].as_array().expect("parity");
+    assert_eq!(parity.len(), 3, "{v}");
+    for row in parity {
+        assert_eq!(row["status"], "OK", "{row}");
+        let cells = row["destinations"].as_array().expect("cells");
+        assert_eq!(cells.len(), 2);
+        for c in cells {
+            assert_eq!(c["digest"], row["expected"], "{row}");
+        }
+    }
+    // The table: both packages ok; the shared layers' bytes count once per destination.
+    let rows = v["packages"].as_array().expect("packages");
+    assert_eq!(rows.len(), 2, "{v}");
+    let uploaded: u64 = rows
+        .iter()
+        .map(|r| r["bytes_uploaded"].as_u64().expect("bytes"))
+        .sum();
+    let total: u64 = destinations
+        .iter()
+        .map(|d| d["bytes_uploaded"].as_u64().expect("bytes"))
+        .sum();
+    assert_eq!(uploaded, total, "{v}");
+    for r in rows {
+        assert_eq!(r["result"], "ok", "{r}");
+    }
+
+    // A rerun uploads nothing and says so, destination by destination.
+    let out = push_multi(
+        &ctx,
+        &ctx.path().join("dir"),
+        &dests,
+        &["--plain", "--dest-creds", &creds],
+        &[(&var, PASSWORD)],
+    )
+    .success();
+    ctx.insta_settings().bind(|| {
+        insta::assert_snapshot!(
+            "push_multi_rerun",
+            format!("--- stdout\n{}--- stderr\n{}", out.stdout, out.stderr)
+        );
+    });
+}
+
+#[test]
+fn parity_reports_mismatch_and_missing_and_fails() {
+    let ctx = TestContext::new();
+    let (one, two, three) = (plain(), plain(), plain());
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec(
+            "demo",
+            Container::TarZst,
+            StoreKind::OciLayout,
+            &["acp/demo"],
+        ),
+    );
+    push_multi(
+        &ctx,
+        &pkg.path,
+        &[&one.host(), &two.host()],
+        &["--plain", "--no-auth"],
+        &[],
+    )
+    .success();
+    // Someone pushes other content under the same tag to the second registry only.
+    let mut other = spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]);
+    other.seed = 99;
+    let other = write(&ctx, "other", &other);
+    push_multi(
+        &ctx,
+        &other.path,
+        &[&two.host()],
+        &["--plain", "--no-auth"],
+        &[],
+    )
+    .success();
+
+    let out = push_multi(
+        &ctx,
+        &pkg.path,
+        &[&one.host(), &two.host(), &three.host()],
+        &["--plain", "--no-auth", "--skip-push", "-o", "json"],
+        &[],
+    );
+    assert_eq!(out.code, 7, "{out:?}");
+    let v = out.json();
+    let row = &v["parity"][0];
+    assert_eq!(row["status"], "MISMATCH", "{v}");
+    assert_eq!(row["expected"], pkg.images[0].1.as_str());
+    assert_eq!(row["destinations"][0]["digest"], pkg.images[0].1.as_str());
+    assert_eq!(row["destinations"][1]["digest"], other.images[0].1.as_str());
+    assert!(row["destinations"][2]["digest"].is_null(), "{v}");
+
+    let out = push_multi(
+        &ctx,
+        &pkg.path,
+        &[&one.host(), &three.host()],
+        &["--plain", "--no-auth", "--skip-push"],
+        &[],
+    );
+    assert_eq!(out.code, 7, "{out:?}");
+    let text = ctx.redact(&out.stdout);
+    assert!(
+        text.contains("parity: 1 images, 0 OK, 0 MISMATCH, 1 MISSING"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "MISSING   {}  {}",
+            pkg.images[0].0, pkg.images[0].1
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("127.0.0.1:[PORT]/acp/demo:v1.0.0  absent"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_failing_destination_does_not_stop_the_other_and_a_rerun_completes_it() {
+    let ctx = TestContext::new();
+    let good = plain();
+    let flaky = plain();
+    let proxy = FaultProxy::start(&flaky.host());
+    // The standby refuses every blob upload (not retryable).
+    proxy.inject(Rule::new(Some("PUT"), r"/blobs/uploads/", Fault::Status(403)).times(usize::MAX));
+    let streamed = write(
+        &ctx,
+        "dir",
+        &spec(
+            "zeta",
+            Container::TarGz,
+            StoreKind::OciLayout,
+            &["acp/zeta"],
+        ),
+    );
+    let random = write(
+        &ctx,
+        "dir",
+        &spec("eta", Container::Tar, StoreKind::OciLayout, &["acp/eta"]),
+    );
+    let out = push_multi(
+        &ctx,
+        &ctx.path().join("dir"),
+        &[&good.host(), &proxy.host()],
+        &["--plain", "--no-auth", "-o", "json"],
+        &[],
+    );
+    assert_ne!(out.code, 0, "{out:?}");
+    let v = out.json();
+    for img in v["destinations"][0]["images"].as_array().expect("images") {
+        assert_eq!(img["result"], "pushed", "{img}");
+    }
+    for img in v["destinations"][1]["images"].as_array().expect("images") {
+        assert_eq!(img["result"], "failed", "{img}");
+    }
+    for row in v["parity"].as_array().expect("parity") {
+        assert_eq!(row["status"], "MISSING", "{row}");
+    }
+    for row in v["packages"].as_array().expect("packages") {
+        assert_eq!(row["result"], "failed", "{row}");
+        assert!(
+            row["error"].as_str().unwrap_or("").contains(&proxy.host()),
+            "{row}"
+        );
+    }
+    for p in [&streamed, &random] {
+        assert_at(&ctx, p, &good.host(), &["--tls-verify=false"]);
+    }
+
+    // The standby is back: a rerun uploads only there.
+    proxy.clear_faults();
+    let before: Vec<usize> = blob_digests(&ctx, &streamed.path)
+        .iter()
+        .map(|d| puts_of(&good, d))
+        .collect();
+    let v = push_multi(
+        &ctx,
+        &ctx.path().join("dir"),
+        &[&good.host(), &proxy.host()],
+        &["--plain", "--no-auth", "-o", "json"],
+        &[],
+    )
+    .success()
+    .json();
+    assert_eq!(v["destinations"][0]["blobs"]["uploaded"], 0, "{v}");
+    let after: Vec<usize> = blob_digests(&ctx, &streamed.path)
+        .iter()
+        .map(|d| puts_of(&good, d))
+        .collect();
+    assert_eq!(before, after);
+    for p in [&streamed, &random] {
+        assert_at(&ctx, p, &proxy.host(), &["--tls-verify=false"]);
+    }
+    for row in v["parity"].as_array().expect("parity") {
+        assert_eq!(row["status"], "OK", "{row}");
+    }
+}
+
+#[test]
+fn dest_creds_errors_are_one_line_and_name_the_variable() {
+    let ctx = TestContext::new();
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
+    );
+    // Nothing listens there: the errors come before any request.
+    let (a, b) = ("127.0.0.1:9", "127.0.0.1:7");
+    let out = push_multi(
+        &ctx,
+        &pkg.path,
+        &[a, b],
+        &["--plain", "--dest-creds", "10.0.0.1:5000=admin"],
+        &[],
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("10.0.0.1:5000 is not the host of any --dest-repo"),
+        "{}",
+        out.stderr
+    );
+    let out = push_multi(
+        &ctx,
+        &pkg.path,
+        &[a, b],
+        &["--plain", "--dest-creds", "127.0.0.1:9=admin", "--no-auth"],
+        &[],
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    let out = push_multi(
+        &ctx,
+        &pkg.path,
+        &[a, b],
+        &[
+            "--plain",
+            "--dest-creds",
+            "127.0.0.1:9=admin",
+            "--username",
+            "u",
+            "--password",
+            "Zq7-secret",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("VIOLET_PASSWORD_127_0_0_1_9 is not set"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("Zq7-secret"));
+    let out = push_multi(&ctx, &pkg.path, &[a, a], &["--plain", "--no-auth"], &[]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("given twice"), "{}", out.stderr);
+}
