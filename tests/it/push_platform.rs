@@ -1037,3 +1037,55 @@ async fn crs_out_writes_files_and_not_the_platform() {
     .expect("yaml");
     assert_eq!(artifact["spec"]["registry"], host);
 }
+
+/// The upgrade flow for a core package: images only before the window (the core image store and the
+/// images of every nested plugin package), then only the catalog resources: one ModulePlugin per
+/// nested plugin in the global cluster, none for the core package itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_package_images_only_then_module_plugins_only() {
+    let site = Site::new(RegistryOptions::default()).await;
+    let mut spec = SynthSpec::new("acp-core", PackageType::Core);
+    spec.version = "v4.3.0".into();
+    spec.images = vec![image("acp/cluster-version-operator", "v4.3.0")];
+    spec.children = (1..=3)
+        .map(|i| {
+            let mut child = SynthSpec::new(&format!("plugin{i}"), PackageType::Plugin);
+            child.version = "v4.3.0".into();
+            child.images = vec![image(&format!("acp/plugin{i}"), "v4.3.0")];
+            child
+        })
+        .collect();
+    let core = synth::write(&spec, &site.pkgs()).expect("synth core package");
+
+    let out = site.push(&core.path, &["--skip-crs", "--plain"]).await;
+    assert_code(&out, 0);
+    assert_eq!(site.catalog_objects(), 0);
+    for repo in [
+        "acp/cluster-version-operator",
+        "acp/plugin1",
+        "acp/plugin2",
+        "acp/plugin3",
+    ] {
+        assert!(
+            out.stdout
+                .contains(&format!("{}/{repo}:v4.3.0", site.reg.host())),
+            "{repo} pushed: {}",
+            out.stdout
+        );
+    }
+
+    let puts = site.manifest_puts();
+    let out = site.push(&core.path, &["--skip-push", "--plain"]).await;
+    assert_code(&out, 0);
+    assert_eq!(site.manifest_puts(), puts, "--skip-push pushes nothing");
+    let plugins = site.emu.objects("global", "moduleplugins");
+    assert_eq!(plugins.len(), 3, "{plugins:?}");
+    for i in 1..=3 {
+        assert!(
+            out.stdout
+                .contains(&format!("ModulePlugin plugin{i} created")),
+            "{}",
+            out.stdout
+        );
+    }
+}
