@@ -1049,7 +1049,7 @@ async fn core_package_images_only_then_module_plugins_only() {
     spec.images = vec![image("acp/cluster-version-operator", "v4.3.0")];
     spec.children = (1..=3)
         .map(|i| {
-            let mut child = SynthSpec::new(&format!("plugin{i}"), PackageType::Plugin);
+            let mut child = SynthSpec::new(format!("plugin{i}"), PackageType::Plugin);
             child.version = "v4.3.0".into();
             child.images = vec![image(&format!("acp/plugin{i}"), "v4.3.0")];
             child
