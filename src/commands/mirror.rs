@@ -181,10 +181,7 @@ pub struct MirrorReport {
 }
 
 pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run_async(args, printer))
+    super::block_on(run_async(args, printer))?
 }
 
 async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {

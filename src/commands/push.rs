@@ -412,10 +412,7 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             .into());
     }
     let (packages, bad) = load_packages(&args.path, &printer)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(run_async(args, printer, packages, bad))
+    super::block_on(run_async(args, printer, packages, bad))?
 }
 
 /// A file that could not be read as a package: its path and why.
