@@ -13,7 +13,7 @@ use violet::synth::{self, SynthImage, SynthPackage, SynthSpec};
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
 use crate::support::skopeo::skopeo_inspect_raw_digest;
-use crate::support::{Output, TestContext, run};
+use crate::support::{Output, TestContext, blob_digests, puts_of, run};
 
 /// A password no output may ever contain.
 const SECRET: &str = "Zq7-violet-Secret-Pw!";
@@ -120,34 +120,6 @@ fn blob_puts(proxy: &FaultProxy) -> usize {
 }
 fn manifest_puts(proxy: &FaultProxy) -> usize {
     proxy.count(Some("PUT"), r"/manifests/")
-}
-
-/// How many upload PUTs the registry committed for `digest`, from its access log (the proxy
-/// does not record queries, and the digest is in the query).
-fn puts_of(registry: &Registry, digest: &Digest) -> usize {
-    let hex = digest.as_str().trim_start_matches("sha256:");
-    registry
-        .log()
-        .lines()
-        .filter(|l| l.contains("\"PUT ") && l.contains("/blobs/uploads/") && l.contains(hex))
-        .count()
-}
-
-/// Every config and layer digest of a package, as the package itself lists them (`violet show`).
-fn blob_digests(ctx: &TestContext, path: &Path) -> Vec<Digest> {
-    let out = ctx
-        .run(["show", &path.display().to_string(), "-o", "json"])
-        .success();
-    let mut v: Vec<Digest> = out.json()["images"]
-        .as_array()
-        .expect("images")
-        .iter()
-        .flat_map(|i| i["blobs"].as_array().expect("blobs").clone())
-        .map(|d| d.as_str().expect("digest").parse().expect("valid digest"))
-        .collect();
-    v.sort();
-    v.dedup();
-    v
 }
 
 fn plain_registry() -> Registry {

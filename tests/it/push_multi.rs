@@ -5,14 +5,13 @@
 use std::path::Path;
 
 use base64::Engine as _;
-use violet::digest::Digest;
 use violet::package::{Container, PackageType, StoreKind};
 use violet::synth::{self, SynthImage, SynthPackage, SynthSpec};
 
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
 use crate::support::skopeo::skopeo_inspect_raw_digest;
-use crate::support::{Output, TestContext, run};
+use crate::support::{Output, TestContext, blob_digests, puts_of, run};
 
 const SOURCE_REGISTRY: &str = "harbor.demo.io";
 /// The docker "identitytoken" the test token server accepts for `USER`.
@@ -77,32 +76,6 @@ fn password_var(host: &str) -> String {
         })
         .collect();
     format!("VIOLET_PASSWORD_{name}")
-}
-
-/// How many upload PUTs the registry committed for `digest` (its access log has the query).
-fn puts_of(registry: &Registry, digest: &Digest) -> usize {
-    let hex = digest.as_str().trim_start_matches("sha256:");
-    registry
-        .log()
-        .lines()
-        .filter(|l| l.contains("\"PUT ") && l.contains("/blobs/uploads/") && l.contains(hex))
-        .count()
-}
-
-fn blob_digests(ctx: &TestContext, path: &Path) -> Vec<Digest> {
-    let out = ctx
-        .run(["show", &path.display().to_string(), "-o", "json"])
-        .success();
-    let mut v: Vec<Digest> = out.json()["images"]
-        .as_array()
-        .expect("images")
-        .iter()
-        .flat_map(|i| i["blobs"].as_array().expect("blobs").clone())
-        .map(|d| d.as_str().expect("digest").parse().expect("valid digest"))
-        .collect();
-    v.sort();
-    v.dedup();
-    v
 }
 
 #[track_caller]

@@ -215,3 +215,31 @@ fn violet_runs_with_a_clean_environment() {
     let out = ctx.run(["version"]).success();
     assert!(out.stdout.starts_with("Version: v"), "{}", out.stdout);
 }
+
+/// How many upload PUTs the registry committed for `digest`, from its access log (a proxy does
+/// not record queries, and the digest is in the query).
+pub fn puts_of(registry: &registry::Registry, digest: &violet::digest::Digest) -> usize {
+    let hex = digest.hex();
+    registry
+        .log()
+        .lines()
+        .filter(|l| l.contains("\"PUT ") && l.contains("/blobs/uploads/") && l.contains(hex))
+        .count()
+}
+
+/// Every config and layer digest of a package, as the package itself lists them (`violet show`).
+pub fn blob_digests(ctx: &TestContext, path: &Path) -> Vec<violet::digest::Digest> {
+    let out = ctx
+        .run(["show", &path.display().to_string(), "-o", "json"])
+        .success();
+    let mut v: Vec<violet::digest::Digest> = out.json()["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .flat_map(|i| i["blobs"].as_array().expect("blobs").clone())
+        .map(|d| d.as_str().expect("digest").parse().expect("valid digest"))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
