@@ -44,6 +44,8 @@ pub enum Command {
     List(Box<commands::list::Args>),
     Gc(Box<commands::gc::Args>),
     Mirror(Box<commands::mirror::Args>),
+    Create(Box<commands::create::Args>),
+    Package(Box<commands::package::Args>),
     Version(commands::version::Args),
     Completion(commands::completion::Args),
 }
@@ -77,6 +79,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => commands::list::run(*args, printer),
         Command::Gc(args) => commands::gc::run(*args, printer),
         Command::Mirror(args) => commands::mirror::run(*args, printer),
+        Command::Create(args) => commands::create::run(*args, printer),
+        Command::Package(args) => commands::package::run(*args, printer),
         Command::Version(args) => commands::version::run(args, printer),
         Command::Completion(args) => commands::completion::run(args),
     }

@@ -4,7 +4,13 @@
 //! `package` (read packages by streaming) → `plan` (what to push where) → `scheduler` (one
 //! upload per blob and destination, tags after graphs) → `registry` (the OCI distribution client)
 //! → `platform` (catalog CRs) → `output` (text, JSON, progress).
+//!
+//! The way back, building packages on the connected side: `artifact` (what a bundle image or
+//! chart declares) → `pull` (image graphs, platform selection) → `build` (streams every blob from
+//! the source registry) → `writer` (the archive, in the order readers rely on).
 
+pub mod artifact;
+pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod digest;
@@ -18,3 +24,4 @@ pub mod registry;
 pub mod scheduler;
 pub mod signature;
 pub mod synth;
+pub mod writer;

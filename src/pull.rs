@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::digest::{Digest, Hasher};
+use crate::error::Fail;
 use crate::package::mediatype;
 use crate::registry::{BlobStream, Client, RegistryError};
 
@@ -191,9 +192,312 @@ pub fn checked_blob(
     Box::pin(checked)
 }
 
+/// A `--platforms` selection: `os/arch` matches every variant of that architecture,
+/// `os/arch/variant` only that variant (`linux/arm64` and `linux/arm64/v8` are the same platform).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformFilter(Vec<String>);
+
+impl PlatformFilter {
+    /// Parses `linux/amd64,linux/arm64` (already split on commas by clap).
+    pub fn parse(items: &[String]) -> Result<Option<Self>, String> {
+        let mut out: Vec<String> = Vec::new();
+        for item in items.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            let parts: Vec<&str> = item.split('/').collect();
+            if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+                return Err(format!(
+                    "invalid platform {item:?}: expected os/arch or os/arch/variant, e.g. linux/arm64"
+                ));
+            }
+            let normal = normalize(item);
+            if !out.contains(&normal) {
+                out.push(normal);
+            }
+        }
+        Ok((!out.is_empty()).then_some(Self(out)))
+    }
+
+    pub fn matches(&self, platform: &str) -> bool {
+        let p = normalize(platform);
+        self.0.iter().any(|want| {
+            *want == p || (want.matches('/').count() == 1 && p.starts_with(&format!("{want}/")))
+        })
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+fn normalize(platform: &str) -> String {
+    match platform.strip_suffix("/v8") {
+        Some(base) if base.ends_with("/arm64") => base.to_string(),
+        _ => platform.to_string(),
+    }
+}
+
+/// `os/arch[/variant]` of an index entry or image config.
+fn platform_of(v: &serde_json::Value) -> Option<String> {
+    let os = v.get("os")?.as_str()?;
+    let arch = v.get("architecture")?.as_str()?;
+    if os == "unknown" || arch == "unknown" {
+        return None;
+    }
+    Some(match v.get("variant").and_then(|x| x.as_str()) {
+        Some(var) if !var.is_empty() => format!("{os}/{arch}/{var}"),
+        _ => format!("{os}/{arch}"),
+    })
+}
+
+/// An image resolved for a package, with the platforms kept.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    pub image: RemoteImage,
+    pub media_type: String,
+    /// Platforms the image carries after selection (empty for artifacts such as charts).
+    pub platforms: Vec<String>,
+    /// Set when the index was rewritten to the selected platforms: the digest it had.
+    pub rewritten_from: Option<Digest>,
+    /// Platforms left out of a rewritten index.
+    pub dropped: Vec<String>,
+    /// Set when a subset was asked but the whole index is kept (the reference pins its digest).
+    pub kept_whole: bool,
+}
+
+const MAX_CONFIG: u64 = 4 << 20;
+
+/// Resolves `reference` in `repo` keeping only the platforms `filter` selects.
+///
+/// An index that carries platforms outside the selection is rewritten to the selected entries
+/// (their attestations kept with them): a new manifest with a new digest, reported in
+/// [`Selected::rewritten_from`]. A reference pinned by digest (`@sha256:…`) keeps its whole index,
+/// since whatever names that digest (a CSV's `relatedImages`) must find it. Never is an index
+/// written whose children are missing: registries refuse such an index.
+pub async fn select(
+    client: &Client,
+    repo: &str,
+    reference: &str,
+    filter: Option<&PlatformFilter>,
+    pinned: bool,
+    label: &str,
+) -> anyhow::Result<Selected> {
+    let (served_type, bytes, digest) = client.get_manifest(repo, reference).await?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let media_type = doc
+        .get("mediaType")
+        .and_then(|m| m.as_str())
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
+        .unwrap_or(served_type);
+    let Some(entries) = doc.get("manifests").and_then(|m| m.as_array()) else {
+        // A single manifest: its platform is in its config, when the config is an image config.
+        let image = resolve(client, repo, digest.as_str()).await?;
+        let platforms = single_platform(client, repo, &doc).await?;
+        if let (Some(filter), Some(p)) = (filter, platforms.first())
+            && !filter.matches(p)
+        {
+            return Err(no_platform(label, filter, p).into());
+        }
+        return Ok(Selected {
+            image,
+            media_type,
+            platforms,
+            rewritten_from: None,
+            dropped: Vec::new(),
+            kept_whole: false,
+        });
+    };
+
+    let all: Vec<Option<String>> = entries
+        .iter()
+        .map(|e| e.get("platform").and_then(platform_of))
+        .collect();
+    let available: Vec<String> = all.iter().flatten().cloned().collect();
+    let wanted = |p: &Option<String>| match (filter, p) {
+        (Some(f), Some(p)) => f.matches(p),
+        _ => true,
+    };
+    let keep_platforms: Vec<String> = all
+        .iter()
+        .filter(|p| wanted(p))
+        .flatten()
+        .cloned()
+        .collect();
+    if let Some(f) = filter
+        && !available.is_empty()
+        && keep_platforms.is_empty()
+    {
+        return Err(no_platform(label, f, &available.join(", ")).into());
+    }
+    let subset = keep_platforms.len() < available.len();
+    if !subset || pinned {
+        let image = resolve(client, repo, digest.as_str()).await?;
+        return Ok(Selected {
+            image,
+            media_type,
+            platforms: available,
+            rewritten_from: None,
+            dropped: Vec::new(),
+            kept_whole: subset,
+        });
+    }
+
+    // Entries kept: selected platforms, entries without a platform, and attestations of kept ones.
+    let kept_digests: std::collections::HashSet<&str> = entries
+        .iter()
+        .zip(&all)
+        .filter(|(_, p)| p.is_some() && wanted(p))
+        .filter_map(|(e, _)| e.get("digest").and_then(|d| d.as_str()))
+        .collect();
+    let kept: Vec<serde_json::Value> = entries
+        .iter()
+        .zip(&all)
+        .filter(|(e, p)| match p {
+            Some(_) => wanted(p),
+            None => match e.pointer("/annotations/vnd.docker.reference.digest") {
+                Some(target) => target.as_str().is_some_and(|t| kept_digests.contains(t)),
+                None => true,
+            },
+        })
+        .map(|(e, _)| e.clone())
+        .collect();
+    let mut image = RemoteImage {
+        digest: digest.clone(),
+        manifests: Vec::new(),
+        blobs: Vec::new(),
+    };
+    for entry in &kept {
+        let child = entry
+            .get("digest")
+            .and_then(|d| d.as_str())
+            .unwrap_or_default();
+        let part = resolve(client, repo, child).await?;
+        for m in part.manifests {
+            if !image.manifests.iter().any(|x| x.digest == m.digest) {
+                image.manifests.push(m);
+            }
+        }
+        for b in part.blobs {
+            if !image.blobs.contains(&b) {
+                image.blobs.push(b);
+            }
+        }
+    }
+    let mut index = doc.clone();
+    index["manifests"] = serde_json::Value::Array(kept);
+    let new_bytes = Bytes::from(
+        serde_json::to_vec(&index).map_err(|e| RegistryError::Other {
+            registry: client.host().into(),
+            message: format!("cannot write the index of {label}: {e}"),
+        })?,
+    );
+    let new_digest = Digest::of(&new_bytes);
+    image.digest = new_digest.clone();
+    image.manifests.push(RemoteManifest {
+        digest: new_digest,
+        media_type: media_type.clone(),
+        bytes: new_bytes,
+    });
+    let dropped = available
+        .iter()
+        .filter(|p| !keep_platforms.contains(p))
+        .cloned()
+        .collect();
+    Ok(Selected {
+        image,
+        media_type,
+        platforms: keep_platforms,
+        rewritten_from: Some(digest),
+        dropped,
+        kept_whole: false,
+    })
+}
+
+fn no_platform(label: &str, filter: &PlatformFilter, available: &str) -> Fail {
+    Fail::usage(format!(
+        "{label} has no {} image (it has {available})",
+        filter.as_slice().join(", ")
+    ))
+    .with_hint("choose --platforms among the platforms every image carries")
+}
+
+/// The platform of a single image manifest, read from its config (none for non-image artifacts).
+async fn single_platform(
+    client: &Client,
+    repo: &str,
+    doc: &serde_json::Value,
+) -> Result<Vec<String>, RegistryError> {
+    let Some(config) = doc.get("config") else {
+        return Ok(Vec::new());
+    };
+    let config_type = config
+        .get("mediaType")
+        .and_then(|m| m.as_str())
+        .unwrap_or("");
+    let is_image_config = config_type == mediatype::OCI_CONFIG
+        || config_type == "application/vnd.docker.container.image.v1+json";
+    let size = config.get("size").and_then(|s| s.as_u64()).unwrap_or(0);
+    let Some(digest) = config
+        .get("digest")
+        .and_then(|d| d.as_str())
+        .and_then(|d| Digest::parse(d).ok())
+    else {
+        return Ok(Vec::new());
+    };
+    if !is_image_config || size > MAX_CONFIG {
+        return Ok(Vec::new());
+    }
+    let bytes = fetch_small(client, repo, &digest, size).await?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    Ok(platform_of(&v).into_iter().collect())
+}
+
+/// Downloads a small blob (a config, a chart, a bundle layer) into memory, checked against its
+/// digest; refuses one larger than `size` says.
+pub async fn fetch_small(
+    client: &Client,
+    repo: &str,
+    digest: &Digest,
+    size: u64,
+) -> Result<Vec<u8>, RegistryError> {
+    let stream = client.get_blob(repo, digest).await?;
+    let mut stream = checked_blob(stream, client.host(), repo, digest.clone(), size);
+    let mut out = Vec::with_capacity(size as usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| RegistryError::Other {
+            registry: client.host().into(),
+            message: e.to_string(),
+        })?;
+        if out.len() as u64 + chunk.len() as u64 > size {
+            return Err(RegistryError::Protocol {
+                registry: client.host().into(),
+                operation: "the download of",
+                what: format!("blob {digest} from {repo}"),
+                message: format!("more than the {size} bytes its descriptor names"),
+            });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_filters() {
+        let f = PlatformFilter::parse(&["linux/arm64".into(), " linux/amd64 ".into()])
+            .unwrap()
+            .unwrap();
+        assert!(f.matches("linux/arm64/v8") && f.matches("linux/amd64"));
+        assert!(!f.matches("linux/arm/v7") && !f.matches("windows/amd64"));
+        let v7 = PlatformFilter::parse(&["linux/arm/v7".into()])
+            .unwrap()
+            .unwrap();
+        assert!(v7.matches("linux/arm/v7") && !v7.matches("linux/arm/v6"));
+        assert!(PlatformFilter::parse(&["amd64".into()]).is_err());
+        assert_eq!(PlatformFilter::parse(&[]).unwrap(), None);
+    }
 
     #[test]
     fn parses_index_and_manifest_shapes() {

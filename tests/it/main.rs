@@ -3,6 +3,7 @@
 
 mod support;
 
+mod create_package;
 mod list_gc;
 mod mirror;
 mod package_read;

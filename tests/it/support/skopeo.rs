@@ -54,6 +54,17 @@ pub fn skopeo_copy_all_with(ctx: &TestContext, src: &str, dst: &str, flags: &[&s
 /// resolves to. `tls_flags` e.g. `["--tls-verify=false"]` or `["--cert-dir", dir]`.
 #[track_caller]
 pub fn skopeo_inspect_raw_digest(ctx: &TestContext, reference: &str, tls_flags: &[&str]) -> Digest {
+    Digest::of(&skopeo_inspect_raw_bytes(ctx, reference, tls_flags))
+}
+
+/// `skopeo inspect --raw REF` as text (a manifest or index).
+#[track_caller]
+pub fn skopeo_inspect_raw(ctx: &TestContext, reference: &str, tls_flags: &[&str]) -> String {
+    String::from_utf8(skopeo_inspect_raw_bytes(ctx, reference, tls_flags)).expect("UTF-8 manifest")
+}
+
+#[track_caller]
+fn skopeo_inspect_raw_bytes(ctx: &TestContext, reference: &str, tls_flags: &[&str]) -> Vec<u8> {
     let mut cmd = skopeo(ctx);
     cmd.args(["inspect", "--raw"])
         .args(tls_flags)
@@ -70,5 +81,5 @@ pub fn skopeo_inspect_raw_digest(ctx: &TestContext, reference: &str, tls_flags: 
         "{shown} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Digest::of(&out.stdout)
+    out.stdout
 }

@@ -1,0 +1,428 @@
+//! Building packages (`violet create`, `violet package`): the images a package names are
+//! resolved in their source registries, then every manifest and blob is streamed straight from
+//! the registry (or from a package directory `create` wrote) into the package, with no staging
+//! copy, in the order of docs/package-format.md "Entry ordering".
+//!
+//! The archive is written by one blocking thread (tar is sequential); blob bytes reach it from
+//! the async registry client through [`StreamRead`], one bounded chunk at a time, so memory stays
+//! flat whatever the layer size.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read};
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::artifact::Reference;
+use crate::digest::Digest;
+use crate::output::progress::Progress;
+use crate::package::metadata::{METADATA_FILE, Metadata};
+use crate::package::{Package, blobs};
+use crate::pull::{self, PlatformFilter, Selected};
+use crate::registry::{
+    BlobStream, Client, Credentials, RegistryConfig, RegistryError, credentials,
+};
+use crate::writer::{self, LayoutEntry, PackageWriter, Written};
+
+/// How to reach the source registries (`--username/--password/--no-auth/--plain/--insecure`).
+#[derive(Debug, Clone, Default)]
+pub struct SourceConfig {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub no_auth: bool,
+    pub plain: bool,
+    pub insecure: bool,
+    pub ca_files: Vec<PathBuf>,
+    pub retries: u32,
+}
+
+/// One client per source registry host, made on first use.
+pub struct Sources {
+    config: SourceConfig,
+    clients: HashMap<String, Client>,
+}
+
+impl Sources {
+    pub fn new(config: SourceConfig) -> Self {
+        Self {
+            config,
+            clients: HashMap::new(),
+        }
+    }
+
+    /// The client for `host`. `--username/--password` apply to every source registry; without
+    /// them each host uses its stored docker/podman login, or goes anonymous (public images).
+    pub fn client(&mut self, host: &str) -> anyhow::Result<Client> {
+        if let Some(c) = self.clients.get(host) {
+            return Ok(c.clone());
+        }
+        let c = &self.config;
+        let credentials = if c.no_auth {
+            Credentials::Anonymous
+        } else {
+            credentials::resolve(host, c.username.as_deref(), c.password.as_deref(), false)?
+                .credentials
+        };
+        let client = Client::new(RegistryConfig {
+            host: host.to_string(),
+            plain: c.plain,
+            insecure: c.insecure,
+            ca_files: c.ca_files.clone(),
+            credentials,
+            retries: c.retries,
+            chunk_size: None,
+        })?;
+        self.clients.insert(host.to_string(), client.clone());
+        Ok(client)
+    }
+}
+
+/// One image resolved in its source registry.
+#[derive(Clone)]
+pub struct Pulled {
+    /// The reference as the package names it.
+    pub reference: Reference,
+    pub client: Client,
+    pub selected: Selected,
+    /// The main artifact (bundle image, chart): platform-independent content, so it is never
+    /// filtered and its config's platform says nothing about the package.
+    pub is_artifact: bool,
+}
+
+/// An index rewritten to a platform subset, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rewrite {
+    pub image: String,
+    pub original: Digest,
+    pub digest: Digest,
+    pub kept: Vec<String>,
+    pub dropped: Vec<String>,
+}
+
+/// Resolves every reference keeping the `filter` platforms; the first one is the artifact.
+pub async fn resolve_all(
+    sources: &mut Sources,
+    references: &[Reference],
+    filter: Option<&PlatformFilter>,
+) -> anyhow::Result<Vec<Pulled>> {
+    let mut out = Vec::new();
+    for (i, r) in references.iter().enumerate() {
+        let is_artifact = i == 0;
+        let client = sources.client(&r.registry)?;
+        let selected = pull::select(
+            &client,
+            &r.repository,
+            &r.lookup(),
+            if is_artifact { None } else { filter },
+            r.digest.is_some(),
+            &r.to_string(),
+        )
+        .await?;
+        out.push(Pulled {
+            reference: r.clone(),
+            client,
+            selected,
+            is_artifact,
+        });
+    }
+    Ok(out)
+}
+
+/// Index rewrites among `pulled`, for the report.
+pub fn rewrites(pulled: &[Pulled]) -> Vec<Rewrite> {
+    pulled
+        .iter()
+        .filter_map(|p| {
+            Some(Rewrite {
+                image: p.reference.to_string(),
+                original: p.selected.rewritten_from.clone()?,
+                digest: p.selected.image.digest.clone(),
+                kept: p.selected.platforms.clone(),
+                dropped: p.selected.dropped.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The package's platforms, in first-seen order: those its images carry and the selection asks
+/// for (an index kept whole because it is pinned may carry more; the package is not for those).
+pub fn platforms(pulled: &[Pulled], filter: Option<&PlatformFilter>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let images = pulled.iter().filter(|p| !p.is_artifact);
+    for p in images.flat_map(|p| &p.selected.platforms) {
+        if filter.is_some_and(|f| !f.matches(p)) {
+            continue;
+        }
+        if !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+/// Where the images of a package come from.
+pub enum Images {
+    /// No images: a lightweight package.
+    None,
+    /// Straight from the source registries.
+    Remote(Vec<Pulled>),
+    /// From the image store of a package directory (`violet create` without
+    /// `--skip-package-images`).
+    Local(Box<Package>),
+}
+
+/// What was written.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    #[serde(flatten)]
+    pub written: Written,
+    pub images: usize,
+    pub manifests: usize,
+    pub blobs: usize,
+    pub blob_bytes: u64,
+}
+
+enum BlobSource {
+    Remote {
+        client: Client,
+        repository: String,
+    },
+    Local {
+        location: crate::package::BlobLocation,
+    },
+}
+
+/// Writes a package: `violet.yaml`, `extra` files, the OCI layout's `index.json`, every manifest,
+/// then every config and layer blob once. Runs on a blocking thread; remote bytes are pulled
+/// through the current tokio runtime.
+pub async fn write(
+    mut writer: PackageWriter,
+    metadata: &Metadata,
+    extra: Vec<(String, PathBuf)>,
+    images: Images,
+    progress: Progress,
+) -> anyhow::Result<BuildReport> {
+    let mut yaml = serde_saphyr::to_string(metadata)?;
+    if !yaml.ends_with('\n') {
+        yaml.push('\n');
+    }
+    let handle = tokio::runtime::Handle::current();
+    let task = tokio::task::spawn_blocking(move || -> anyhow::Result<BuildReport> {
+        writer.add_bytes(METADATA_FILE, yaml.as_bytes())?;
+        for (entry, path) in &extra {
+            let file = std::fs::File::open(path)
+                .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            let size = file.metadata()?.len();
+            writer.add_reader(entry, size, file)?;
+        }
+        let mut layout = Vec::new();
+        let mut manifests: BTreeMap<Digest, Bytes> = BTreeMap::new();
+        let mut manifest_order = Vec::new();
+        let mut blob_list: Vec<(Digest, u64, BlobSource)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut local_pkg = None;
+        match images {
+            Images::None => {}
+            Images::Remote(pulled) => {
+                for p in pulled {
+                    let image = &p.selected.image;
+                    let top = image.manifests.last().expect("an image has a manifest");
+                    layout.push(LayoutEntry {
+                        reference: p.reference.to_string(),
+                        digest: image.digest.clone(),
+                        media_type: p.selected.media_type.clone(),
+                        size: top.bytes.len() as u64,
+                    });
+                    for m in &image.manifests {
+                        if !manifests.contains_key(&m.digest) {
+                            manifest_order.push(m.digest.clone());
+                            manifests.insert(m.digest.clone(), m.bytes.clone());
+                        }
+                    }
+                    for (d, size) in &image.blobs {
+                        if seen.insert(d.clone()) {
+                            blob_list.push((
+                                d.clone(),
+                                *size,
+                                BlobSource::Remote {
+                                    client: p.client.clone(),
+                                    repository: p.reference.repository.clone(),
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+            Images::Local(pkg) => {
+                for image in &pkg.images {
+                    let top = &pkg.manifests[&image.digest];
+                    layout.push(LayoutEntry {
+                        reference: image.reference.to_string(),
+                        digest: image.digest.clone(),
+                        media_type: image.media_type.clone(),
+                        size: top.bytes.len() as u64,
+                    });
+                    for d in &image.manifests {
+                        if !manifests.contains_key(d) {
+                            manifest_order.push(d.clone());
+                            manifests.insert(d.clone(), pkg.manifests[d].bytes.clone());
+                        }
+                    }
+                    for d in &image.blobs {
+                        if seen.insert(d.clone()) {
+                            let blob = &pkg.blobs[d];
+                            blob_list.push((
+                                d.clone(),
+                                blob.size,
+                                BlobSource::Local {
+                                    location: blob.location.clone(),
+                                },
+                            ));
+                        }
+                    }
+                }
+                local_pkg = Some(pkg);
+            }
+        }
+        let blob_bytes: u64 = blob_list.iter().map(|(_, s, _)| s).sum();
+        progress.set_total(blob_bytes);
+        if !layout.is_empty() {
+            for (name, bytes) in writer::layout_files(&layout)? {
+                writer.add_bytes(&format!("{}{name}", writer::STORE_ROOT), &bytes)?;
+            }
+        }
+        for d in &manifest_order {
+            writer.add_bytes(&writer::blob_entry(d), &manifests[d])?;
+        }
+        for (digest, size, source) in &blob_list {
+            let entry = writer::blob_entry(digest);
+            match source {
+                BlobSource::Remote { client, repository } => {
+                    let stream = handle.block_on(client.get_blob(repository, digest))?;
+                    let stream = pull::checked_blob(
+                        stream,
+                        client.host(),
+                        repository,
+                        digest.clone(),
+                        *size,
+                    );
+                    let mut reader = StreamRead {
+                        handle: handle.clone(),
+                        stream,
+                        chunk: Bytes::new(),
+                        progress: progress.clone(),
+                        failed: None,
+                    };
+                    if let Err(e) = writer.add_reader(&entry, *size, &mut reader) {
+                        // A broken download is the registry's or the link's fault, not the disk's.
+                        return Err(match reader.failed {
+                            Some(kind) => {
+                                download_error(client, repository, digest, kind, e).into()
+                            }
+                            None => e.into(),
+                        });
+                    }
+                }
+                BlobSource::Local { location } => {
+                    let pkg = local_pkg
+                        .as_ref()
+                        .expect("local blobs come with their package");
+                    let reader = blobs::open(pkg, location)?.ok_or_else(|| {
+                        io::Error::other(format!("{}: cannot read {}", pkg.label(), location.entry))
+                    })?;
+                    let reader = Counted {
+                        inner: reader,
+                        progress: progress.clone(),
+                    };
+                    writer.add_reader(&entry, *size, reader)?;
+                }
+            }
+        }
+        progress.finish();
+        let images = layout.len();
+        let written = writer.finish()?;
+        Ok(BuildReport {
+            written,
+            images,
+            manifests: manifest_order.len(),
+            blobs: blob_list.len(),
+            blob_bytes,
+        })
+    });
+    task.await?
+}
+
+fn download_error(
+    client: &Client,
+    repository: &str,
+    digest: &Digest,
+    kind: io::ErrorKind,
+    e: io::Error,
+) -> RegistryError {
+    let what = format!("blob {digest} from {repository}");
+    if kind == io::ErrorKind::InvalidData {
+        RegistryError::Protocol {
+            registry: client.host().into(),
+            operation: "the download of",
+            what,
+            message: e.to_string(),
+        }
+    } else {
+        let prefix = format!("cannot reach registry {}: ", client.host());
+        let detail = e.to_string();
+        RegistryError::Network {
+            registry: client.host().into(),
+            message: format!(
+                "the download of {what} broke off: {}",
+                detail.strip_prefix(&prefix).unwrap_or(&detail)
+            ),
+            hint: Some(
+                "no package was written; run the same command again when the link is back".into(),
+            ),
+        }
+    }
+}
+
+/// A blocking reader over a blob download: each `read` waits for the next chunk on the runtime.
+struct StreamRead {
+    handle: tokio::runtime::Handle,
+    stream: BlobStream,
+    chunk: Bytes,
+    progress: Progress,
+    /// Set when the download itself failed (as opposed to the writer).
+    failed: Option<io::ErrorKind>,
+}
+
+impl Read for StreamRead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.handle.block_on(self.stream.next()) {
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(e)) => {
+                    self.failed = Some(e.kind());
+                    return Err(e);
+                }
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        self.progress.add(n as u64);
+        Ok(n)
+    }
+}
+
+struct Counted<R> {
+    inner: R,
+    progress: Progress,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.add(n as u64);
+        Ok(n)
+    }
+}

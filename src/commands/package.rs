@@ -1,0 +1,361 @@
+//! `violet package`: turns a package source directory (`violet create`) into a package file,
+//! pulling every image straight into the archive, and writes `<file>.sha256` next to it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::artifact::Reference;
+use crate::build::{self, BuildReport, Images, Rewrite};
+use crate::cli::go_bool;
+use crate::commands::create::{SourceArgs, rewrite_line};
+use crate::error::{ExitCode, Fail};
+use crate::output::progress::{Progress, human_bytes};
+use crate::output::{Format, Printer};
+use crate::package::metadata::{self, METADATA_FILE, Metadata};
+use crate::package::{Container, PackageType, load};
+use crate::pull::PlatformFilter;
+use crate::writer::{PackageWriter, STORE_ROOT};
+
+const EXAMPLES: &str = "Examples:
+  # Default name: <name>.<channel>.<ARCH>.<version>.tgz (operators), <name>.<ARCH>.<version>.tgz
+  violet package topolvm
+
+  violet package log-center --output /mnt/usb/log-center.ALL.v1.2.0.tar.zst --no-auth --plain
+
+  # Metadata only (a few KiB): push publishes the catalog entry for images already in the registry
+  violet package topolvm --skip-package-images --output topolvm-light.tgz";
+
+/// Build a package file (.tgz, .tar or .tar.zst) from a directory made by 'violet create'.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// The package source directory.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Package file to write; the extension chooses the format (.tgz, .tar.gz, .tar, .tar.zst).
+    /// Default: the documented package name, in the current directory.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Carry the metadata only (a lightweight package), no images.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
+    pub skip_package_images: bool,
+
+    /// Replace an existing output file.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
+    pub force: bool,
+
+    /// gzip level for .tgz (0-9). Layers are compressed already, so the default is the fastest.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub gzip_level: u32,
+
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Report format (--output names the package file here).
+    #[arg(long = "format", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageReport {
+    #[serde(rename = "type")]
+    pub package_type: Option<PackageType>,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub architectures: Vec<String>,
+    /// Where the images came from: `registry`, `directory` or `none`.
+    pub images_from: &'static str,
+    #[serde(flatten)]
+    pub build: BuildReport,
+    pub rewritten_indexes: Vec<Rewrite>,
+}
+
+pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
+    let printer = printer.with_format(args.format);
+    crate::commands::block_on(run_async(args, printer))?
+}
+
+async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
+    let mut meta = read_metadata(&args.dir)?;
+    let output = match &args.output {
+        Some(p) => p.clone(),
+        None => PathBuf::from(default_file_name(&meta)),
+    };
+    let container = container_of(&output)?;
+    if output.exists() && !args.force {
+        return Err(Fail::usage(format!("{}: already exists", output.display()))
+            .with_hint("pass --force to replace it, or choose another --output")
+            .into());
+    }
+
+    // A directory `create` filled holds the images already; one made with
+    // --skip-package-images has none and the images come from their registries.
+    let local = if args.skip_package_images {
+        None
+    } else {
+        let pkg = load::open(&args.dir)?;
+        (!pkg.images.is_empty()).then_some(pkg)
+    };
+    let mut rewrites = Vec::new();
+    let (images, images_from) = if args.skip_package_images {
+        (Images::None, "none")
+    } else if let Some(pkg) = local {
+        check_store_complete(&args.dir, &meta, &pkg)?;
+        (Images::Local(Box::new(pkg)), "directory")
+    } else {
+        let references = references(&args.dir, &meta)?;
+        let filter = PlatformFilter::parse(&meta.architectures).map_err(|e| {
+            Fail::new(
+                ExitCode::BadPackage,
+                format!(
+                    "{}: architectures: {e}",
+                    args.dir.join(METADATA_FILE).display()
+                ),
+            )
+        })?;
+        let mut sources = args.source.sources(&printer)?;
+        let pulled = build::resolve_all(&mut sources, &references, filter.as_ref()).await?;
+        rewrites = build::rewrites(&pulled);
+        for r in &rewrites {
+            printer.info(rewrite_line(r));
+        }
+        if meta.architectures.is_empty() {
+            meta.architectures = build::platforms(&pulled, filter.as_ref());
+        }
+        (Images::Remote(pulled), "registry")
+    };
+    meta.manifests_first = true;
+
+    let extra = extra_files(&args.dir)?;
+    let writer = PackageWriter::create(&output, container, args.gzip_level)?;
+    let progress = Progress::new(&printer, "package");
+    let build = build::write(writer, &meta, extra, images, progress).await?;
+    let report = PackageReport {
+        package_type: meta.package_type,
+        name: meta.name.clone(),
+        version: meta.version.clone(),
+        architectures: meta.architectures.clone(),
+        images_from,
+        build,
+        rewritten_indexes: rewrites,
+    };
+    printer.data(&report, || render(&report))?;
+    Ok(ExitCode::Success)
+}
+
+fn render(r: &PackageReport) -> String {
+    let b = &r.build;
+    let mut s = format!(
+        "Wrote {} ({})\n  {} {} {}, {}\n",
+        b.written.path.display(),
+        human_bytes(b.written.bytes),
+        r.package_type.map(|t| t.as_str()).unwrap_or("package"),
+        r.name.as_deref().unwrap_or("-"),
+        r.version.as_deref().unwrap_or("-"),
+        if r.architectures.is_empty() {
+            "no architectures".to_string()
+        } else {
+            r.architectures.join(", ")
+        }
+    );
+    if b.images == 0 {
+        s.push_str("  no images (lightweight package)\n");
+    } else {
+        s.push_str(&format!(
+            "  {} images, {} manifests, {} blobs ({}), from the {}\n",
+            b.images,
+            b.manifests,
+            b.blobs,
+            human_bytes(b.blob_bytes),
+            r.images_from
+        ));
+    }
+    if let (Some(d), Some(f)) = (&b.written.sha256, &b.written.sha256_file) {
+        s.push_str(&format!("  sha256 {} ({})\n", d.hex(), f.display()));
+    }
+    s
+}
+
+fn read_metadata(dir: &Path) -> anyhow::Result<Metadata> {
+    if !dir.is_dir() {
+        return Err(Fail::new(
+            ExitCode::Input,
+            format!("{}: not a directory", dir.display()),
+        )
+        .with_hint("give the directory 'violet create' wrote")
+        .into());
+    }
+    let path = dir.join(METADATA_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Fail::new(
+                ExitCode::Input,
+                format!("{}: no {METADATA_FILE}", dir.display()),
+            )
+            .with_hint(format!(
+                "run 'violet create {} --artifact REF' first",
+                dir.display()
+            ))
+            .into());
+        }
+        Err(e) => {
+            return Err(Fail::new(ExitCode::Input, format!("{}: {e}", path.display())).into());
+        }
+    };
+    Ok(metadata::parse(dir, METADATA_FILE, &bytes)?)
+}
+
+/// The artifact and related images, as references with a registry.
+fn references(dir: &Path, meta: &Metadata) -> anyhow::Result<Vec<Reference>> {
+    meta.artifact
+        .iter()
+        .chain(&meta.related_images)
+        .map(|s| {
+            Reference::parse(s).map_err(|e| {
+                Fail::new(
+                    ExitCode::BadPackage,
+                    format!("{}: {e}", dir.join(METADATA_FILE).display()),
+                )
+                .into()
+            })
+        })
+        .collect()
+}
+
+/// A store that lacks an image the metadata names would give a package that cannot be pushed
+/// whole; say so now rather than at the air-gapped site.
+fn check_store_complete(
+    dir: &Path,
+    meta: &Metadata,
+    pkg: &crate::package::Package,
+) -> anyhow::Result<()> {
+    for r in references(dir, meta)? {
+        let found = pkg.images.iter().any(|i| {
+            i.reference.registry.as_deref() == Some(r.registry.as_str())
+                && i.reference.repository == r.repository
+                && i.reference.tag == r.tag
+        });
+        if !found {
+            return Err(Fail::new(
+                ExitCode::BadPackage,
+                format!("{}: the image store lacks {r}", dir.display()),
+            )
+            .with_hint(format!(
+                "run 'violet create --force' again, or delete {} so that 'violet package' pulls every image",
+                dir.join(STORE_ROOT).display()
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Files of the directory besides `violet.yaml` and the image store (a README, a chart's
+/// sources...), carried as they are.
+fn extra_files(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(dir.to_path_buf(), String::new())];
+    while let Some((path, rel)) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&path)
+            .map_err(|e| Fail::new(ExitCode::Input, format!("{}: {e}", path.display())))?
+            .filter_map(Result::ok)
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries.into_iter().rev() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let entry = format!("{rel}{name}");
+            let Ok(kind) = e.file_type() else { continue };
+            if entry == METADATA_FILE
+                || format!("{entry}/") == STORE_ROOT
+                || name.ends_with(".partial")
+                || kind.is_symlink()
+            {
+                continue;
+            }
+            if kind.is_dir() {
+                stack.push((e.path(), format!("{entry}/")));
+            } else if kind.is_file() {
+                out.push((entry, e.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `<name>.<channel>.<ARCH>.<version>.tgz` for operators, `<name>.<ARCH>.<version>.tgz` otherwise
+/// (docs/package-format.md "File names").
+pub fn default_file_name(meta: &Metadata) -> String {
+    let name = meta.name.as_deref().unwrap_or("package");
+    let version = meta.version.as_deref().unwrap_or("0.0.0");
+    let arch = match meta.architectures.as_slice() {
+        [one] if one == "linux/amd64" => "amd64",
+        [one] if one.starts_with("linux/arm64") => "arm64",
+        _ => "ALL",
+    };
+    match (meta.package_type, &meta.default_channel) {
+        (Some(PackageType::Bundle), Some(channel)) => {
+            format!("{name}.{channel}.{arch}.{version}.tgz")
+        }
+        _ => format!("{name}.{arch}.{version}.tgz"),
+    }
+}
+
+fn container_of(path: &Path) -> anyhow::Result<Container> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if name.ends_with(".tgz") || name.ends_with(".tar.gz") {
+        Ok(Container::TarGz)
+    } else if name.ends_with(".tar.zst") {
+        Ok(Container::TarZst)
+    } else if name.ends_with(".tar") {
+        Ok(Container::Tar)
+    } else {
+        Err(
+            Fail::usage(format!("{}: unknown package format", path.display()))
+                .with_hint("end --output with .tgz, .tar.gz, .tar or .tar.zst")
+                .into(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_names_follow_the_documented_forms() {
+        let mut m = Metadata {
+            name: Some("demo-operator".into()),
+            version: Some("v1.2.0".into()),
+            package_type: Some(PackageType::Bundle),
+            default_channel: Some("stable".into()),
+            architectures: vec!["linux/amd64".into(), "linux/arm64".into()],
+            ..Metadata::default()
+        };
+        assert_eq!(default_file_name(&m), "demo-operator.stable.ALL.v1.2.0.tgz");
+        m.package_type = Some(PackageType::Plugin);
+        m.architectures = vec!["linux/arm64".into()];
+        assert_eq!(default_file_name(&m), "demo-operator.arm64.v1.2.0.tgz");
+        let parsed = metadata::parse_file_name("demo-operator.arm64.v1.2.0.tgz").unwrap();
+        assert_eq!(parsed.arch.as_deref(), Some("arm64"));
+    }
+
+    #[test]
+    fn containers_by_extension() {
+        assert_eq!(container_of(Path::new("a.TGZ")).unwrap(), Container::TarGz);
+        assert_eq!(
+            container_of(Path::new("a.tar.zst")).unwrap(),
+            Container::TarZst
+        );
+        assert_eq!(container_of(Path::new("a.tar")).unwrap(), Container::Tar);
+        assert!(container_of(Path::new("a.zip")).is_err());
+    }
+}

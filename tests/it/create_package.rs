@@ -1,0 +1,615 @@
+//! `violet create` + `violet package` end to end: images in a real registry A, a bundle image
+//! and an OCI Helm chart built the way opm/helm lay them out, packages written from them, read by
+//! `violet show` and skopeo, and pushed to a real registry B with every digest unchanged.
+
+use std::path::Path;
+
+use violet::package::{Container, PackageType, StoreKind};
+use violet::synth::{self, SynthImage, SynthSpec};
+
+use crate::support::artifacts;
+use crate::support::proxy::{Fault, FaultProxy, Rule};
+use crate::support::registry::{Registry, RegistryOptions};
+use crate::support::skopeo::skopeo_inspect_raw_digest;
+use crate::support::{Output, TestContext};
+
+const NO_TLS: &[&str] = &["--tls-verify=false"];
+
+/// Two multi-arch images (linux/amd64 + linux/arm64), `acp/demo:v1.0.0` and
+/// `acp/demo-agent:v1.0.0`, pushed into `registry`.
+fn seed_images(ctx: &TestContext, registry: &Registry) {
+    let mut spec = SynthSpec::new("seed", PackageType::Bundle);
+    spec.container = Container::Tar;
+    spec.store = StoreKind::OciLayout;
+    spec.images = ["acp/demo", "acp/demo-agent"]
+        .iter()
+        .map(|r| {
+            let mut i = SynthImage::new(*r, "v1.0.0");
+            i.shared_layers = 1;
+            i
+        })
+        .collect();
+    let pkg = synth::write(&spec, &ctx.path().join("seed")).expect("synthetic package");
+    ctx.run([
+        "push",
+        &pkg.path.display().to_string(),
+        "--dest-repo",
+        &registry.host(),
+        "--skip-crs",
+        "--plain",
+        "--no-auth",
+    ])
+    .success();
+}
+
+fn digest_in(ctx: &TestContext, host: &str, image: &str) -> String {
+    skopeo_inspect_raw_digest(ctx, &format!("docker://{host}/{image}"), NO_TLS).to_string()
+}
+
+fn run(ctx: &TestContext, args: &[&str]) -> Output {
+    ctx.run(args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+}
+
+fn read_yaml(path: &Path) -> serde_json::Value {
+    serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn operator_bundle_create_package_push_keeps_every_digest() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    seed_images(&ctx, &a);
+    let agent_digest = digest_in(&ctx, &a.host(), "acp/demo-agent:v1.0.0");
+    // One related image by tag, one pinned by digest (as CSVs usually pin them).
+    let related = vec![
+        format!("{}/acp/demo:v1.0.0", a.host()),
+        format!("{}/acp/demo-agent@{agent_digest}", a.host()),
+    ];
+    let bundle = format!("{}/acp/demo-operator-bundle:v1.2.0", a.host());
+    artifacts::push_bundle(
+        &a.host(),
+        "acp/demo-operator-bundle",
+        "v1.2.0",
+        "1.2.0",
+        &related,
+    );
+
+    let dir = ctx.file("out");
+    let dir_s = dir.display().to_string();
+    let out = run(
+        &ctx,
+        &[
+            "create",
+            &dir_s,
+            "--artifact",
+            &bundle,
+            "--skip-package-images",
+            "--default-catalog-source=platform",
+            "--plain",
+            "--no-auth",
+            "-o",
+            "json",
+        ],
+    )
+    .success();
+    let report = out.json();
+    assert_eq!(report["type"], "bundle");
+    assert_eq!(report["imagesWritten"], false);
+    let meta = read_yaml(&dir.join("violet.yaml"));
+    assert_eq!(meta["name"], "demo-operator");
+    assert_eq!(meta["version"], "1.2.0");
+    assert_eq!(meta["channels"], serde_json::json!(["stable"]));
+    assert_eq!(meta["defaultCatalogSource"], "platform");
+    assert_eq!(meta["artifact"], bundle.as_str());
+    assert_eq!(meta["relatedImages"], serde_json::json!(related));
+    assert_eq!(
+        meta["architectures"],
+        serde_json::json!(["linux/amd64", "linux/arm64"])
+    );
+    assert_eq!(meta["operator"]["csvName"], "demo-operator.v1.2.0");
+    assert_eq!(meta["operator"]["skipRange"], ">=1.0.0 <1.2.0");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "metadata only");
+
+    // The package: default documented name in the working directory, with its checksum.
+    let out = run(
+        &ctx,
+        &[
+            "package",
+            &dir_s,
+            "--plain",
+            "--no-auth",
+            "--format",
+            "json",
+        ],
+    )
+    .success();
+    let report = out.json();
+    let pkg = ctx.path().join("demo-operator.stable.ALL.1.2.0.tgz");
+    assert_eq!(ctx.path().join(report["path"].as_str().unwrap()), pkg);
+    assert_eq!(report["images"], 3);
+    assert_eq!(report["imagesFrom"], "registry");
+    let sha = std::fs::read_to_string(ctx.path().join("demo-operator.stable.ALL.1.2.0.tgz.sha256"))
+        .unwrap();
+    assert_eq!(
+        sha,
+        format!(
+            "{}  demo-operator.stable.ALL.1.2.0.tgz\n",
+            violet::digest::Digest::of(&std::fs::read(&pkg).unwrap()).hex()
+        )
+    );
+    let pkg_s = pkg.display().to_string();
+    run(&ctx, &["verify", &pkg_s]).success();
+    let show = run(&ctx, &["show", &pkg_s, "--all", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(show["metadata"]["type"], "bundle", "{show:#}");
+
+    // skopeo reads the package's image store as an OCI layout.
+    let extracted = ctx.file("extracted");
+    std::fs::create_dir_all(&extracted).unwrap();
+    let status = std::process::Command::new("tar")
+        .args(["xzf", &pkg_s, "-C", &extracted.display().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let layout = format!(
+        "oci:{}:{}/acp/demo:v1.0.0",
+        extracted.join("images").display(),
+        a.host()
+    );
+    assert_eq!(
+        skopeo_inspect_raw_digest(&ctx, &layout, &[]).to_string(),
+        digest_in(&ctx, &a.host(), "acp/demo:v1.0.0")
+    );
+
+    // Pushed to B, every tag resolves to the digest it has in A.
+    run(
+        &ctx,
+        &[
+            "push",
+            &pkg_s,
+            "--dest-repo",
+            &b.host(),
+            "--skip-crs",
+            "--plain",
+            "--no-auth",
+        ],
+    )
+    .success();
+    for image in [
+        "acp/demo:v1.0.0",
+        "acp/demo-operator-bundle:v1.2.0",
+        &format!("acp/demo-agent@{agent_digest}"),
+    ] {
+        assert_eq!(
+            digest_in(&ctx, &b.host(), image),
+            digest_in(&ctx, &a.host(), image),
+            "{image}"
+        );
+    }
+
+    // What a user reads: the text reports of both commands.
+    let created = run(
+        &ctx,
+        &[
+            "create",
+            &dir_s,
+            "--artifact",
+            &bundle,
+            "--skip-package-images",
+            "--force",
+            "--plain",
+            "--no-auth",
+        ],
+    )
+    .success();
+    let packaged = run(
+        &ctx,
+        &[
+            "package",
+            &dir_s,
+            "--output",
+            "light.tar",
+            "--skip-package-images",
+            "--plain",
+            "--no-auth",
+        ],
+    )
+    .success();
+    let mut settings = ctx.insta_settings();
+    settings.add_filter(r"\b[0-9a-f]{64}\b", "[SHA256]");
+    settings.add_filter(r"\d+(\.\d+)? (B|KiB|MiB)\b", "[SIZE]");
+    settings.bind(|| {
+        insta::assert_snapshot!(
+            "create_bundle_text",
+            format!("{}{}", created.stdout, created.stderr)
+        );
+        insta::assert_snapshot!(
+            "package_light_text",
+            format!("{}{}", packaged.stdout, packaged.stderr)
+        );
+    });
+    let light = run(&ctx, &["show", "light.tar", "--all", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(light["summary"]["images"], 0, "{light:#}");
+    assert_eq!(
+        light["metadata"]["relatedImages"],
+        serde_json::json!(related)
+    );
+
+    // Refusals: an existing package and a non-empty directory are never overwritten silently.
+    let again = run(&ctx, &["package", &dir_s, "--plain", "--no-auth"]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("already exists") && again.stderr.contains("--force"));
+    let again = run(
+        &ctx,
+        &[
+            "create",
+            &dir_s,
+            "--artifact",
+            &bundle,
+            "--plain",
+            "--no-auth",
+        ],
+    );
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(
+        again.stderr.contains("directory is not empty"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn plugin_chart_images_come_from_global_images_under_the_chart_registry() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    seed_images(&ctx, &a);
+    let chart = format!("{}/acp/chart-demo-plugin:0.3.0", a.host());
+    artifacts::push_chart(
+        &a.host(),
+        "acp/chart-demo-plugin",
+        "demo-plugin",
+        "0.3.0",
+        &[
+            ("agent", "acp/demo-agent", "v1.0.0"),
+            ("server", "acp/demo", "v1.0.0"),
+        ],
+        true,
+    );
+
+    // Without --skip-package-images the directory carries the images and is a package itself.
+    let dir = ctx.file("plugin");
+    let dir_s = dir.display().to_string();
+    let report = run(
+        &ctx,
+        &[
+            "create",
+            &dir_s,
+            "--artifact",
+            &chart,
+            "--plain",
+            "--no-auth",
+            "-o",
+            "json",
+        ],
+    )
+    .success()
+    .json();
+    assert_eq!(report["type"], "plugin", "{report:#}");
+    assert_eq!(report["name"], "demo-plugin");
+    assert_eq!(
+        report["relatedImages"],
+        serde_json::json!([
+            format!("{}/acp/demo-agent:v1.0.0", a.host()),
+            format!("{}/acp/demo:v1.0.0", a.host())
+        ])
+    );
+    let meta = read_yaml(&dir.join("violet.yaml"));
+    assert_eq!(meta["modulePlugin"]["kind"], "ModulePlugin");
+    assert_eq!(meta["displayName"], "Demo Plugin");
+    assert!(dir.join("images/index.json").is_file());
+    let show = run(&ctx, &["show", &dir_s, "-o", "json"]).success().json();
+    assert_eq!(show["summary"]["images"], 3, "{show:#}");
+
+    // package reads the directory's store (no registry needed: A is stopped).
+    let pkg = ctx.file("demo-plugin.tar.zst");
+    let pkg_s = pkg.display().to_string();
+    drop(a);
+    let report = run(
+        &ctx,
+        &["package", &dir_s, "--output", &pkg_s, "--format", "json"],
+    )
+    .success()
+    .json();
+    assert_eq!(report["imagesFrom"], "directory");
+    let show = run(&ctx, &["show", &pkg_s, "--all"]).success();
+    assert!(show.stdout.contains("plugin"), "{}", show.stdout);
+    run(
+        &ctx,
+        &[
+            "push",
+            &pkg_s,
+            "--dest-repo",
+            &b.host(),
+            "--skip-crs",
+            "--plain",
+            "--no-auth",
+        ],
+    )
+    .success();
+    let dir_digest = |image: &str| {
+        skopeo_inspect_raw_digest(
+            &ctx,
+            &format!("oci:{}:{}", dir.join("images").display(), image),
+            &[],
+        )
+        .to_string()
+    };
+    for repo_tag in [
+        "acp/demo:v1.0.0",
+        "acp/demo-agent:v1.0.0",
+        "acp/chart-demo-plugin:0.3.0",
+    ] {
+        let source = report_host(&chart);
+        assert_eq!(
+            digest_in(&ctx, &b.host(), repo_tag),
+            dir_digest(&format!("{source}/{repo_tag}")),
+            "{repo_tag}"
+        );
+    }
+}
+
+fn report_host(reference: &str) -> &str {
+    reference.split('/').next().unwrap()
+}
+
+#[test]
+fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    seed_images(&ctx, &a);
+    let agent_digest = digest_in(&ctx, &a.host(), "acp/demo-agent:v1.0.0");
+    let related = vec![
+        format!("{}/acp/demo:v1.0.0", a.host()),
+        format!("{}/acp/demo-agent@{agent_digest}", a.host()),
+    ];
+    let bundle = format!("{}/acp/demo-operator-bundle:v1.2.0", a.host());
+    artifacts::push_bundle(
+        &a.host(),
+        "acp/demo-operator-bundle",
+        "v1.2.0",
+        "1.2.0",
+        &related,
+    );
+
+    let dir = ctx.file("arm");
+    let dir_s = dir.display().to_string();
+    let out = run(
+        &ctx,
+        &[
+            "create",
+            &dir_s,
+            "--artifact",
+            &bundle,
+            "--platforms",
+            "linux/arm64",
+            "--plain",
+            "--no-auth",
+            "-o",
+            "json",
+        ],
+    )
+    .success();
+    let report = out.json();
+    let rewrites = report["rewrittenIndexes"].as_array().unwrap();
+    assert_eq!(
+        rewrites.len(),
+        1,
+        "only the tagged index is rewritten: {report:#}"
+    );
+    let original = digest_in(&ctx, &a.host(), "acp/demo:v1.0.0");
+    assert_eq!(rewrites[0]["original"], original.as_str());
+    assert_eq!(rewrites[0]["dropped"], serde_json::json!(["linux/amd64"]));
+    let new_digest = rewrites[0]["digest"].as_str().unwrap().to_string();
+    assert_ne!(new_digest, original);
+    assert!(out.stderr.contains("pinned by digest"), "{}", out.stderr);
+    assert_eq!(report["architectures"], serde_json::json!(["linux/arm64"]));
+
+    let pkg = ctx.file("demo-operator.stable.arm64.1.2.0.tgz");
+    let pkg_s = pkg.display().to_string();
+    run(&ctx, &["package", &dir_s, "--output", &pkg_s]).success();
+    run(
+        &ctx,
+        &[
+            "push",
+            &pkg_s,
+            "--dest-repo",
+            &b.host(),
+            "--skip-crs",
+            "--plain",
+            "--no-auth",
+        ],
+    )
+    .success();
+    // B holds the rewritten index under the tag: an arm64-only index whose child is A's arm64
+    // manifest, byte for byte; the pinned image keeps its whole index and digest.
+    assert_eq!(digest_in(&ctx, &b.host(), "acp/demo:v1.0.0"), new_digest);
+    let raw = crate::support::skopeo::skopeo_inspect_raw(
+        &ctx,
+        &format!("docker://{}/acp/demo:v1.0.0", b.host()),
+        NO_TLS,
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let children = index["manifests"].as_array().unwrap();
+    assert_eq!(children.len(), 1);
+    assert_eq!(children[0]["platform"]["architecture"], "arm64");
+    let a_index: serde_json::Value =
+        serde_json::from_str(&crate::support::skopeo::skopeo_inspect_raw(
+            &ctx,
+            &format!("docker://{}/acp/demo:v1.0.0", a.host()),
+            NO_TLS,
+        ))
+        .unwrap();
+    assert!(
+        a_index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["digest"] == children[0]["digest"])
+    );
+    assert_eq!(
+        digest_in(&ctx, &b.host(), &format!("acp/demo-agent@{agent_digest}")),
+        agent_digest
+    );
+
+    // A platform no image has is refused, naming the image and what it has.
+    let out = run(
+        &ctx,
+        &[
+            "create",
+            &ctx.file("s390x").display().to_string(),
+            "--artifact",
+            &bundle,
+            "--platforms",
+            "linux/s390x",
+            "--plain",
+            "--no-auth",
+        ],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("acp/demo:v1.0.0 has no linux/s390x image (it has linux/amd64, linux/arm64)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!ctx.file("s390x").join("violet.yaml").exists());
+}
+
+#[test]
+fn a_download_cut_short_leaves_no_package_behind() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    seed_images(&ctx, &a);
+    let proxy = FaultProxy::start(&a.host());
+    let chart = format!("{}/acp/chart-demo:1.0.0", proxy.host());
+    artifacts::push_chart(
+        &a.host(),
+        "acp/chart-demo",
+        "demo",
+        "1.0.0",
+        &[("server", "acp/demo", "v1.0.0")],
+        false,
+    );
+    let dir = ctx.file("chart");
+    let dir_s = dir.display().to_string();
+    let report = run(
+        &ctx,
+        &[
+            "create",
+            &dir_s,
+            "--artifact",
+            &chart,
+            "--skip-package-images",
+            "--plain",
+            "--no-auth",
+            "-o",
+            "json",
+        ],
+    )
+    .success()
+    .json();
+    assert_eq!(report["type"], "chart");
+
+    // Every blob download is cut after 100 bytes, more often than the retries allow.
+    proxy.inject(
+        Rule::new(
+            Some("GET"),
+            r"^/v2/acp/demo/blobs/",
+            Fault::ResetDuringResponse { after_bytes: 100 },
+        )
+        .times(100),
+    );
+    let pkg = ctx.file("demo.tgz");
+    let pkg_s = pkg.display().to_string();
+    let out = run(
+        &ctx,
+        &[
+            "package",
+            &dir_s,
+            "--output",
+            &pkg_s,
+            "--plain",
+            "--no-auth",
+            "--retries",
+            "1",
+        ],
+    );
+    assert_eq!(out.code, 6, "{}", out.stderr);
+    ctx.insta_settings().bind(|| {
+        insta::assert_snapshot!("package_download_cut", out.stderr);
+    });
+    let left: Vec<_> = std::fs::read_dir(ctx.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("demo.tgz"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // With the link healthy again the same command completes.
+    proxy.clear_faults();
+    run(
+        &ctx,
+        &[
+            "package",
+            &dir_s,
+            "--output",
+            &pkg_s,
+            "--plain",
+            "--no-auth",
+        ],
+    )
+    .success();
+    run(&ctx, &["verify", &pkg_s]).success();
+}
+
+#[test]
+fn create_refuses_what_is_not_a_bundle_or_chart() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    seed_images(&ctx, &a);
+    let out = run(
+        &ctx,
+        &[
+            "create",
+            &ctx.file("x").display().to_string(),
+            "--artifact",
+            &format!("{}/acp/demo:v1.0.0", a.host()),
+            "--plain",
+            "--no-auth",
+        ],
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("neither an operator bundle"),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        &ctx,
+        &["create", "y", "--artifact", "acp/demo:v1", "--no-auth"],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("no registry host"), "{}", out.stderr);
+    let out = run(
+        &ctx,
+        &["package", &ctx.file("nothing").display().to_string()],
+    );
+    assert_eq!(out.code, 3, "{}", out.stderr);
+}

@@ -1,0 +1,160 @@
+//! Operator bundle images and OCI Helm charts, built in memory and pushed into a real registry
+//! the way `opm`/`helm push` lay them out, for `violet create` tests.
+
+use bytes::Bytes;
+use violet::digest::Digest;
+use violet::registry::{Client, Credentials, RegistryConfig};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
+const HELM_CHART: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+
+/// A gzip'd tar of `files` (path, content).
+pub fn tgz(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, data) in files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_700_000_000);
+        h.set_cksum();
+        b.append_data(&mut h, path, data.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+/// Pushes one manifest with `config` and `layers` to `host/repo:tag` (plain HTTP, anonymous) and
+/// returns its digest.
+pub fn push(
+    host: &str,
+    repo: &str,
+    tag: &str,
+    config: (&str, Vec<u8>),
+    layers: Vec<(&str, Vec<u8>)>,
+) -> Digest {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = Client::new(RegistryConfig {
+            host: host.into(),
+            plain: true,
+            insecure: false,
+            ca_files: Vec::new(),
+            credentials: Credentials::Anonymous,
+            retries: 0,
+            chunk_size: None,
+        })
+        .unwrap();
+        let mut descriptors = Vec::new();
+        for (media_type, bytes) in std::iter::once(config).chain(layers) {
+            let digest = Digest::of(&bytes);
+            let size = bytes.len() as u64;
+            let body = Bytes::from(bytes);
+            let open = move || -> std::io::Result<violet::registry::BlobStream> {
+                let body = body.clone();
+                Ok(Box::pin(futures_util::stream::once(
+                    async move { Ok(body) },
+                )))
+            };
+            client
+                .upload_blob(repo, &digest, size, &open, &|_| {})
+                .await
+                .unwrap();
+            descriptors.push(serde_json::json!({
+                "mediaType": media_type, "digest": digest.as_str(), "size": size
+            }));
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptors[0],
+            "layers": descriptors[1..],
+        });
+        let bytes = Bytes::from(serde_json::to_vec(&manifest).unwrap());
+        client
+            .put_manifest(repo, tag, OCI_MANIFEST, bytes)
+            .await
+            .unwrap()
+    })
+}
+
+/// An OLM bundle image (FROM scratch: `manifests/` and `metadata/` in one layer) at
+/// `host/repo:tag`, whose CSV lists `related` in `spec.relatedImages`.
+pub fn push_bundle(host: &str, repo: &str, tag: &str, version: &str, related: &[String]) -> Digest {
+    let mut csv = format!(
+        "apiVersion: operators.coreos.com/v1alpha1\nkind: ClusterServiceVersion\nmetadata:\n  name: demo-operator.v{version}\n  annotations:\n    olm.skipRange: '>=1.0.0 <{version}'\nspec:\n  version: {version}\n  displayName: Demo Operator\n  replaces: demo-operator.v1.0.0\n  relatedImages:\n"
+    );
+    for (i, r) in related.iter().enumerate() {
+        csv.push_str(&format!("  - name: image-{i}\n    image: {r}\n"));
+    }
+    let annotations = "annotations:\n  operators.operatorframework.io.bundle.mediatype.v1: registry+v1\n  operators.operatorframework.io.bundle.package.v1: demo-operator\n  operators.operatorframework.io.bundle.channels.v1: stable\n  operators.operatorframework.io.bundle.channel.default.v1: stable\n";
+    let layer = tgz(&[
+        ("manifests/demo-operator.clusterserviceversion.yaml", &csv),
+        ("metadata/annotations.yaml", annotations),
+    ]);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Labels": {"operators.operatorframework.io.bundle.package.v1": "demo-operator"}},
+        "rootfs": {"type": "layers", "diff_ids": [Digest::of(b"not checked").as_str()]},
+    });
+    push(
+        host,
+        repo,
+        tag,
+        (OCI_CONFIG, serde_json::to_vec(&config).unwrap()),
+        vec![(OCI_LAYER, layer)],
+    )
+}
+
+/// An OCI Helm chart `name` at `host/repo:version` whose `values.yaml` lists `images`
+/// (`key`, `repository`, `tag`) under `global.images`, with a `module-plugin.yaml` when
+/// `plugin` is set.
+pub fn push_chart(
+    host: &str,
+    repo: &str,
+    name: &str,
+    version: &str,
+    images: &[(&str, &str, &str)],
+    plugin: bool,
+) -> Digest {
+    let chart_yaml = format!("apiVersion: v2\nname: {name}\nversion: {version}\n");
+    let mut values = String::from("global:\n  images:\n");
+    for (key, repository, tag) in images {
+        values.push_str(&format!(
+            "    {key}:\n      repository: {repository}\n      tag: {tag}\n      support_arm: true\n"
+        ));
+    }
+    let module_plugin = format!(
+        "apiVersion: cluster.alauda.io/v1alpha1\nkind: ModulePlugin\nmetadata:\n  name: {name}\n  annotations:\n    cpaas.io/display-name: '{{\"en\": \"Demo Plugin\", \"zh\": \"演示\"}}'\n  labels:\n    cpaas.io/module-name: {name}\n    cpaas.io/module-type: plugin\n    cpaas.io/lifecycle-type: agnostic\nspec:\n  name: {name}\n  mainChart: {repo}\n  description:\n    en: demo\n    zh: demo\n"
+    );
+    let mut files = vec![
+        (format!("{name}/Chart.yaml"), chart_yaml),
+        (format!("{name}/values.yaml"), values),
+        (
+            format!("{name}/templates/deployment.yaml"),
+            "kind: Deployment\n".to_string(),
+        ),
+    ];
+    if plugin {
+        files.push((format!("{name}/module-plugin.yaml"), module_plugin));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.as_str()))
+        .collect();
+    let config = serde_json::json!({"name": name, "version": version, "apiVersion": "v2"});
+    push(
+        host,
+        repo,
+        version,
+        (HELM_CONFIG, serde_json::to_vec(&config).unwrap()),
+        vec![(HELM_CHART, tgz(&refs))],
+    )
+}
