@@ -25,8 +25,6 @@ use crate::digest::{Digest, Hasher};
 use crate::package::metadata::METADATA_FILE;
 use crate::package::{Container, PackageType, StoreKind};
 
-/// Every timestamp in configs and archives, so that digests never depend on the clock.
-const FIXED_MTIME: u64 = 1_700_000_000;
 const FIXED_CREATED: &str = "2023-11-14T22:13:20Z";
 const CHUNK: usize = 1 << 20;
 const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
@@ -492,20 +490,8 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 fn tar_header(path: &str, size: u64, dir: bool) -> io::Result<tar::Header> {
-    let mut h = tar::Header::new_ustar();
+    let mut h = crate::writer::tar_header(size, dir);
     h.set_path(path)?;
-    h.set_size(size);
-    h.set_mode(if dir { 0o755 } else { 0o644 });
-    h.set_entry_type(if dir {
-        tar::EntryType::Directory
-    } else {
-        tar::EntryType::Regular
-    });
-    h.set_mtime(FIXED_MTIME);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_username("root")?;
-    h.set_groupname("root")?;
     h.set_cksum();
     Ok(h)
 }

@@ -54,14 +54,12 @@ fn read_yaml(path: &Path) -> serde_json::Value {
     serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-#[test]
-fn operator_bundle_create_package_push_keeps_every_digest() {
-    let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
-    seed_images(&ctx, &a);
-    let agent_digest = digest_in(&ctx, &a.host(), "acp/demo-agent:v1.0.0");
-    // One related image by tag, one pinned by digest (as CSVs usually pin them).
+/// The seeded images plus an operator bundle `acp/demo-operator-bundle:v1.2.0` whose CSV lists
+/// one related image by tag and one pinned by digest (as CSVs usually pin them). Returns the
+/// bundle reference, the related images and the pinned digest.
+fn seed_bundle(ctx: &TestContext, a: &Registry) -> (String, Vec<String>, String) {
+    seed_images(ctx, a);
+    let agent_digest = digest_in(ctx, &a.host(), "acp/demo-agent:v1.0.0");
     let related = vec![
         format!("{}/acp/demo:v1.0.0", a.host()),
         format!("{}/acp/demo-agent@{agent_digest}", a.host()),
@@ -74,6 +72,15 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
         "1.2.0",
         &related,
     );
+    (bundle, related, agent_digest)
+}
+
+#[test]
+fn operator_bundle_create_package_push_keeps_every_digest() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    let (bundle, related, agent_digest) = seed_bundle(&ctx, &a);
 
     let dir = ctx.file("out");
     let dir_s = dir.display().to_string();
@@ -372,20 +379,7 @@ fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
     let ctx = TestContext::new();
     let a = Registry::start(RegistryOptions::default());
     let b = Registry::start(RegistryOptions::default());
-    seed_images(&ctx, &a);
-    let agent_digest = digest_in(&ctx, &a.host(), "acp/demo-agent:v1.0.0");
-    let related = vec![
-        format!("{}/acp/demo:v1.0.0", a.host()),
-        format!("{}/acp/demo-agent@{agent_digest}", a.host()),
-    ];
-    let bundle = format!("{}/acp/demo-operator-bundle:v1.2.0", a.host());
-    artifacts::push_bundle(
-        &a.host(),
-        "acp/demo-operator-bundle",
-        "v1.2.0",
-        "1.2.0",
-        &related,
-    );
+    let (bundle, _, agent_digest) = seed_bundle(&ctx, &a);
 
     let dir = ctx.file("arm");
     let dir_s = dir.display().to_string();
