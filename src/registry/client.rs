@@ -458,6 +458,18 @@ impl Client {
 
     /// `GET /v2/<repo>/blobs/<digest>` as a stream (for pulls: create, package, mirror).
     pub async fn get_blob(&self, repo: &str, digest: &Digest) -> Result<BlobStream, RegistryError> {
+        self.get_blob_from(repo, digest, 0).await
+    }
+
+    /// The blob's bytes from `offset` on: `Range: bytes=<offset>-`, to resume a download that broke
+    /// off. A registry that ignores the range (200 instead of 206) is served too: the first
+    /// `offset` bytes of its answer are skipped.
+    pub async fn get_blob_from(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<BlobStream, RegistryError> {
         let ctx = Ctx {
             operation: "the download of",
             what: format!("blob {digest} from {repo}"),
@@ -468,9 +480,16 @@ impl Client {
         let resp = self
             .retrying(async || {
                 let resp = self
-                    .send(Method::GET, url.clone(), &scopes, &ctx, |rb| rb)
+                    .send(Method::GET, url.clone(), &scopes, &ctx, |rb| {
+                        if offset > 0 {
+                            rb.header(reqwest::header::RANGE, format!("bytes={offset}-"))
+                        } else {
+                            rb
+                        }
+                    })
                     .await?;
-                if resp.status() != StatusCode::OK {
+                let ranged = offset > 0 && resp.status() == StatusCode::PARTIAL_CONTENT;
+                if resp.status() != StatusCode::OK && !ranged {
                     let (s, h) = (resp.status(), resp.headers().clone());
                     return Err(self.refused(&ctx, s, &h, &resp.bytes().await.unwrap_or_default()));
                 }
@@ -478,7 +497,12 @@ impl Client {
             })
             .await?;
         let host = self.host().to_string();
-        let body = resp.bytes_stream();
+        let skip = if resp.status() == StatusCode::OK {
+            offset
+        } else {
+            0
+        };
+        let body = skip_bytes(resp.bytes_stream(), skip);
         // A stalled download must end rather than hang: each read gets the idle timeout.
         let stream = futures_util::stream::unfold((body, host), |(mut body, host)| async move {
             match tokio::time::timeout(IDLE_TIMEOUT, body.next()).await {
@@ -1049,4 +1073,26 @@ impl Source<'_> {
 async fn abort(tx: &mpsc::Sender<io::Result<Bytes>>, message: String) -> PumpError {
     let _ = tx.send(Err(io::Error::other(message.clone()))).await;
     PumpError::Source(message)
+}
+/// Drops the first `skip` bytes of a body (a registry that answered a range request in full).
+fn skip_bytes(
+    body: impl futures_util::Stream<Item = reqwest::Result<Bytes>> + Send + Unpin + 'static,
+    skip: u64,
+) -> impl futures_util::Stream<Item = reqwest::Result<Bytes>> + Send + Unpin + 'static {
+    futures_util::stream::unfold((body, skip), |(mut body, mut skip)| async move {
+        loop {
+            match body.next().await? {
+                Ok(mut chunk) if skip > 0 => {
+                    let n = skip.min(chunk.len() as u64);
+                    skip -= n;
+                    let _ = chunk.split_to(n as usize);
+                    if !chunk.is_empty() {
+                        return Some((Ok(chunk), (body, skip)));
+                    }
+                }
+                item => return Some((item, (body, skip))),
+            }
+        }
+    })
+    .boxed()
 }

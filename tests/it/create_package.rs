@@ -520,12 +520,45 @@ fn a_download_cut_short_leaves_no_package_behind() {
     .json();
     assert_eq!(report["type"], "chart");
 
-    // Every blob download is cut after 100 bytes, more often than the retries allow.
+    // Every blob download is cut after 1000 bytes, 20 times: each resumes where it stopped
+    // (Range), and the package is whole.
     proxy.inject(
         Rule::new(
             Some("GET"),
             r"^/v2/acp/demo/blobs/",
-            Fault::ResetDuringResponse { after_bytes: 100 },
+            Fault::ResetDuringResponse { after_bytes: 1000 },
+        )
+        .times(20),
+    );
+    let resumed = ctx.file("resumed.tgz");
+    let resumed_s = resumed.display().to_string();
+    run(
+        &ctx,
+        &[
+            "package",
+            &dir_s,
+            "--output",
+            &resumed_s,
+            "--plain",
+            "--no-auth",
+            "--format",
+            "json",
+        ],
+    )
+    .success();
+    assert!(
+        proxy.count(Some("GET"), r"^/v2/acp/demo/blobs/") > 4,
+        "the downloads were cut and resumed"
+    );
+    run(&ctx, &["verify", &resumed_s]).success();
+    proxy.clear_faults();
+
+    // Downloads that break off before their first byte, more often than the retries allow.
+    proxy.inject(
+        Rule::new(
+            Some("GET"),
+            r"^/v2/acp/demo/blobs/",
+            Fault::ResetDuringResponse { after_bytes: 0 },
         )
         .times(100),
     );
