@@ -196,7 +196,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
 
 /// The clusters to scan: `--clusters`, else the platform's cluster list plus `global`; when the
 /// platform does not list its clusters, `global` plus the clusters the OperatorViews name.
-async fn scope(
+pub(crate) async fn scope(
     args: &ConnectArgs,
     platform: &Platform,
     operators: &[OperatorView],

@@ -10,8 +10,8 @@ use crate::cli::{OutputArgs, go_bool};
 use crate::error::{ExitCode, Fail};
 use crate::output::Printer;
 use crate::platform::args::{PlatformArgs, TlsOptions};
-use crate::platform::kube::Platform;
-use crate::platform::views::{self, OperatorView, PluginView};
+use crate::platform::kube::{GLOBAL, Platform};
+use crate::platform::views::{self, ChartView, OperatorView, PluginView};
 
 const EXAMPLES: &str = "Examples:
   # Everything installed, on stdout and in ./apps.yaml
@@ -77,7 +77,7 @@ impl ConnectArgs {
     }
 }
 
-/// List the installed operators and cluster plugins (aligned and agnostic life cycle; core plugins are left out).
+/// List the installed operators, cluster plugins (aligned and agnostic life cycle; core plugins are left out) and chart applications.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
@@ -140,7 +140,24 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     let operators = views::operator_views(&platform).await?;
     let plugins = views::plugin_views(&platform).await?;
     let filter = args.connect.cluster_filter();
-    let (apps, warnings) = build(&operators, &plugins, filter.as_ref());
+    // Chart applications are recorded in each cluster, not in global's views. Global is always
+    // read: captain's multi-cluster requests live there and name their target (`spec.clusterName`).
+    let scope = super::gc::scope(&args.connect, &platform, &operators, &printer).await?;
+    let mut read = scope.clone();
+    if !read.iter().any(|c| c == GLOBAL) {
+        read.insert(0, GLOBAL.to_string());
+    }
+    let mut charts = Vec::new();
+    for cluster in read {
+        match views::chart_views(&platform, &cluster).await? {
+            Some(found) => charts.extend(found),
+            None if scope.contains(&cluster) => printer.warn(format!(
+                "cluster {cluster} does not serve helmrequests.app.alauda.io/v1: no chart applications listed for it"
+            )),
+            None => {}
+        }
+    }
+    let (apps, warnings) = build(&operators, &plugins, &charts, filter.as_ref());
     for w in warnings {
         printer.warn(w);
     }
@@ -166,11 +183,13 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
-/// Builds the list from the views: installed operators (phase `Installed`), and plugins of the
-/// aligned or agnostic life cycle that are installed somewhere. `clusters` narrows both.
+/// Builds the list from the views: installed operators (phase `Installed`), plugins of the
+/// aligned or agnostic life cycle that are installed somewhere, and the charts of synced
+/// HelmRequests that the platform did not make itself. `clusters` narrows all three.
 pub fn build(
     operators: &[OperatorView],
     plugins: &[PluginView],
+    charts: &[ChartView],
     clusters: Option<&BTreeSet<String>>,
 ) -> (Applications, Vec<String>) {
     let wanted = |c: &str| clusters.is_none_or(|set| set.contains(c));
@@ -215,6 +234,48 @@ pub fn build(
                 Installed {
                     cluster_name: cluster.clone(),
                     version: version.clone(),
+                },
+            );
+        }
+    }
+    for c in charts.iter().filter(|c| !c.platform_managed) {
+        let targets: Vec<&String> = c.targets.iter().filter(|t| wanted(t)).collect();
+        if targets.is_empty() {
+            continue;
+        }
+        let what = format!(
+            "HelmRequest {}/{} in cluster {}",
+            c.namespace, c.name, c.cluster
+        );
+        if !c.is_installed() {
+            // Pending or Failed: a release may exist, but not in a state violet can vouch for.
+            if !c.phase.is_empty() {
+                warnings.push(format!("{what} is {}; left out", c.phase));
+            }
+            continue;
+        }
+        if c.chart.is_empty() {
+            warnings.push(format!(
+                "{what} names no chart (spec.chart or an OCI source); left out"
+            ));
+            continue;
+        }
+        if c.version.is_empty() {
+            warnings.push(format!(
+                "{what} is Synced but records no version (status.version, spec.version); left out"
+            ));
+            continue;
+        }
+        for t in targets {
+            add(
+                &mut apps,
+                &mut warnings,
+                &c.chart,
+                c.chart.clone(),
+                AppType::Chart,
+                Installed {
+                    cluster_name: t.clone(),
+                    version: c.version.clone(),
                 },
             );
         }
@@ -348,7 +409,7 @@ mod tests {
                 installed: vec![("global".into(), "v4.0.0".into())],
             },
         ];
-        let (apps, warnings) = build(&operators, &plugins, None);
+        let (apps, warnings) = build(&operators, &plugins, &[], None);
         assert!(warnings.is_empty());
         let yaml = render_yaml(&apps);
         assert_eq!(
@@ -372,11 +433,140 @@ mod tests {
         let back: serde_json::Value = serde_saphyr::from_str(&yaml).unwrap();
         assert_eq!(back, serde_json::to_value(&apps).unwrap());
         let only_global: BTreeSet<String> = ["global".to_string()].into();
-        let (apps, _) = build(&operators, &plugins, Some(&only_global));
+        let (apps, _) = build(&operators, &plugins, &[], Some(&only_global));
         assert_eq!(
             apps.applications.keys().collect::<Vec<_>>(),
             ["topolvm-operator"]
         );
+    }
+
+    fn hr(
+        cluster: &str,
+        ns: &str,
+        name: &str,
+        spec: serde_json::Value,
+        status: serde_json::Value,
+    ) -> ChartView {
+        ChartView::from_value(
+            cluster,
+            &serde_json::json!({"metadata": {"name": name, "namespace": ns}, "spec": spec, "status": status}),
+        )
+    }
+
+    #[test]
+    fn charts() {
+        use serde_json::json;
+        let charts = vec![
+            hr(
+                "region1",
+                "apps",
+                "my-crossplane",
+                json!({"chart": "public-charts/crossplane", "version": "1.14.0"}),
+                json!({"phase": "Synced", "version": "1.14.5"}),
+            ),
+            // Installed from global into region2 (captain's multi-cluster mode).
+            hr(
+                "global",
+                "apps",
+                "cp2",
+                json!({"chart": "public-charts/crossplane", "clusterName": "region2"}),
+                json!({"phase": "Synced", "version": "1.13.0"}),
+            ),
+            // Everywhere, synced in two clusters so far.
+            hr(
+                "global",
+                "apps",
+                "mon",
+                json!({"chart": "stable/node-exporter", "version": "4.0.0", "installToAllClusters": true}),
+                json!({"phase": "PartialSynced", "syncedClusters": ["global", "region1"]}),
+            ),
+            // An OCI source.
+            hr(
+                "region1",
+                "apps",
+                "tomcat",
+                json!({"source": {"oci": {"repo": "10.0.0.1:60080/acp/chart-tomcat"}}, "version": "9.2.9"}),
+                json!({"phase": "Synced"}),
+            ),
+            // The platform's own, failed, and partially synced to one named cluster: all left out.
+            hr(
+                "global",
+                "cpaas-system",
+                "acp-ui",
+                json!({"chart": "stable/acp-ui"}),
+                json!({"phase": "Synced", "version": "4.2.0"}),
+            ),
+            hr(
+                "region1",
+                "apps",
+                "broken",
+                json!({"chart": "public-charts/redis"}),
+                json!({"phase": "Failed"}),
+            ),
+            hr(
+                "region1",
+                "apps",
+                "half",
+                json!({"chart": "public-charts/half", "clusterName": "region2"}),
+                json!({"phase": "PartialSynced", "version": "1"}),
+            ),
+            hr(
+                "region1",
+                "apps",
+                "new",
+                json!({"chart": "public-charts/newer"}),
+                json!({}),
+            ),
+        ];
+        let (apps, warnings) = build(&[], &[], &charts, None);
+        assert_eq!(
+            warnings,
+            [
+                "HelmRequest apps/broken in cluster region1 is Failed; left out",
+                "HelmRequest apps/half in cluster region1 is PartialSynced; left out"
+            ]
+        );
+        assert_eq!(
+            render_yaml(&apps),
+            "applications:
+  chart-tomcat:
+    displayName: chart-tomcat
+    type: Chart
+    installed:
+      - clusterName: region1
+        version: 9.2.9
+  crossplane:
+    displayName: crossplane
+    type: Chart
+    installed:
+      - clusterName: region1
+        version: 1.14.5
+      - clusterName: region2
+        version: 1.13.0
+  node-exporter:
+    displayName: node-exporter
+    type: Chart
+    installed:
+      - clusterName: global
+        version: 4.0.0
+      - clusterName: region1
+        version: 4.0.0
+"
+        );
+        let only: BTreeSet<String> = ["region2".to_string()].into();
+        let (apps, warnings) = build(&[], &[], &charts, Some(&only));
+        assert_eq!(
+            warnings,
+            ["HelmRequest apps/half in cluster region1 is PartialSynced; left out"]
+        );
+        assert_eq!(
+            apps.applications["crossplane"].installed,
+            [Installed {
+                cluster_name: "region2".into(),
+                version: "1.13.0".into()
+            }]
+        );
+        assert_eq!(apps.applications.len(), 1);
     }
 
     #[test]

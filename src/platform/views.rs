@@ -54,6 +54,116 @@ pub fn module_config_resource() -> Resource {
     )
 }
 
+/// Captain's `helmrequests` (`app.alauda.io/v1`), namespaced, in every cluster: the records of
+/// chart applications (violet-facts §2.4 "Helm chart applications created from chart references").
+pub fn helm_request_resource() -> Resource {
+    Resource::new("app.alauda.io", "v1", "HelmRequest", "helmrequests", true)
+}
+
+/// Namespace where the platform installs its own charts (cluster plugins included): not user
+/// applications, so `list` leaves its HelmRequests out, as it leaves core plugins out.
+pub const PLATFORM_NAMESPACE: &str = "cpaas-system";
+
+/// One HelmRequest as `list` needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChartView {
+    /// The cluster the HelmRequest was read from.
+    pub cluster: String,
+    pub namespace: String,
+    pub name: String,
+    /// The chart name without its repository (`public-charts/crossplane` → `crossplane`); empty
+    /// when the request names no chart (an HTTP source).
+    pub chart: String,
+    pub phase: String,
+    /// `status.version` (what was really installed), else `spec.version`.
+    pub version: String,
+    /// The clusters the chart is installed in: `status.syncedClusters` for
+    /// `installToAllClusters`, else `spec.clusterName`, else the cluster it was read from.
+    pub targets: Vec<String>,
+    pub install_to_all: bool,
+    /// Made by the platform (namespace `cpaas-system`, or labelled with a module name).
+    pub platform_managed: bool,
+}
+
+impl ChartView {
+    pub fn from_value(cluster: &str, v: &Value) -> ChartView {
+        let s = |p: &str| str_at(v, p);
+        let chart = match s("/spec/chart") {
+            c if !c.is_empty() => chart_name(&c),
+            // An OCI source names a repository: its last segment is the chart.
+            _ => chart_name(&s("/spec/source/oci/repo")),
+        };
+        let status_version = s("/status/version");
+        let install_to_all = v.pointer("/spec/installToAllClusters") == Some(&Value::Bool(true));
+        let targets = if install_to_all {
+            v.pointer("/status/syncedClusters")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        } else {
+            match s("/spec/clusterName") {
+                c if c.is_empty() => vec![cluster.to_string()],
+                c => vec![c],
+            }
+        };
+        let namespace = s("/metadata/namespace");
+        ChartView {
+            cluster: cluster.to_string(),
+            platform_managed: namespace == PLATFORM_NAMESPACE
+                || v["metadata"]["labels"][LABEL_MODULE_NAME].is_string(),
+            namespace,
+            name: s("/metadata/name"),
+            chart,
+            phase: s("/status/phase"),
+            version: if status_version.is_empty() {
+                s("/spec/version")
+            } else {
+                status_version
+            },
+            targets,
+            install_to_all,
+        }
+    }
+
+    /// Captain's `Synced`; `PartialSynced` only means "installed in the synced clusters" for an
+    /// install-to-all request, whose targets are exactly those.
+    pub fn is_installed(&self) -> bool {
+        self.phase == "Synced" || (self.phase == "PartialSynced" && self.install_to_all)
+    }
+}
+
+/// The chart part of a chart reference: `public-charts/crossplane` → `crossplane`,
+/// `registry:5000/acp/chart-tomcat` → `chart-tomcat`.
+pub fn chart_name(reference: &str) -> String {
+    let r = reference
+        .trim()
+        .trim_start_matches("oci://")
+        .trim_end_matches('/');
+    r.rsplit('/').next().unwrap_or(r).to_string()
+}
+
+/// Every HelmRequest of one cluster (all namespaces). `Ok(None)` when the cluster does not serve
+/// HelmRequests (no captain there: no chart applications); a 403 is an error.
+pub async fn chart_views(platform: &Platform, cluster: &str) -> Result<Option<Vec<ChartView>>> {
+    let c = platform.cluster(cluster).await?;
+    match c.list(&helm_request_resource(), None, "").await {
+        Ok(items) => Ok(Some(
+            items
+                .iter()
+                .map(|v| ChartView::from_value(cluster, v))
+                .collect(),
+        )),
+        Err(PlatformError::Api { code: 404, .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// One operator as a cluster sees it (an OperatorView; its namespace is the cluster name).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorView {
@@ -363,6 +473,17 @@ mod tests {
         assert_eq!(csv_version("foo.1.0").as_deref(), Some("1.0"));
         assert_eq!(csv_version("foo"), None);
         assert_eq!(csv_version(""), None);
+    }
+
+    #[test]
+    fn chart_names() {
+        assert_eq!(chart_name("public-charts/crossplane"), "crossplane");
+        assert_eq!(
+            chart_name("oci://10.0.0.1:60080/acp/chart-tomcat"),
+            "chart-tomcat"
+        );
+        assert_eq!(chart_name("crossplane"), "crossplane");
+        assert_eq!(chart_name(""), "");
     }
 
     #[test]

@@ -256,6 +256,153 @@ async fn list_prints_and_writes_the_documented_yaml() {
     assert!(!ctx2.path().join("-").exists());
 }
 
+/// Chart applications: HelmRequests in global and region1 (one of each user chart synced, one
+/// failed, one the platform's own), and region2 without captain (helmrequests not served).
+async fn platform_with_charts() -> PlatformEmulator {
+    let emu = platform().await;
+    let none = json!({});
+    emu.seed_helm_request(
+        "global",
+        "team-a",
+        "crossplane",
+        "public-charts/crossplane",
+        "1.14.5",
+        "Synced",
+        none.clone(),
+    );
+    emu.seed_helm_request(
+        "region1",
+        "team-b",
+        "cp",
+        "public-charts/crossplane",
+        "1.13.0",
+        "Synced",
+        none.clone(),
+    );
+    emu.seed_helm_request(
+        "region1",
+        "team-b",
+        "redis",
+        "public-charts/redis",
+        "17.0.0",
+        "Failed",
+        none.clone(),
+    );
+    // Kept in global, installed into region1 (captain's multi-cluster mode).
+    emu.seed_helm_request(
+        "global",
+        "team-a",
+        "mq",
+        "public-charts/rabbitmq",
+        "12.0.1",
+        "Synced",
+        json!({"clusterName": "region1"}),
+    );
+    emu.seed_helm_request(
+        "global",
+        "cpaas-system",
+        "acp-ui",
+        "stable/acp-ui",
+        "4.2.0",
+        "Synced",
+        none,
+    );
+    emu.unserve("region2", "helmrequests");
+    emu
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_includes_chart_applications_and_skips_clusters_without_them() {
+    let emu = platform_with_charts().await;
+    let ctx = TestContext::new();
+    let base = [
+        "list",
+        "--platform-address",
+        &emu.url,
+        "--platform-token",
+        ADMIN_TOKEN,
+    ];
+    let out = violet(&ctx, &base).success();
+    ctx.insta_settings().bind(|| {
+        insta::assert_snapshot!(
+            "list_with_charts",
+            format!("{}--- stderr\n{}", out.stdout, out.stderr)
+        )
+    });
+    assert_eq!(
+        out.stderr.matches("does not serve helmrequests").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    let file = std::fs::read_to_string(ctx.path().join("apps.yaml")).expect("apps.yaml");
+    assert_eq!(file, out.stdout);
+    // Read from every cluster through the proxy, across namespaces; nothing written.
+    let reqs = emu.requests();
+    for c in ["global", "region1", "region2"] {
+        let path = format!("GET /kubernetes/{c}/apis/app.alauda.io/v1/helmrequests");
+        assert!(
+            reqs.iter().any(|r| r.starts_with(&path)),
+            "{path} not in {reqs:?}"
+        );
+    }
+    assert!(!reqs.iter().any(|r| !r.starts_with("GET ")));
+
+    // --clusters region1 keeps region1's entries, the chart installed there from a request kept
+    // in global included; region2 alone has no charts and says why, still exit 0.
+    let mut args = base.to_vec();
+    args.extend(["--clusters", "region1", "-o", "json", "--output-file", "-"]);
+    let out = violet(&ctx, &args).success();
+    assert_eq!(
+        out.json(),
+        json!({"applications": {
+            "crossplane": {"displayName": "crossplane", "type": "Chart", "installed": [{"clusterName": "region1", "version": "1.13.0"}]},
+            "rabbitmq": {"displayName": "rabbitmq", "type": "Chart", "installed": [{"clusterName": "region1", "version": "12.0.1"}]},
+            "log-center": {"displayName": "Log Center", "type": "ModulePlugin", "installed": [{"clusterName": "region1", "version": "v1.2.0"}]},
+            "topolvm-operator": {"displayName": "NativeStor", "type": "OperatorBundle", "installed": [{"clusterName": "region1", "version": "2.2.0"}]},
+        }})
+    );
+    assert!(!out.stderr.contains("region2"), "{}", out.stderr);
+    let mut args = base.to_vec();
+    args.extend(["--clusters", "region2", "--output-file", "-"]);
+    let out = violet(&ctx, &args).success();
+    assert_eq!(out.stdout, "applications: {}\n");
+    assert!(
+        out.stderr
+            .contains("cluster region2 does not serve helmrequests.app.alauda.io/v1"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_stops_when_chart_applications_are_forbidden() {
+    let emu = platform_with_charts().await;
+    emu.forbid("region1", "helmrequests");
+    let ctx = TestContext::new();
+    let out = violet(
+        &ctx,
+        &[
+            "list",
+            "--platform-address",
+            &emu.url,
+            "--platform-token",
+            VIEWER_TOKEN,
+        ],
+    );
+    assert_eq!(out.code, 5, "{out:?}");
+    assert!(out.stderr.contains("403 Forbidden"), "{}", out.stderr);
+    assert!(out.stderr.contains("cluster region1"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("hint: the account needs the platform-admin-system role"),
+        "{}",
+        out.stderr
+    );
+    // A partial list is not written as if it were the whole.
+    assert!(!ctx.path().join("apps.yaml").exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gc_dry_run_then_gc_deletes_exactly_the_candidates() {
     let emu = platform().await;

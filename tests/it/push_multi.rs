@@ -437,3 +437,139 @@ fn dest_creds_errors_are_one_line_and_name_the_variable() {
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("given twice"), "{}", out.stderr);
 }
+
+#[test]
+fn dry_run_to_two_destinations_plans_both_and_writes_nothing() {
+    let ctx = TestContext::new();
+    let (one, two) = (plain(), plain());
+    // The proxies count every request that reaches each registry.
+    let (p1, p2) = (
+        FaultProxy::start(&one.host()),
+        FaultProxy::start(&two.host()),
+    );
+    let pkg = write(
+        &ctx,
+        "pkgs",
+        &spec(
+            "demo",
+            Container::TarZst,
+            StoreKind::OciLayout,
+            &["acp/demo", "acp/demo-agent"],
+        ),
+    );
+    let second = format!("{}/dr", p2.host());
+    let dests = [p1.host(), second.clone()];
+    let dests: Vec<&str> = dests.iter().map(String::as_str).collect();
+    let out = push_multi(
+        &ctx,
+        &pkg.path,
+        &dests,
+        &["--plain", "--no-auth", "--dry-run"],
+        &[],
+    )
+    .success();
+    for (reference, digest) in &pkg.images {
+        for d in &dests {
+            let line = format!(
+                "{reference} -> {}  {digest}",
+                reference.replacen(SOURCE_REGISTRY, d, 1)
+            );
+            assert!(out.stdout.contains(&line), "{line}\n{}", out.stdout);
+        }
+    }
+    ctx.insta_settings().bind(|| {
+        insta::assert_snapshot!(
+            "push_multi_dry_run",
+            format!("--- stdout\n{}--- stderr\n{}", out.stdout, out.stderr)
+        );
+    });
+    for p in [&p1, &p2] {
+        assert!(
+            p.count(Some("GET"), ".") > 0,
+            "the plan asked nothing of {}",
+            p.host()
+        );
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            assert_eq!(
+                p.count(Some(method), "."),
+                0,
+                "--dry-run sent {method} to {}",
+                p.host()
+            );
+        }
+    }
+    // Nothing landed behind the proxies either.
+    for r in [&one, &two] {
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            assert_eq!(
+                r.requests(method, "/v2/"),
+                0,
+                "{method} reached {}",
+                r.host()
+            );
+        }
+    }
+}
+
+/// Bytes the command read (`rchar` of `/proc/<pid>/io`, files and sockets alike): run through a
+/// shell that reaps it and then reports its own counters, which then include the child's. Linux only.
+fn push_reading(ctx: &TestContext, path: &Path, dests: &[&str]) -> u64 {
+    let io = ctx.path().join("io.txt");
+    let mut cmd = std::process::Command::new("sh");
+    ctx.clean_env(&mut cmd);
+    cmd.arg("-c")
+        .arg(r#""$0" "$@"; st=$?; cat /proc/$$/io > "$VIOLET_TEST_IO"; exit $st"#)
+        .arg(env!("CARGO_BIN_EXE_violet"))
+        .env("VIOLET_TEST_IO", &io)
+        .args([
+            "push",
+            &path.display().to_string(),
+            "--skip-crs",
+            "--plain",
+            "--no-auth",
+        ]);
+    for d in dests {
+        cmd.args(["--dest-repo", d]);
+    }
+    run(cmd, None).success();
+    let text = std::fs::read_to_string(&io).expect("io counters");
+    text.lines()
+        .find_map(|l| l.strip_prefix("rchar:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no rchar in {text}"))
+}
+
+#[test]
+fn a_blob_is_read_once_whatever_the_number_of_destinations() {
+    if !Path::new("/proc/self/io").exists() {
+        eprintln!("skipped: no /proc/self/io (I/O accounting) on this host");
+        return;
+    }
+    let ctx = TestContext::new();
+    let (one, two, three) = (plain(), plain(), plain());
+    const LAYER: u64 = 8 << 20;
+    // Read by offset and streamed through the decoder: the two ways blobs leave a package.
+    for (seed, container) in [(11, Container::Tar), (12, Container::TarGz)] {
+        let mut s = spec("big", container, StoreKind::OciLayout, &["acp/big"]);
+        s.seed = seed;
+        s.images[0].platforms = vec!["linux/amd64".into()];
+        s.images[0].layers = 1;
+        s.images[0].shared_layers = 0;
+        s.images[0].layer_size = LAYER;
+        let pkg = write(&ctx, &format!("pkg-{seed}"), &s);
+        let alone = push_reading(&ctx, &pkg.path, &[&one.host()]);
+        let both = push_reading(&ctx, &pkg.path, &[&two.host(), &three.host()]);
+        for d in blob_digests(&ctx, &pkg.path) {
+            for r in [&one, &two, &three] {
+                assert_eq!(puts_of(r, &d), 1, "{d} at {}", r.host());
+            }
+        }
+        // The run measured the layer at all (loading plus uploading it reads it at least once)...
+        assert!(alone >= LAYER, "{container:?}: read {alone} bytes in all");
+        // ...and a second destination adds requests and answers, not another pass over the layer.
+        assert!(
+            both < alone + LAYER / 2,
+            "{container:?}: one destination read {alone} bytes, two read {both}"
+        );
+    }
+}

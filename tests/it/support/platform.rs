@@ -9,7 +9,7 @@
 //!
 //! Users: `admin` (platform-admin) and `viewer` (reads only: 403 on writes and secrets).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Bytes;
@@ -53,6 +53,10 @@ struct Inner {
     registry: Option<(String, String)>,
     /// After serving a GET of this object, change it, as a concurrent writer would.
     races: HashMap<Key, u32>,
+    /// (cluster, plural) whose CRD is not installed there: 404 as from any unknown resource.
+    unserved: HashSet<(String, String)>,
+    /// (cluster, plural) that read-only users may not read either (no RBAC grant there).
+    forbidden: HashSet<(String, String)>,
     log: Vec<String>,
 }
 
@@ -91,6 +95,8 @@ fn kind_of(group: &str, plural: &str) -> Option<Kind> {
         ("app.alauda.io", "operatorviews") => k("OperatorView", "v1alpha2", true),
         ("app.alauda.io", "modulepluginviews") => k("ModulePluginView", "v1alpha2", false),
         ("platform.tkestack.io", "clusters") => k("Cluster", "v1", false),
+        // Captain's chart applications, in every cluster (v1, the version captain's CRD stores).
+        ("app.alauda.io", "helmrequests") => k("HelmRequest", "v1", true),
         ("product.alauda.io", "productbases") => k("ProductBase", "v1alpha2", false),
         ("", "secrets") => k("Secret", "v1", true),
         _ => None,
@@ -253,6 +259,43 @@ impl PlatformEmulator {
             "status": { "installed": installed },
         });
         self.lock().put_seed("global", "modulepluginviews", "", obj);
+    }
+
+    /// A HelmRequest in `cluster` (namespace `ns`) for `chart` (`<repo>/<name>`): `phase` and the
+    /// installed `version` go to the status, as captain writes them; `extra_spec` is merged into the spec.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seed_helm_request(
+        &self,
+        cluster: &str,
+        ns: &str,
+        name: &str,
+        chart: &str,
+        version: &str,
+        phase: &str,
+        extra_spec: Value,
+    ) {
+        let mut spec =
+            json!({ "chart": chart, "version": version, "namespace": ns, "releaseName": name });
+        merge_patch(&mut spec, &extra_spec);
+        let obj = json!({
+            "apiVersion": "app.alauda.io/v1", "kind": "HelmRequest",
+            "metadata": { "name": name, "namespace": ns, "finalizers": ["captain.alauda.io"] },
+            "spec": spec,
+            "status": { "phase": phase, "version": version, "lastSpecHash": "15900028196316601597" },
+        });
+        self.lock().put_seed(cluster, "helmrequests", ns, obj);
+    }
+
+    /// `cluster` does not serve `plural` (its CRD is not installed there): every call gets a 404.
+    pub fn unserve(&self, cluster: &str, plural: &str) {
+        self.lock().unserved.insert((cluster.into(), plural.into()));
+    }
+
+    /// Read-only users get 403 on `plural` in `cluster`, reads included.
+    pub fn forbid(&self, cluster: &str, plural: &str) {
+        self.lock()
+            .forbidden
+            .insert((cluster.into(), plural.into()));
     }
 
     /// The next `times` GETs of this object are each followed by a change from "someone else".
@@ -659,7 +702,12 @@ async fn kube(
     } else {
         !ns.is_empty()
     };
-    if kind.version != version || bad_scope {
+    let (unserved, forbidden) = {
+        let s = state.lock().unwrap_or_else(|p| p.into_inner());
+        let k = (cluster.clone(), plural.clone());
+        (s.unserved.contains(&k), s.forbidden.contains(&k))
+    };
+    if kind.version != version || bad_scope || unserved {
         return status(
             404,
             "NotFound",
@@ -667,7 +715,7 @@ async fn kube(
         );
     }
     let write = method != Method::GET;
-    if (write || plural == "secrets") && !admin {
+    if (write || plural == "secrets" || forbidden) && !admin {
         let verb = match method {
             Method::GET => {
                 if name.is_some() {
