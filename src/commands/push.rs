@@ -926,12 +926,24 @@ fn render(
                 human_bytes(img.size)
             ));
         }
-        s.push_str(&format!(
-            "{} images, {} unique blobs, {}\n",
-            plan.images.len(),
-            plan.blobs,
-            human_bytes(plan.bytes)
-        ));
+        let sources: std::collections::BTreeSet<&str> =
+            plan.images.iter().map(|i| i.source.as_str()).collect();
+        let destinations = plan.images.len() / sources.len().max(1);
+        if destinations > 1 {
+            s.push_str(&format!(
+                "{} images x {destinations} destinations, {} unique blobs read once, {}\n",
+                sources.len(),
+                plan.blobs,
+                human_bytes(plan.bytes)
+            ));
+        } else {
+            s.push_str(&format!(
+                "{} images, {} unique blobs, {}\n",
+                plan.images.len(),
+                plan.blobs,
+                human_bytes(plan.bytes)
+            ));
+        }
         match (
             &plan.blobs_to_upload,
             &plan.bytes_to_upload,
