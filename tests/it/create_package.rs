@@ -9,15 +9,20 @@ use violet::synth::{self, SynthImage, SynthSpec};
 
 use crate::support::artifacts;
 use crate::support::proxy::{Fault, FaultProxy, Rule};
-use crate::support::registry::{Registry, RegistryOptions};
+use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
 use crate::support::skopeo::skopeo_inspect_raw_digest;
 use crate::support::{Output, TestContext};
 
 const NO_TLS: &[&str] = &["--tls-verify=false"];
 
 /// Two multi-arch images (linux/amd64 + linux/arm64), `acp/demo:v1.0.0` and
-/// `acp/demo-agent:v1.0.0`, pushed into `registry`.
+/// `acp/demo-agent:v1.0.0`, pushed into the plain, open `registry`.
 fn seed_images(ctx: &TestContext, registry: &Registry) {
+    seed_images_with(ctx, registry, &["--plain", "--no-auth"], "");
+}
+
+/// [`seed_images`] with the push's registry access flags and standard input.
+fn seed_images_with(ctx: &TestContext, registry: &Registry, access: &[&str], stdin: &str) {
     let mut spec = SynthSpec::new("seed", PackageType::Bundle);
     spec.container = Container::Tar;
     spec.store = StoreKind::OciLayout;
@@ -30,16 +35,11 @@ fn seed_images(ctx: &TestContext, registry: &Registry) {
         })
         .collect();
     let pkg = synth::write(&spec, &ctx.path().join("seed")).expect("synthetic package");
-    ctx.run([
-        "push",
-        &pkg.path.display().to_string(),
-        "--dest-repo",
-        &registry.host(),
-        "--skip-crs",
-        "--plain",
-        "--no-auth",
-    ])
-    .success();
+    let path = pkg.path.display().to_string();
+    let host = registry.host();
+    let mut args = vec!["push", &path, "--dest-repo", &host, "--skip-crs"];
+    args.extend(access);
+    ctx.run_stdin(args, stdin).success();
 }
 
 fn digest_in(ctx: &TestContext, host: &str, image: &str) -> String {
@@ -66,7 +66,7 @@ fn seed_bundle(ctx: &TestContext, a: &Registry) -> (String, Vec<String>, String)
     ];
     let bundle = format!("{}/acp/demo-operator-bundle:v1.2.0", a.host());
     artifacts::push_bundle(
-        &a.host(),
+        &artifacts::plain(&a.host()),
         "acp/demo-operator-bundle",
         "v1.2.0",
         "1.2.0",
@@ -277,7 +277,7 @@ fn plugin_chart_images_come_from_global_images_under_the_chart_registry() {
     seed_images(&ctx, &a);
     let chart = format!("{}/acp/chart-demo-plugin:0.3.0", a.host());
     artifacts::push_chart(
-        &a.host(),
+        &artifacts::plain(&a.host()),
         "acp/chart-demo-plugin",
         "demo-plugin",
         "0.3.0",
@@ -493,7 +493,7 @@ fn a_download_cut_short_leaves_no_package_behind() {
     let proxy = FaultProxy::start(&a.host());
     let chart = format!("{}/acp/chart-demo:1.0.0", proxy.host());
     artifacts::push_chart(
-        &a.host(),
+        &artifacts::plain(&a.host()),
         "acp/chart-demo",
         "demo",
         "1.0.0",
@@ -639,4 +639,66 @@ fn create_refuses_what_is_not_a_bundle_or_chart() {
         &["package", &ctx.file("nothing").display().to_string()],
     );
     assert_eq!(out.code, 3, "{}", out.stderr);
+}
+
+#[test]
+fn sources_behind_tls_and_htpasswd_use_the_given_login_and_never_print_it() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions {
+        tls: true,
+        auth: Auth::Htpasswd,
+        ..Default::default()
+    });
+    let ca = a.ca_file().expect("TLS registry has a CA");
+    let ca_s = ca.display().to_string();
+    let login = ["--ca-file", &ca_s, "--username", USER, "--password-stdin"];
+    let stdin = format!("{PASSWORD}\n");
+    seed_images_with(&ctx, &a, &login, &stdin);
+    let mut registry = artifacts::plain(&a.host());
+    registry.plain = false;
+    registry.ca_files = vec![ca.clone()];
+    registry.credentials = violet::registry::Credentials::Basic {
+        username: USER.into(),
+        password: PASSWORD.into(),
+    };
+    artifacts::push_chart(
+        &registry,
+        "acp/chart-demo",
+        "demo",
+        "1.0.0",
+        &[("server", "acp/demo", "v1.0.0")],
+        false,
+    );
+    let chart = format!("{}/acp/chart-demo:1.0.0", a.host());
+    let dir = ctx.file("chart");
+    let dir_s = dir.display().to_string();
+
+    // Without the login the registry refuses: exit 5, a hint, nothing written.
+    let out = run(
+        &ctx,
+        &["create", &dir_s, "--artifact", &chart, "--ca-file", &ca_s],
+    );
+    assert_eq!(out.code, 5, "{}", out.stderr);
+    assert!(!dir.join("violet.yaml").exists());
+
+    let mut args = vec![
+        "create",
+        &dir_s,
+        "--artifact",
+        &chart,
+        "--skip-package-images",
+    ];
+    args.extend(login);
+    let created = ctx.run_stdin(args, &stdin).success();
+    let pkg_s = ctx.file("demo.tgz").display().to_string();
+    let mut args = vec!["package", &dir_s, "--output", &pkg_s];
+    args.extend(login);
+    let packaged = ctx.run_stdin(args, &stdin).success();
+    for out in [&out, &created, &packaged] {
+        let text = format!("{}{}", out.stdout, out.stderr);
+        assert!(!text.contains(PASSWORD), "password in output:\n{text}");
+    }
+    let show = run(&ctx, &["show", &pkg_s, "-o", "json"]).success().json();
+    assert_eq!(show["summary"]["images"], 2, "{show:#}");
+    assert_eq!(show["metadata"]["type"], "chart");
 }

@@ -28,10 +28,23 @@ pub fn tgz(files: &[(&str, &str)]) -> Vec<u8> {
     b.into_inner().unwrap().finish().unwrap()
 }
 
-/// Pushes one manifest with `config` and `layers` to `host/repo:tag` (plain HTTP, anonymous) and
-/// returns its digest.
+/// How to reach a test registry over plain HTTP, anonymously.
+pub fn plain(host: &str) -> RegistryConfig {
+    RegistryConfig {
+        host: host.into(),
+        plain: true,
+        insecure: false,
+        ca_files: Vec::new(),
+        credentials: Credentials::Anonymous,
+        retries: 0,
+        chunk_size: None,
+    }
+}
+
+/// Pushes one manifest with `config` and `layers` to `repo:tag` in the registry `registry`
+/// describes, and returns its digest.
 pub fn push(
-    host: &str,
+    registry: &RegistryConfig,
     repo: &str,
     tag: &str,
     config: (&str, Vec<u8>),
@@ -42,16 +55,7 @@ pub fn push(
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = Client::new(RegistryConfig {
-            host: host.into(),
-            plain: true,
-            insecure: false,
-            ca_files: Vec::new(),
-            credentials: Credentials::Anonymous,
-            retries: 0,
-            chunk_size: None,
-        })
-        .unwrap();
+        let client = Client::new(registry.clone()).unwrap();
         let mut descriptors = Vec::new();
         for (media_type, bytes) in std::iter::once(config).chain(layers) {
             let digest = Digest::of(&bytes);
@@ -86,8 +90,14 @@ pub fn push(
 }
 
 /// An OLM bundle image (FROM scratch: `manifests/` and `metadata/` in one layer) at
-/// `host/repo:tag`, whose CSV lists `related` in `spec.relatedImages`.
-pub fn push_bundle(host: &str, repo: &str, tag: &str, version: &str, related: &[String]) -> Digest {
+/// `repo:tag`, whose CSV lists `related` in `spec.relatedImages`.
+pub fn push_bundle(
+    registry: &RegistryConfig,
+    repo: &str,
+    tag: &str,
+    version: &str,
+    related: &[String],
+) -> Digest {
     let mut csv = format!(
         "apiVersion: operators.coreos.com/v1alpha1\nkind: ClusterServiceVersion\nmetadata:\n  name: demo-operator.v{version}\n  annotations:\n    olm.skipRange: '>=1.0.0 <{version}'\nspec:\n  version: {version}\n  displayName: Demo Operator\n  replaces: demo-operator.v1.0.0\n  relatedImages:\n"
     );
@@ -105,7 +115,7 @@ pub fn push_bundle(host: &str, repo: &str, tag: &str, version: &str, related: &[
         "rootfs": {"type": "layers", "diff_ids": [Digest::of(b"not checked").as_str()]},
     });
     push(
-        host,
+        registry,
         repo,
         tag,
         (OCI_CONFIG, serde_json::to_vec(&config).unwrap()),
@@ -113,11 +123,11 @@ pub fn push_bundle(host: &str, repo: &str, tag: &str, version: &str, related: &[
     )
 }
 
-/// An OCI Helm chart `name` at `host/repo:version` whose `values.yaml` lists `images`
+/// An OCI Helm chart `name` at `repo:version` whose `values.yaml` lists `images`
 /// (`key`, `repository`, `tag`) under `global.images`, with a `module-plugin.yaml` when
 /// `plugin` is set.
 pub fn push_chart(
-    host: &str,
+    registry: &RegistryConfig,
     repo: &str,
     name: &str,
     version: &str,
@@ -151,7 +161,7 @@ pub fn push_chart(
         .collect();
     let config = serde_json::json!({"name": name, "version": version, "apiVersion": "v2"});
     push(
-        host,
+        registry,
         repo,
         version,
         (HELM_CONFIG, serde_json::to_vec(&config).unwrap()),
