@@ -497,6 +497,16 @@ mod tests {
         );
         let plain = chart_metadata(&artifact, &files[..2], None).unwrap();
         assert_eq!(plain.package_type, Some(PackageType::Chart));
+        // --module-plugin wins over the chart's own file, and makes a plain chart a plugin.
+        let given: Value = serde_saphyr::from_str(
+            "apiVersion: cluster.alauda.io/v1alpha1\nkind: ModulePlugin\nmetadata:\n  name: from-flag\n",
+        )
+        .unwrap();
+        for chart_files in [&files[..2], &files[..]] {
+            let m = chart_metadata(&artifact, chart_files, Some(given.clone())).unwrap();
+            assert_eq!(m.package_type, Some(PackageType::Plugin));
+            assert_eq!(m.name.as_deref(), Some("from-flag"));
+        }
 
         let hosted =
             "global:\n  images:\n    x:\n      repository: other.io/acp/x\n      tag: v1\n";
