@@ -21,9 +21,10 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde::Serialize;
 
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::package::metadata::METADATA_FILE;
 use crate::package::{Container, PackageType, StoreKind};
+use crate::writer::HashingWriter;
 
 const FIXED_CREATED: &str = "2023-11-14T22:13:20Z";
 const CHUNK: usize = 1 << 20;
@@ -470,25 +471,6 @@ impl<W: Write> Write for StoredGzip<W> {
     }
 }
 
-/// Writes to an inner writer while hashing and counting what passes through.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Hasher,
-    len: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 fn tar_header(path: &str, size: u64, dir: bool) -> io::Result<tar::Header> {
     let mut h = crate::writer::tar_header(size, dir);
     h.set_path(path)?;
@@ -673,17 +655,9 @@ impl Staged {
         }
         let tmp = self.tmp_path();
         let file = File::create(&tmp).map_err(|e| at(&tmp, e))?;
-        let blob = HashingWriter {
-            inner: BufWriter::with_capacity(CHUNK, file),
-            hasher: Hasher::new(),
-            len: 0,
-        };
+        let blob = HashingWriter::new(BufWriter::with_capacity(CHUNK, file));
         let written = (|| {
-            let mut tar = HashingWriter {
-                inner: StoredGzip::new(blob)?,
-                hasher: Hasher::new(),
-                len: 0,
-            };
+            let mut tar = HashingWriter::new(StoredGzip::new(blob)?);
             let dir = format!("opt/synth/{label}");
             tar.write_all(tar_header(&format!("{dir}/"), 0, true)?.as_bytes())?;
             tar.write_all(tar_header(&format!("{dir}/data.bin"), size, false)?.as_bytes())?;

@@ -46,14 +46,27 @@ pub fn tar_header(size: u64, dir: bool) -> tar::Header {
     h
 }
 
-/// Counts and hashes the bytes that reach the file.
-struct Hashed {
-    inner: BufWriter<File>,
-    hasher: Hasher,
-    len: u64,
+/// Writes to an inner writer while hashing and counting what passes through (the archive file,
+/// for its `.sha256`; synthetic layers, for their digests).
+pub struct HashingWriter<W> {
+    pub inner: W,
+    pub hasher: Hasher,
+    pub len: u64,
 }
 
-impl Write for Hashed {
+impl<W> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hasher: Hasher::new(),
+            len: 0,
+        }
+    }
+}
+
+type Hashed = HashingWriter<BufWriter<File>>;
+
+impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
@@ -141,11 +154,7 @@ impl PackageWriter {
             partial.push(".partial");
             let partial = PathBuf::from(partial);
             let file = File::create(&partial).map_err(|e| at(&partial, e))?;
-            let hashed = Hashed {
-                inner: BufWriter::with_capacity(BUFFER, file),
-                hasher: Hasher::new(),
-                len: 0,
-            };
+            let hashed = HashingWriter::new(BufWriter::with_capacity(BUFFER, file));
             let encoder = match container {
                 Container::TarGz => {
                     Encoder::Gzip(GzEncoder::new(hashed, Compression::new(gzip_level.min(9))))
@@ -250,7 +259,7 @@ impl PackageWriter {
                     .and_then(Encoder::finish)
                     .map_err(|e| at(partial, e))?;
                 let (file, digest, len) = {
-                    let Hashed { inner, hasher, len } = hashed;
+                    let HashingWriter { inner, hasher, len } = hashed;
                     let file = inner
                         .into_inner()
                         .map_err(|e| at(partial, e.into_error()))?;
