@@ -81,6 +81,23 @@ pub async fn resolve(
     Ok(image)
 }
 
+/// [`resolve`] for a top manifest already downloaded (`get_manifest`'s answer), so it is not
+/// asked for twice.
+async fn resolve_fetched(
+    client: &Client,
+    repo: &str,
+    top: (String, Bytes, Digest),
+) -> Result<RemoteImage, RegistryError> {
+    let mut image = RemoteImage {
+        digest: top.2.clone(),
+        manifests: Vec::new(),
+        blobs: Vec::new(),
+    };
+    let mut seen = std::collections::HashSet::new();
+    walk_fetched(client, repo, top, 0, &mut image, &mut seen).await?;
+    Ok(image)
+}
+
 /// Depth-first, so children land in `image.manifests` before their parent.
 async fn walk(
     client: &Client,
@@ -90,7 +107,18 @@ async fn walk(
     image: &mut RemoteImage,
     seen: &mut std::collections::HashSet<Digest>,
 ) -> Result<Digest, RegistryError> {
-    let (served_type, bytes, digest) = client.get_manifest(repo, reference).await?;
+    let fetched = client.get_manifest(repo, reference).await?;
+    walk_fetched(client, repo, fetched, depth, image, seen).await
+}
+
+async fn walk_fetched(
+    client: &Client,
+    repo: &str,
+    (served_type, bytes, digest): (String, Bytes, Digest),
+    depth: usize,
+    image: &mut RemoteImage,
+    seen: &mut std::collections::HashSet<Digest>,
+) -> Result<Digest, RegistryError> {
     let invalid = |message: String| RegistryError::Protocol {
         registry: client.host().into(),
         operation: "the download of",
@@ -280,7 +308,8 @@ pub async fn select(
     pinned: bool,
     label: &str,
 ) -> anyhow::Result<Selected> {
-    let (served_type, bytes, digest) = client.get_manifest(repo, reference).await?;
+    let top = client.get_manifest(repo, reference).await?;
+    let (served_type, bytes, digest) = top.clone();
     let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let media_type = doc
         .get("mediaType")
@@ -290,7 +319,7 @@ pub async fn select(
         .unwrap_or(served_type);
     let Some(entries) = doc.get("manifests").and_then(|m| m.as_array()) else {
         // A single manifest: its platform is in its config, when the config is an image config.
-        let image = resolve(client, repo, digest.as_str()).await?;
+        let image = resolve_fetched(client, repo, top).await?;
         let platforms = single_platform(client, repo, &doc).await?;
         if let (Some(filter), Some(p)) = (filter, platforms.first())
             && !filter.matches(p)
@@ -330,7 +359,7 @@ pub async fn select(
     }
     let subset = keep_platforms.len() < available.len();
     if !subset || pinned {
-        let image = resolve(client, repo, digest.as_str()).await?;
+        let image = resolve_fetched(client, repo, top).await?;
         return Ok(Selected {
             image,
             media_type,
