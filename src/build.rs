@@ -7,7 +7,7 @@
 //! the async registry client through [`StreamRead`], one bounded chunk at a time, so memory stays
 //! flat whatever the layer size.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
@@ -186,12 +186,45 @@ pub struct BuildReport {
 
 enum BlobSource {
     Remote {
+        size: u64,
         client: Client,
         repository: String,
     },
     Local {
+        size: u64,
         location: crate::package::BlobLocation,
     },
+}
+
+impl BlobSource {
+    fn size(&self) -> u64 {
+        match self {
+            BlobSource::Remote { size, .. } | BlobSource::Local { size, .. } => *size,
+        }
+    }
+}
+
+/// What goes into the package, each manifest and blob once, in first-seen order.
+#[derive(Default)]
+struct Contents {
+    layout: Vec<LayoutEntry>,
+    manifests: Vec<(Digest, Bytes)>,
+    blobs: Vec<(Digest, BlobSource)>,
+    seen: std::collections::HashSet<Digest>,
+}
+
+impl Contents {
+    fn manifest(&mut self, digest: &Digest, bytes: impl FnOnce() -> Bytes) {
+        if self.seen.insert(digest.clone()) {
+            self.manifests.push((digest.clone(), bytes()));
+        }
+    }
+
+    fn blob(&mut self, digest: &Digest, source: impl FnOnce() -> BlobSource) {
+        if self.seen.insert(digest.clone()) {
+            self.blobs.push((digest.clone(), source()));
+        }
+    }
 }
 
 /// Writes a package: `violet.yaml`, `extra` files, the OCI layout's `index.json`, every manifest,
@@ -219,11 +252,7 @@ pub async fn write(
             let size = file.metadata()?.len();
             writer.add_reader(entry, size, file)?;
         }
-        let mut layout = Vec::new();
-        let mut manifests: BTreeMap<Digest, Bytes> = BTreeMap::new();
-        let mut manifest_order = Vec::new();
-        let mut blob_list: Vec<(Digest, u64, BlobSource)> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut c = Contents::default();
         let mut local_pkg = None;
         match images {
             Images::None => {}
@@ -231,84 +260,75 @@ pub async fn write(
                 for p in pulled {
                     let image = &p.selected.image;
                     let top = image.manifests.last().expect("an image has a manifest");
-                    layout.push(LayoutEntry {
+                    c.layout.push(LayoutEntry {
                         reference: p.reference.to_string(),
                         digest: image.digest.clone(),
                         media_type: p.selected.media_type.clone(),
                         size: top.bytes.len() as u64,
                     });
                     for m in &image.manifests {
-                        if !manifests.contains_key(&m.digest) {
-                            manifest_order.push(m.digest.clone());
-                            manifests.insert(m.digest.clone(), m.bytes.clone());
-                        }
+                        c.manifest(&m.digest, || m.bytes.clone());
                     }
                     for (d, size) in &image.blobs {
-                        if seen.insert(d.clone()) {
-                            blob_list.push((
-                                d.clone(),
-                                *size,
-                                BlobSource::Remote {
-                                    client: p.client.clone(),
-                                    repository: p.reference.repository.clone(),
-                                },
-                            ));
-                        }
+                        c.blob(d, || BlobSource::Remote {
+                            size: *size,
+                            client: p.client.clone(),
+                            repository: p.reference.repository.clone(),
+                        });
                     }
                 }
             }
             Images::Local(pkg) => {
                 for image in &pkg.images {
-                    let top = &pkg.manifests[&image.digest];
-                    layout.push(LayoutEntry {
+                    c.layout.push(LayoutEntry {
                         reference: image.reference.to_string(),
                         digest: image.digest.clone(),
                         media_type: image.media_type.clone(),
-                        size: top.bytes.len() as u64,
+                        size: pkg.manifests[&image.digest].bytes.len() as u64,
                     });
                     for d in &image.manifests {
-                        if !manifests.contains_key(d) {
-                            manifest_order.push(d.clone());
-                            manifests.insert(d.clone(), pkg.manifests[d].bytes.clone());
-                        }
+                        c.manifest(d, || pkg.manifests[d].bytes.clone());
                     }
                     for d in &image.blobs {
-                        if seen.insert(d.clone()) {
-                            let blob = &pkg.blobs[d];
-                            blob_list.push((
-                                d.clone(),
-                                blob.size,
-                                BlobSource::Local {
-                                    location: blob.location.clone(),
-                                },
-                            ));
-                        }
+                        c.blob(d, || BlobSource::Local {
+                            size: pkg.blobs[d].size,
+                            location: pkg.blobs[d].location.clone(),
+                        });
                     }
                 }
                 local_pkg = Some(pkg);
             }
         }
-        let blob_bytes: u64 = blob_list.iter().map(|(_, s, _)| s).sum();
+        let Contents {
+            layout,
+            manifests,
+            blobs: blob_list,
+            ..
+        } = c;
+        let blob_bytes: u64 = blob_list.iter().map(|(_, source)| source.size()).sum();
         progress.set_total(blob_bytes);
         if !layout.is_empty() {
             for (name, bytes) in writer::layout_files(&layout)? {
                 writer.add_bytes(&format!("{}{name}", writer::STORE_ROOT), &bytes)?;
             }
         }
-        for d in &manifest_order {
-            writer.add_bytes(&writer::blob_entry(d), &manifests[d])?;
+        for (d, bytes) in &manifests {
+            writer.add_bytes(&writer::blob_entry(d), bytes)?;
         }
-        for (digest, size, source) in &blob_list {
+        for (digest, source) in &blob_list {
             let entry = writer::blob_entry(digest);
+            let size = source.size();
             match source {
-                BlobSource::Remote { client, repository } => {
+                BlobSource::Remote {
+                    client, repository, ..
+                } => {
                     let stream = handle.block_on(client.get_blob(repository, digest))?;
                     let mut reader = StreamRead {
                         handle: handle.clone(),
                         client: client.clone(),
                         repository: repository.clone(),
                         digest: digest.clone(),
-                        size: *size,
+                        size,
                         stream,
                         chunk: Bytes::new(),
                         received: 0,
@@ -318,7 +338,7 @@ pub async fn write(
                         progress: progress.clone(),
                         failed: None,
                     };
-                    if let Err(e) = writer.add_reader(&entry, *size, &mut reader) {
+                    if let Err(e) = writer.add_reader(&entry, size, &mut reader) {
                         // A broken download is the registry's or the link's fault, not the disk's.
                         return Err(match reader.failed {
                             Some(kind) => {
@@ -328,7 +348,7 @@ pub async fn write(
                         });
                     }
                 }
-                BlobSource::Local { location } => {
+                BlobSource::Local { location, .. } => {
                     let pkg = local_pkg
                         .as_ref()
                         .expect("local blobs come with their package");
@@ -339,7 +359,7 @@ pub async fn write(
                         inner: reader,
                         progress: progress.clone(),
                     };
-                    writer.add_reader(&entry, *size, reader)?;
+                    writer.add_reader(&entry, size, reader)?;
                 }
             }
         }
@@ -349,7 +369,7 @@ pub async fn write(
         Ok(BuildReport {
             written,
             images,
-            manifests: manifest_order.len(),
+            manifests: manifests.len(),
             blobs: blob_list.len(),
             blob_bytes,
         })
