@@ -41,6 +41,11 @@ pub struct ConnectArgs {
     /// Trust this CA certificate (PEM) for the platform, in addition to the system roots. Repeatable.
     #[arg(long = "ca-file", value_name = "PEM")]
     pub ca_files: Vec<PathBuf>,
+
+    /// Retries for a cluster that answers 429/502/503/504 through the platform proxy (with backoff,
+    /// at most 2 minutes in all per call); a line on stderr says when violet is waiting.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
 }
 
 impl ConnectArgs {
@@ -73,7 +78,12 @@ impl ConnectArgs {
             ca_files: self.ca_files.clone(),
             insecure: self.insecure,
         };
-        Ok(Platform::connect(&self.platform, &tls).await?)
+        let mut platform = Platform::connect(&self.platform, &tls).await?;
+        platform.set_waiting(crate::platform::kube::Waiting {
+            retries: self.retries,
+            ..Default::default()
+        });
+        Ok(platform)
     }
 }
 
