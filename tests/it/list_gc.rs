@@ -56,8 +56,8 @@ fn module_plugin(emu: &PlatformEmulator, name: &str, version: &str) {
         "",
         json!({
             "apiVersion": "cluster.alauda.io/v1alpha1", "kind": "ModulePlugin",
-            "metadata": { "name": name, "labels": { "cpaas.io/module-name": name } },
-            "spec": { "name": name, "version": version, "deleteable": true, "description": {}, "logo": "" },
+            "metadata": { "name": name, "labels": { "cpaas.io/module-name": name, "cpaas.io/managed-by": "violet" } },
+            "spec": { "name": name, "version": version, "deleteable": true, "description": { "en": name }, "logo": "" },
         }),
     );
 }
@@ -70,7 +70,7 @@ fn module_config(emu: &PlatformEmulator, module: &str, version: &str) {
         json!({
             "apiVersion": "cluster.alauda.io/v1alpha1", "kind": "ModuleConfig",
             "metadata": { "name": format!("{module}-{version}"), "labels": { "cpaas.io/module-name": module } },
-            "spec": { "name": module, "version": version },
+            "spec": { "name": module, "version": version, "deleteable": true, "description": { "en": module }, "logo": "" },
         }),
     );
 }
@@ -473,7 +473,7 @@ async fn gc_dry_run_then_gc_deletes_exactly_the_candidates() {
     .success();
     assert_eq!(
         out.json(),
-        json!({"dryRun": false, "resources": [], "failed": []})
+        json!({"dryRun": false, "resources": [], "kept": [], "unknownClusters": [], "failed": []})
     );
 }
 
@@ -545,7 +545,11 @@ async fn gc_as_a_non_admin_is_refused_with_the_role_hint() {
         out.stderr
     );
     assert_eq!(out.stderr.matches("hint:").count(), 1, "{}", out.stderr);
-    assert_eq!(out.stdout, "No resources were deleted.\n");
+    assert!(
+        out.stdout.starts_with("No resources were deleted.\n"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(catalog(&emu), before);
 }
 

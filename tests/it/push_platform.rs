@@ -84,6 +84,8 @@ fn plugin(dir: &Path) -> SynthPackage {
         "image": "harbor.demo.io/acp/web-cli:v4.0.4",
         "homepage": "harbor.demo.io.example.com/web-cli",
         "deleteable": true,
+        "description": { "en": "Web CLI", "zh": "Web CLI" },
+        "logo": "",
     });
     std::fs::write(&path, serde_saphyr::to_string(&md).expect("yaml")).expect("write metadata");
     pkg
