@@ -979,11 +979,16 @@ fn render(rows: &[Candidate], dry_run: bool) -> String {
     for r in rows {
         let line = if dry_run {
             format!(
-                "{:<20} {:<50} {:<16} {}",
+                "{:<20} {:<50} {:<16} {}{}",
                 r.kind.as_str(),
                 r.name,
                 r.cluster,
-                r.reason
+                r.reason,
+                if r.unmanaged {
+                    " [UNMANAGED: not labelled cpaas.io/managed-by=violet]"
+                } else {
+                    ""
+                }
             )
         } else {
             format!("{:<20} {:<50} {}", r.kind.as_str(), r.name, r.cluster)
