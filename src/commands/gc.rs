@@ -329,6 +329,23 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // The backup was written before the first delete, so that a crash cannot lose anything; now
+    // that the outcome is known, it holds exactly what was deleted.
+    if let Some(path) = &backup_path
+        && done.len() != total
+    {
+        let deleted: Vec<&Candidate> = done.iter().collect();
+        match std::fs::write(path, backup_yaml(&deleted)) {
+            Ok(()) => eprintln!(
+                "Backup {path} rewritten with the {} object(s) actually deleted",
+                done.len()
+            ),
+            Err(e) => eprintln!(
+                "warning: {path}: cannot rewrite the backup ({e}); it also holds the {} object(s) that were kept",
+                total - done.len()
+            ),
+        }
+    }
     done.sort_by(|a, b| (a.kind, &a.cluster, &a.name).cmp(&(b.kind, &b.cluster, &b.name)));
     kept.sort_by(|a, b| (a.kind, &a.cluster, &a.name).cmp(&(b.kind, &b.cluster, &b.name)));
 
