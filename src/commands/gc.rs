@@ -218,7 +218,15 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         if unknown.iter().any(|u| &u.cluster == name) {
             continue;
         }
-        match scan_cluster(&platform, name, &operators, &plugins, args.include_unmanaged).await {
+        match scan_cluster(
+            &platform,
+            name,
+            &operators,
+            &plugins,
+            args.include_unmanaged,
+        )
+        .await
+        {
             Ok(found) => scanned.push(found),
             Err(e) => unknown.push(Unknown {
                 cluster: name.clone(),
@@ -228,10 +236,13 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             }),
         }
     }
-    if states.is_none() && scope.iter().any(|c| c == GLOBAL) {
+    if states.is_none()
+        && args.connect.platform.kubeconfig.is_none()
+        && scope.iter().any(|c| c == GLOBAL)
+    {
         // Without the cluster list, a cluster outside the views may hold plugin installations.
         unknown.push(Unknown {
-            cluster: "*".into(),
+            cluster: "(any)".into(),
             reason: "the platform does not list its clusters (clusters.platform.tkestack.io), so plugin use cannot be ruled out everywhere".into(),
             code: ExitCode::Remote,
             hint: None,
@@ -290,7 +301,9 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
                 )
                 .with_hint("choose another --backup FILE (or --backup - to delete without one)")
             })?;
-            eprintln!("Backup of the {total} object(s) to delete: {path} (restore with kubectl apply -f, per cluster)");
+            eprintln!(
+                "Backup of the {total} object(s) to delete: {path} (restore with kubectl apply -f, per cluster)"
+            );
             backup_path = Some(path.clone());
         }
         for (cluster, candidates) in &planned {
@@ -318,7 +331,10 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
                         c.cluster
                     ),
                     Err(PlatformError::Api { code: 409, .. }) => {
-                        kept.push(keep(c, "changed since gc read it (precondition failed); kept".into()));
+                        kept.push(keep(
+                            c,
+                            "changed since gc read it (precondition failed); kept".into(),
+                        ));
                         stopped.extend(c.parent.clone());
                     }
                     Err(e) => {
@@ -357,12 +373,16 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         backup: backup_path,
         failed: failures,
     };
-    printer
-        .with_format(args.output.format)
-        .data(&view, || render(&view.resources, args.dry_run) + &render_kept(&view.kept))?;
+    printer.with_format(args.output.format).data(&view, || {
+        render(&view.resources, args.dry_run) + &render_kept(&view.kept)
+    })?;
     let mut hints: BTreeSet<String> = BTreeSet::new();
     for u in &view.unknown_clusters {
-        let lead = if args.skip_unreachable { "warning" } else { "error" };
+        let lead = if args.skip_unreachable {
+            "warning"
+        } else {
+            "error"
+        };
         eprintln!(
             "{lead}: cluster {}: cannot rule out that it uses the catalog: {}",
             u.cluster, u.reason
@@ -846,7 +866,8 @@ pub fn plan_plugins(
                 p.keep(
                     GcKind::ModulePlugin,
                     m,
-                    "the platform's ModuleInfo records cannot be read: plugin use is unproven".into(),
+                    "the platform's ModuleInfo records cannot be read: plugin use is unproven"
+                        .into(),
                 );
             }
             continue;
@@ -1077,9 +1098,11 @@ mod tests {
             package: pkg.into(),
             installed_csv: csv.into(),
         };
-        let subs = vec![sub("a-operator", "a-operator.v2.0.0"), sub("c-operator", "")];
-        let (got, kept) =
-            plan_operators("region1", &views, &subs, &artifacts, &versions, false);
+        let subs = vec![
+            sub("a-operator", "a-operator.v2.0.0"),
+            sub("c-operator", ""),
+        ];
+        let (got, kept) = plan_operators("region1", &views, &subs, &artifacts, &versions, false);
         assert_eq!(
             names(&got),
             [
@@ -1091,13 +1114,22 @@ mod tests {
         assert!(kept.is_empty(), "{kept:?}");
 
         // A Subscription without a view: the witnesses disagree, nothing of b-operator goes.
-        let subs2 = vec![sub("a-operator", "a-operator.v2.0.0"), sub("b-operator", "b-operator.v1.0.0"), sub("c-operator", "")];
+        let subs2 = vec![
+            sub("a-operator", "a-operator.v2.0.0"),
+            sub("b-operator", "b-operator.v1.0.0"),
+            sub("c-operator", ""),
+        ];
         let (got, kept) = plan_operators("region1", &views, &subs2, &artifacts, &versions, false);
         assert_eq!(names(&got), ["ArtifactVersion a-operator.v1.0.0 region1"]);
         assert!(kept[0].reason.contains("disagree"), "{kept:?}");
 
         // Installed at a version whose ArtifactVersion is gone: the newest stays.
-        let views3 = vec![view("region1", "a-operator", "Installed", "a-operator.v9.0.0")];
+        let views3 = vec![view(
+            "region1",
+            "a-operator",
+            "Installed",
+            "a-operator.v9.0.0",
+        )];
         let subs3 = vec![sub("a-operator", "a-operator.v9.0.0")];
         let (got, _) = plan_operators("region1", &views3, &subs3, &artifacts, &versions, false);
         let got = names(&got);
@@ -1141,7 +1173,11 @@ mod tests {
             mc("unused", "v1.0.0"),
             mc("core-thing", "v1.0.0"),
         ];
-        let infos = vec![("log-center".to_string(), "region1".to_string(), "v1.2.0".to_string())];
+        let infos = vec![(
+            "log-center".to_string(),
+            "region1".to_string(),
+            "v1.2.0".to_string(),
+        )];
         assert_eq!(
             names(&plan_plugins(&views, Some(&infos), &plugins, &configs, false).0),
             [

@@ -244,7 +244,11 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     if incomplete.is_empty() {
         return Ok(ExitCode::Success);
     }
-    let lead = if args.allow_partial { "warning" } else { "error" };
+    let lead = if args.allow_partial {
+        "warning"
+    } else {
+        "error"
+    };
     for (i, _) in &incomplete {
         eprintln!(
             "{lead}: the list is incomplete for cluster {}: {}",
@@ -414,7 +418,10 @@ pub fn render_yaml(apps: &Applications) -> String {
         out.push_str("incomplete:\n");
         for i in &apps.incomplete {
             out.push_str(&format!("  - cluster: {}\n", scalar(&i.cluster)));
-            out.push_str(&format!("    reason: {}\n", serde_json::to_string(&i.reason).unwrap_or_default()));
+            out.push_str(&format!(
+                "    reason: {}\n",
+                serde_json::to_string(&i.reason).unwrap_or_default()
+            ));
         }
     }
     out

@@ -311,7 +311,11 @@ impl Cluster {
 
     /// Runs `call` again while the proxy answers 429/502/503/504, within [`Waiting`], saying so on
     /// stderr; a final 502/503/504 becomes [`PlatformError::ClusterUnavailable`]-ready (see `error`).
-    async fn retrying<T, F, Fut>(&self, action: &str, call: F) -> std::result::Result<T, ::kube::Error>
+    async fn retrying<T, F, Fut>(
+        &self,
+        action: &str,
+        call: F,
+    ) -> std::result::Result<T, ::kube::Error>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, ::kube::Error>>,
@@ -337,7 +341,7 @@ impl Cluster {
                     );
                     tokio::time::sleep(delay).await;
                 }
-                Err(::kube::Error::Api(mut s)) if matches!(s.code, 502 | 503 | 504) => {
+                Err(::kube::Error::Api(mut s)) if matches!(s.code, 502..=504) => {
                     // Carries the attempt count to `error` through the reason field.
                     s.reason = format!("violet-attempts={}", attempt + 1);
                     return Err(::kube::Error::Api(s));
@@ -350,7 +354,7 @@ impl Cluster {
     /// Turns a kube error into one clear line naming the cluster and the action.
     fn error(&self, e: ::kube::Error, action: &str) -> PlatformError {
         match e {
-            ::kube::Error::Api(s) if matches!(s.code, 502 | 503 | 504) => {
+            ::kube::Error::Api(s) if matches!(s.code, 502..=504) => {
                 let attempts = s
                     .reason
                     .strip_prefix("violet-attempts=")
@@ -468,7 +472,10 @@ impl Cluster {
         let o = from_value(obj)?;
         let api = self.api(r, namespace);
         let pp = post_params();
-        match self.retrying("update", || api.replace(&name, &pp, &o)).await {
+        match self
+            .retrying("update", || api.replace(&name, &pp, &o))
+            .await
+        {
             Ok(o) => Ok(to_value(o)),
             Err(e) => Err(self.error(
                 e,

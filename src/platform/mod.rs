@@ -31,7 +31,9 @@ pub enum PlatformError {
     #[error("{0}")]
     Usage(String),
     /// Never carries the address: it holds a password.
-    #[error("--platform-address must not contain credentials (user:password@host); the address was not used")]
+    #[error(
+        "--platform-address must not contain credentials (user:password@host); the address was not used"
+    )]
     AddressCredentials,
     #[error(
         "cluster {cluster} is not answering through the platform proxy {address}/kubernetes/{cluster}: {action} got HTTP {code} after {attempts} attempt(s){detail}"

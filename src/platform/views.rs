@@ -524,7 +524,10 @@ pub async fn module_infos(global: &Cluster) -> Result<Vec<(String, String, Strin
             };
             (
                 labels[LABEL_MODULE_NAME].as_str().unwrap_or("").to_string(),
-                labels[LABEL_CLUSTER_NAME].as_str().unwrap_or("").to_string(),
+                labels[LABEL_CLUSTER_NAME]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
                 version,
             )
         })

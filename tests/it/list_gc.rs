@@ -770,7 +770,9 @@ async fn gc_needs_two_witnesses_for_not_installed() {
     let out = violet(&ctx, &gc_args(&emu, &["--dry-run", "-o", "json"])).success();
     let resources = rows(&out, "resources");
     assert!(
-        !resources.iter().any(|r| r.contains("topolvm-operator") && r.ends_with("global")),
+        !resources
+            .iter()
+            .any(|r| r.contains("topolvm-operator") && r.ends_with("global")),
         "{resources:?}"
     );
     assert!(
@@ -818,9 +820,7 @@ async fn gc_leaves_unmanaged_objects_unless_asked() {
     );
     let ctx = TestContext::new();
     let out = violet(&ctx, &gc_args(&emu, &["--dry-run", "-o", "json"])).success();
-    assert!(
-        !rows(&out, "resources").contains(&"Artifact installer-operator region1".to_string())
-    );
+    assert!(!rows(&out, "resources").contains(&"Artifact installer-operator region1".to_string()));
     assert!(
         out.stdout.contains("not managed by violet"),
         "{}",
@@ -833,7 +833,11 @@ async fn gc_leaves_unmanaged_objects_unless_asked() {
         .find(|l| l.contains("installer-operator"))
         .unwrap_or_default();
     assert!(line.contains("[UNMANAGED"), "{}", out.stdout);
-    violet(&ctx, &gc_args(&emu, &["--include-unmanaged", "--backup", "-"])).success();
+    violet(
+        &ctx,
+        &gc_args(&emu, &["--include-unmanaged", "--backup", "-"]),
+    )
+    .success();
     assert!(!names(&emu, "region1", "artifacts").contains(&"installer-operator".to_string()));
 }
 
@@ -847,9 +851,14 @@ async fn gc_backup_restores_and_changed_objects_are_kept() {
 
     // Someone changes region1's ArtifactVersions right after gc has read them.
     emu.touch_after_list("region1", "artifactversions");
-    let out = violet(&ctx, &gc_args(&emu, &["--backup", "undo.yaml", "-o", "json"])).success();
+    let out = violet(
+        &ctx,
+        &gc_args(&emu, &["--backup", "undo.yaml", "-o", "json"]),
+    )
+    .success();
     assert!(
-        out.stderr.contains("Backup of the 7 object(s) to delete: undo.yaml"),
+        out.stderr
+            .contains("Backup of the 7 object(s) to delete: undo.yaml"),
         "{}",
         out.stderr
     );
@@ -865,14 +874,20 @@ async fn gc_backup_restores_and_changed_objects_are_kept() {
         out.stdout
     );
     assert!(out.stdout.contains("precondition failed"), "{}", out.stdout);
-    assert!(names(&emu, "region1", "artifactversions").contains(&"opensearch-operator.v2.8.0".to_string()));
+    assert!(
+        names(&emu, "region1", "artifactversions")
+            .contains(&"opensearch-operator.v2.8.0".to_string())
+    );
     assert!(names(&emu, "region1", "artifacts").contains(&"opensearch-operator".to_string()));
     let deleted = rows(&out, "resources");
     assert_eq!(deleted.len(), 4, "{deleted:?}");
 
     // The backup, re-applied through the API (as kubectl apply -f would), restores them.
     let backup = std::fs::read_to_string(ctx.path().join("undo.yaml")).expect("backup");
-    assert!(!backup.contains("resourceVersion") && !backup.contains("uid:"), "{backup}");
+    assert!(
+        !backup.contains("resourceVersion") && !backup.contains("uid:"),
+        "{backup}"
+    );
     let http = reqwest::Client::new();
     let mut cluster = String::new();
     for part in backup.split("\n---\n").flat_map(|p| p.split("---\n")) {
@@ -895,7 +910,10 @@ async fn gc_backup_restores_and_changed_objects_are_kept() {
             other => panic!("unexpected kind {other}"),
         };
         let url = match doc["metadata"]["namespace"].as_str() {
-            Some(n) => format!("{}/kubernetes/{cluster}/{path}/namespaces/{n}/{ns}", emu.url),
+            Some(n) => format!(
+                "{}/kubernetes/{cluster}/{path}/namespaces/{n}/{ns}",
+                emu.url
+            ),
             None => format!("{}/kubernetes/{cluster}/{path}/{ns}", emu.url),
         };
         let r = http
@@ -905,7 +923,11 @@ async fn gc_backup_restores_and_changed_objects_are_kept() {
             .send()
             .await
             .expect("post");
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+        assert!(
+            r.status().is_success(),
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
     }
     let restored = all_objects(&emu);
     for (key, obj) in &before_objects {
@@ -947,7 +969,10 @@ fn all_objects(emu: &PlatformEmulator) -> Vec<(String, Value)> {
             "moduleconfigs",
         ] {
             for o in emu.objects(cluster, plural) {
-                let name = o["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                let name = o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 out.push((format!("{cluster} {plural} {name}"), o));
             }
         }
@@ -1016,7 +1041,11 @@ async fn list_marks_a_partial_answer() {
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("incomplete:\n  - cluster: region1\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("incomplete:\n  - cluster: region1\n"),
+        "{}",
+        out.stdout
+    );
     assert!(
         out.stderr
             .contains("error: the list is incomplete for cluster region1"),
@@ -1036,7 +1065,11 @@ async fn list_marks_a_partial_answer() {
     allow.push("--allow-partial");
     let out = violet(&ctx, &allow).success();
     assert!(out.stdout.contains("incomplete:"), "{}", out.stdout);
-    assert!(out.stderr.contains("warning: the list is incomplete"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning: the list is incomplete"),
+        "{}",
+        out.stderr
+    );
 
     // A Failed cluster is marked too, even when it answers.
     let emu = platform().await;

@@ -797,11 +797,20 @@ async fn the_emulator_refuses_what_the_crds_refuse() {
         .as_array()
         .expect("causes")
         .iter()
-        .map(|c| format!("{} {}", c["field"].as_str().unwrap_or(""), c["reason"].as_str().unwrap_or("")))
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["field"].as_str().unwrap_or(""),
+                c["reason"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     assert_eq!(
         causes,
-        ["spec.tag FieldValueRequired", "spec.present FieldValueTypeInvalid"]
+        [
+            "spec.tag FieldValueRequired",
+            "spec.present FieldValueTypeInvalid"
+        ]
     );
 
     // What the synthetic cluster-plugin package writes is valid.
@@ -823,7 +832,12 @@ async fn the_emulator_refuses_what_the_crds_refuse() {
         .send()
         .await
         .expect("post");
-    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(
+        r.status().as_u16(),
+        201,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
 }
 
 /// Issue #10 item 11: credentials in --platform-address are refused (exit 2) and never echoed.
@@ -839,9 +853,16 @@ fn platform_address_with_credentials_is_refused_without_echo() {
             "t",
         ]);
         assert_eq!(out.code, 2, "{out:?}");
-        assert!(out.stderr.contains("must not contain credentials"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("must not contain credentials"),
+            "{}",
+            out.stderr
+        );
         assert!(out.stderr.contains("hint:"), "{}", out.stderr);
-        assert!(!out.stderr.contains("S3cr3t") && !out.stdout.contains("S3cr3t"), "{out:?}");
+        assert!(
+            !out.stderr.contains("S3cr3t") && !out.stdout.contains("S3cr3t"),
+            "{out:?}"
+        );
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let mut spec = violet::synth::SynthSpec::new("demo-operator", PackageType::Bundle);
@@ -852,7 +873,10 @@ fn platform_address_with_credentials_is_refused_without_echo() {
         .arg("push")
         .arg(&pkg.path)
         .args(["--dest-repo", "127.0.0.1:1", "--no-auth", "--plain"])
-        .env("VIOLET_PLATFORM_ADDRESS", "http://admin:S3cr3t-pw@127.0.0.1:1")
+        .env(
+            "VIOLET_PLATFORM_ADDRESS",
+            "http://admin:S3cr3t-pw@127.0.0.1:1",
+        )
         .env("VIOLET_PLATFORM_TOKEN", "t")
         .output()
         .expect("run");
@@ -862,5 +886,8 @@ fn platform_address_with_credentials_is_refused_without_echo() {
     );
     assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
     assert!(stderr.contains("must not contain credentials"), "{stderr}");
-    assert!(!stdout.contains("S3cr3t") && !stderr.contains("S3cr3t"), "{stdout}{stderr}");
+    assert!(
+        !stdout.contains("S3cr3t") && !stderr.contains("S3cr3t"),
+        "{stdout}{stderr}"
+    );
 }

@@ -250,7 +250,11 @@ impl PlatformEmulator {
         }
         self.seed_subscription(cluster, name, installed_csv);
         if !installed_csv.is_empty() {
-            let csv_phase = if phase == "Installed" { "Succeeded" } else { phase };
+            let csv_phase = if phase == "Installed" {
+                "Succeeded"
+            } else {
+                phase
+            };
             let obj = json!({
                 "apiVersion": "operators.coreos.com/v1alpha1", "kind": "ClusterServiceVersion",
                 "metadata": { "name": installed_csv, "namespace": "operators" },
@@ -319,7 +323,10 @@ impl PlatformEmulator {
         let mut frozen = BTreeMap::new();
         for plural in ["operatorviews", "modulepluginviews"] {
             for (ns, v) in s.computed_views(plural) {
-                let name = v["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                let name = v["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 frozen.insert(("global".into(), plural.into(), ns, name), v);
             }
         }
@@ -342,7 +349,12 @@ impl PlatformEmulator {
     /// The `clusters.platform.tkestack.io` object of `cluster` gets `status.phase` = `phase`.
     pub fn set_cluster_phase(&self, cluster: &str, phase: &str) {
         let mut s = self.lock();
-        let k: Key = ("global".into(), "clusters".into(), String::new(), cluster.into());
+        let k: Key = (
+            "global".into(),
+            "clusters".into(),
+            String::new(),
+            cluster.into(),
+        );
         if let Some(o) = s.objects.get_mut(&k) {
             o["status"]["phase"] = phase.into();
         }
@@ -542,13 +554,17 @@ impl Inner {
         if plural == "operatorviews" {
             for cluster in &self.clusters {
                 // package → (artifact name, display name, subscription)
-                let mut packages: BTreeMap<String, (String, String, Option<Value>)> = BTreeMap::new();
+                let mut packages: BTreeMap<String, (String, String, Option<Value>)> =
+                    BTreeMap::new();
                 for (k, a) in &self.objects {
                     if k.0 != *cluster || k.1 != "artifacts" || a["spec"]["type"] != "bundle" {
                         continue;
                     }
                     let package = k.3.strip_prefix("operatorhub-").unwrap_or(&k.3).to_string();
-                    let display = a["spec"]["displayName"].as_str().unwrap_or_default().to_string();
+                    let display = a["spec"]["displayName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
                     packages.insert(package, (k.3.clone(), display, None));
                 }
                 for (k, sub) in &self.objects {
@@ -556,13 +572,17 @@ impl Inner {
                         continue;
                     }
                     let package = sub["spec"]["name"].as_str().unwrap_or_default().to_string();
-                    let e = packages
-                        .entry(package.clone())
-                        .or_insert((package, String::new(), None));
+                    let e =
+                        packages
+                            .entry(package.clone())
+                            .or_insert((package, String::new(), None));
                     e.2 = Some(sub.clone());
                 }
                 for (package, (artifact, display, sub)) in packages {
-                    if self.hidden_views.contains(&(cluster.clone(), package.clone())) {
+                    if self
+                        .hidden_views
+                        .contains(&(cluster.clone(), package.clone()))
+                    {
                         continue;
                     }
                     let mut display = display;
@@ -579,7 +599,8 @@ impl Inner {
                         if let Some(d) = csv_obj.and_then(|c| c["spec"]["displayName"].as_str()) {
                             display = d.to_string();
                         }
-                        let phase = match (csv, csv_obj.and_then(|c| c["status"]["phase"].as_str())) {
+                        let phase = match (csv, csv_obj.and_then(|c| c["status"]["phase"].as_str()))
+                        {
                             ("", _) => "Installing".to_string(),
                             (_, None) | (_, Some("Succeeded")) => "Installed".to_string(),
                             (_, Some(p)) => p.to_string(),
@@ -1039,7 +1060,10 @@ async fn kube(
                         .computed_views(&plural)
                         .into_iter()
                         .map(|(vns, v)| {
-                            let n = v["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                            let n = v["metadata"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string();
                             (("global".to_string(), plural.clone(), vns, n), v)
                         })
                         .collect(),
@@ -1059,7 +1083,9 @@ async fn kube(
                     })
                     .filter(|(_, v)| selector_matches(&sel, &v["metadata"]["labels"]))
                     .collect();
-                if s.touch_after_list.remove(&(cluster.clone(), plural.clone())) {
+                if s.touch_after_list
+                    .remove(&(cluster.clone(), plural.clone()))
+                {
                     for (k, _) in &listed {
                         let rv = s.next_rv();
                         if let Some(o) = s.objects.get_mut(k) {
@@ -1156,9 +1182,9 @@ async fn kube(
                     .unwrap_or(Value::Null);
                 let failed = s.objects.get(&k).is_some_and(|live| {
                     ["uid", "resourceVersion"].iter().any(|f| {
-                        pre[f].as_str().is_some_and(|want| {
-                            live["metadata"][f].as_str() != Some(want)
-                        })
+                        pre[f]
+                            .as_str()
+                            .is_some_and(|want| live["metadata"][f].as_str() != Some(want))
                     })
                 });
                 if failed {
@@ -1227,20 +1253,22 @@ fn crd_schema(kind: &str) -> Option<Value> {
     }});
     let spec = match kind {
         "Artifact" => json!({"type": "object",
-            "required": ["artifactVersionSelector", "present", "registry", "repository", "type"],
-            "properties": {
-                "artifactVersionSelector": label_selector, "present": boolean, "registry": string,
-                "repository": string, "type": string, "displayName": string, "description": string,
-                "imagePullSecrets": {"type": "array", "items": string},
-                "tagPatterns": {"type": "array", "items": {"type": "object", "properties": {
-                    "name": string, "regex": string, "maxQuantity": {"type": "integer"}}}},
-            }}),
+        "required": ["artifactVersionSelector", "present", "registry", "repository", "type"],
+        "properties": {
+            "artifactVersionSelector": label_selector, "present": boolean, "registry": string,
+            "repository": string, "type": string, "displayName": string, "description": string,
+            "imagePullSecrets": {"type": "array", "items": string},
+            "tagPatterns": {"type": "array", "items": {"type": "object", "properties": {
+                "name": string, "regex": string, "maxQuantity": {"type": "integer"}}}},
+        }}),
         "ArtifactVersion" => json!({"type": "object", "required": ["present", "tag"],
             "properties": {"present": boolean, "tag": string}}),
         "ModulePlugin" | "ModuleConfig" => plugin_spec,
         _ => return None,
     };
-    Some(json!({"type": "object", "required": ["metadata", "spec"], "properties": {"metadata": meta, "spec": spec}}))
+    Some(
+        json!({"type": "object", "required": ["metadata", "spec"], "properties": {"metadata": meta, "spec": spec}}),
+    )
 }
 
 /// One structural check, as the API server reports it: (field path, cause reason, message).
@@ -1282,7 +1310,12 @@ fn check_schema(schema: &Value, v: &Value, path: &str, causes: &mut Vec<(String,
     if let (Some(props), Some(obj)) = (schema["properties"].as_object(), v.as_object()) {
         for (k, sub) in props {
             if let Some(val) = obj.get(k).filter(|x| !x.is_null()) {
-                check_schema(sub, val, &format!("{path}.{k}").trim_start_matches('.').to_string(), causes);
+                check_schema(
+                    sub,
+                    val,
+                    format!("{path}.{k}").trim_start_matches('.'),
+                    causes,
+                );
             }
         }
     }
@@ -1306,10 +1339,7 @@ fn validate(kind: &str, group: &str, name: &str, obj: &Value) -> Option<Response
     if causes.is_empty() {
         return None;
     }
-    let summary: Vec<String> = causes
-        .iter()
-        .map(|(f, _, m)| format!("{f}: {m}"))
-        .collect();
+    let summary: Vec<String> = causes.iter().map(|(f, _, m)| format!("{f}: {m}")).collect();
     let body = json!({
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": format!("{kind}.{group} {name:?} is invalid: [{}]", summary.join(", ")),
