@@ -155,6 +155,10 @@ impl Failure {
 struct Unknown {
     cluster: String,
     reason: String,
+    /// In scope: its per-cluster objects are at stake, so it stops every delete (unless
+    /// --skip-unreachable). Out of scope (a cluster the platform reports as not running), it only
+    /// stops the deletes of shared objects.
+    in_scope: bool,
     #[serde(skip)]
     code: ExitCode,
     #[serde(skip)]
@@ -207,6 +211,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
                 unknown.push(Unknown {
                     cluster: name.clone(),
                     reason: format!("the platform reports the cluster in phase {phase}"),
+                    in_scope: scope.contains(name),
                     code: ExitCode::Remote,
                     hint: None,
                 });
@@ -231,6 +236,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             Err(e) => unknown.push(Unknown {
                 cluster: name.clone(),
                 reason: e.to_string(),
+                in_scope: true,
                 code: e.exit_code(),
                 hint: e.hint(),
             }),
@@ -243,6 +249,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         // Without the cluster list, a cluster outside the views may hold plugin installations.
         unknown.push(Unknown {
             cluster: "(any)".into(),
+            in_scope: false,
             reason: "the platform does not list its clusters (clusters.platform.tkestack.io), so plugin use cannot be ruled out everywhere".into(),
             code: ExitCode::Remote,
             hint: None,
@@ -251,7 +258,8 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
 
     let mut kept: Vec<Kept> = Vec::new();
     let mut planned: Vec<(Cluster, Vec<Candidate>)> = Vec::new();
-    let proceed = unknown.is_empty() || args.skip_unreachable;
+    let blocking = unknown.iter().any(|u| u.in_scope);
+    let proceed = !blocking || args.skip_unreachable;
     for s in scanned {
         kept.extend(s.kept);
         let mut go = Vec::new();
@@ -378,7 +386,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     })?;
     let mut hints: BTreeSet<String> = BTreeSet::new();
     for u in &view.unknown_clusters {
-        let lead = if args.skip_unreachable {
+        let lead = if args.skip_unreachable || !u.in_scope {
             "warning"
         } else {
             "error"
@@ -397,7 +405,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             hints.insert(h.clone());
         }
     }
-    if !view.unknown_clusters.is_empty() && !args.skip_unreachable {
+    if blocking && !args.skip_unreachable {
         hints.insert("nothing is deleted while a cluster in scope is unknown: fix it, leave it out with --clusters, or accept the risk with --skip-unreachable (shared plugin objects stay either way)".into());
     }
     for h in hints {
@@ -405,7 +413,12 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     }
     let mut codes: Vec<ExitCode> = view.failed.iter().map(|f| f.code).collect();
     if !args.skip_unreachable {
-        codes.extend(view.unknown_clusters.iter().map(|u| u.code));
+        codes.extend(
+            view.unknown_clusters
+                .iter()
+                .filter(|u| u.in_scope)
+                .map(|u| u.code),
+        );
     }
     codes.sort_by_key(|c| *c as u8);
     codes.dedup();
