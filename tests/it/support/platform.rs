@@ -216,7 +216,15 @@ impl PlatformEmulator {
 
     /// Stores `obj` as is (plus uid and resourceVersion) and returns its uid: for objects the
     /// platform or other tools made, such as old ArtifactVersions or ModuleConfigs.
+    /// Catalog objects are checked against the CRD schemas too: a fixture the real API server
+    /// would refuse is a broken test.
     pub fn seed(&self, cluster: &str, plural: &str, namespace: &str, obj: Value) -> String {
+        if let Some(kind) = obj["kind"].as_str() {
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            if let Some(invalid) = validate(kind, "", name, &obj) {
+                panic!("seeded {kind} {name} violates its CRD schema: {invalid:?}");
+            }
+        }
         self.lock().put_seed(cluster, plural, namespace, obj)
     }
 
