@@ -185,7 +185,10 @@ impl Platform {
             .await;
         match probe {
             Ok(_) => {}
-            Err(::kube::Error::Api(s)) if s.code == 404 => {
+            Err(Failed {
+                error: ::kube::Error::Api(s),
+                ..
+            }) if s.code == 404 => {
                 return Err(PlatformError::UnknownCluster {
                     address: self.address.clone(),
                     cluster: name.to_string(),
@@ -310,12 +313,8 @@ impl Cluster {
     }
 
     /// Runs `call` again while the proxy answers 429/502/503/504, within [`Waiting`], saying so on
-    /// stderr; a final 502/503/504 becomes [`PlatformError::ClusterUnavailable`]-ready (see `error`).
-    async fn retrying<T, F, Fut>(
-        &self,
-        action: &str,
-        call: F,
-    ) -> std::result::Result<T, ::kube::Error>
+    /// stderr. A failure comes with the number of attempts made, for the final message.
+    async fn retrying<T, F, Fut>(&self, action: &str, call: F) -> std::result::Result<T, Failed>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, ::kube::Error>>,
@@ -341,25 +340,22 @@ impl Cluster {
                     );
                     tokio::time::sleep(delay).await;
                 }
-                Err(::kube::Error::Api(mut s)) if matches!(s.code, 502..=504) => {
-                    // Carries the attempt count to `error` through the reason field.
-                    s.reason = format!("violet-attempts={}", attempt + 1);
-                    return Err(::kube::Error::Api(s));
+                Ok(v) => return Ok(v),
+                Err(error) => {
+                    return Err(Failed {
+                        error,
+                        attempts: attempt + 1,
+                    });
                 }
-                other => return other,
             }
         }
     }
 
     /// Turns a kube error into one clear line naming the cluster and the action.
-    fn error(&self, e: ::kube::Error, action: &str) -> PlatformError {
-        match e {
+    fn error(&self, failed: Failed, action: &str) -> PlatformError {
+        let Failed { error, attempts } = failed;
+        match error {
             ::kube::Error::Api(s) if matches!(s.code, 502..=504) => {
-                let attempts = s
-                    .reason
-                    .strip_prefix("violet-attempts=")
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(1);
                 let text = s.message.trim();
                 // An HTML error page or an empty body says nothing a user can act on.
                 let detail = if text.is_empty() || text.starts_with('<') || text.len() > 200 {
@@ -509,10 +505,19 @@ impl Cluster {
         let api = self.api(r, namespace);
         match self.retrying("delete", || api.delete(name, &dp)).await {
             Ok(_) => Ok(true),
-            Err(::kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(Failed {
+                error: ::kube::Error::Api(s),
+                ..
+            }) if s.code == 404 => Ok(false),
             Err(e) => Err(self.error(e, &format!("delete {}", Self::describe(r, namespace, name)))),
         }
     }
+}
+
+/// A call that failed for good, after `attempts` tries.
+struct Failed {
+    error: ::kube::Error,
+    attempts: u32,
 }
 
 fn post_params() -> PostParams {
