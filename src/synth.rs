@@ -937,7 +937,11 @@ struct ObjectMeta {
 #[serde(rename_all = "camelCase")]
 struct ModulePluginSpec {
     name: String,
-    description: String,
+    /// The CRD types it as an object of translations and requires it, with `deleteable` and `logo`.
+    description: BTreeMap<String, String>,
+    deleteable: bool,
+    logo: String,
+    version: String,
 }
 
 fn metadata_yaml(spec: &SynthSpec) -> io::Result<Vec<u8>> {
@@ -984,7 +988,13 @@ fn metadata_yaml(spec: &SynthSpec) -> io::Result<Vec<u8>> {
             },
             spec: ModulePluginSpec {
                 name: spec.name.clone(),
-                description: format!("synthetic plugin {}", spec.name),
+                description: BTreeMap::from([
+                    ("en".into(), format!("synthetic plugin {}", spec.name)),
+                    ("zh".into(), format!("synthetic plugin {}", spec.name)),
+                ]),
+                deleteable: true,
+                logo: String::new(),
+                version: spec.version.clone(),
             },
         }),
         lifecycle: match spec.package_type {

@@ -12,14 +12,16 @@ use serde_json::Value;
 
 use crate::cli::OutputArgs;
 use crate::commands::list::ConnectArgs;
-use crate::error::{ExitCode, UserError};
+use crate::error::{ExitCode, Fail, UserError};
 use crate::output::Printer;
 use crate::platform::PlatformError;
-use crate::platform::crs::{Kind, LABEL_ARTIFACT_VERSION, LABEL_BUNDLE_VERSION, LABEL_TYPE};
+use crate::platform::crs::{
+    Kind, LABEL_ARTIFACT_VERSION, LABEL_BUNDLE_VERSION, LABEL_MANAGED_BY, LABEL_TYPE, MANAGED_BY,
+};
 use crate::platform::kube::{Cluster, GLOBAL, Platform};
 use crate::platform::views::{
-    self, ANNOTATION_CSV_NAME, LABEL_MODULE_NAME, OperatorView, PluginView, compare_versions,
-    csv_version,
+    self, ANNOTATION_CSV_NAME, LABEL_MODULE_NAME, OperatorView, PluginView, Subscription,
+    compare_versions, csv_version,
 };
 
 const EXAMPLES: &str = "Examples:
@@ -43,6 +45,20 @@ pub struct Args {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// Before deleting, write every object to delete to this YAML file (restore with `kubectl apply -f`).
+    /// Default: violet-gc-backup-<time>.yaml in the current directory; `-` writes none.
+    #[arg(long, value_name = "FILE")]
+    pub backup: Option<String>,
+
+    /// Also delete objects without the label cpaas.io/managed-by=violet (installer-provided catalog entries).
+    #[arg(long)]
+    pub include_unmanaged: bool,
+
+    /// Accept the risk of clusters that cannot be read: delete the per-cluster objects of the
+    /// clusters that answered. Shared objects on global are still kept while any cluster is unknown.
+    #[arg(long)]
+    pub skip_unreachable: bool,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -65,11 +81,41 @@ impl GcKind {
             GcKind::ModuleConfig => "ModuleConfig",
         }
     }
+
+    /// Objects on global that every cluster's installations depend on.
+    fn shared(self) -> bool {
+        matches!(self, GcKind::ModulePlugin | GcKind::ModuleConfig)
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One object to delete and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Candidate {
+    #[serde(rename = "type")]
+    pub kind: GcKind,
+    pub name: String,
+    pub cluster: String,
+    pub reason: String,
+    /// Not labelled `cpaas.io/managed-by: violet` (only with --include-unmanaged).
+    #[serde(skip_serializing_if = "is_false")]
+    pub unmanaged: bool,
+    /// The object as listed: the backup's source and the delete's preconditions.
+    #[serde(skip)]
+    pub object: Value,
+    /// The object this one is deleted before (an ArtifactVersion's Artifact, a config's plugin):
+    /// when this one is kept, the parent must be kept too, or the cascade would take it anyway.
+    #[serde(skip)]
+    pub parent: Option<String>,
+}
+
+/// An object gc looked at and keeps, for a reason worth telling (a disagreement, an unknown
+/// cluster, a change since planning, not managed by violet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Kept {
     #[serde(rename = "type")]
     pub kind: GcKind,
     pub name: String,
@@ -104,12 +150,31 @@ impl Failure {
     }
 }
 
+/// A cluster in scope whose use of the catalog cannot be ruled out.
+#[derive(Debug, Serialize)]
+struct Unknown {
+    cluster: String,
+    reason: String,
+    /// In scope: its per-cluster objects are at stake, so it stops every delete (unless
+    /// --skip-unreachable). Out of scope (a cluster the platform reports as not running), it only
+    /// stops the deletes of shared objects.
+    in_scope: bool,
+    #[serde(skip)]
+    code: ExitCode,
+    #[serde(skip)]
+    hint: Option<String>,
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct GcOutput {
     dry_run: bool,
     /// Deleted objects, or with --dry-run the objects that would be deleted.
     resources: Vec<Candidate>,
+    kept: Vec<Kept>,
+    unknown_clusters: Vec<Unknown>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup: Option<String>,
     failed: Vec<Failure>,
 }
 
@@ -117,36 +182,155 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     super::block_on(run_async(args, printer))?
 }
 
+/// What one cluster holds that gc decides on.
+struct Scanned {
+    cluster: Cluster,
+    candidates: Vec<Candidate>,
+    kept: Vec<Kept>,
+}
+
 async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     let platform = args.connect.connect(&printer).await?;
     // The views decide everything: failing to read them is fatal, never "nothing is installed".
     let operators = views::operator_views(&platform).await?;
     let plugins = views::plugin_views(&platform).await?;
+    let states = if args.connect.platform.kubeconfig.is_some() {
+        None
+    } else {
+        views::cluster_states(&platform).await?
+    };
     let scope = scope(&args.connect, &platform, &operators, &printer).await?;
     tracing::debug!("gc scope: {scope:?}");
 
-    let mut failures: Vec<Failure> = Vec::new();
-    let mut clusters: Vec<(Cluster, Vec<Candidate>)> = Vec::new();
-    for name in &scope {
-        match scan_cluster(&platform, name, &operators, &plugins).await {
-            Ok(found) => clusters.push(found),
-            Err(e) => failures.push(Failure::new(name, None, &e)),
+    let mut unknown: Vec<Unknown> = Vec::new();
+    // A cluster the platform itself marks as not running may hold installations its views no
+    // longer report: its use of anything cannot be ruled out, whether or not it is in scope.
+    if let Some(states) = &states {
+        for (name, phase) in states {
+            if !(phase.is_empty() || phase == "Running") {
+                unknown.push(Unknown {
+                    cluster: name.clone(),
+                    reason: format!("the platform reports the cluster in phase {phase}"),
+                    in_scope: scope.contains(name),
+                    code: ExitCode::Remote,
+                    hint: None,
+                });
+            }
         }
+    }
+    let mut scanned: Vec<Scanned> = Vec::new();
+    for name in &scope {
+        if unknown.iter().any(|u| &u.cluster == name) {
+            continue;
+        }
+        match scan_cluster(
+            &platform,
+            name,
+            &operators,
+            &plugins,
+            args.include_unmanaged,
+        )
+        .await
+        {
+            Ok(found) => scanned.push(found),
+            Err(e) => unknown.push(Unknown {
+                cluster: name.clone(),
+                reason: e.to_string(),
+                in_scope: true,
+                code: e.exit_code(),
+                hint: e.hint(),
+            }),
+        }
+    }
+    if states.is_none()
+        && args.connect.platform.kubeconfig.is_none()
+        && scope.iter().any(|c| c == GLOBAL)
+    {
+        // Without the cluster list, a cluster outside the views may hold plugin installations.
+        unknown.push(Unknown {
+            cluster: "(any)".into(),
+            in_scope: false,
+            reason: "the platform does not list its clusters (clusters.platform.tkestack.io), so plugin use cannot be ruled out everywhere".into(),
+            code: ExitCode::Remote,
+            hint: None,
+        });
+    }
+
+    let mut kept: Vec<Kept> = Vec::new();
+    let mut planned: Vec<(Cluster, Vec<Candidate>)> = Vec::new();
+    let blocking = unknown.iter().any(|u| u.in_scope);
+    let proceed = !blocking || args.skip_unreachable;
+    for s in scanned {
+        kept.extend(s.kept);
+        let mut go = Vec::new();
+        for c in s.candidates {
+            let blocker = if !proceed {
+                Some("not deleted: some cluster in scope cannot be read (see below); pass --skip-unreachable to go on without it".to_string())
+            } else if c.kind.shared() && !unknown.is_empty() {
+                let names: Vec<&str> = unknown.iter().map(|u| u.cluster.as_str()).collect();
+                Some(format!(
+                    "shared on global and cluster {} is unknown",
+                    names.join(", ")
+                ))
+            } else {
+                None
+            };
+            match blocker {
+                Some(reason) => kept.push(keep(&c, reason)),
+                None => go.push(c),
+            }
+        }
+        planned.push((s.cluster, go));
     }
 
     let mut done: Vec<Candidate> = Vec::new();
+    let mut failures: Vec<Failure> = Vec::new();
+    let mut backup_path: Option<String> = None;
+    let total: usize = planned.iter().map(|(_, c)| c.len()).sum();
     if args.dry_run {
-        done = clusters.iter().flat_map(|(_, c)| c.clone()).collect();
-    } else {
-        for (cluster, candidates) in &clusters {
+        done = planned.iter().flat_map(|(_, c)| c.clone()).collect();
+    } else if total > 0 {
+        let path = match args.backup.as_deref() {
+            Some("-") => None,
+            Some(p) => Some(p.to_string()),
+            None => Some(format!(
+                "violet-gc-backup-{}.yaml",
+                humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                    .to_string()
+                    .replace(':', "")
+            )),
+        };
+        if let Some(path) = &path {
+            let all: Vec<&Candidate> = planned.iter().flat_map(|(_, c)| c.iter()).collect();
+            std::fs::write(path, backup_yaml(&all)).map_err(|e| {
+                Fail::new(
+                    ExitCode::Input,
+                    format!("{path}: cannot write the gc backup: {e}; nothing was deleted"),
+                )
+                .with_hint("choose another --backup FILE (or --backup - to delete without one)")
+            })?;
+            eprintln!(
+                "Backup of the {total} object(s) to delete: {path} (restore with kubectl apply -f, per cluster)"
+            );
+            backup_path = Some(path.clone());
+        }
+        for (cluster, candidates) in &planned {
+            let mut stopped: BTreeSet<String> = BTreeSet::new();
             for c in execution_order(candidates) {
+                if c.parent.is_none() && stopped.contains(&c.name) {
+                    kept.push(keep(c, "kept: a dependent of it was kept".into()));
+                    continue;
+                }
                 let kind = resource_kind(c.kind);
                 let resource = match kind {
                     Some(k) => k.resource(),
                     None => views::module_config_resource(),
                 };
                 let ns = kind.and_then(Kind::namespace);
-                match cluster.delete(&resource, ns, &c.name).await {
+                let uid = s(&c.object, "/metadata/uid");
+                let rv = s(&c.object, "/metadata/resourceVersion");
+                let pre = (!uid.is_empty() && !rv.is_empty()).then_some((uid, rv));
+                match cluster.delete_if(&resource, ns, &c.name, pre).await {
                     Ok(true) => done.push(c.clone()),
                     Ok(false) => tracing::debug!(
                         "{} {} in cluster {} was already gone",
@@ -154,37 +338,88 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
                         c.name,
                         c.cluster
                     ),
-                    Err(e) => failures.push(Failure::new(&c.cluster, Some(c), &e)),
+                    Err(PlatformError::Api { code: 409, .. }) => {
+                        kept.push(keep(
+                            c,
+                            "changed since gc read it (precondition failed); kept".into(),
+                        ));
+                        stopped.extend(c.parent.clone());
+                    }
+                    Err(e) => {
+                        failures.push(Failure::new(&c.cluster, Some(c), &e));
+                        stopped.extend(c.parent.clone());
+                    }
                 }
             }
         }
     }
+    // The backup was written before the first delete, so that a crash cannot lose anything; now
+    // that the outcome is known, it holds exactly what was deleted.
+    if let Some(path) = &backup_path
+        && done.len() != total
+    {
+        let deleted: Vec<&Candidate> = done.iter().collect();
+        match std::fs::write(path, backup_yaml(&deleted)) {
+            Ok(()) => eprintln!(
+                "Backup {path} rewritten with the {} object(s) actually deleted",
+                done.len()
+            ),
+            Err(e) => eprintln!(
+                "warning: {path}: cannot rewrite the backup ({e}); it also holds the {} object(s) that were kept",
+                total - done.len()
+            ),
+        }
+    }
     done.sort_by(|a, b| (a.kind, &a.cluster, &a.name).cmp(&(b.kind, &b.cluster, &b.name)));
+    kept.sort_by(|a, b| (a.kind, &a.cluster, &a.name).cmp(&(b.kind, &b.cluster, &b.name)));
 
     let view = GcOutput {
         dry_run: args.dry_run,
         resources: done,
+        kept,
+        unknown_clusters: unknown,
+        backup: backup_path,
         failed: failures,
     };
-    printer
-        .with_format(args.output.format)
-        .data(&view, || render(&view.resources, args.dry_run))?;
+    printer.with_format(args.output.format).data(&view, || {
+        render(&view.resources, args.dry_run) + &render_kept(&view.kept)
+    })?;
     let mut hints: BTreeSet<String> = BTreeSet::new();
-    for f in &view.failed {
-        // A delete error already names the object and cluster; a scan error needs the context.
-        let what = match f.kind {
-            Some(_) => String::new(),
-            None => format!("cluster {} skipped: ", f.cluster),
+    for u in &view.unknown_clusters {
+        let lead = if args.skip_unreachable || !u.in_scope {
+            "warning"
+        } else {
+            "error"
         };
-        eprintln!("error: {what}{}", f.error);
+        eprintln!(
+            "{lead}: cluster {}: cannot rule out that it uses the catalog: {}",
+            u.cluster, u.reason
+        );
+        if let Some(h) = &u.hint {
+            hints.insert(h.clone());
+        }
+    }
+    for f in &view.failed {
+        eprintln!("error: {}", f.error);
         if let Some(h) = &f.hint {
             hints.insert(h.clone());
         }
+    }
+    if blocking && !args.skip_unreachable {
+        hints.insert("nothing is deleted while a cluster in scope is unknown: fix it, leave it out with --clusters, or accept the risk with --skip-unreachable (shared plugin objects stay either way)".into());
     }
     for h in hints {
         eprintln!("  hint: {h}");
     }
     let mut codes: Vec<ExitCode> = view.failed.iter().map(|f| f.code).collect();
+    if !args.skip_unreachable {
+        codes.extend(
+            view.unknown_clusters
+                .iter()
+                .filter(|u| u.in_scope)
+                .map(|u| u.code),
+        );
+    }
     codes.sort_by_key(|c| *c as u8);
     codes.dedup();
     Ok(match codes.as_slice() {
@@ -192,6 +427,75 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         [one] => *one,
         _ => ExitCode::Failure,
     })
+}
+
+fn keep(c: &Candidate, reason: String) -> Kept {
+    Kept {
+        kind: c.kind,
+        name: c.name.clone(),
+        cluster: c.cluster.clone(),
+        reason,
+    }
+}
+
+/// The backup: every object to delete, without the fields the server owns, grouped by cluster,
+/// each group headed by the command that restores it.
+fn backup_yaml(all: &[&Candidate]) -> String {
+    let mut sorted: Vec<&&Candidate> = all.iter().collect();
+    // Parents first, so that `kubectl apply -f` creates an Artifact before its versions.
+    sorted.sort_by_key(|c| {
+        (
+            c.cluster.clone(),
+            match c.kind {
+                GcKind::Artifact => 0,
+                GcKind::ArtifactVersion => 1,
+                GcKind::ModulePlugin => 2,
+                GcKind::ModuleConfig => 3,
+            },
+            c.name.clone(),
+        )
+    });
+    let mut out = String::from(
+        "# violet gc backup: the objects gc deleted, as they were.\n\
+         # Restore each cluster's part with: kubectl --context <cluster> apply -f <this part>\n\
+         # (or `violet push --skip-push <package>` for a package's catalog objects).\n\
+         # ArtifactVersions are saved without their ownerReference, whose uid dies with the Artifact;\n\
+         # `violet push --skip-push` adds it back.\n",
+    );
+    let mut current = String::new();
+    for c in sorted {
+        if c.cluster != current {
+            current = c.cluster.clone();
+            out.push_str(&format!("# cluster: {current}\n"));
+        }
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&restorable(&c.object)).unwrap_or_default());
+    }
+    out
+}
+
+/// The object without what the server owns or what cannot be re-applied as is.
+pub fn restorable(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("status");
+    }
+    if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in [
+            "uid",
+            "resourceVersion",
+            "managedFields",
+            "creationTimestamp",
+            "generation",
+            "selfLink",
+            "ownerReferences",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+        ] {
+            meta.remove(f);
+        }
+    }
+    o
 }
 
 /// The clusters to scan: `--clusters`, else the platform's cluster list plus `global`; when the
@@ -211,8 +515,9 @@ pub(crate) async fn scope(
         printer.warn("--kubeconfig without --clusters: only the global cluster is scanned");
         return Ok(ordered(set));
     }
-    match views::cluster_names(platform).await? {
-        Some(names) => set.extend(names),
+    match views::cluster_states(platform).await? {
+        // Every cluster, whatever its phase: one that is not running is reported, never ignored.
+        Some(states) => set.extend(states.into_iter().map(|(n, _)| n)),
         None => {
             printer.warn("the platform does not list its clusters (clusters.platform.tkestack.io): scanning global and the clusters named by OperatorViews; pass --clusters to choose");
             set.extend(
@@ -238,17 +543,43 @@ async fn scan_cluster(
     name: &str,
     operators: &[OperatorView],
     plugins: &[PluginView],
-) -> Result<(Cluster, Vec<Candidate>), PlatformError> {
+    include_unmanaged: bool,
+) -> Result<Scanned, PlatformError> {
     let cluster = platform.cluster(name).await?;
     let artifacts = views::catalog_objects(&cluster, Kind::Artifact).await?;
     let versions = views::catalog_objects(&cluster, Kind::ArtifactVersion).await?;
-    let mut found = plan_operators(name, operators, &artifacts, &versions);
+    let subs = views::subscriptions(&cluster).await?;
+    let (mut candidates, mut kept) = plan_operators(
+        name,
+        operators,
+        &subs,
+        &artifacts,
+        &versions,
+        include_unmanaged,
+    );
     if name == GLOBAL {
         let module_plugins = views::catalog_objects(&cluster, Kind::ModulePlugin).await?;
         let configs = views::module_configs(&cluster).await?;
-        found.extend(plan_plugins(plugins, &module_plugins, &configs));
+        let infos = match views::module_infos(&cluster).await {
+            Ok(i) => Some(i),
+            Err(PlatformError::Api { code: 404, .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let (c, k) = plan_plugins(
+            plugins,
+            infos.as_deref(),
+            &module_plugins,
+            &configs,
+            include_unmanaged,
+        );
+        candidates.extend(c);
+        kept.extend(k);
     }
-    Ok((cluster, found))
+    Ok(Scanned {
+        cluster,
+        candidates,
+        kept,
+    })
 }
 
 fn resource_kind(k: GcKind) -> Option<Kind> {
@@ -281,16 +612,76 @@ fn label<'a>(v: &'a Value, key: &str) -> &'a str {
     v["metadata"]["labels"][key].as_str().unwrap_or("")
 }
 
+fn managed(v: &Value) -> bool {
+    label(v, LABEL_MANAGED_BY) == MANAGED_BY
+}
+
+/// Builds candidates, or keeps unmanaged objects (unless `include_unmanaged`).
+struct Planner<'a> {
+    cluster: &'a str,
+    include_unmanaged: bool,
+    out: Vec<Candidate>,
+    kept: Vec<Kept>,
+}
+
+impl Planner<'_> {
+    fn add(
+        &mut self,
+        kind: GcKind,
+        obj: &Value,
+        is_managed: bool,
+        parent: Option<&str>,
+        reason: String,
+    ) {
+        let name = s(obj, "/metadata/name").to_string();
+        if !is_managed && !self.include_unmanaged {
+            self.kept.push(Kept {
+                kind,
+                name,
+                cluster: self.cluster.to_string(),
+                reason: "not managed by violet".into(),
+            });
+            return;
+        }
+        self.out.push(Candidate {
+            kind,
+            name,
+            cluster: self.cluster.to_string(),
+            reason,
+            unmanaged: !is_managed,
+            object: obj.clone(),
+            parent: parent.map(str::to_string),
+        });
+    }
+
+    fn keep(&mut self, kind: GcKind, name: &str, reason: String) {
+        self.kept.push(Kept {
+            kind,
+            name: name.to_string(),
+            cluster: self.cluster.to_string(),
+            reason,
+        });
+    }
+}
+
 /// Operator catalog candidates of one cluster. Only bundle Artifacts are considered (chart
-/// Artifacts have no OperatorView to decide with).
+/// Artifacts have no OperatorView to decide with). Two witnesses must agree that an operator is
+/// not installed: the OperatorViews and the cluster's own OLM Subscriptions.
 pub fn plan_operators(
     cluster: &str,
     operators: &[OperatorView],
+    subscriptions: &[Subscription],
     artifacts: &[Value],
     versions: &[Value],
-) -> Vec<Candidate> {
+    include_unmanaged: bool,
+) -> (Vec<Candidate>, Vec<Kept>) {
     let here: Vec<&OperatorView> = operators.iter().filter(|o| o.cluster == cluster).collect();
-    let mut out = Vec::new();
+    let mut p = Planner {
+        cluster,
+        include_unmanaged,
+        out: Vec::new(),
+        kept: Vec::new(),
+    };
     for artifact in artifacts {
         let is_bundle =
             s(artifact, "/spec/type") == "bundle" || label(artifact, LABEL_TYPE) == "bundle";
@@ -298,6 +689,7 @@ pub fn plan_operators(
         if !is_bundle || name.is_empty() {
             continue;
         }
+        let artifact_managed = managed(artifact);
         let uid = s(artifact, "/metadata/uid");
         let own: Vec<&Value> = versions
             .iter()
@@ -316,35 +708,88 @@ pub fn plan_operators(
             .iter()
             .filter(|o| o.refers_to_artifact(name) && o.has_installation())
             .collect();
-        let candidate = |kind, n: &str, reason: String| Candidate {
-            kind,
-            name: n.to_string(),
-            cluster: cluster.to_string(),
-            reason,
-        };
-        if users.is_empty() {
-            for v in &own {
-                out.push(candidate(
-                    GcKind::ArtifactVersion,
-                    s(v, "/metadata/name"),
-                    format!("operator of Artifact {name} is not installed"),
-                ));
+        let subs: Vec<&Subscription> = subscriptions
+            .iter()
+            .filter(|s| {
+                !s.package.is_empty()
+                    && (s.package == name || format!("operatorhub-{}", s.package) == name)
+            })
+            .collect();
+        match (users.is_empty(), subs.is_empty()) {
+            (true, true) => {
+                for v in &own {
+                    p.add(
+                        GcKind::ArtifactVersion,
+                        v,
+                        artifact_managed || managed(v),
+                        Some(name),
+                        format!("operator of Artifact {name} is not installed"),
+                    );
+                }
+                p.add(
+                    GcKind::Artifact,
+                    artifact,
+                    artifact_managed,
+                    None,
+                    "operator is not installed (views and OLM agree)".into(),
+                );
+                continue;
             }
-            out.push(candidate(
-                GcKind::Artifact,
-                name,
-                "operator is not installed".into(),
-            ));
-            continue;
+            (true, false) => {
+                let s0 = subs[0];
+                p.keep(
+                    GcKind::Artifact,
+                    name,
+                    format!(
+                        "views and cluster disagree: no OperatorView shows an installation, but Subscription {}/{} installs {}",
+                        s0.namespace,
+                        s0.name,
+                        if s0.installed_csv.is_empty() { "it" } else { &s0.installed_csv }
+                    ),
+                );
+                continue;
+            }
+            (false, true) => {
+                p.keep(
+                    GcKind::Artifact,
+                    name,
+                    "views and cluster disagree: an OperatorView shows an installation, but the cluster has no Subscription for it".into(),
+                );
+                continue;
+            }
+            (false, false) => {}
         }
         // An installation without a known CSV (installing, waiting for approval): keep every version.
-        if users.iter().any(|u| u.installed_csv.is_empty()) {
+        if users.iter().any(|u| u.installed_csv.is_empty())
+            || subs.iter().any(|s| s.installed_csv.is_empty())
+        {
             continue;
         }
-        let installed: Vec<(&str, Option<String>)> = users
+        let view_csvs: BTreeSet<&str> = users.iter().map(|u| u.installed_csv.as_str()).collect();
+        let olm_csvs: BTreeSet<&str> = subs.iter().map(|s| s.installed_csv.as_str()).collect();
+        if view_csvs != olm_csvs {
+            p.keep(
+                GcKind::Artifact,
+                name,
+                format!(
+                    "views and cluster disagree on the installed version: views say {}, OLM says {}; all versions kept",
+                    view_csvs.iter().copied().collect::<Vec<_>>().join(", "),
+                    olm_csvs.iter().copied().collect::<Vec<_>>().join(", ")
+                ),
+            );
+            continue;
+        }
+        let installed: Vec<(&str, Option<String>)> = view_csvs
             .iter()
-            .map(|u| (u.installed_csv.as_str(), u.installed_version()))
+            .map(|csv| (*csv, csv_version(csv)))
             .collect();
+        // The newest version stays, whatever is installed: the operator never drops out of the catalog.
+        let newest: Option<&str> = own
+            .iter()
+            .filter_map(|v| av_version(v, name).map(|ver| (s(v, "/metadata/name"), ver)))
+            .filter(|(_, ver)| compare_versions(ver, "0").is_some())
+            .max_by(|a, b| compare_versions(&a.1, &b.1).unwrap_or(Ordering::Equal))
+            .map(|(n, _)| n);
         for v in &own {
             let av_name = s(v, "/metadata/name");
             let Some(av_version) = av_version(v, name) else {
@@ -359,7 +804,7 @@ pub fn plan_operators(
                         .and_then(|iv| compare_versions(&av_version, iv))
                         == Some(Ordering::Equal)
             });
-            if is_installed {
+            if is_installed || Some(av_name) == newest {
                 continue;
             }
             // Older than every installed version; newer ones are uploads waiting for an upgrade.
@@ -370,15 +815,17 @@ pub fn plan_operators(
             });
             if older {
                 let shown: Vec<&str> = installed.iter().map(|(c, _)| *c).collect();
-                out.push(candidate(
+                p.add(
                     GcKind::ArtifactVersion,
-                    av_name,
+                    v,
+                    artifact_managed || managed(v),
+                    Some(name),
                     format!("older than the installed {}", shown.join(", ")),
-                ));
+                );
             }
         }
     }
-    out
+    (p.out, p.kept)
 }
 
 /// The version of an ArtifactVersion: its bundle-version label, the version of its CSV
@@ -401,18 +848,20 @@ fn av_version(v: &Value, artifact: &str) -> Option<String> {
 
 /// Plugin candidates (global cluster): ModulePlugins of aligned/agnostic plugins installed in no
 /// cluster, with all their ModuleConfigs, and ModuleConfigs older than every installed version.
-/// A plugin without a ModulePluginView is never touched.
+/// The ModulePluginViews and the ModuleInfo records must agree (`infos` None: not readable, so
+/// nothing is deleted). A plugin without a ModulePluginView is never touched.
 pub fn plan_plugins(
     views: &[PluginView],
+    infos: Option<&[(String, String, String)]>,
     module_plugins: &[Value],
     configs: &[Value],
-) -> Vec<Candidate> {
-    let mut out = Vec::new();
-    let candidate = |kind, n: &str, reason: String| Candidate {
-        kind,
-        name: n.to_string(),
-        cluster: GLOBAL.to_string(),
-        reason,
+    include_unmanaged: bool,
+) -> (Vec<Candidate>, Vec<Kept>) {
+    let mut p = Planner {
+        cluster: GLOBAL,
+        include_unmanaged,
+        out: Vec::new(),
+        kept: Vec::new(),
     };
     for view in views.iter().filter(|v| v.lifecycle.in_scope()) {
         let m = view.module.as_str();
@@ -424,24 +873,70 @@ pub fn plan_plugins(
             .iter()
             .filter(|p| s(p, "/metadata/name") == m || label(p, LABEL_MODULE_NAME) == m)
             .collect();
-        if view.installed.is_empty() {
-            for c in &own_configs {
-                out.push(candidate(
-                    GcKind::ModuleConfig,
-                    s(c, "/metadata/name"),
-                    format!("plugin {m} is installed in no cluster"),
-                ));
-            }
-            for p in &own_plugins {
-                out.push(candidate(
+        let plugin_managed = own_plugins.iter().any(|p| managed(p));
+        let Some(infos) = infos else {
+            if !own_plugins.is_empty() {
+                p.keep(
                     GcKind::ModulePlugin,
-                    s(p, "/metadata/name"),
-                    "installed in no cluster".into(),
-                ));
+                    m,
+                    "the platform's ModuleInfo records cannot be read: plugin use is unproven"
+                        .into(),
+                );
             }
             continue;
+        };
+        let recorded: Vec<&(String, String, String)> =
+            infos.iter().filter(|(im, _, _)| im == m).collect();
+        match (view.installed.is_empty(), recorded.is_empty()) {
+            (true, true) => {
+                for c in &own_configs {
+                    p.add(
+                        GcKind::ModuleConfig,
+                        c,
+                        plugin_managed || managed(c),
+                        Some(m),
+                        format!("plugin {m} is installed in no cluster"),
+                    );
+                }
+                for mp in &own_plugins {
+                    p.add(
+                        GcKind::ModulePlugin,
+                        mp,
+                        managed(mp),
+                        None,
+                        "installed in no cluster (view and ModuleInfo agree)".into(),
+                    );
+                }
+                continue;
+            }
+            (true, false) => {
+                p.keep(
+                    GcKind::ModulePlugin,
+                    m,
+                    format!(
+                        "views and records disagree: the view lists no installation, but ModuleInfo records one in cluster {}",
+                        recorded[0].1
+                    ),
+                );
+                continue;
+            }
+            (false, true) => {
+                p.keep(
+                    GcKind::ModulePlugin,
+                    m,
+                    "views and records disagree: the view lists an installation, but no ModuleInfo records it".into(),
+                );
+                continue;
+            }
+            (false, false) => {}
         }
-        let mut installed: Vec<&str> = view.installed.iter().map(|(_, v)| v.as_str()).collect();
+        let mut installed: Vec<&str> = view
+            .installed
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .chain(recorded.iter().map(|(_, _, v)| v.as_str()))
+            .filter(|v| !v.is_empty())
+            .collect();
         installed.sort();
         installed.dedup();
         // The newest version the plugin offers stays, whatever is installed.
@@ -467,16 +962,43 @@ pub fn plan_plugins(
                 .iter()
                 .all(|iv| compare_versions(version, iv) == Some(Ordering::Less));
             if older {
-                out.push(candidate(
+                p.add(
                     GcKind::ModuleConfig,
-                    name,
+                    c,
+                    plugin_managed || managed(c),
+                    Some(m),
                     format!(
                         "older than every installed version ({})",
                         installed.join(", ")
                     ),
-                ));
+                );
             }
         }
+    }
+    (p.out, p.kept)
+}
+
+fn render_kept(kept: &[Kept]) -> String {
+    if kept.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nKept:\n");
+    out.push_str(&format!(
+        "{:<20} {:<50} {:<16} {}\n",
+        "TYPE", "NAME", "CLUSTER", "REASON"
+    ));
+    out.push_str(&"-".repeat(90));
+    out.push('\n');
+    for k in kept {
+        let line = format!(
+            "{:<20} {:<50} {:<16} {}",
+            k.kind.as_str(),
+            k.name,
+            k.cluster,
+            k.reason
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }
@@ -508,11 +1030,16 @@ fn render(rows: &[Candidate], dry_run: bool) -> String {
     for r in rows {
         let line = if dry_run {
             format!(
-                "{:<20} {:<50} {:<16} {}",
+                "{:<20} {:<50} {:<16} {}{}",
                 r.kind.as_str(),
                 r.name,
                 r.cluster,
-                r.reason
+                r.reason,
+                if r.unmanaged {
+                    " [UNMANAGED: not labelled cpaas.io/managed-by=violet]"
+                } else {
+                    ""
+                }
             )
         } else {
             format!("{:<20} {:<50} {}", r.kind.as_str(), r.name, r.cluster)
@@ -541,7 +1068,7 @@ mod tests {
     }
 
     fn artifact(name: &str) -> Value {
-        json!({"metadata": {"name": name, "uid": format!("uid-{name}")}, "spec": {"type": "bundle"}})
+        json!({"metadata": {"name": name, "uid": format!("uid-{name}"), "labels": {"cpaas.io/managed-by": "violet"}}, "spec": {"type": "bundle"}})
     }
 
     fn av(artifact: &str, version: &str) -> Value {
@@ -577,7 +1104,18 @@ mod tests {
             av("b-operator", "v1.0.0"),
             av("c-operator", "v0.1.0"),
         ];
-        let got = plan_operators("region1", &views, &artifacts, &versions);
+        let sub = |pkg: &str, csv: &str| Subscription {
+            cluster: "region1".into(),
+            namespace: "operators".into(),
+            name: pkg.into(),
+            package: pkg.into(),
+            installed_csv: csv.into(),
+        };
+        let subs = vec![
+            sub("a-operator", "a-operator.v2.0.0"),
+            sub("c-operator", ""),
+        ];
+        let (got, kept) = plan_operators("region1", &views, &subs, &artifacts, &versions, false);
         assert_eq!(
             names(&got),
             [
@@ -586,6 +1124,30 @@ mod tests {
                 "Artifact b-operator region1",
             ]
         );
+        assert!(kept.is_empty(), "{kept:?}");
+
+        // A Subscription without a view: the witnesses disagree, nothing of b-operator goes.
+        let subs2 = vec![
+            sub("a-operator", "a-operator.v2.0.0"),
+            sub("b-operator", "b-operator.v1.0.0"),
+            sub("c-operator", ""),
+        ];
+        let (got, kept) = plan_operators("region1", &views, &subs2, &artifacts, &versions, false);
+        assert_eq!(names(&got), ["ArtifactVersion a-operator.v1.0.0 region1"]);
+        assert!(kept[0].reason.contains("disagree"), "{kept:?}");
+
+        // Installed at a version whose ArtifactVersion is gone: the newest stays.
+        let views3 = vec![view(
+            "region1",
+            "a-operator",
+            "Installed",
+            "a-operator.v9.0.0",
+        )];
+        let subs3 = vec![sub("a-operator", "a-operator.v9.0.0")];
+        let (got, _) = plan_operators("region1", &views3, &subs3, &artifacts, &versions, false);
+        let got = names(&got);
+        assert!(!got.iter().any(|n| n.contains("v3.0.0")), "{got:?}");
+        assert!(got.iter().any(|n| n.contains("v1.0.0")), "{got:?}");
     }
 
     #[test]
@@ -610,7 +1172,7 @@ mod tests {
                 installed: vec![],
             },
         ];
-        let mp = |n: &str, v: &str| json!({"metadata": {"name": n}, "spec": {"version": v}});
+        let mp = |n: &str, v: &str| json!({"metadata": {"name": n, "labels": {"cpaas.io/managed-by": "violet"}}, "spec": {"version": v}});
         let mc = |m: &str, v: &str| json!({"metadata": {"name": format!("{m}-{v}"), "labels": {"cpaas.io/module-name": m}}, "spec": {"version": v}});
         let plugins = vec![
             mp("log-center", "v1.3.0"),
@@ -624,8 +1186,13 @@ mod tests {
             mc("unused", "v1.0.0"),
             mc("core-thing", "v1.0.0"),
         ];
+        let infos = vec![(
+            "log-center".to_string(),
+            "region1".to_string(),
+            "v1.2.0".to_string(),
+        )];
         assert_eq!(
-            names(&plan_plugins(&views, &plugins, &configs)),
+            names(&plan_plugins(&views, Some(&infos), &plugins, &configs, false).0),
             [
                 "ModuleConfig log-center-v1.1.0 global",
                 "ModuleConfig unused-v1.0.0 global",
@@ -641,6 +1208,9 @@ mod tests {
             name: "opensearch-operator".into(),
             cluster: "region1".into(),
             reason: String::new(),
+            unmanaged: false,
+            object: Value::Null,
+            parent: None,
         }];
         assert_eq!(
             render(&rows, false),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::cli::{OutputArgs, go_bool};
-use crate::error::{ExitCode, Fail};
+use crate::error::{ExitCode, Fail, UserError};
 use crate::output::Printer;
 use crate::platform::args::{PlatformArgs, TlsOptions};
 use crate::platform::kube::{GLOBAL, Platform};
@@ -41,6 +41,11 @@ pub struct ConnectArgs {
     /// Trust this CA certificate (PEM) for the platform, in addition to the system roots. Repeatable.
     #[arg(long = "ca-file", value_name = "PEM")]
     pub ca_files: Vec<PathBuf>,
+
+    /// Retries for a cluster that answers 429/502/503/504 through the platform proxy (with backoff,
+    /// at most 2 minutes in all per call); a line on stderr says when violet is waiting.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
 }
 
 impl ConnectArgs {
@@ -73,7 +78,12 @@ impl ConnectArgs {
             ca_files: self.ca_files.clone(),
             insecure: self.insecure,
         };
-        Ok(Platform::connect(&self.platform, &tls).await?)
+        let mut platform = Platform::connect(&self.platform, &tls).await?;
+        platform.set_waiting(crate::platform::kube::Waiting {
+            retries: self.retries,
+            ..Default::default()
+        });
+        Ok(platform)
     }
 }
 
@@ -88,6 +98,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE", default_value = "apps.yaml")]
     pub output_file: String,
 
+    /// Exit 0 even when a cluster cannot be read fully (the output still marks it as incomplete).
+    #[arg(long)]
+    pub allow_partial: bool,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -96,6 +110,15 @@ pub struct Args {
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub struct Applications {
     pub applications: BTreeMap<String, Application>,
+    /// Clusters that could not be read fully: the list is not the whole for them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<Incomplete>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Incomplete {
+    pub cluster: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -148,16 +171,49 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         read.insert(0, GLOBAL.to_string());
     }
     let mut charts = Vec::new();
-    for cluster in read {
-        match views::chart_views(&platform, &cluster).await? {
-            Some(found) => charts.extend(found),
-            None if scope.contains(&cluster) => printer.warn(format!(
-                "cluster {cluster} does not serve helmrequests.app.alauda.io/v1: no chart applications listed for it"
-            )),
-            None => {}
+    let mut incomplete: Vec<(Incomplete, ExitCode)> = Vec::new();
+    {
+        // A cluster the platform marks as not running may have lost or kept anything since its
+        // views were last updated: what is listed for it is not vouched for.
+        if let Some(states) = views::cluster_states(&platform).await.ok().flatten() {
+            for (name, phase) in states {
+                let wanted = filter.as_ref().is_none_or(|f| f.contains(&name));
+                if wanted && !(phase.is_empty() || phase == "Running") {
+                    incomplete.push((
+                        Incomplete {
+                            cluster: name,
+                            reason: format!("the platform reports the cluster in phase {phase}"),
+                        },
+                        ExitCode::Remote,
+                    ));
+                }
+            }
         }
     }
-    let (apps, warnings) = build(&operators, &plugins, &charts, filter.as_ref());
+    for cluster in read {
+        match views::chart_views(&platform, &cluster).await {
+            Ok(Some(found)) => charts.extend(found),
+            Ok(None) if scope.contains(&cluster) => printer.warn(format!(
+                "cluster {cluster} does not serve helmrequests.app.alauda.io/v1: no chart applications listed for it"
+            )),
+            Ok(None) => {}
+            // A 403 is the account's problem everywhere: stop, as nothing else would be complete.
+            Err(e @ crate::platform::PlatformError::Forbidden { .. }) => return Err(e.into()),
+            Err(e) => {
+                if !incomplete.iter().any(|(i, _)| i.cluster == cluster) {
+                    incomplete.push((
+                        Incomplete {
+                            cluster: cluster.clone(),
+                            reason: format!("its chart applications cannot be read: {e}"),
+                        },
+                        e.exit_code(),
+                    ));
+                }
+            }
+        }
+    }
+    let (mut apps, warnings) = build(&operators, &plugins, &charts, filter.as_ref());
+    apps.incomplete = incomplete.iter().map(|(i, _)| i.clone()).collect();
     for w in warnings {
         printer.warn(w);
     }
@@ -175,12 +231,43 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             .with_hint("choose another --output-file, or --output-file - for none")
         })?;
         printer.info(format!(
-            "Wrote {} ({} applications)",
+            "Wrote {} ({} applications{})",
             path.display(),
-            apps.applications.len()
+            apps.applications.len(),
+            if apps.incomplete.is_empty() {
+                ""
+            } else {
+                ", marked incomplete"
+            }
         ));
     }
-    Ok(ExitCode::Success)
+    if incomplete.is_empty() {
+        return Ok(ExitCode::Success);
+    }
+    let lead = if args.allow_partial {
+        "warning"
+    } else {
+        "error"
+    };
+    for (i, _) in &incomplete {
+        eprintln!(
+            "{lead}: the list is incomplete for cluster {}: {}",
+            i.cluster, i.reason
+        );
+    }
+    if args.allow_partial {
+        return Ok(ExitCode::Success);
+    }
+    eprintln!(
+        "  hint: fix the cluster or leave it out with --clusters; --allow-partial accepts an incomplete list (still marked as such)"
+    );
+    let mut codes: Vec<ExitCode> = incomplete.iter().map(|(_, c)| *c).collect();
+    codes.sort_by_key(|c| *c as u8);
+    codes.dedup();
+    Ok(match codes.as_slice() {
+        [one] => *one,
+        _ => ExitCode::Failure,
+    })
 }
 
 /// Builds the list from the views: installed operators (phase `Installed`), plugins of the
@@ -319,6 +406,28 @@ fn add(
 /// The documented layout (sequences indented under their key, as violet writes it). Scalars that
 /// YAML would read as something other than the same string are double-quoted.
 pub fn render_yaml(apps: &Applications) -> String {
+    let mut out = String::new();
+    for i in &apps.incomplete {
+        out.push_str(&format!(
+            "# INCOMPLETE: cluster {} could not be read fully; this list is not the whole\n",
+            i.cluster.replace(['\n', '\r'], " ")
+        ));
+    }
+    out.push_str(&render_applications(apps));
+    if !apps.incomplete.is_empty() {
+        out.push_str("incomplete:\n");
+        for i in &apps.incomplete {
+            out.push_str(&format!("  - cluster: {}\n", scalar(&i.cluster)));
+            out.push_str(&format!(
+                "    reason: {}\n",
+                serde_json::to_string(&i.reason).unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+fn render_applications(apps: &Applications) -> String {
     if apps.applications.is_empty() {
         return "applications: {}\n".to_string();
     }

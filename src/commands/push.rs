@@ -495,7 +495,12 @@ async fn run_async(
     let needs_platform =
         (!args.skip_crs && args.crs_out.is_none()) || args.registry.dest_repo.is_empty();
     let platform = if needs_platform && args.platform.is_configured() {
-        Some(Platform::connect(&args.platform, &tls).await?)
+        let mut p = Platform::connect(&args.platform, &tls).await?;
+        p.set_waiting(crate::platform::kube::Waiting {
+            retries: args.registry.retries,
+            ..Default::default()
+        });
+        Some(p)
     } else {
         None
     };

@@ -185,6 +185,17 @@ fn read_first_line(stdin: &mut dyn Read) -> Result<String> {
 /// Returns the URL without a trailing slash.
 pub fn normalize_address(address: &str) -> Result<String> {
     let trimmed = address.trim().trim_end_matches('/');
+    // Credentials in the URL would end up in logs, error messages and the process list, and the
+    // platform proxy ignores them anyway: refuse without echoing the address.
+    let authority = trimmed
+        .split_once("://")
+        .map_or(trimmed, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("");
+    if authority.contains('@') {
+        return Err(PlatformError::AddressCredentials);
+    }
     let with_scheme = if trimmed.contains("://") {
         trimmed.to_string()
     } else {
@@ -275,5 +286,19 @@ mod tests {
             "http://1.2.3.4:8080"
         );
         assert!(normalize_address("ftp://x").is_err());
+    }
+
+    #[test]
+    fn address_with_credentials_is_refused_without_echo() {
+        for a in [
+            "https://admin:S3cr3t-pw@acp.example.com",
+            "admin:S3cr3t-pw@acp.example.com:8443/x",
+            "http://S3cr3t-pw@1.2.3.4",
+        ] {
+            let err = normalize_address(a).unwrap_err();
+            assert!(matches!(err, PlatformError::AddressCredentials));
+            assert!(!err.to_string().contains("S3cr3t-pw"), "{err}");
+        }
+        assert!(normalize_address("https://acp.example.com/path@x").is_ok());
     }
 }

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ::kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use ::kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams, Preconditions};
 use ::kube::config::{KubeConfigOptions, Kubeconfig};
 use ::kube::core::{ApiResource, GroupVersionKind};
 use base64::Engine;
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::header::{AUTHORIZATION, HeaderValue, USER_AGENT};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -18,6 +18,38 @@ use crate::platform::{PlatformArgs, PlatformError, Result, login, transport_erro
 
 /// The cluster the platform itself runs in: plugins, discovery and the default for operators.
 pub const GLOBAL: &str = "global";
+
+/// The `User-Agent` of every platform request, so the platform's audit log can attribute them.
+pub fn user_agent() -> String {
+    format!("violet/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The `fieldManager` of every write: the platform records violet as the owner of the fields it sets.
+pub const FIELD_MANAGER: &str = "violet";
+
+/// How long a call may wait for a cluster that answers 429/502/503/504 through the proxy. kube's
+/// own retry policy (15 retries, up to 1000 s apart, silent) is turned off in favour of this one,
+/// which is bounded by `retries` and a total `deadline` and says on stderr that it is waiting.
+#[derive(Debug, Clone, Copy)]
+pub struct Waiting {
+    pub retries: u32,
+    pub deadline: Duration,
+}
+
+impl Default for Waiting {
+    fn default() -> Self {
+        Waiting {
+            retries: 5,
+            deadline: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Waiting {
+    fn delay(attempt: u32) -> Duration {
+        Duration::from_millis(500u64.saturating_mul(1 << attempt.min(4)))
+    }
+}
 
 /// A resource type we read or write.
 #[derive(Debug, Clone)]
@@ -42,6 +74,7 @@ pub struct Platform {
     address: String,
     mode: Mode,
     clusters: Mutex<BTreeMap<String, Cluster>>,
+    waiting: Waiting,
 }
 
 enum Mode {
@@ -71,6 +104,7 @@ pub struct Cluster {
     pub name: String,
     address: String,
     client: ::kube::Client,
+    waiting: Waiting,
 }
 
 impl Platform {
@@ -97,6 +131,7 @@ impl Platform {
                         tls: tls.clone(),
                     },
                     clusters: Mutex::new(BTreeMap::new()),
+                    waiting: Waiting::default(),
                 })
             }
             Target::Kubeconfig { path, context } => {
@@ -114,6 +149,7 @@ impl Platform {
                         insecure: tls.insecure,
                     },
                     clusters: Mutex::new(BTreeMap::new()),
+                    waiting: Waiting::default(),
                 })
             }
         }
@@ -121,6 +157,11 @@ impl Platform {
 
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// Bounds the waiting for sick clusters (`--retries`).
+    pub fn set_waiting(&mut self, waiting: Waiting) {
+        self.waiting = waiting;
     }
 
     /// The client for one cluster, checked once with `GET /version`: an unknown cluster (404 from
@@ -137,10 +178,17 @@ impl Platform {
             name: name.to_string(),
             address: self.address.clone(),
             client,
+            waiting: self.waiting,
         };
-        match cluster.client.apiserver_version().await {
+        let probe = cluster
+            .retrying("connect", || cluster.client.apiserver_version())
+            .await;
+        match probe {
             Ok(_) => {}
-            Err(::kube::Error::Api(s)) if s.code == 404 => {
+            Err(Failed {
+                error: ::kube::Error::Api(s),
+                ..
+            }) if s.code == 404 => {
                 return Err(PlatformError::UnknownCluster {
                     address: self.address.clone(),
                     cluster: name.to_string(),
@@ -164,6 +212,10 @@ impl Platform {
                 cfg.default_namespace = crate::platform::crs::NAMESPACE.to_string();
                 cfg.accept_invalid_certs = tls.insecure;
                 cfg.connect_timeout = Some(Duration::from_secs(15));
+                cfg.default_retry = false;
+                if let Ok(ua) = HeaderValue::from_str(&user_agent()) {
+                    cfg.headers.push((USER_AGENT, ua));
+                }
                 cfg.read_timeout = Some(Duration::from_secs(60));
                 if !tls.ca_files.is_empty() {
                     let mut ders = Vec::new();
@@ -222,6 +274,10 @@ impl Platform {
                 if *insecure {
                     cfg.accept_invalid_certs = true;
                 }
+                cfg.default_retry = false;
+                if let Ok(ua) = HeaderValue::from_str(&user_agent()) {
+                    cfg.headers.push((USER_AGENT, ua));
+                }
                 Ok(cfg)
             }
         }
@@ -256,9 +312,66 @@ impl Cluster {
         }
     }
 
+    /// Runs `call` again while the proxy answers 429/502/503/504, within [`Waiting`], saying so on
+    /// stderr. A failure comes with the number of attempts made, for the final message.
+    async fn retrying<T, F, Fut>(&self, action: &str, call: F) -> std::result::Result<T, Failed>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, ::kube::Error>>,
+    {
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match call().await {
+                Err(::kube::Error::Api(s))
+                    if matches!(s.code, 429 | 502 | 503 | 504)
+                        && attempt < self.waiting.retries
+                        && started.elapsed() + Waiting::delay(attempt) < self.waiting.deadline =>
+                {
+                    let delay = Waiting::delay(attempt);
+                    attempt += 1;
+                    eprintln!(
+                        "waiting: cluster {} answered HTTP {} through the platform proxy {} ({action}); retry {attempt}/{} in {:.1}s",
+                        self.name,
+                        s.code,
+                        self.address,
+                        self.waiting.retries,
+                        delay.as_secs_f32()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Ok(v) => return Ok(v),
+                Err(error) => {
+                    return Err(Failed {
+                        error,
+                        attempts: attempt + 1,
+                    });
+                }
+            }
+        }
+    }
+
     /// Turns a kube error into one clear line naming the cluster and the action.
-    fn error(&self, e: ::kube::Error, action: &str) -> PlatformError {
-        match e {
+    fn error(&self, failed: Failed, action: &str) -> PlatformError {
+        let Failed { error, attempts } = failed;
+        match error {
+            ::kube::Error::Api(s) if matches!(s.code, 502..=504) => {
+                let text = s.message.trim();
+                // An HTML error page or an empty body says nothing a user can act on.
+                let detail = if text.is_empty() || text.starts_with('<') || text.len() > 200 {
+                    String::new()
+                } else {
+                    format!(" ({})", text.replace(['\n', '\r'], " "))
+                };
+                PlatformError::ClusterUnavailable {
+                    address: self.address.clone(),
+                    cluster: self.name.clone(),
+                    action: action.to_string(),
+                    code: s.code,
+                    attempts,
+                    detail,
+                }
+            }
             ::kube::Error::Api(s) => {
                 let message = if !s.message.is_empty() {
                     s.message.clone()
@@ -302,7 +415,8 @@ impl Cluster {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Option<Value>> {
-        match self.api(r, namespace).get_opt(name).await {
+        let api = self.api(r, namespace);
+        match self.retrying("get", || api.get_opt(name)).await {
             Ok(Some(o)) => Ok(Some(to_value(o))),
             Ok(None) => Ok(None),
             Err(e) => Err(self.error(e, &format!("get {}", Self::describe(r, namespace, name)))),
@@ -317,7 +431,8 @@ impl Cluster {
         selector: &str,
     ) -> Result<Vec<Value>> {
         let lp = ListParams::default().labels(selector);
-        match self.api(r, namespace).list(&lp).await {
+        let api = self.api(r, namespace);
+        match self.retrying("list", || api.list(&lp)).await {
             Ok(l) => Ok(l.items.into_iter().map(to_value).collect()),
             Err(e) => Err(self.error(e, &format!("list {} -l {selector}", r.api.plural))),
         }
@@ -331,11 +446,9 @@ impl Cluster {
     ) -> Result<Value> {
         let name = obj_name(obj);
         let o = from_value(obj)?;
-        match self
-            .api(r, namespace)
-            .create(&PostParams::default(), &o)
-            .await
-        {
+        let api = self.api(r, namespace);
+        let pp = post_params();
+        match self.retrying("create", || api.create(&pp, &o)).await {
             Ok(o) => Ok(to_value(o)),
             Err(e) => Err(self.error(
                 e,
@@ -353,9 +466,10 @@ impl Cluster {
     ) -> Result<Value> {
         let name = obj_name(obj);
         let o = from_value(obj)?;
+        let api = self.api(r, namespace);
+        let pp = post_params();
         match self
-            .api(r, namespace)
-            .replace(&name, &PostParams::default(), &o)
+            .retrying("update", || api.replace(&name, &pp, &o))
             .await
         {
             Ok(o) => Ok(to_value(o)),
@@ -369,15 +483,47 @@ impl Cluster {
     /// Deletes an object; `Ok(false)` when it was already gone (a 404 is not a failure for a
     /// cleanup: an owner cascade or another client may have removed it first).
     pub async fn delete(&self, r: &Resource, namespace: Option<&str>, name: &str) -> Result<bool> {
-        match self
-            .api(r, namespace)
-            .delete(name, &DeleteParams::default())
-            .await
-        {
+        self.delete_if(r, namespace, name, None).await
+    }
+
+    /// Deletes an object only if it is still the one that was read: `uid` and `resourceVersion`
+    /// go as preconditions, so the server answers 409 when it changed since (or was re-created).
+    pub async fn delete_if(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        precondition: Option<(&str, &str)>,
+    ) -> Result<bool> {
+        let dp = DeleteParams {
+            preconditions: precondition.map(|(uid, rv)| Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: Some(rv.to_string()),
+            }),
+            ..Default::default()
+        };
+        let api = self.api(r, namespace);
+        match self.retrying("delete", || api.delete(name, &dp)).await {
             Ok(_) => Ok(true),
-            Err(::kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(Failed {
+                error: ::kube::Error::Api(s),
+                ..
+            }) if s.code == 404 => Ok(false),
             Err(e) => Err(self.error(e, &format!("delete {}", Self::describe(r, namespace, name)))),
         }
+    }
+}
+
+/// A call that failed for good, after `attempts` tries.
+struct Failed {
+    error: ::kube::Error,
+    attempts: u32,
+}
+
+fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
     }
 }
 

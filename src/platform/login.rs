@@ -23,6 +23,7 @@ const SCOPE: &str = "openid profile offline_access email groups ext";
 /// every step answers with JSON naming the next URL.
 pub fn http_client(tls: &TlsOptions) -> Result<reqwest::Client> {
     let mut b = reqwest::Client::builder()
+        .user_agent(crate::platform::kube::user_agent())
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(std::time::Duration::from_secs(15))
         .timeout(std::time::Duration::from_secs(60))

@@ -30,6 +30,23 @@ const ADMIN_HINT: &str = "the account needs the platform-admin-system role (role
 pub enum PlatformError {
     #[error("{0}")]
     Usage(String),
+    /// Never carries the address: it holds a password.
+    #[error(
+        "--platform-address must not contain credentials (user:password@host); the address was not used"
+    )]
+    AddressCredentials,
+    #[error(
+        "cluster {cluster} is not answering through the platform proxy {address}/kubernetes/{cluster}: {action} got HTTP {code} after {attempts} attempt(s){detail}"
+    )]
+    ClusterUnavailable {
+        address: String,
+        cluster: String,
+        action: String,
+        code: u16,
+        attempts: u32,
+        /// The proxy's own words, when it said any (often an empty body or an HTML page).
+        detail: String,
+    },
     #[error("platform {address} is unreachable: {detail}")]
     Unreachable { address: String, detail: String },
     #[error("TLS to platform {address} failed: {detail}")]
@@ -76,8 +93,10 @@ pub enum PlatformError {
 impl UserError for PlatformError {
     fn exit_code(&self) -> ExitCode {
         match self {
-            PlatformError::Usage(_) => ExitCode::Usage,
-            PlatformError::Unreachable { .. } | PlatformError::Tls { .. } => ExitCode::Network,
+            PlatformError::Usage(_) | PlatformError::AddressCredentials => ExitCode::Usage,
+            PlatformError::Unreachable { .. }
+            | PlatformError::Tls { .. }
+            | PlatformError::ClusterUnavailable { .. } => ExitCode::Network,
             PlatformError::BadCredentials { .. }
             | PlatformError::BadToken { .. }
             | PlatformError::Forbidden { .. } => ExitCode::Auth,
@@ -105,6 +124,13 @@ impl UserError for PlatformError {
             }
             PlatformError::Forbidden { .. } => Some(ADMIN_HINT.into()),
             PlatformError::UnknownCluster { .. } => Some("check the names given to --clusters".into()),
+            PlatformError::AddressCredentials => Some(
+                "give the user with --platform-username and the password with --platform-password-stdin, or use --platform-token".into(),
+            ),
+            PlatformError::ClusterUnavailable { .. } => Some(
+                "the cluster's API server or its tunnel to the platform is down: check the cluster in the platform's Clusters page, \
+                 raise --retries to wait longer, or leave the cluster out with --clusters".into(),
+            ),
             PlatformError::Discovery { .. } => Some("pass the registry explicitly with --dest-repo and its credentials".into()),
             _ => None,
         }

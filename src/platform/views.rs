@@ -435,6 +435,106 @@ pub async fn cluster_names(platform: &Platform) -> Result<Option<Vec<String>>> {
     }
 }
 
+/// Every cluster the platform lists, with its `status.phase` (empty when it has none). `Ok(None)`
+/// when the list is not available (not served, or forbidden).
+pub async fn cluster_states(platform: &Platform) -> Result<Option<Vec<(String, String)>>> {
+    let global = platform.cluster(GLOBAL).await?;
+    match global.list(&cluster_resource(), None, "").await {
+        Ok(items) => {
+            let mut out: Vec<(String, String)> = items
+                .iter()
+                .map(|c| (str_at(c, "/metadata/name"), str_at(c, "/status/phase")))
+                .filter(|(n, _)| !n.is_empty())
+                .collect();
+            out.sort();
+            out.dedup();
+            Ok(Some(out))
+        }
+        Err(PlatformError::Api { code: 404, .. }) | Err(PlatformError::Forbidden { .. }) => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// OLM's `subscriptions.operators.coreos.com`, namespaced, in every cluster: the cluster's own
+/// record of an installed operator, the second witness next to the OperatorView.
+pub fn subscription_resource() -> Resource {
+    Resource::new(
+        "operators.coreos.com",
+        "v1alpha1",
+        "Subscription",
+        "subscriptions",
+        true,
+    )
+}
+
+/// `moduleinfoes.cluster.alauda.io`, cluster-scoped, in the global cluster: one per plugin
+/// installation (labels `cpaas.io/module-name`, `cpaas.io/cluster-name`), the plugin's second witness.
+pub fn module_info_resource() -> Resource {
+    Resource::new(
+        "cluster.alauda.io",
+        "v1alpha1",
+        "ModuleInfo",
+        "moduleinfoes",
+        false,
+    )
+}
+
+pub const LABEL_CLUSTER_NAME: &str = "cpaas.io/cluster-name";
+
+/// One OLM Subscription: which package it installs and the CSV OLM reports as installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub cluster: String,
+    pub namespace: String,
+    pub name: String,
+    pub package: String,
+    pub installed_csv: String,
+}
+
+/// The Subscriptions of one cluster; a cluster that does not serve them has no OLM, hence none.
+pub async fn subscriptions(cluster: &Cluster) -> Result<Vec<Subscription>> {
+    match cluster.list(&subscription_resource(), None, "").await {
+        Ok(items) => Ok(items
+            .iter()
+            .map(|v| Subscription {
+                cluster: cluster.name.clone(),
+                namespace: str_at(v, "/metadata/namespace"),
+                name: str_at(v, "/metadata/name"),
+                package: str_at(v, "/spec/name"),
+                installed_csv: str_at(v, "/status/installedCSV"),
+            })
+            .collect()),
+        Err(PlatformError::Api { code: 404, .. }) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// One plugin installation record (ModuleInfo): (module, cluster, version).
+pub async fn module_infos(global: &Cluster) -> Result<Vec<(String, String, String)>> {
+    let items = global.list(&module_info_resource(), None, "").await?;
+    Ok(items
+        .iter()
+        .map(|v| {
+            let labels = &v["metadata"]["labels"];
+            let version = match str_at(v, "/status/version") {
+                s if s.is_empty() => str_at(v, "/spec/version"),
+                s => s,
+            };
+            (
+                labels[LABEL_MODULE_NAME].as_str().unwrap_or("").to_string(),
+                labels[LABEL_CLUSTER_NAME]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                version,
+            )
+        })
+        .filter(|(m, _, _)| !m.is_empty())
+        .collect())
+}
+
 /// The catalog objects of one kind in one cluster (`cpaas-system` for namespaced kinds).
 pub async fn catalog_objects(cluster: &Cluster, kind: Kind) -> Result<Vec<Value>> {
     cluster.list(&kind.resource(), kind.namespace(), "").await

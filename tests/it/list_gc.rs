@@ -1,7 +1,7 @@
 //! `violet list` and `violet gc` against the platform emulator: the documented apps.yaml, what gc
 //! deletes (and keeps), --dry-run, the empty case and a non-admin account.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::platform::{ADMIN_TOKEN, PlatformEmulator, VIEWER_TOKEN};
 use crate::support::{Output, TestContext};
@@ -56,8 +56,8 @@ fn module_plugin(emu: &PlatformEmulator, name: &str, version: &str) {
         "",
         json!({
             "apiVersion": "cluster.alauda.io/v1alpha1", "kind": "ModulePlugin",
-            "metadata": { "name": name, "labels": { "cpaas.io/module-name": name } },
-            "spec": { "name": name, "version": version, "deleteable": true, "description": {}, "logo": "" },
+            "metadata": { "name": name, "labels": { "cpaas.io/module-name": name, "cpaas.io/managed-by": "violet" } },
+            "spec": { "name": name, "version": version, "deleteable": true, "description": { "en": name }, "logo": "" },
         }),
     );
 }
@@ -70,7 +70,7 @@ fn module_config(emu: &PlatformEmulator, module: &str, version: &str) {
         json!({
             "apiVersion": "cluster.alauda.io/v1alpha1", "kind": "ModuleConfig",
             "metadata": { "name": format!("{module}-{version}"), "labels": { "cpaas.io/module-name": module } },
-            "spec": { "name": module, "version": version },
+            "spec": { "name": module, "version": version, "deleteable": true, "description": { "en": module }, "logo": "" },
         }),
     );
 }
@@ -473,7 +473,7 @@ async fn gc_dry_run_then_gc_deletes_exactly_the_candidates() {
     .success();
     assert_eq!(
         out.json(),
-        json!({"dryRun": false, "resources": [], "failed": []})
+        json!({"dryRun": false, "resources": [], "kept": [], "unknownClusters": [], "failed": []})
     );
 }
 
@@ -545,7 +545,11 @@ async fn gc_as_a_non_admin_is_refused_with_the_role_hint() {
         out.stderr
     );
     assert_eq!(out.stderr.matches("hint:").count(), 1, "{}", out.stderr);
-    assert_eq!(out.stdout, "No resources were deleted.\n");
+    assert!(
+        out.stdout.starts_with("No resources were deleted.\n"),
+        "{}",
+        out.stdout
+    );
     assert_eq!(catalog(&emu), before);
 }
 
@@ -581,4 +585,522 @@ fn list_and_gc_need_a_platform_and_have_examples() {
     }
     let help = ctx.run(["gc", "--help"]).success();
     assert!(help.stdout.contains("--dry-run"));
+}
+
+// ---- issue #11: gc never deletes what might be in use, and can be undone; list never passes
+// off a partial answer as the whole.
+
+fn gc_args<'a>(emu: &'a PlatformEmulator, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "gc",
+        "--platform-address",
+        &emu.url,
+        "--platform-token",
+        ADMIN_TOKEN,
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+fn rows(out: &Output, key: &str) -> Vec<String> {
+    out.json()[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} in {}", out.stdout))
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r["type"].as_str().unwrap_or(""),
+                r["name"].as_str().unwrap_or(""),
+                r["cluster"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// Situation 1: a cluster in scope that cannot be seen (unknown name, a proxy answering 502, a
+/// `Failed` phase) stops every delete, names the cluster and why; nothing at all is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_deletes_nothing_while_a_cluster_in_scope_is_unknown() {
+    // An unknown cluster name.
+    let emu = platform().await;
+    let ctx = TestContext::new();
+    let before = catalog(&emu);
+    let out = violet(&ctx, &gc_args(&emu, &["--clusters", "global,nowhere"]));
+    assert_eq!(out.code, 7, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("error: cluster nowhere: cannot rule out that it uses the catalog"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--skip-unreachable"), "{}", out.stderr);
+    assert_eq!(catalog(&emu), before);
+    assert!(!emu.requests().iter().any(|r| r.starts_with("DELETE ")));
+
+    // A workload cluster whose proxy answers 502 with an empty body, every time.
+    emu.make_sick("region2", 502, None);
+    let out = violet(&ctx, &gc_args(&emu, &["--retries", "1"]));
+    assert_eq!(out.code, 6, "{out:?}");
+    assert!(
+        out.stderr.contains(&format!(
+            "cluster region2 is not answering through the platform proxy {}/kubernetes/region2",
+            emu.url
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("HTTP 502"), "{}", out.stderr);
+    assert!(!out.stderr.contains("Failed to parse"), "{}", out.stderr);
+    assert_eq!(catalog(&emu), before);
+
+    // A cluster the platform reports as Failed (its proxy still answers).
+    let emu = platform().await;
+    emu.set_cluster_phase("region2", "Failed");
+    let before = catalog(&emu);
+    let out = violet(&ctx, &gc_args(&emu, &[]));
+    assert_eq!(out.code, 7, "{out:?}");
+    assert!(
+        out.stderr.contains("cluster region2: cannot rule out that it uses the catalog: the platform reports the cluster in phase Failed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(catalog(&emu), before);
+    // Outside --clusters, a Failed cluster still holds back what is shared with it (plugins on
+    // global), but not global's own catalog entries.
+    let out = violet(
+        &ctx,
+        &gc_args(&emu, &["--clusters", "global", "--dry-run", "-o", "json"]),
+    )
+    .success();
+    assert_eq!(
+        rows(&out, "resources"),
+        ["ArtifactVersion topolvm-operator.v2.2.0 global"]
+    );
+    let kept = rows(&out, "kept");
+    assert!(
+        kept.contains(&"ModulePlugin unused-plugin global".to_string()),
+        "{kept:?}"
+    );
+    assert!(
+        out.stderr
+            .contains("warning: cluster region2: cannot rule out"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// --skip-unreachable accepts the risk for per-cluster objects of the clusters that answered;
+/// shared objects on global stay while any cluster is unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_unreachable_deletes_per_cluster_objects_only() {
+    let emu = platform().await;
+    emu.make_sick("region2", 503, None);
+    let ctx = TestContext::new();
+    let before = catalog(&emu);
+    let out = violet(
+        &ctx,
+        &gc_args(
+            &emu,
+            &["--skip-unreachable", "--retries", "0", "-o", "json"],
+        ),
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("warning: cluster region2: cannot rule out that it uses the catalog"),
+        "{}",
+        out.stderr
+    );
+    let after = catalog(&emu);
+    let gone: Vec<&String> = before.iter().filter(|l| !after.contains(l)).collect();
+    assert_eq!(
+        gone,
+        [
+            "global artifactversions topolvm-operator.v2.2.0",
+            "region1 artifacts opensearch-operator",
+            "region1 artifactversions opensearch-operator.v2.8.0",
+            "region1 artifactversions topolvm-operator.v2.1.0",
+        ]
+    );
+    let kept = rows(&out, "kept");
+    for k in [
+        "ModulePlugin unused-plugin global",
+        "ModuleConfig unused-plugin-v1.0.0 global",
+        "ModuleConfig log-center-v1.1.0 global",
+    ] {
+        assert!(kept.contains(&k.to_string()), "{kept:?}");
+    }
+}
+
+/// Situation 2 and a stale view: "no view" is not "not installed". The cluster's OLM
+/// Subscription (or the platform's ModuleInfo) is the second witness; when they disagree the
+/// object stays and the disagreement is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_needs_two_witnesses_for_not_installed() {
+    let emu = platform().await;
+    let ctx = TestContext::new();
+    // The views lag: opensearch gets installed in region1 and a plugin in region2 afterwards.
+    emu.freeze_views();
+    emu.seed_operator_view(
+        "region1",
+        "opensearch-operator",
+        "Installed",
+        "opensearch-operator.v2.8.0",
+        "OpenSearch",
+    );
+    emu.seed_module_info("unused-plugin", "region2", "v1.0.0");
+    // And the views do not cover topolvm in global at all, though OLM has it installed.
+    let out = violet(&ctx, &gc_args(&emu, &["--dry-run", "-o", "json"])).success();
+    let resources = rows(&out, "resources");
+    assert_eq!(
+        resources,
+        [
+            "ArtifactVersion topolvm-operator.v2.2.0 global",
+            "ArtifactVersion topolvm-operator.v2.1.0 region1",
+            "ModuleConfig log-center-v1.1.0 global",
+        ]
+    );
+    let kept = out.json()["kept"].clone();
+    let reason = |name: &str| {
+        kept.as_array()
+            .and_then(|a| a.iter().find(|k| k["name"] == name))
+            .and_then(|k| k["reason"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        reason("opensearch-operator").contains("views and cluster disagree")
+            && reason("opensearch-operator").contains("Subscription operators/opensearch-operator"),
+        "{kept}"
+    );
+    assert!(
+        reason("unused-plugin").contains("ModuleInfo records one in cluster region2"),
+        "{kept}"
+    );
+
+    // A view missing for an installed operator (a catalog the views do not cover).
+    let emu = platform().await;
+    emu.hide_operator_view("global", "topolvm-operator");
+    let out = violet(&ctx, &gc_args(&emu, &["--dry-run", "-o", "json"])).success();
+    let resources = rows(&out, "resources");
+    assert!(
+        !resources
+            .iter()
+            .any(|r| r.contains("topolvm-operator") && r.ends_with("global")),
+        "{resources:?}"
+    );
+    assert!(
+        rows(&out, "kept").contains(&"Artifact topolvm-operator global".to_string()),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Situation 3: installed at a version whose ArtifactVersion is gone, the newest version stays,
+/// so the operator never drops out of the catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_never_empties_an_installed_operators_catalog_entry() {
+    let emu = platform().await;
+    emu.remove(
+        "region1",
+        "artifactversions",
+        "cpaas-system",
+        "topolvm-operator.v2.2.0",
+    );
+    let ctx = TestContext::new();
+    violet(&ctx, &gc_args(&emu, &["--backup", "-"])).success();
+    assert_eq!(
+        names(&emu, "region1", "artifactversions"),
+        ["topolvm-operator.v2.1.0"]
+    );
+    assert_eq!(names(&emu, "region1", "artifacts"), ["topolvm-operator"]);
+}
+
+/// Situation 4: objects without `cpaas.io/managed-by: violet` stay unless --include-unmanaged,
+/// and the dry run marks them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_leaves_unmanaged_objects_unless_asked() {
+    let emu = platform().await;
+    emu.seed(
+        "region1",
+        "artifacts",
+        "cpaas-system",
+        json!({
+            "apiVersion": "app.alauda.io/v1alpha1", "kind": "Artifact",
+            "metadata": { "name": "installer-operator", "namespace": "cpaas-system", "labels": { "cpaas.io/type": "bundle" } },
+            "spec": { "type": "bundle", "present": true, "registry": "10.0.0.1:11443", "repository": "acp/installer-bundle",
+                      "artifactVersionSelector": { "matchLabels": { "cpaas.io/artifact-version": "installer-operator" } } },
+        }),
+    );
+    let ctx = TestContext::new();
+    let out = violet(&ctx, &gc_args(&emu, &["--dry-run", "-o", "json"])).success();
+    assert!(!rows(&out, "resources").contains(&"Artifact installer-operator region1".to_string()));
+    assert!(
+        out.stdout.contains("not managed by violet"),
+        "{}",
+        out.stdout
+    );
+    let out = violet(&ctx, &gc_args(&emu, &["--dry-run", "--include-unmanaged"])).success();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("installer-operator"))
+        .unwrap_or_default();
+    assert!(line.contains("[UNMANAGED"), "{}", out.stdout);
+    violet(
+        &ctx,
+        &gc_args(&emu, &["--include-unmanaged", "--backup", "-"]),
+    )
+    .success();
+    assert!(!names(&emu, "region1", "artifacts").contains(&"installer-operator".to_string()));
+}
+
+/// Undo and preconditions: the backup names every deleted object and, re-applied, restores them
+/// exactly; an object changed between plan and delete is kept and reported; a second gc is a no-op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_backup_restores_and_changed_objects_are_kept() {
+    let emu = platform().await;
+    let ctx = TestContext::new();
+    let before_objects: Vec<(String, Value)> = all_objects(&emu);
+
+    // Someone changes region1's ArtifactVersions right after gc has read them.
+    emu.touch_after_list("region1", "artifactversions");
+    let out = violet(
+        &ctx,
+        &gc_args(&emu, &["--backup", "undo.yaml", "-o", "json"]),
+    )
+    .success();
+    assert!(
+        out.stderr
+            .contains("Backup of the 7 object(s) to delete: undo.yaml"),
+        "{}",
+        out.stderr
+    );
+    let kept = rows(&out, "kept");
+    assert_eq!(
+        kept,
+        [
+            "Artifact opensearch-operator region1",
+            "ArtifactVersion opensearch-operator.v2.8.0 region1",
+            "ArtifactVersion topolvm-operator.v2.1.0 region1",
+        ],
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("precondition failed"), "{}", out.stdout);
+    assert!(
+        names(&emu, "region1", "artifactversions")
+            .contains(&"opensearch-operator.v2.8.0".to_string())
+    );
+    assert!(names(&emu, "region1", "artifacts").contains(&"opensearch-operator".to_string()));
+    let deleted = rows(&out, "resources");
+    assert_eq!(deleted.len(), 4, "{deleted:?}");
+
+    // The backup, re-applied through the API (as kubectl apply -f would), restores them.
+    let backup = std::fs::read_to_string(ctx.path().join("undo.yaml")).expect("backup");
+    assert!(
+        !backup.contains("resourceVersion") && !backup.contains("uid:"),
+        "{backup}"
+    );
+    let http = reqwest::Client::new();
+    let mut cluster = String::new();
+    for part in backup.split("\n---\n").flat_map(|p| p.split("---\n")) {
+        for line in part.lines() {
+            if let Some(c) = line.strip_prefix("# cluster: ") {
+                cluster = c.to_string();
+            }
+        }
+        let Ok(doc) = serde_saphyr::from_str::<Value>(part) else {
+            continue;
+        };
+        if doc.is_null() || doc.get("kind").is_none() {
+            continue;
+        }
+        let (path, ns) = match doc["kind"].as_str().unwrap_or("") {
+            "Artifact" => ("apis/app.alauda.io/v1alpha1", "artifacts"),
+            "ArtifactVersion" => ("apis/app.alauda.io/v1alpha1", "artifactversions"),
+            "ModulePlugin" => ("apis/cluster.alauda.io/v1alpha1", "moduleplugins"),
+            "ModuleConfig" => ("apis/cluster.alauda.io/v1alpha1", "moduleconfigs"),
+            other => panic!("unexpected kind {other}"),
+        };
+        let url = match doc["metadata"]["namespace"].as_str() {
+            Some(n) => format!(
+                "{}/kubernetes/{cluster}/{path}/namespaces/{n}/{ns}",
+                emu.url
+            ),
+            None => format!("{}/kubernetes/{cluster}/{path}/{ns}", emu.url),
+        };
+        let r = http
+            .post(url)
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&doc)
+            .send()
+            .await
+            .expect("post");
+        assert!(
+            r.status().is_success(),
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+    let restored = all_objects(&emu);
+    for (key, obj) in &before_objects {
+        let now = restored
+            .iter()
+            .find(|(k, _)| k == key)
+            .unwrap_or_else(|| panic!("{key} not restored"));
+        for f in ["spec", "kind", "apiVersion"] {
+            assert_eq!(now.1[f], obj[f], "{key} {f}");
+        }
+        for f in ["labels", "annotations"] {
+            let mut want = obj["metadata"][f].clone();
+            if let Some(m) = want.as_object_mut() {
+                m.remove("emulator/touched-by");
+            }
+            let mut got = now.1["metadata"][f].clone();
+            if let Some(m) = got.as_object_mut() {
+                m.remove("emulator/touched-by");
+            }
+            assert_eq!(got, want, "{key} {f}");
+        }
+    }
+
+    // After restoring, gc plans the same again; a gc right after a full gc is a no-op.
+    let emu = platform().await;
+    violet(&ctx, &gc_args(&emu, &["--backup", "-"])).success();
+    let out = violet(&ctx, &gc_args(&emu, &[])).success();
+    assert_eq!(out.stdout, "No resources were deleted.\n");
+    assert!(!out.stderr.contains("Backup"), "{}", out.stderr);
+}
+
+fn all_objects(emu: &PlatformEmulator) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for cluster in ["global", "region1", "region2"] {
+        for plural in [
+            "artifacts",
+            "artifactversions",
+            "moduleplugins",
+            "moduleconfigs",
+        ] {
+            for o in emu.objects(cluster, plural) {
+                let name = o["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                out.push((format!("{cluster} {plural} {name}"), o));
+            }
+        }
+    }
+    out
+}
+
+/// Situation 5: a cluster answering 503 is waited for visibly and boundedly (--retries), then
+/// reported by name with the proxy; the same holds for list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sick_clusters_are_waited_for_visibly_and_boundedly() {
+    let emu = platform().await;
+    let ctx = TestContext::new();
+    // Two 503s, then the cluster recovers: gc waits, says so, and goes on.
+    emu.make_sick("region1", 503, Some(2));
+    let out = violet(&ctx, &gc_args(&emu, &["--dry-run", "--retries", "3"])).success();
+    assert_eq!(
+        out.stderr
+            .matches("waiting: cluster region1 answered HTTP 503 through the platform proxy")
+            .count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    // 504 for good: at most --retries retries, then one clear error.
+    emu.make_sick("region1", 504, None);
+    emu.clear_requests();
+    let out = violet(&ctx, &gc_args(&emu, &["--dry-run", "--retries", "2"]));
+    assert_eq!(out.code, 6, "{out:?}");
+    assert_eq!(
+        out.stderr.matches("waiting: cluster region1").count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("after 3 attempt(s)"), "{}", out.stderr);
+    let tries = emu
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/kubernetes/region1/"))
+        .count();
+    assert_eq!(tries, 3, "{:?}", emu.requests());
+}
+
+/// Situation 6: list marks a cluster it cannot read fully, in YAML, JSON and apps.yaml, and
+/// exits non-zero unless --allow-partial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_marks_a_partial_answer() {
+    let emu = platform().await;
+    emu.make_sick("region1", 502, None);
+    let ctx = TestContext::new();
+    let base = [
+        "list",
+        "--platform-address",
+        &emu.url,
+        "--platform-token",
+        ADMIN_TOKEN,
+        "--retries",
+        "0",
+    ];
+    let out = violet(&ctx, &base);
+    assert_eq!(out.code, 6, "{out:?}");
+    assert!(
+        out.stdout
+            .starts_with("# INCOMPLETE: cluster region1 could not be read fully"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("incomplete:\n  - cluster: region1\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("error: the list is incomplete for cluster region1"),
+        "{}",
+        out.stderr
+    );
+    let file = std::fs::read_to_string(ctx.path().join("apps.yaml")).expect("apps.yaml");
+    assert_eq!(file, out.stdout);
+
+    let mut json_args = base.to_vec();
+    json_args.extend(["-o", "json", "--output-file", "-"]);
+    let out = violet(&ctx, &json_args);
+    assert_eq!(out.code, 6, "{out:?}");
+    assert_eq!(out.json()["incomplete"][0]["cluster"], "region1");
+
+    let mut allow = base.to_vec();
+    allow.push("--allow-partial");
+    let out = violet(&ctx, &allow).success();
+    assert!(out.stdout.contains("incomplete:"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("warning: the list is incomplete"),
+        "{}",
+        out.stderr
+    );
+
+    // A Failed cluster is marked too, even when it answers.
+    let emu = platform().await;
+    emu.set_cluster_phase("region2", "Failed");
+    let out = violet(
+        &ctx,
+        &[
+            "list",
+            "--platform-address",
+            &emu.url,
+            "--platform-token",
+            ADMIN_TOKEN,
+            "--output-file",
+            "-",
+        ],
+    );
+    assert_eq!(out.code, 7, "{out:?}");
+    assert!(out.stdout.contains("cluster: region2"), "{}", out.stdout);
 }

@@ -701,3 +701,193 @@ async fn kubeconfig_contexts_name_clusters() {
         "{err}"
     );
 }
+
+/// Issue #10 item 19: every platform request says who it is, and every write names violet as
+/// its field manager, so the platform's audit log and managedFields attribute them.
+#[tokio::test]
+async fn requests_carry_the_user_agent_and_writes_the_field_manager() {
+    let emu = PlatformEmulator::start().await;
+    let platform = connect(&password_args(&emu.url, ADMIN.0, ADMIN.1))
+        .await
+        .expect("login");
+    publish(
+        &platform,
+        &plan(&bundle("v2.3.0"), "10.0.0.1:11443", &[]),
+        &ApplyOptions::default(),
+    )
+    .await
+    .expect("publish");
+    publish(
+        &platform,
+        &plan(&bundle("v2.3.0"), "10.0.0.2:11443", &[]),
+        &ApplyOptions::default(),
+    )
+    .await
+    .expect("update");
+    let agents = emu.user_agents();
+    let ua = format!("violet/{}", env!("CARGO_PKG_VERSION"));
+    assert!(agents.len() > 8, "{agents:?}");
+    for a in &agents {
+        assert!(a.ends_with(&format!(" {ua}")), "{a}");
+    }
+    let writes: Vec<&String> = agents
+        .iter()
+        .filter(|a| a.starts_with("POST /kubernetes/") || a.starts_with("PUT /kubernetes/"))
+        .collect();
+    assert!(writes.len() >= 3, "{agents:?}");
+    for w in writes {
+        assert!(w.contains("fieldManager=violet"), "{w}");
+    }
+}
+
+/// Issue #10 item 20: the emulator refuses what the real CRD schemas refuse, with 422 and a
+/// Kubernetes Status naming each field; the synthetic plugin package's ModulePlugin passes.
+#[tokio::test]
+async fn the_emulator_refuses_what_the_crds_refuse() {
+    let emu = PlatformEmulator::start().await;
+    let platform = connect(&token_args(&emu.url, ADMIN_TOKEN))
+        .await
+        .expect("connect");
+    let bad = Metadata {
+        name: Some("web-cli".into()),
+        package_type: Some(PackageType::Plugin),
+        version: Some("v4.0.4".into()),
+        artifact: Some("build.example.com/acp/chart-web-cli:v4.0.4".into()),
+        module_plugin: Some(json!({
+            "apiVersion": "cluster.alauda.io/v1alpha1", "kind": "ModulePlugin",
+            "metadata": { "name": "web-cli" },
+            "spec": { "name": "web-cli", "deleteable": true, "description": "a string" },
+        })),
+        ..Default::default()
+    };
+    let err = publish(
+        &platform,
+        &plan(&bad, "10.0.0.1:11443", &[]),
+        &ApplyOptions::default(),
+    )
+    .await
+    .expect_err("invalid ModulePlugin");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("spec.description: Invalid value: \"string\": spec.description in body must be of type object"),
+        "{msg}"
+    );
+    assert!(msg.contains("spec.logo: Required value"), "{msg}");
+    assert_eq!(err.exit_code(), ExitCode::Remote);
+    assert!(emu.objects("global", "moduleplugins").is_empty());
+
+    // The Status body, as an API server sends it.
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!(
+            "{}/kubernetes/global/apis/app.alauda.io/v1alpha1/namespaces/cpaas-system/artifactversions",
+            emu.url
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"apiVersion": "app.alauda.io/v1alpha1", "kind": "ArtifactVersion",
+                      "metadata": {"name": "x.v1", "namespace": "cpaas-system"}, "spec": {"present": "yes"}}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 422);
+    let status: Value = r.json().await.expect("status");
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["reason"], "Invalid");
+    let causes: Vec<String> = status["details"]["causes"]
+        .as_array()
+        .expect("causes")
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["field"].as_str().unwrap_or(""),
+                c["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            "spec.tag FieldValueRequired",
+            "spec.present FieldValueTypeInvalid"
+        ]
+    );
+
+    // What the synthetic cluster-plugin package writes is valid.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spec = violet::synth::SynthSpec::new("demo-plugin", PackageType::Plugin);
+    spec.container = violet::package::Container::Directory;
+    let pkg = violet::synth::write(&spec, dir.path()).expect("synth");
+    let md: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(pkg.path.join("violet.yaml")).expect("metadata"),
+    )
+    .expect("yaml");
+    let r = http
+        .post(format!(
+            "{}/kubernetes/global/apis/cluster.alauda.io/v1alpha1/moduleplugins",
+            emu.url
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&md["modulePlugin"])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        r.status().as_u16(),
+        201,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+}
+
+/// Issue #10 item 11: credentials in --platform-address are refused (exit 2) and never echoed.
+#[test]
+fn platform_address_with_credentials_is_refused_without_echo() {
+    let ctx = crate::support::TestContext::new();
+    for cmd in ["list", "gc"] {
+        let out = ctx.run([
+            cmd,
+            "--platform-address",
+            "https://admin:S3cr3t-pw@127.0.0.1:1",
+            "--platform-token",
+            "t",
+        ]);
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(
+            out.stderr.contains("must not contain credentials"),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("hint:"), "{}", out.stderr);
+        assert!(
+            !out.stderr.contains("S3cr3t") && !out.stdout.contains("S3cr3t"),
+            "{out:?}"
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spec = violet::synth::SynthSpec::new("demo-operator", PackageType::Bundle);
+    spec.container = violet::package::Container::Directory;
+    let pkg = violet::synth::write(&spec, dir.path()).expect("synth");
+    let out = ctx
+        .violet()
+        .arg("push")
+        .arg(&pkg.path)
+        .args(["--dest-repo", "127.0.0.1:1", "--no-auth", "--plain"])
+        .env(
+            "VIOLET_PLATFORM_ADDRESS",
+            "http://admin:S3cr3t-pw@127.0.0.1:1",
+        )
+        .env("VIOLET_PLATFORM_TOKEN", "t")
+        .output()
+        .expect("run");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("must not contain credentials"), "{stderr}");
+    assert!(
+        !stdout.contains("S3cr3t") && !stderr.contains("S3cr3t"),
+        "{stdout}{stderr}"
+    );
+}

@@ -84,6 +84,8 @@ fn plugin(dir: &Path) -> SynthPackage {
         "image": "harbor.demo.io/acp/web-cli:v4.0.4",
         "homepage": "harbor.demo.io.example.com/web-cli",
         "deleteable": true,
+        "description": { "en": "Web CLI", "zh": "Web CLI" },
+        "logo": "",
     });
     std::fs::write(&path, serde_saphyr::to_string(&md).expect("yaml")).expect("write metadata");
     pkg
@@ -1088,4 +1090,61 @@ async fn core_package_images_only_then_module_plugins_only() {
             out.stdout
         );
     }
+}
+
+/// Issue #11 (bounded, visible waiting) for push: a cluster answering 503 through the proxy is
+/// waited for with a line on stderr and --retries bounds it; one that stays down (502, empty
+/// body) stops the push before any image is uploaded, naming the cluster and the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_waits_visibly_and_boundedly_for_a_sick_cluster() {
+    let site = Site::new(RegistryOptions::default()).await;
+    let pkg = operator(&site.pkgs(), "v2.3.0");
+    site.emu.make_sick("region1", 503, Some(2));
+    let out = site
+        .push(
+            &pkg.path,
+            &["--clusters", "region1", "--plain", "--retries", "3"],
+        )
+        .await;
+    assert_code(&out, 0);
+    assert_eq!(
+        out.stderr
+            .matches("waiting: cluster region1 answered HTTP 503 through the platform proxy")
+            .count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    assert!(
+        site.emu
+            .object("region1", "artifacts", NS, OPERATOR)
+            .is_some()
+    );
+
+    let pkg = operator(&site.pkgs(), "v2.4.0");
+    site.emu.make_sick("region2", 502, None);
+    let puts = site.manifest_puts();
+    let out = site
+        .push(
+            &pkg.path,
+            &["--clusters", "region2", "--plain", "--retries", "1"],
+        )
+        .await;
+    assert_code(&out, 6);
+    assert!(
+        out.stderr.contains(&format!(
+            "cluster region2 is not answering through the platform proxy {}/kubernetes/region2",
+            site.emu.url
+        )) || out
+            .stdout
+            .contains("is not answering through the platform proxy"),
+        "{}{}",
+        out.stderr,
+        out.stdout
+    );
+    assert!(
+        !format!("{}{}", out.stderr, out.stdout).contains("Failed to parse"),
+        "{out:?}"
+    );
+    assert_eq!(site.manifest_puts(), puts, "nothing may be pushed");
 }

@@ -5,7 +5,14 @@
 //!   (get, list with label selectors, create → 409 AlreadyExists, update → 409 Conflict on a stale
 //!   resourceVersion, merge patch, server-side apply, delete with owner cascade, Status bodies);
 //! * ProductBase `base` and secret `cpaas-system/registry-admin`, seeded by the test;
-//! * the marketplace's ArtifactVersion checks (owner reference, bundle image in the registry).
+//! * the marketplace's ArtifactVersion checks (owner reference, bundle image in the registry);
+//! * the CRD schemas of the catalog kinds (violet-facts §4): a write that violates one gets 422
+//!   `Invalid` with `details.causes`, as from a real API server;
+//! * OperatorViews and ModulePluginViews computed from the underlying objects (Artifacts,
+//!   Subscriptions and CSVs of each cluster; ModulePlugins and ModuleInfos of global), as the
+//!   platform's controllers compute them, and a way to freeze them (a lagging controller);
+//! * sick clusters (the proxy answers 502/503/504 with an empty body), cluster phases, delete
+//!   preconditions (uid, resourceVersion → 409), and every request's User-Agent.
 //!
 //! Users: `admin` (platform-admin) and `viewer` (reads only: 403 on writes and secrets).
 
@@ -58,6 +65,18 @@ struct Inner {
     /// (cluster, plural) that read-only users may not read either (no RBAC grant there).
     forbidden: HashSet<(String, String)>,
     log: Vec<String>,
+    /// `METHOD path?query UA` of every request.
+    agents: Vec<String>,
+    /// cluster → (HTTP status the proxy answers with, how many more times; None: always).
+    sick: HashMap<String, (u16, Option<u32>)>,
+    /// (cluster, plural): after the next list, every listed object is changed by someone else.
+    touch_after_list: HashSet<(String, String)>,
+    /// Views served as they were when frozen (a lagging controller), instead of computed.
+    frozen_views: Option<BTreeMap<Key, Value>>,
+    /// Views the controller does not produce (a catalog the views do not cover): (namespace, name).
+    hidden_views: HashSet<(String, String)>,
+    /// module → (lifecycle label, English display name), what the plugin's chart declares.
+    plugin_meta: BTreeMap<String, (Option<String>, String)>,
 }
 
 struct Flow {
@@ -95,6 +114,12 @@ fn kind_of(group: &str, plural: &str) -> Option<Kind> {
         ("app.alauda.io", "operatorviews") => k("OperatorView", "v1alpha2", true),
         ("app.alauda.io", "modulepluginviews") => k("ModulePluginView", "v1alpha2", false),
         ("platform.tkestack.io", "clusters") => k("Cluster", "v1", false),
+        ("cluster.alauda.io", "moduleinfoes") => k("ModuleInfo", "v1alpha1", false),
+        // OLM, in every cluster: the cluster's own record of installed operators.
+        ("operators.coreos.com", "subscriptions") => k("Subscription", "v1alpha1", true),
+        ("operators.coreos.com", "clusterserviceversions") => {
+            k("ClusterServiceVersion", "v1alpha1", true)
+        }
         // Captain's chart applications, in every cluster (v1, the version captain's CRD stores).
         ("app.alauda.io", "helmrequests") => k("HelmRequest", "v1", true),
         ("product.alauda.io", "productbases") => k("ProductBase", "v1alpha2", false),
@@ -191,7 +216,20 @@ impl PlatformEmulator {
 
     /// Stores `obj` as is (plus uid and resourceVersion) and returns its uid: for objects the
     /// platform or other tools made, such as old ArtifactVersions or ModuleConfigs.
+    /// Catalog objects are checked against the CRD schemas too: a fixture the real API server
+    /// would refuse is a broken test.
     pub fn seed(&self, cluster: &str, plural: &str, namespace: &str, obj: Value) -> String {
+        if let Some(kind) = obj["kind"].as_str() {
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            if let Some(schema) = crd_schema(kind) {
+                let mut causes = Vec::new();
+                check_schema(&schema, &obj, "", &mut causes);
+                assert!(
+                    causes.is_empty(),
+                    "seeded {kind} {name} violates its CRD schema: {causes:?}"
+                );
+            }
+        }
         self.lock().put_seed(cluster, plural, namespace, obj)
     }
 
@@ -207,8 +245,11 @@ impl PlatformEmulator {
         }
     }
 
-    /// An OperatorView (global cluster, namespace = `cluster`) with the fields violet reads.
-    /// An empty `phase` seeds a view of an operator that is offered but not installed.
+    /// An operator as OLM records it in `cluster`: a Subscription (namespace `operators`) to
+    /// package `name` with `installed_csv`, and that CSV with `display_name` and a phase
+    /// (`Installed` → `Succeeded`). The OperatorView is computed from these (and the cluster's
+    /// Artifacts). An empty `phase` seeds nothing: the view of an operator that is only offered
+    /// comes from its Artifact.
     pub fn seed_operator_view(
         &self,
         cluster: &str,
@@ -217,26 +258,42 @@ impl PlatformEmulator {
         installed_csv: &str,
         display_name: &str,
     ) {
-        let mut status = json!({
-            "packageManifestStatus": { "channels": [ { "name": "stable", "currentCSVDesc": { "displayName": display_name } } ] },
-        });
-        if !phase.is_empty() {
-            status["operatorStatus"] = json!({
-                "phase": phase,
-                "installation": { "artifactName": name, "subscription": { "installedCSV": installed_csv } },
-            });
+        if phase.is_empty() {
+            return;
         }
-        let obj = json!({
-            "apiVersion": "app.alauda.io/v1alpha2", "kind": "OperatorView",
-            "metadata": { "name": name, "namespace": cluster },
-            "status": status,
-        });
-        self.lock()
-            .put_seed("global", "operatorviews", cluster, obj);
+        self.seed_subscription(cluster, name, installed_csv);
+        if !installed_csv.is_empty() {
+            let csv_phase = if phase == "Installed" {
+                "Succeeded"
+            } else {
+                phase
+            };
+            let obj = json!({
+                "apiVersion": "operators.coreos.com/v1alpha1", "kind": "ClusterServiceVersion",
+                "metadata": { "name": installed_csv, "namespace": "operators" },
+                "spec": { "displayName": display_name },
+                "status": { "phase": csv_phase },
+            });
+            self.lock()
+                .put_seed(cluster, "clusterserviceversions", "operators", obj);
+        }
     }
 
-    /// A ModulePluginView: `lifecycle` None leaves the label out (agnostic), `installed` is
-    /// (cluster, version) pairs.
+    /// An OLM Subscription in `cluster` to `package`, with `installed_csv` in its status.
+    pub fn seed_subscription(&self, cluster: &str, package: &str, installed_csv: &str) {
+        let obj = json!({
+            "apiVersion": "operators.coreos.com/v1alpha1", "kind": "Subscription",
+            "metadata": { "name": package, "namespace": "operators" },
+            "spec": { "name": package, "source": "platform", "sourceNamespace": "cpaas-system", "channel": "stable" },
+            "status": { "installedCSV": installed_csv, "state": if installed_csv.is_empty() { "UpgradePending" } else { "AtLatestKnown" } },
+        });
+        self.lock()
+            .put_seed(cluster, "subscriptions", "operators", obj);
+    }
+
+    /// A cluster plugin: what its chart declares (`lifecycle` None: no label, agnostic) and one
+    /// ModuleInfo per (cluster, version) installation. Its ModulePluginView is computed from these
+    /// and the ModulePlugin, if any.
     pub fn seed_plugin_view(
         &self,
         module: &str,
@@ -244,21 +301,89 @@ impl PlatformEmulator {
         display_en: &str,
         installed: &[(&str, &str)],
     ) {
-        let mut labels = json!({ "cpaas.io/module-name": module });
-        if let Some(l) = lifecycle {
-            labels["cpaas.io/lifecycle-type"] = l.into();
+        self.lock().plugin_meta.insert(
+            module.into(),
+            (lifecycle.map(str::to_string), display_en.to_string()),
+        );
+        for (cluster, version) in installed {
+            self.seed_module_info(module, cluster, version);
         }
-        let display = json!({ "en": display_en, "zh": display_en }).to_string();
-        let installed: Vec<Value> = installed
-            .iter()
-            .map(|(c, v)| json!({ "cluster": c, "name": module, "phase": "Running", "version": v }))
-            .collect();
+    }
+
+    /// The platform's record of plugin `module` installed in `cluster` at `version`.
+    pub fn seed_module_info(&self, module: &str, cluster: &str, version: &str) {
         let obj = json!({
-            "apiVersion": "app.alauda.io/v1alpha2", "kind": "ModulePluginView",
-            "metadata": { "name": module, "labels": labels, "annotations": { "cpaas.io/display-name": display } },
-            "status": { "installed": installed },
+            "apiVersion": "cluster.alauda.io/v1alpha1", "kind": "ModuleInfo",
+            "metadata": { "name": format!("{cluster}-{module}"),
+                          "labels": { "cpaas.io/module-name": module, "cpaas.io/cluster-name": cluster, "cpaas.io/module-type": "plugin" } },
+            "spec": { "version": version, "config": {} },
+            "status": { "version": version, "phase": "Running" },
         });
-        self.lock().put_seed("global", "modulepluginviews", "", obj);
+        self.lock().put_seed("global", "moduleinfoes", "", obj);
+    }
+
+    /// Removes an object as someone else would (no cascade).
+    pub fn remove(&self, cluster: &str, plural: &str, namespace: &str, name: &str) {
+        self.lock()
+            .objects
+            .remove(&(cluster.into(), plural.into(), namespace.into(), name.into()));
+    }
+
+    /// From now on the views are served as they are now, whatever happens to the objects
+    /// behind them: a lagging or stuck controller.
+    pub fn freeze_views(&self) {
+        let mut s = self.lock();
+        let mut frozen = BTreeMap::new();
+        for plural in ["operatorviews", "modulepluginviews"] {
+            for (ns, v) in s.computed_views(plural) {
+                let name = v["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                frozen.insert(("global".into(), plural.into(), ns, name), v);
+            }
+        }
+        s.frozen_views = Some(frozen);
+    }
+
+    /// The views of the marketplace do not cover this operator in this cluster.
+    pub fn hide_operator_view(&self, cluster: &str, name: &str) {
+        self.lock()
+            .hidden_views
+            .insert((cluster.into(), name.into()));
+    }
+
+    /// The proxy answers every request for `cluster` with `code` and an empty body, `times`
+    /// times (None: until further notice), as when the cluster's API server or tunnel is down.
+    pub fn make_sick(&self, cluster: &str, code: u16, times: Option<u32>) {
+        self.lock().sick.insert(cluster.into(), (code, times));
+    }
+
+    /// The `clusters.platform.tkestack.io` object of `cluster` gets `status.phase` = `phase`.
+    pub fn set_cluster_phase(&self, cluster: &str, phase: &str) {
+        let mut s = self.lock();
+        let k: Key = (
+            "global".into(),
+            "clusters".into(),
+            String::new(),
+            cluster.into(),
+        );
+        if let Some(o) = s.objects.get_mut(&k) {
+            o["status"]["phase"] = phase.into();
+        }
+    }
+
+    /// After the next list of `plural` in `cluster`, every object listed is changed by someone
+    /// else (a concurrent writer between gc's plan and its deletes).
+    pub fn touch_after_list(&self, cluster: &str, plural: &str) {
+        self.lock()
+            .touch_after_list
+            .insert((cluster.into(), plural.into()));
+    }
+
+    /// `METHOD path?query UA` of every request so far.
+    pub fn user_agents(&self) -> Vec<String> {
+        self.lock().agents.clone()
     }
 
     /// A HelmRequest in `cluster` (namespace `ns`) for `chart` (`<repo>/<name>`): `phase` and the
@@ -432,6 +557,129 @@ impl Inner {
         self.resource_version.to_string()
     }
 
+    /// The views as the marketplace controllers compute them: (namespace, view).
+    /// OperatorView `<cluster>/<package>`: one per bundle Artifact (`operatorhub-` prefix dropped)
+    /// and per Subscription of the cluster; its installation comes from the Subscription and the
+    /// CSV it names. ModulePluginView `<module>`: one per ModulePlugin or declared plugin; its
+    /// `installed` list comes from the ModuleInfos of global.
+    fn computed_views(&self, plural: &str) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        if plural == "operatorviews" {
+            for cluster in &self.clusters {
+                // package → (artifact name, display name, subscription)
+                let mut packages: BTreeMap<String, (String, String, Option<Value>)> =
+                    BTreeMap::new();
+                for (k, a) in &self.objects {
+                    if k.0 != *cluster || k.1 != "artifacts" || a["spec"]["type"] != "bundle" {
+                        continue;
+                    }
+                    let package = k.3.strip_prefix("operatorhub-").unwrap_or(&k.3).to_string();
+                    let display = a["spec"]["displayName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
+                    packages.insert(package, (k.3.clone(), display, None));
+                }
+                for (k, sub) in &self.objects {
+                    if k.0 != *cluster || k.1 != "subscriptions" {
+                        continue;
+                    }
+                    let package = sub["spec"]["name"].as_str().unwrap_or_default().to_string();
+                    let e =
+                        packages
+                            .entry(package.clone())
+                            .or_insert((package, String::new(), None));
+                    e.2 = Some(sub.clone());
+                }
+                for (package, (artifact, display, sub)) in packages {
+                    if self
+                        .hidden_views
+                        .contains(&(cluster.clone(), package.clone()))
+                    {
+                        continue;
+                    }
+                    let mut display = display;
+                    let mut st = json!({});
+                    if let Some(sub) = sub {
+                        let csv = sub["status"]["installedCSV"].as_str().unwrap_or_default();
+                        let ns = sub["metadata"]["namespace"].as_str().unwrap_or_default();
+                        let csv_obj = self.objects.get(&(
+                            cluster.clone(),
+                            "clusterserviceversions".into(),
+                            ns.into(),
+                            csv.into(),
+                        ));
+                        if let Some(d) = csv_obj.and_then(|c| c["spec"]["displayName"].as_str()) {
+                            display = d.to_string();
+                        }
+                        let phase = match (csv, csv_obj.and_then(|c| c["status"]["phase"].as_str()))
+                        {
+                            ("", _) => "Installing".to_string(),
+                            (_, None) | (_, Some("Succeeded")) => "Installed".to_string(),
+                            (_, Some(p)) => p.to_string(),
+                        };
+                        st["operatorStatus"] = json!({
+                            "phase": phase,
+                            "installation": { "artifactName": artifact, "subscription": { "installedCSV": csv } },
+                        });
+                    }
+                    st["packageManifestStatus"] = json!({ "channels": [ { "name": "stable", "currentCSVDesc": { "displayName": display } } ] });
+                    out.push((
+                        cluster.clone(),
+                        json!({
+                            "apiVersion": "app.alauda.io/v1alpha2", "kind": "OperatorView",
+                            "metadata": { "name": package, "namespace": cluster },
+                            "status": st,
+                        }),
+                    ));
+                }
+            }
+        } else if plural == "modulepluginviews" {
+            let mut modules: BTreeMap<String, (Option<String>, String)> = self.plugin_meta.clone();
+            for (k, mp) in &self.objects {
+                if k.0 != "global" || k.1 != "moduleplugins" {
+                    continue;
+                }
+                let e = modules.entry(k.3.clone()).or_insert((None, k.3.clone()));
+                if let Some(l) = mp["metadata"]["labels"]["cpaas.io/lifecycle-type"].as_str() {
+                    e.0 = Some(l.to_string());
+                }
+            }
+            for (module, (lifecycle, display)) in modules {
+                let installed: Vec<Value> = self
+                    .objects
+                    .iter()
+                    .filter(|(k, v)| {
+                        k.0 == "global"
+                            && k.1 == "moduleinfoes"
+                            && v["metadata"]["labels"]["cpaas.io/module-name"] == module.as_str()
+                    })
+                    .map(|(_, v)| {
+                        json!({
+                            "cluster": v["metadata"]["labels"]["cpaas.io/cluster-name"],
+                            "name": module, "phase": v["status"]["phase"],
+                            "version": v["status"]["version"],
+                        })
+                    })
+                    .collect();
+                let mut labels = json!({ "cpaas.io/module-name": module });
+                if let Some(l) = lifecycle {
+                    labels["cpaas.io/lifecycle-type"] = l.into();
+                }
+                let display = json!({ "en": display, "zh": display }).to_string();
+                out.push((
+                    String::new(),
+                    json!({
+                        "apiVersion": "app.alauda.io/v1alpha2", "kind": "ModulePluginView",
+                        "metadata": { "name": module, "labels": labels, "annotations": { "cpaas.io/display-name": display } },
+                        "status": { "installed": installed },
+                    }),
+                ));
+            }
+        }
+        out
+    }
+
     fn put_seed(&mut self, cluster: &str, plural: &str, ns: &str, mut obj: Value) -> String {
         let uid = self.next_id();
         obj["metadata"]["uid"] = uid.clone().into();
@@ -464,6 +712,11 @@ async fn handle(
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         let q = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
         s.log.push(format!("{method} {path}{q}"));
+        let ua = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        s.agents.push(format!("{method} {path}{q} {ua}"));
     }
     if let Some(rest) = path.strip_prefix("/kubernetes/") {
         return kube(state, method, rest.to_string(), &uri, &headers, body).await;
@@ -679,6 +932,28 @@ async fn kube(
     if !cluster_known {
         return status(404, "NotFound", format!("cluster {cluster:?} not found"));
     }
+    {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((code, left)) = s.sick.get_mut(&cluster) {
+            let code = *code;
+            match left {
+                Some(0) => {
+                    s.sick.remove(&cluster);
+                }
+                Some(n) => {
+                    *n -= 1;
+                    return StatusCode::from_u16(code)
+                        .unwrap_or(StatusCode::BAD_GATEWAY)
+                        .into_response();
+                }
+                None => {
+                    return StatusCode::from_u16(code)
+                        .unwrap_or(StatusCode::BAD_GATEWAY)
+                        .into_response();
+                }
+            }
+        }
+    }
     if rest.trim_end_matches('/') == format!("{cluster}/version") {
         return axum::Json(json!({ "major": "1", "minor": "33", "gitVersion": "v1.33.4", "platform": "linux/amd64" }))
             .into_response();
@@ -786,15 +1061,54 @@ async fn kube(
             }
             (Method::GET, None) => {
                 let sel = q.get("labelSelector").cloned().unwrap_or_default();
-                let items: Vec<Value> = s
-                    .objects
-                    .iter()
+                let views = (cluster == "global"
+                    && matches!(plural.as_str(), "operatorviews" | "modulepluginviews"))
+                .then(|| match &s.frozen_views {
+                    Some(f) => f
+                        .iter()
+                        .filter(|(k, _)| k.1 == plural)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<Vec<_>>(),
+                    None => s
+                        .computed_views(&plural)
+                        .into_iter()
+                        .map(|(vns, v)| {
+                            let n = v["metadata"]["name"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string();
+                            (("global".to_string(), plural.clone(), vns, n), v)
+                        })
+                        .collect(),
+                });
+                let source: Vec<(Key, Value)> = match views {
+                    Some(v) => v,
+                    None => s
+                        .objects
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                };
+                let listed: Vec<(Key, Value)> = source
+                    .into_iter()
                     .filter(|(k, _)| {
                         k.0 == cluster && k.1 == plural && (ns.is_empty() || k.2 == ns)
                     })
                     .filter(|(_, v)| selector_matches(&sel, &v["metadata"]["labels"]))
-                    .map(|(_, v)| v.clone())
                     .collect();
+                if s.touch_after_list
+                    .remove(&(cluster.clone(), plural.clone()))
+                {
+                    for (k, _) in &listed {
+                        let rv = s.next_rv();
+                        if let Some(o) = s.objects.get_mut(k) {
+                            o["metadata"]["resourceVersion"] = rv.into();
+                            o["metadata"]["annotations"]["emulator/touched-by"] =
+                                "someone-else".into();
+                        }
+                    }
+                }
+                let items: Vec<Value> = listed.into_iter().map(|(_, v)| v).collect();
                 axum::Json(json!({
                     "apiVersion": api_version, "kind": format!("{}List", kind.kind),
                     "metadata": { "resourceVersion": s.resource_version.to_string() }, "items": items,
@@ -875,6 +1189,27 @@ async fn kube(
             }
             (Method::DELETE, Some(n)) => {
                 let k = key_of(&n);
+                let pre = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .map(|b| b["preconditions"].clone())
+                    .unwrap_or(Value::Null);
+                let failed = s.objects.get(&k).is_some_and(|live| {
+                    ["uid", "resourceVersion"].iter().any(|f| {
+                        pre[f]
+                            .as_str()
+                            .is_some_and(|want| live["metadata"][f].as_str() != Some(want))
+                    })
+                });
+                if failed {
+                    return status(
+                        409,
+                        "Conflict",
+                        format!(
+                            "Operation cannot be fulfilled on {} {n:?}: the precondition (uid, resourceVersion) does not match the object",
+                            gr(&group, &plural)
+                        ),
+                    );
+                }
                 match s.objects.remove(&k) {
                     None => not_found(&n),
                     Some(obj) => {
@@ -904,6 +1239,131 @@ async fn kube(
     response
 }
 
+/// The structural OpenAPI schemas of the CRDs violet writes (violet-facts §4.1–4.3: the `spec`
+/// of `acp-docs:docs/shared/crds/*.yaml`), reduced to what a structural validator checks: type,
+/// required and properties/items. Fields a schema does not name are not checked.
+fn crd_schema(kind: &str) -> Option<Value> {
+    let string = json!({"type": "string"});
+    let boolean = json!({"type": "boolean"});
+    let object = json!({"type": "object"});
+    let label_selector = json!({"type": "object", "properties": {
+        "matchLabels": {"type": "object"},
+        "matchExpressions": {"type": "array", "items": {"type": "object", "required": ["key", "operator"],
+            "properties": {"key": string, "operator": string, "values": {"type": "array", "items": string}}}},
+    }});
+    let plugin_spec = json!({"type": "object", "required": ["deleteable", "description", "logo", "name"], "properties": {
+        "deleteable": boolean, "description": object, "logo": string, "name": string,
+        "version": string, "mainChart": string, "affinity": object, "appReleases": {"type": "array"},
+        "valuesTemplates": object, "config": object, "dependencies": {"type": "array"},
+        "upgradeBefore": {"type": "array"}, "supportedUpgradeVersions": string, "mustUpgrade": boolean,
+    }});
+    let meta = json!({"type": "object", "required": ["name"], "properties": {
+        "name": string, "namespace": string,
+        "labels": {"type": "object", "additionalProperties": string},
+        "annotations": {"type": "object", "additionalProperties": string},
+        "ownerReferences": {"type": "array", "items": {"type": "object", "required": ["apiVersion", "kind", "name", "uid"],
+            "properties": {"apiVersion": string, "kind": string, "name": string, "uid": string}}},
+    }});
+    let spec = match kind {
+        "Artifact" => json!({"type": "object",
+        "required": ["artifactVersionSelector", "present", "registry", "repository", "type"],
+        "properties": {
+            "artifactVersionSelector": label_selector, "present": boolean, "registry": string,
+            "repository": string, "type": string, "displayName": string, "description": string,
+            "imagePullSecrets": {"type": "array", "items": string},
+            "tagPatterns": {"type": "array", "items": {"type": "object", "properties": {
+                "name": string, "regex": string, "maxQuantity": {"type": "integer"}}}},
+        }}),
+        "ArtifactVersion" => json!({"type": "object", "required": ["present", "tag"],
+            "properties": {"present": boolean, "tag": string}}),
+        "ModulePlugin" | "ModuleConfig" => plugin_spec,
+        _ => return None,
+    };
+    Some(
+        json!({"type": "object", "required": ["metadata", "spec"], "properties": {"metadata": meta, "spec": spec}}),
+    )
+}
+
+/// One structural check, as the API server reports it: (field path, cause reason, message).
+fn check_schema(schema: &Value, v: &Value, path: &str, causes: &mut Vec<(String, String, String)>) {
+    let ty = schema["type"].as_str().unwrap_or("");
+    let ok = match ty {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "boolean" => v.is_boolean(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        _ => true,
+    };
+    if !ok {
+        let shown = match v {
+            Value::String(_) => "string",
+            Value::Bool(_) => "boolean",
+            Value::Number(_) => "number",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+            Value::Null => "null",
+        };
+        causes.push((
+            path.to_string(),
+            "FieldValueTypeInvalid".into(),
+            format!("Invalid value: \"{shown}\": {path} in body must be of type {ty}: \"{shown}\""),
+        ));
+        return;
+    }
+    if let Some(req) = schema["required"].as_array() {
+        for r in req.iter().filter_map(Value::as_str) {
+            if v.get(r).is_none_or(Value::is_null) {
+                let field = format!("{path}.{r}").trim_start_matches('.').to_string();
+                causes.push((field, "FieldValueRequired".into(), "Required value".into()));
+            }
+        }
+    }
+    if let (Some(props), Some(obj)) = (schema["properties"].as_object(), v.as_object()) {
+        for (k, sub) in props {
+            if let Some(val) = obj.get(k).filter(|x| !x.is_null()) {
+                check_schema(
+                    sub,
+                    val,
+                    format!("{path}.{k}").trim_start_matches('.'),
+                    causes,
+                );
+            }
+        }
+    }
+    if let (Some(extra), Some(obj)) = (schema.get("additionalProperties"), v.as_object()) {
+        for (k, val) in obj {
+            check_schema(extra, val, &format!("{path}[{k}]"), causes);
+        }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), v.as_array()) {
+        for (i, val) in arr.iter().enumerate() {
+            check_schema(items, val, &format!("{path}[{i}]"), causes);
+        }
+    }
+}
+
+/// 422 `Invalid` with `details.causes` when `obj` violates its CRD schema, as the API server answers.
+fn validate(kind: &str, group: &str, name: &str, obj: &Value) -> Option<Response> {
+    let schema = crd_schema(kind)?;
+    let mut causes = Vec::new();
+    check_schema(&schema, obj, "", &mut causes);
+    if causes.is_empty() {
+        return None;
+    }
+    let summary: Vec<String> = causes.iter().map(|(f, _, m)| format!("{f}: {m}")).collect();
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": format!("{kind}.{group} {name:?} is invalid: [{}]", summary.join(", ")),
+        "reason": "Invalid",
+        "details": { "name": name, "group": group, "kind": kind,
+            "causes": causes.iter().map(|(f, r, m)| json!({"reason": r, "message": m, "field": f})).collect::<Vec<_>>() },
+        "code": 422,
+    });
+    Some((StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn create(
     s: &mut Inner,
@@ -930,6 +1390,9 @@ fn create(
             "BadRequest",
             "the namespace of the provided object does not match the namespace sent on the request",
         );
+    }
+    if let Some(invalid) = validate(kind.kind, group, &k.3, &obj) {
+        return invalid;
     }
     if s.objects.contains_key(k) {
         return status(
@@ -976,6 +1439,11 @@ fn update(
             "BadRequest",
             "the name of the object does not match the name on the URL",
         );
+    }
+    if let Some(kind) = live["kind"].as_str()
+        && let Some(invalid) = validate(kind, group, &k.3, &obj)
+    {
+        return invalid;
     }
     match obj["metadata"]["resourceVersion"].as_str() {
         // A merge patch carries no resourceVersion and applies to the current object.
