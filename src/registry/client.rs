@@ -606,14 +606,20 @@ impl Client {
         loop {
             let mut rb =
                 build(self.inner.http.request(method.clone(), url.clone())).timeout(IDLE_TIMEOUT);
-            let authorization = self.inner.auth.header(&self.inner.http, scopes).await?;
+            let authorization = self.authorization(&url, scopes).await?;
             let sent_credentials = authorization.is_some();
             if let Some(h) = authorization {
                 rb = rb.header(reqwest::header::AUTHORIZATION, h);
             }
+            tracing::trace!(method = %method, path = url.path(), credentials = sent_credentials, "registry request");
             let resp = rb.send().await.map_err(|e| self.transport_failure(&e))?;
             tracing::debug!(method = %method, path = url.path(), status = resp.status().as_u16(), "registry answer");
-            if resp.status() == StatusCode::UNAUTHORIZED && self.inner.auth.learn(resp.headers()) {
+            // Another origin's challenge is not the registry's: learning it would send the
+            // credentials there on the next try.
+            if resp.status() == StatusCode::UNAUTHORIZED
+                && self.same_origin(&url)
+                && self.inner.auth.learn(resp.headers())
+            {
                 let again = if sent_credentials {
                     !std::mem::replace(&mut refreshed, true)
                 } else {
@@ -690,9 +696,34 @@ impl Client {
         self.inner.base.join(raw).ok()
     }
 
+    /// Whether `url` is on the registry's own origin (scheme, host, port). Credentials are only
+    /// ever sent there: an upload `Location` may point at a storage front end or a CDN on another
+    /// origin, which must not learn the user's password or token (docker and containerd behave
+    /// the same; such locations are pre-authorised by their query).
+    fn same_origin(&self, url: &Url) -> bool {
+        url.origin() == self.inner.base.origin()
+    }
+
+    /// The `Authorization` header for a request to `url`: none for another origin.
+    async fn authorization(
+        &self,
+        url: &Url,
+        scopes: &[String],
+    ) -> Result<Option<reqwest::header::HeaderValue>, RegistryError> {
+        if !self.same_origin(url) {
+            tracing::trace!(
+                host = url.host_str().unwrap_or(""),
+                "request to another origin: no credentials sent"
+            );
+            return Ok(None);
+        }
+        self.inner.auth.header(&self.inner.http, scopes).await
+    }
+
     async fn cancel(&self, session: Url, scopes: &[String]) {
+        let auth = self.authorization(&session, scopes).await;
         let mut rb = self.inner.http.delete(session).timeout(IDLE_TIMEOUT);
-        if let Ok(Some(h)) = self.inner.auth.header(&self.inner.http, scopes).await {
+        if let Ok(Some(h)) = auth {
             rb = rb.header(reqwest::header::AUTHORIZATION, h);
         }
         if let Err(e) = rb.send().await {
@@ -897,7 +928,9 @@ impl Client {
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, Failure> {
         let mut rb = build(self.inner.http.request(method.clone(), url.clone()));
-        if let Some(h) = self.inner.auth.header(&self.inner.http, scopes).await? {
+        let authorization = self.authorization(&url, scopes).await?;
+        tracing::trace!(method = %method, path = url.path(), credentials = authorization.is_some(), "registry request with a streamed body");
+        if let Some(h) = authorization {
             rb = rb.header(reqwest::header::AUTHORIZATION, h);
         }
         // A small channel between our reader and reqwest keeps memory bounded and lets the
@@ -945,7 +978,10 @@ impl Client {
             Some(r) => r.map_err(|e| self.transport_failure(&e))?,
         };
         tracing::debug!(method = %method, path = url.path(), status = resp.status().as_u16(), "registry answer");
-        if resp.status() == StatusCode::UNAUTHORIZED && self.inner.auth.learn(resp.headers()) {
+        if resp.status() == StatusCode::UNAUTHORIZED
+            && self.same_origin(&url)
+            && self.inner.auth.learn(resp.headers())
+        {
             self.inner.auth.invalidate(scopes);
             let h = resp.headers().clone();
             let err = self.auth_error(
