@@ -180,6 +180,12 @@ impl Client {
         &self.inner.config.host
     }
 
+    /// Attempts after the first for retriable failures (`--retries`); callers that restart a
+    /// whole pass (a single-read source) spend the same budget.
+    pub fn retries(&self) -> u32 {
+        self.inner.config.retries
+    }
+
     /// `GET /v2/`: checks reachability, TLS and credentials up front.
     pub async fn ping(&self) -> Result<(), RegistryError> {
         let ctx = Ctx {
@@ -301,6 +307,7 @@ impl Client {
     }
 
     /// Uploads a blob (monolithic streamed PUT, or chunked PATCHes when forced or required).
+    /// `progress` gets the bytes sent so far in the current attempt, and 0 when an attempt starts.
     pub async fn upload_blob(
         &self,
         repo: &str,
@@ -316,6 +323,9 @@ impl Client {
         };
         let scopes = [auth::repo_scope(repo, "pull,push")];
         let mut opened = 0u32;
+        // The failure that made the last attempt restart: what the user is told if the source
+        // cannot be reopened.
+        let mut last: Option<RegistryError> = None;
         self.retrying(async || {
             opened += 1;
             let stream = open().map_err(|e| {
@@ -324,12 +334,20 @@ impl Client {
                         registry: self.host().into(),
                         repository: repo.into(),
                         digest: digest.to_string(),
+                        cause: Box::new(last.take().unwrap_or_else(|| RegistryError::Other {
+                            registry: self.host().into(),
+                            message: format!(
+                                "the upload of blob {digest} to {repo} had to restart"
+                            ),
+                        })),
                     }
                 } else {
                     self.source_error(repo, digest, format!("cannot open the blob: {e}"))
                 };
                 Failure::fail(err)
             })?;
+            // A new attempt: callers counting bytes sent tell a restart from progress by this.
+            progress(0);
             let mut source = Source {
                 stream,
                 pending: None,
@@ -338,8 +356,13 @@ impl Client {
                 eof_checked: false,
                 progress,
             };
-            self.upload_once(repo, digest, &scopes, &ctx, &mut source)
-                .await
+            let r = self
+                .upload_once(repo, digest, &scopes, &ctx, &mut source)
+                .await;
+            if let Err(f) = &r {
+                last = Some(f.err.clone());
+            }
+            r
         })
         .await
     }

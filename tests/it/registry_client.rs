@@ -615,6 +615,12 @@ async fn unrewindable_source_is_reported_not_retried() {
         matches!(err, RegistryError::SourceNotRewindable { .. }),
         "{err:?}"
     );
+    // What the user would be told is the failure that forced the restart, with its exit code.
+    assert!(
+        err.to_string().starts_with("cannot reach registry"),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), ExitCode::Network);
     assert_eq!(opens.load(Ordering::SeqCst), 2);
 }
 
