@@ -153,6 +153,15 @@ impl From<RegistryError> for Failure {
 
 impl Client {
     pub fn new(config: RegistryConfig) -> Result<Self, RegistryError> {
+        Self::with_role(config, auth::Role::Destination)
+    }
+
+    /// A client for `violet mirror`'s source: the same, but auth errors name the `--from-*` flags.
+    pub fn mirror_source(config: RegistryConfig) -> Result<Self, RegistryError> {
+        Self::with_role(config, auth::Role::MirrorSource)
+    }
+
+    fn with_role(config: RegistryConfig, role: auth::Role) -> Result<Self, RegistryError> {
         let scheme = if config.plain { "http" } else { "https" };
         let base = Url::parse(&format!("{scheme}://{}/", config.host))
             .ok()
@@ -162,7 +171,7 @@ impl Client {
                 message: "not a registry host: expected host[:port] without scheme or path".into(),
             })?;
         let http = transport::build(&config)?;
-        let auth = Auth::new(config.host.clone(), config.credentials.clone());
+        let auth = Auth::with_role(config.host.clone(), config.credentials.clone(), role);
         let chunk = AtomicU64::new(config.chunk_size.map_or(0, |c| c.max(1)));
         Ok(Self {
             inner: Arc::new(Inner {
