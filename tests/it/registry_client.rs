@@ -755,3 +755,47 @@ fn push_through_cross_origin_uploads_keeps_the_password_home() {
     assert_no_credentials_at_storage(&adv, "PUT");
     assert!(!out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD));
 }
+
+/// `-vv` is trace as `--help` says; logs written to a pipe carry no colour codes, with or without
+/// `NO_COLOR`; `-v` stays at debug.
+#[test]
+fn verbose_logs_are_plain_text_and_vv_is_trace() {
+    let ctx = TestContext::new();
+    let reg = Registry::start(RegistryOptions::default());
+    let pkg = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/tiny-operator.stable.ALL.v0.1.0.tgz");
+    let push = |verbose: &str, no_color: bool| {
+        let mut cmd = ctx.violet();
+        cmd.env_remove("NO_COLOR").env("TERM", "xterm-256color");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        cmd.args([
+            verbose,
+            "push",
+            &pkg.display().to_string(),
+            "--dest-repo",
+            &reg.host(),
+            "--skip-crs",
+            "--plain",
+            "--no-auth",
+        ]);
+        crate::support::run(cmd, None)
+    };
+    for no_color in [false, true] {
+        let trace = push("-vv", no_color);
+        assert_eq!(trace.code, 0, "{trace:?}");
+        assert!(
+            !trace.stderr.contains('\u{1b}'),
+            "colour codes: {:?}",
+            trace.stderr
+        );
+        assert!(trace.stderr.contains("TRACE"), "{}", trace.stderr);
+        assert!(trace.stderr.contains("DEBUG"), "{}", trace.stderr);
+    }
+    let debug = push("-v", false);
+    assert_eq!(debug.code, 0, "{debug:?}");
+    assert!(!debug.stderr.contains('\u{1b}'), "{:?}", debug.stderr);
+    assert!(debug.stderr.contains("DEBUG"), "{}", debug.stderr);
+    assert!(!debug.stderr.contains("TRACE"), "{}", debug.stderr);
+}
