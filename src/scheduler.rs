@@ -813,14 +813,13 @@ impl Scheduler {
                                 Err(e) => {
                                     let code = e.exit_code();
                                     let source = is_source_error(&e);
-                                    // A restart forced by a retriable failure (or a refreshed
-                                    // token) goes to the next pass while this destination's
-                                    // budget lasts; its cause is what is reported at the end.
+                                    // Only a restart forced by a retriable failure (or a
+                                    // refreshed token) goes to the next pass, while this
+                                    // destination's budget lasts; its cause is what is reported
+                                    // at the end. Anything else is the client's final answer.
                                     let restart = matches!(e, RegistryError::SourceNotRewindable { .. });
                                     let budget = self.clients[k].retries() + 1;
-                                    let fatal = (!restart && matches!(code, ExitCode::Auth | ExitCode::BadPackage))
-                                        || source
-                                        || pass + 1 >= budget;
+                                    let fatal = !restart || source || pass + 1 >= budget;
                                     if fatal {
                                         if let Some(ks) = todo.get_mut(&digest) {
                                             ks.remove(&k);
