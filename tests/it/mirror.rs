@@ -352,3 +352,38 @@ fn source_auth_errors_name_the_source_flags() {
         );
     }
 }
+
+#[test]
+fn uploads_cut_off_until_retries_are_spent_report_the_network_cause() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    let proxy = FaultProxy::start(&b.host());
+    let pkg = seed(&ctx, &a, "spent");
+    proxy.inject(
+        Rule::new(
+            Some("PUT"),
+            "/blobs/uploads/.+",
+            Fault::ResetDuringRequest { after_bytes: 1000 },
+        )
+        .times(usize::MAX),
+    );
+    let out = ctx.run([
+        "mirror",
+        "--from",
+        &a.host(),
+        "--to",
+        &proxy.host(),
+        "--from-plain",
+        "--plain",
+        "--no-auth",
+        "--retries",
+        "1",
+        &relative(&pkg.images[0].0),
+    ]);
+    let text = all_output(&out);
+    // The cause the user can act on, with its exit code: not the internal restart.
+    assert_eq!(out.code, 6, "{text}");
+    assert!(text.contains("cannot reach registry"), "{text}");
+    assert!(!text.contains("cannot be re-read"), "{text}");
+}
