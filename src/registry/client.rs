@@ -662,6 +662,7 @@ impl Client {
                     continue;
                 }
             }
+            self.foreign_refusal(&url, resp.status(), ctx)?;
             return self.check_status(resp, ctx).await;
         }
     }
@@ -1027,7 +1028,39 @@ impl Client {
                 next: Next::Reauth,
             });
         }
+        self.foreign_refusal(&url, resp.status(), ctx)?;
         self.check_status(resp, ctx).await
+    }
+
+    /// A 401/403 from another origin (an upload `Location` elsewhere) is not the user's
+    /// credentials being wrong: none were sent there. Says so, and what usually causes it.
+    fn foreign_refusal(&self, url: &Url, status: StatusCode, ctx: &Ctx) -> Result<(), Failure> {
+        if self.same_origin(url)
+            || (status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN)
+        {
+            return Ok(());
+        }
+        let other = match (url.host_str(), url.port_or_known_default()) {
+            (Some(h), Some(p)) => format!("{}://{h}:{p}", url.scheme()),
+            _ => url.scheme().to_string(),
+        };
+        Err(Failure::fail(RegistryError::Auth {
+            registry: self.host().into(),
+            repository: ctx.access.as_ref().map(|(r, _)| r.clone()),
+            status: status.as_u16(),
+            message: format!(
+                "registry {} sent {} {} to {other}, another origin, which answered HTTP {}: credentials are only sent to {} itself",
+                self.host(),
+                ctx.operation,
+                ctx.what,
+                status.as_u16(),
+                self.host()
+            ),
+            hint: Some(format!(
+                "the registry's external URL setting probably names another host, port or scheme (Harbor externalURL, distribution http.host): make it the address violet uses, {}",
+                self.host()
+            )),
+        }))
     }
 }
 

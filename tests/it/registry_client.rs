@@ -689,6 +689,32 @@ async fn upload_location_on_another_origin_gets_no_credentials() {
 }
 
 #[tokio::test]
+async fn another_origin_asking_for_credentials_is_named_not_blamed_on_the_password() {
+    let (_reg, adv, c) = adversarial(None);
+    adv.storage_without_credentials();
+    let data = b"refused at the other origin";
+    let err = c
+        .upload_blob(
+            "cross/refused",
+            &Digest::of(data),
+            data.len() as u64,
+            &opener(Bytes::from_static(data), 10),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.exit_code(), ExitCode::Auth, "{text}");
+    assert!(text.contains(&adv.storage_host()), "{text}");
+    assert!(text.contains("another origin"), "{text}");
+    assert!(!text.contains("rejected the credentials"), "{text}");
+    assert!(err.hint().is_some_and(|h| h.contains("external URL")));
+    for a in adv.at(Origin::Storage) {
+        assert_eq!(a.authorization, None);
+    }
+}
+
+#[tokio::test]
 async fn chunked_upload_on_another_origin_gets_no_credentials() {
     let (_reg, adv, c) = adversarial(Some(4096));
     let data: Bytes = (0..10_000u32)

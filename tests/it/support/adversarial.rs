@@ -52,6 +52,7 @@ struct Shared {
     upstream: String,
     storage: String,
     redirect_gets: Mutex<bool>,
+    storage_authorises: Mutex<bool>,
     seen: Mutex<Vec<Arrival>>,
     client: Client<HttpConnector, ProxyBody>,
 }
@@ -86,6 +87,7 @@ impl Adversarial {
             upstream: upstream.to_string(),
             storage: storage.to_string(),
             redirect_gets: Mutex::new(false),
+            storage_authorises: Mutex::new(true),
             seen: Mutex::new(Vec::new()),
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
@@ -132,6 +134,16 @@ impl Adversarial {
             .redirect_gets
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = true;
+    }
+
+    /// From now on the storage origin forwards requests as they came (no credentials of its
+    /// own): the registry refuses them, as a misconfigured external URL makes it.
+    pub fn storage_without_credentials(&self) {
+        *self
+            .shared
+            .storage_authorises
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = false;
     }
 
     /// Every request so far, in arrival order.
@@ -210,7 +222,11 @@ async fn handle(
     parts
         .headers
         .insert(HOST, HeaderValue::from_str(&shared.upstream)?);
-    if origin == Origin::Storage {
+    let authorises = *shared
+        .storage_authorises
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if origin == Origin::Storage && authorises {
         // The storage origin authorises itself: the client must not have to send anything.
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
         parts.headers.insert(
