@@ -662,7 +662,9 @@ impl Client {
                     continue;
                 }
             }
-            self.foreign_refusal(&url, resp.status(), ctx)?;
+            if let Some(f) = self.foreign_refusal(&url, resp.status(), ctx) {
+                return Err(f);
+            }
             return self.check_status(resp, ctx).await;
         }
     }
@@ -1028,23 +1030,25 @@ impl Client {
                 next: Next::Reauth,
             });
         }
-        self.foreign_refusal(&url, resp.status(), ctx)?;
+        if let Some(f) = self.foreign_refusal(&url, resp.status(), ctx) {
+            return Err(f);
+        }
         self.check_status(resp, ctx).await
     }
 
     /// A 401/403 from another origin (an upload `Location` elsewhere) is not the user's
     /// credentials being wrong: none were sent there. Says so, and what usually causes it.
-    fn foreign_refusal(&self, url: &Url, status: StatusCode, ctx: &Ctx) -> Result<(), Failure> {
+    fn foreign_refusal(&self, url: &Url, status: StatusCode, ctx: &Ctx) -> Option<Failure> {
         if self.same_origin(url)
             || (status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN)
         {
-            return Ok(());
+            return None;
         }
         let other = match (url.host_str(), url.port_or_known_default()) {
             (Some(h), Some(p)) => format!("{}://{h}:{p}", url.scheme()),
             _ => url.scheme().to_string(),
         };
-        Err(Failure::fail(RegistryError::Auth {
+        Some(Failure::fail(RegistryError::Auth {
             registry: self.host().into(),
             repository: ctx.access.as_ref().map(|(r, _)| r.clone()),
             status: status.as_u16(),
