@@ -130,12 +130,12 @@ pub async fn inspect(
     let is_chart = config_type == Some(HELM_CONFIG)
         || layers
             .iter()
-            .any(|l| l["mediaType"].as_str() == Some(HELM_CHART));
+            .any(|l| l["mediaType"].as_str().is_some_and(is_chart_content));
     let mut files = Vec::new();
     let mut total = 0u64;
     for layer in &layers {
         let media_type = layer["mediaType"].as_str().unwrap_or_default();
-        if is_chart && media_type != HELM_CHART {
+        if is_chart && !is_chart_content(media_type) {
             continue;
         }
         let size = layer["size"].as_u64().unwrap_or(0);
@@ -153,10 +153,18 @@ pub async fn inspect(
             .into());
         }
         let blob = pull::fetch_small(client, &artifact.repository, &digest, size).await?;
-        files.extend(
-            read_tar_gz(&blob, &mut total)
-                .map_err(|e| bad(&label, format!("layer {digest}: {e}")))?,
-        );
+        let compression = Compression::of(media_type)
+            .map_err(|e| {
+                bad(&label, format!("layer {digest}: {e}"))
+                    .with_hint("bundle and chart layers are tar archives: plain, +gzip or +zstd")
+            })?
+            .unwrap_or_else(|| Compression::sniff(&blob));
+        files.extend(read_tar(&blob, compression, &mut total).map_err(|e| {
+            bad(
+                &label,
+                format!("layer {digest} ({media_type}, read as {compression}): {e}"),
+            )
+        })?);
     }
     if is_chart {
         chart_metadata(artifact, &files, module_plugin)
@@ -176,9 +184,78 @@ fn bad(label: &str, message: String) -> Fail {
     Fail::new(ExitCode::Input, format!("artifact {label}: {message}"))
 }
 
-/// Every regular file of a gzip'd tar, paths without `./` or `/` prefixes.
-fn read_tar_gz(blob: &[u8], total: &mut u64) -> std::io::Result<Vec<(String, Vec<u8>)>> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+/// Helm's chart layer (`…chart.content.v1.tar+gzip`), in any compression suffix.
+fn is_chart_content(media_type: &str) -> bool {
+    media_type == HELM_CHART
+        || media_type.starts_with("application/vnd.cncf.helm.chart.content.v1.tar")
+}
+
+/// How a layer's tar is compressed, as its media type declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// OCI `…layer.v1.tar`, `+gzip`, `+zstd` (and the non-distributable forms), docker
+    /// `…rootfs.diff.tar.gzip` / `.tar`, Helm's chart content. `None` for an empty media type
+    /// (some hand-written manifests): such a layer is read by its magic bytes.
+    fn of(media_type: &str) -> Result<Option<Self>, String> {
+        let m = media_type.trim();
+        if m.is_empty() {
+            return Ok(None);
+        }
+        if m.ends_with("+gzip") || m.ends_with(".tar.gzip") || m.ends_with(".tar.gz") {
+            Ok(Some(Compression::Gzip))
+        } else if m.ends_with("+zstd") || m.ends_with(".tar.zstd") || m.ends_with(".tar.zst") {
+            Ok(Some(Compression::Zstd))
+        } else if m.ends_with(".tar") || m.ends_with("v1.tar") {
+            Ok(Some(Compression::None))
+        } else {
+            Err(format!("media type {m:?} is not a tar layer"))
+        }
+    }
+
+    fn sniff(blob: &[u8]) -> Self {
+        if blob.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if blob.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::None => "an uncompressed tar",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        })
+    }
+}
+
+/// Every regular file of a layer's tar in the compression its media type declares, paths
+/// without `./` or `/` prefixes.
+fn read_tar(
+    blob: &[u8],
+    compression: Compression,
+    total: &mut u64,
+) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let reader: Box<dyn Read + '_> = match compression {
+        Compression::None => Box::new(blob),
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(blob)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(blob)?),
+    };
+    read_tar_entries(reader, total)
+}
+
+fn read_tar_entries(reader: impl Read, total: &mut u64) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut archive = tar::Archive::new(reader);
     let mut out = Vec::new();
     for entry in archive.entries()? {
         let entry = entry?;
@@ -431,6 +508,10 @@ mod tests {
         assert!(Reference::parse("reg.io/x@sha256:zz").is_err());
     }
 
+    fn read_tar_gz(blob: &[u8], total: &mut u64) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+        read_tar(blob, Compression::Gzip, total)
+    }
+
     fn tgz(files: &[(&str, &str)]) -> Vec<u8> {
         let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
             Vec::new(),
@@ -444,6 +525,57 @@ mod tests {
             b.append_data(&mut h, p, d.as_bytes()).unwrap();
         }
         b.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn layers_are_read_in_the_compression_their_media_type_declares() {
+        let tar = {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_size(5);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, "./manifests/x.yaml", &b"a: b\n"[..])
+                .unwrap();
+            b.into_inner().unwrap()
+        };
+        let gzip = {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&tar).unwrap();
+            e.finish().unwrap()
+        };
+        let zstd = zstd::encode_all(&tar[..], 3).unwrap();
+        for (media_type, blob) in [
+            ("application/vnd.oci.image.layer.v1.tar", &tar),
+            ("application/vnd.oci.image.layer.v1.tar+gzip", &gzip),
+            ("application/vnd.oci.image.layer.v1.tar+zstd", &zstd),
+            (
+                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+                &gzip,
+            ),
+            ("application/vnd.docker.image.rootfs.diff.tar.gzip", &gzip),
+            ("application/vnd.cncf.helm.chart.content.v1.tar+gzip", &gzip),
+            ("", &zstd),
+            ("", &tar),
+        ] {
+            let c = Compression::of(media_type)
+                .unwrap()
+                .unwrap_or_else(|| Compression::sniff(blob));
+            let files = read_tar(blob, c, &mut 0).unwrap_or_else(|e| panic!("{media_type}: {e}"));
+            assert_eq!(
+                files,
+                vec![("manifests/x.yaml".to_string(), b"a: b\n".to_vec())],
+                "{media_type}"
+            );
+        }
+        // A layer that lies about its compression is an error naming what it was read as.
+        let c = Compression::of("application/vnd.oci.image.layer.v1.tar+gzip")
+            .unwrap()
+            .unwrap();
+        assert!(read_tar(&zstd, c, &mut 0).is_err());
+        assert_eq!(c.to_string(), "gzip");
+        assert!(Compression::of("application/vnd.oci.image.config.v1+json").is_err());
     }
 
     #[test]

@@ -86,20 +86,60 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn init_tracing(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let default = match verbose {
+/// The log filter for `-v` counts when `RUST_LOG` is not set: `-v` debug, `-vv` (or more)
+/// trace for violet's own events, as `--help` says. Dependencies stay one step quieter
+/// (their trace level is per-frame noise).
+pub fn log_filter(verbose: u8) -> &'static str {
+    match verbose {
         // kube's client and the TLS verifier log each failure at ERROR; violet reports the same failure
         // itself on one line, so that log would only repeat it (-v shows it).
         0 => "warn,kube_client=off,rustls_platform_verifier=off",
         1 => "violet=debug,info",
         _ => "violet=trace,debug",
-    };
-    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    }
+}
+
+/// Colour codes in logs only on a terminal, and never when `NO_COLOR` is set to anything
+/// non-empty (<https://no-color.org>): a CI log or a file must not fill with escape sequences.
+pub fn log_colours(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+fn init_tracing(verbose: u8) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(log_filter(verbose)));
+    let ansi = log_colours(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn verbosity_levels_match_the_help() {
+        assert!(log_filter(1).contains("violet=debug"));
+        assert!(log_filter(2).contains("violet=trace"));
+        assert!(log_filter(5).contains("violet=trace"));
+        assert!(!log_filter(0).contains("debug"));
+    }
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some("".into())));
+        assert!(!log_colours(true, Some("1".into())));
+        assert!(!log_colours(false, None));
+    }
 }

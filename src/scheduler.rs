@@ -69,6 +69,9 @@ pub struct Report {
     pub images: Vec<ImageReport>,
     pub blobs: BlobCounts,
     pub bytes_uploaded: u64,
+    /// Bytes sent again after a retry or in a further pass over a compressed package; not part
+    /// of `bytes_uploaded`.
+    pub bytes_resent: u64,
     pub seconds: f64,
     /// Digest -> package (index into the plan) whose bytes were uploaded for it.
     #[serde(skip)]
@@ -160,6 +163,11 @@ struct State {
     uploaded: AtomicU64,
     mounted: AtomicU64,
     bytes: AtomicU64,
+    /// Per blob, how many of its bytes were sent to this destination so far (furthest point).
+    reached: Mutex<HashMap<Digest, u64>>,
+    /// Bytes sent to this destination again: a retried attempt or a further pass re-sends what an
+    /// earlier attempt already sent.
+    resent: AtomicU64,
 }
 
 impl State {
@@ -177,6 +185,26 @@ impl State {
             .get(digest)
             .cloned()
     }
+    /// The upload progress callback for one blob: the client reports the bytes sent so far in
+    /// the current attempt (0 when an attempt starts); bytes up to the furthest point reached by
+    /// an earlier attempt are counted as re-sent.
+    fn meter<'a>(&'a self, digest: &'a Digest) -> impl Fn(u64) + Send + Sync + 'a {
+        let last = AtomicU64::new(0);
+        move |sent: u64| {
+            let start = last.swap(sent, Ordering::Relaxed);
+            let start = if sent < start { 0 } else { start };
+            if sent == start {
+                return;
+            }
+            let mut reached = self.reached.lock().unwrap_or_else(|e| e.into_inner());
+            let hw = reached.entry(digest.clone()).or_insert(0);
+            let fresh = sent.saturating_sub((*hw).max(start));
+            *hw = (*hw).max(sent);
+            self.resent
+                .fetch_add(sent - start - fresh, Ordering::Relaxed);
+        }
+    }
+
     fn uploaded(&self, digest: &Digest, package: usize, size: u64) {
         self.uploaded.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(size, Ordering::Relaxed);
@@ -333,6 +361,7 @@ impl Scheduler {
             images,
             blobs: BlobCounts::default(),
             bytes_uploaded: 0,
+            bytes_resent: 0,
             seconds: start.elapsed().as_secs_f64(),
             uploaded_from: HashMap::new(),
             failed_blobs: HashSet::new(),
@@ -414,6 +443,7 @@ impl Scheduler {
                         failed: failed.len(),
                     },
                     bytes_uploaded: state.bytes.load(Ordering::Relaxed),
+                    bytes_resent: state.resent.load(Ordering::Relaxed),
                     seconds,
                     uploaded_from: state.from.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                     failed_blobs: failed.keys().cloned().collect(),
@@ -614,8 +644,9 @@ impl Scheduler {
                 Arc::new(AtomicU64::new(0)),
             ))
         };
-        // Re-reads are not shown as progress: the bar counts bytes read for the first time.
-        let private = || open(Progress::hidden());
+        // Re-reads add to the bar only past the point the blob was read to before; the rest is
+        // counted as read again.
+        let private = || open(self.progress.clone());
         let (bodies, tee_work) = fan_out(open(self.progress.clone()), targets.len());
         let (label, private) = (&label, &private);
         let uploads = targets
@@ -636,7 +667,7 @@ impl Scheduler {
                     }
                 };
                 match client
-                    .upload_blob(first, digest, b.size, &opener, &|_| {})
+                    .upload_blob(first, digest, b.size, &opener, &state.meter(digest))
                     .await
                 {
                     Ok(()) => state.uploaded(digest, b.package, b.size),
@@ -651,7 +682,7 @@ impl Scheduler {
                             state.mounted.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(false) => match client
-                            .upload_blob(repo, digest, b.size, private, &|_| {})
+                            .upload_blob(repo, digest, b.size, private, &state.meter(digest))
                             .await
                         {
                             Ok(()) => state.uploaded(digest, b.package, b.size),
@@ -690,11 +721,26 @@ impl Scheduler {
                 (d, ks)
             })
             .collect();
-        let max_passes = 3;
+        // A blob that failed mid-pass costs its destination one attempt of `--retries`, like a
+        // retried request: the passes end when the budget of the most patient destination is spent.
+        let max_passes = self.clients.iter().map(Client::retries).max().unwrap_or(0) + 1;
         for pass in 0..max_passes {
             todo.retain(|_, ks| !ks.is_empty());
             if todo.is_empty() {
                 break;
+            }
+            if pass > 0 {
+                // The growing wait a retried request gets, so a registry that is down has the
+                // whole budget's time to come back.
+                let wait = crate::registry::retry::backoff(pass, None);
+                tracing::info!(
+                    pass = pass + 1,
+                    of = max_passes,
+                    wait_ms = wait.as_millis() as u64,
+                    blobs = todo.len(),
+                    "another pass over the package for blobs whose upload must restart"
+                );
+                tokio::time::sleep(wait).await;
             }
             let (tx, mut rx) = tokio::sync::mpsc::channel::<(Digest, String, BlobStream)>(1);
             let wanted: HashSet<Digest> = todo.keys().cloned().collect();
@@ -741,7 +787,7 @@ impl Scheduler {
                                         ))
                                     })
                                 };
-                                let r = self.clients[k].upload_blob(&first, &digest, size, &opener, &|_| {}).await;
+                                let r = self.clients[k].upload_blob(&first, &digest, size, &opener, &states[k].meter(&digest)).await;
                                 (k, first, others, r)
                             }
                         }).collect();
@@ -767,9 +813,13 @@ impl Scheduler {
                                 Err(e) => {
                                     let code = e.exit_code();
                                     let source = is_source_error(&e);
-                                    let fatal = matches!(code, ExitCode::Auth | ExitCode::BadPackage)
-                                        || source
-                                        || pass + 1 == max_passes;
+                                    // Only a restart forced by a retriable failure (or a
+                                    // refreshed token) goes to the next pass, while this
+                                    // destination's budget lasts; its cause is what is reported
+                                    // at the end. Anything else is the client's final answer.
+                                    let restart = matches!(e, RegistryError::SourceNotRewindable { .. });
+                                    let budget = self.clients[k].retries() + 1;
+                                    let fatal = !restart || source || pass + 1 >= budget;
                                     if fatal {
                                         if let Some(ks) = todo.get_mut(&digest) {
                                             ks.remove(&k);
@@ -1061,7 +1111,7 @@ fn pump(
             break;
         }
         tx.blocking_send(Ok(Bytes::from(buf))).map_err(|_| ())?;
-        progress.add(n as u64);
+        progress.read(digest.as_str(), total - n as u64, n as u64);
         sent.fetch_add(n as u64, Ordering::Relaxed);
     }
     let actual = hasher.finish();

@@ -409,8 +409,13 @@ fn requests(args: &Args, from: &Destination, to: &Destination) -> anyhow::Result
             for image in &pkg.images {
                 out.push(Request {
                     source_repo: from.repository(&image.reference.repository),
-                    // The package pins the digest: a tag moved since the package was made is not copied.
-                    source_ref: image.digest.to_string(),
+                    // Read by tag and compared with the package's digest: a tag moved since the
+                    // package was made fails with "resolves to … not …" instead of being copied.
+                    source_ref: image
+                        .reference
+                        .tag
+                        .clone()
+                        .unwrap_or_else(|| image.digest.to_string()),
                     dest_repo: to.repository(&image.reference.repository),
                     tag: image.reference.tag.clone(),
                     pinned: Some(image.digest.clone()),
@@ -458,7 +463,7 @@ fn clients(
                 );
             }
             // Stored logins only: VIOLET_USERNAME/VIOLET_PASSWORD belong to the destination.
-            (None, None) => credentials::resolve(&from.host, None, None, false)
+            (None, None) => credentials::resolve_stored(&from.host)
                 .map(|r| r.credentials)
                 .unwrap_or_default(),
         }
@@ -480,7 +485,7 @@ fn clients(
             retries: args.retries,
             chunk_size: args.chunk_size,
         };
-    let source = Client::new(config(
+    let source = Client::mirror_source(config(
         &from.host,
         args.from_plain || from_scheme_plain,
         args.from_insecure,

@@ -999,6 +999,12 @@ fn render(
                 report.seconds,
                 human_bytes(rate as u64)
             ));
+            if report.bytes_resent > 0 {
+                s.push_str(&format!(
+                    "{host}{} sent again after retries (not counted above)\n",
+                    human_bytes(report.bytes_resent)
+                ));
+            }
         }
     }
     if let Some(parity) = &view.parity {

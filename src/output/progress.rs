@@ -1,6 +1,7 @@
 //! Byte progress for pushes: an indicatif bar on a terminal, a plain line every few seconds
 //! otherwise (CI logs), nothing under `--quiet`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,6 +20,11 @@ pub struct Progress {
 struct Inner {
     total: AtomicU64,
     done: AtomicU64,
+    /// Bytes read again for a blob (a retried upload, a further pass over a compressed package):
+    /// kept out of `done` so the bar never passes 100 %, and reported apart.
+    resent: AtomicU64,
+    /// Per blob, how far its bytes have been read so far.
+    reached: Mutex<HashMap<String, u64>>,
     finished: AtomicBool,
     bar: Option<ProgressBar>,
     ticker: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -43,6 +49,8 @@ impl Progress {
             inner: Arc::new(Inner {
                 total: AtomicU64::new(0),
                 done: AtomicU64::new(0),
+                resent: AtomicU64::new(0),
+                reached: Mutex::new(HashMap::new()),
                 finished: AtomicBool::new(false),
                 bar,
                 ticker: Mutex::new(None),
@@ -86,6 +94,8 @@ impl Progress {
             inner: Arc::new(Inner {
                 total: AtomicU64::new(0),
                 done: AtomicU64::new(0),
+                resent: AtomicU64::new(0),
+                reached: Mutex::new(HashMap::new()),
                 finished: AtomicBool::new(false),
                 bar: None,
                 ticker: Mutex::new(None),
@@ -100,11 +110,53 @@ impl Progress {
         }
     }
 
+    /// Counts `n` bytes done, never past the total once one is set.
     pub fn add(&self, n: u64) {
-        self.inner.done.fetch_add(n, Ordering::Relaxed);
+        let total = self.inner.total.load(Ordering::Relaxed);
+        let _ = self
+            .inner
+            .done
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                let next = v.saturating_add(n);
+                Some(if total > 0 {
+                    next.min(total.max(v))
+                } else {
+                    next
+                })
+            });
         if let Some(b) = &self.inner.bar {
-            b.inc(n);
+            b.set_position(self.inner.done.load(Ordering::Relaxed));
         }
+    }
+
+    /// Bytes `start..start + n` of blob `key` were read. Only bytes past the furthest point read
+    /// before for that blob count as progress; the rest were read again after a retry and are
+    /// counted apart ([`Self::resent`]).
+    pub fn read(&self, key: &str, start: u64, n: u64) {
+        let fresh = {
+            let mut reached = self.inner.reached.lock().unwrap_or_else(|e| e.into_inner());
+            let hw = reached.entry(key.to_string()).or_insert(0);
+            let end = start.saturating_add(n);
+            let fresh = end.saturating_sub((*hw).max(start));
+            *hw = (*hw).max(end);
+            fresh
+        };
+        if fresh > 0 {
+            self.add(fresh);
+        }
+        self.inner
+            .resent
+            .fetch_add(n.saturating_sub(fresh), Ordering::Relaxed);
+    }
+
+    /// Bytes read again for blobs already read (up to that point) before.
+    pub fn resent(&self) -> u64 {
+        self.inner.resent.load(Ordering::Relaxed)
+    }
+
+    /// Bytes counted as done.
+    pub fn done(&self) -> u64 {
+        self.inner.done.load(Ordering::Relaxed)
     }
 
     /// Takes back bytes of an attempt that is being retried from the start.
@@ -158,6 +210,25 @@ pub fn human_bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::Progress;
+
+    #[test]
+    fn bytes_read_again_are_counted_apart() {
+        let p = Progress::hidden();
+        p.set_total(100);
+        // A first attempt reads 60 bytes and fails; the retry reads the blob from the start.
+        p.read("sha256:a", 0, 60);
+        p.read("sha256:a", 0, 50);
+        p.read("sha256:a", 50, 50);
+        assert_eq!((p.done(), p.resent()), (100, 60));
+        // A further pass over the whole blob adds nothing to the total.
+        p.read("sha256:a", 0, 100);
+        assert_eq!((p.done(), p.resent()), (100, 160));
+        // Even a caller that over-counts cannot push the bar past 100 %.
+        p.add(10);
+        assert_eq!(p.done(), 100);
+    }
+
     #[test]
     fn human_bytes() {
         assert_eq!(super::human_bytes(512), "512 B");

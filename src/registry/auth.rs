@@ -115,9 +115,22 @@ struct Cached {
     expires: Instant,
 }
 
+/// Which flags gave the client its credentials, so an auth error names the ones to fix.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Role {
+    /// `--username`/`--password`, `VIOLET_USERNAME`/`VIOLET_PASSWORD` (push, create, package,
+    /// mirror's destination).
+    #[default]
+    Destination,
+    /// `violet mirror`'s source: `--from-username`/`--from-password`,
+    /// `VIOLET_FROM_USERNAME`/`VIOLET_FROM_PASSWORD`; it only ever pulls.
+    MirrorSource,
+}
+
 /// Per-client auth state; shared by clones of the client.
 pub struct Auth {
     host: String,
+    role: Role,
     credentials: Credentials,
     challenge: Mutex<Option<Challenge>>,
     tokens: Mutex<HashMap<String, Cached>>,
@@ -137,8 +150,13 @@ struct TokenResponse {
 
 impl Auth {
     pub fn new(host: String, credentials: Credentials) -> Self {
+        Self::with_role(host, credentials, Role::Destination)
+    }
+
+    pub fn with_role(host: String, credentials: Credentials, role: Role) -> Self {
         Self {
             host,
+            role,
             credentials,
             challenge: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
@@ -338,6 +356,9 @@ impl Auth {
 
     /// The error for a final 401/403. Names the user, never the secret.
     pub fn rejected(&self, status: u16, repository: Option<(&str, &str)>) -> RegistryError {
+        if self.role == Role::MirrorSource {
+            return self.source_rejected(status, repository);
+        }
         let (message, hint) = match (&self.credentials, repository) {
             (Credentials::Anonymous, _) => (
                 format!("registry {} requires authentication", self.host),
@@ -376,6 +397,47 @@ impl Auth {
             status,
             message,
             hint,
+        }
+    }
+}
+
+impl Auth {
+    /// [`Auth::rejected`] for mirror's source: its own flags, and pull is all it asks for.
+    fn source_rejected(&self, status: u16, repository: Option<(&str, &str)>) -> RegistryError {
+        let host = &self.host;
+        let (message, hint) = match (&self.credentials, repository) {
+            (Credentials::Anonymous, _) => (
+                format!("source registry {host} requires authentication"),
+                format!(
+                    "pass --from-username with --from-password or --from-password-stdin (or VIOLET_FROM_USERNAME/VIOLET_FROM_PASSWORD), or 'docker login {host}'"
+                ),
+            ),
+            (
+                Credentials::Basic { username, .. } | Credentials::IdentityToken { username, .. },
+                Some((repo, actions)),
+            ) => (
+                format!(
+                    "source registry {host} denied {actions} access to repository {repo} for user {username}"
+                ),
+                "check that the --from-username user may pull this repository (and that the project exists)"
+                    .to_string(),
+            ),
+            (
+                Credentials::Basic { username, .. } | Credentials::IdentityToken { username, .. },
+                None,
+            ) => (
+                format!("source registry {host} rejected the credentials for user {username}"),
+                format!(
+                    "check the source user and password (--from-username with --from-password or --from-password-stdin, VIOLET_FROM_USERNAME/VIOLET_FROM_PASSWORD, or 'docker login {host}')"
+                ),
+            ),
+        };
+        RegistryError::Auth {
+            registry: self.host.clone(),
+            repository: repository.map(|(r, _)| r.to_string()),
+            status,
+            message,
+            hint: Some(hint),
         }
     }
 }
@@ -455,5 +517,34 @@ mod tests {
             "registry r:5000 rejected the credentials for user u"
         );
         assert!(!format!("{e:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn mirror_source_errors_name_the_source_flags() {
+        use crate::error::UserError;
+        for credentials in [
+            Credentials::Anonymous,
+            Credentials::Basic {
+                username: "u".into(),
+                password: "hunter2".into(),
+            },
+        ] {
+            let auth = Auth::with_role("src:5000".into(), credentials, Role::MirrorSource);
+            for repo in [None, Some(("acp/app", "pull"))] {
+                let e = auth.rejected(401, repo);
+                let text = format!("{e} {}", e.hint().unwrap_or_default());
+                assert!(text.contains("source registry src:5000"), "{text}");
+                assert!(
+                    !text.contains("--username")
+                        && !text.contains("--password ")
+                        && !text.contains("VIOLET_USERNAME")
+                        && !text.contains("VIOLET_PASSWORD")
+                        && !text.contains("--no-auth")
+                        && !text.contains("push"),
+                    "{text}"
+                );
+                assert!(!text.contains("hunter2"));
+            }
+        }
     }
 }

@@ -153,6 +153,15 @@ impl From<RegistryError> for Failure {
 
 impl Client {
     pub fn new(config: RegistryConfig) -> Result<Self, RegistryError> {
+        Self::with_role(config, auth::Role::Destination)
+    }
+
+    /// A client for `violet mirror`'s source: the same, but auth errors name the `--from-*` flags.
+    pub fn mirror_source(config: RegistryConfig) -> Result<Self, RegistryError> {
+        Self::with_role(config, auth::Role::MirrorSource)
+    }
+
+    fn with_role(config: RegistryConfig, role: auth::Role) -> Result<Self, RegistryError> {
         let scheme = if config.plain { "http" } else { "https" };
         let base = Url::parse(&format!("{scheme}://{}/", config.host))
             .ok()
@@ -162,7 +171,7 @@ impl Client {
                 message: "not a registry host: expected host[:port] without scheme or path".into(),
             })?;
         let http = transport::build(&config)?;
-        let auth = Auth::new(config.host.clone(), config.credentials.clone());
+        let auth = Auth::with_role(config.host.clone(), config.credentials.clone(), role);
         let chunk = AtomicU64::new(config.chunk_size.map_or(0, |c| c.max(1)));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -178,6 +187,12 @@ impl Client {
     /// The host this client talks to, as given.
     pub fn host(&self) -> &str {
         &self.inner.config.host
+    }
+
+    /// Attempts after the first for retriable failures (`--retries`); callers that restart a
+    /// whole pass (a single-read source) spend the same budget.
+    pub fn retries(&self) -> u32 {
+        self.inner.config.retries
     }
 
     /// `GET /v2/`: checks reachability, TLS and credentials up front.
@@ -301,6 +316,7 @@ impl Client {
     }
 
     /// Uploads a blob (monolithic streamed PUT, or chunked PATCHes when forced or required).
+    /// `progress` gets the bytes sent so far in the current attempt, and 0 when an attempt starts.
     pub async fn upload_blob(
         &self,
         repo: &str,
@@ -316,6 +332,9 @@ impl Client {
         };
         let scopes = [auth::repo_scope(repo, "pull,push")];
         let mut opened = 0u32;
+        // The failure that made the last attempt restart: what the user is told if the source
+        // cannot be reopened.
+        let mut last: Option<RegistryError> = None;
         self.retrying(async || {
             opened += 1;
             let stream = open().map_err(|e| {
@@ -324,12 +343,20 @@ impl Client {
                         registry: self.host().into(),
                         repository: repo.into(),
                         digest: digest.to_string(),
+                        cause: Box::new(last.take().unwrap_or_else(|| RegistryError::Other {
+                            registry: self.host().into(),
+                            message: format!(
+                                "the upload of blob {digest} to {repo} had to restart"
+                            ),
+                        })),
                     }
                 } else {
                     self.source_error(repo, digest, format!("cannot open the blob: {e}"))
                 };
                 Failure::fail(err)
             })?;
+            // A new attempt: callers counting bytes sent tell a restart from progress by this.
+            progress(0);
             let mut source = Source {
                 stream,
                 pending: None,
@@ -338,8 +365,13 @@ impl Client {
                 eof_checked: false,
                 progress,
             };
-            self.upload_once(repo, digest, &scopes, &ctx, &mut source)
-                .await
+            let r = self
+                .upload_once(repo, digest, &scopes, &ctx, &mut source)
+                .await;
+            if let Err(f) = &r {
+                last = Some(f.err.clone());
+            }
+            r
         })
         .await
     }
@@ -606,14 +638,20 @@ impl Client {
         loop {
             let mut rb =
                 build(self.inner.http.request(method.clone(), url.clone())).timeout(IDLE_TIMEOUT);
-            let authorization = self.inner.auth.header(&self.inner.http, scopes).await?;
+            let authorization = self.authorization(&url, scopes).await?;
             let sent_credentials = authorization.is_some();
             if let Some(h) = authorization {
                 rb = rb.header(reqwest::header::AUTHORIZATION, h);
             }
+            tracing::trace!(method = %method, path = url.path(), credentials = sent_credentials, "registry request");
             let resp = rb.send().await.map_err(|e| self.transport_failure(&e))?;
             tracing::debug!(method = %method, path = url.path(), status = resp.status().as_u16(), "registry answer");
-            if resp.status() == StatusCode::UNAUTHORIZED && self.inner.auth.learn(resp.headers()) {
+            // Another origin's challenge is not the registry's: learning it would send the
+            // credentials there on the next try.
+            if resp.status() == StatusCode::UNAUTHORIZED
+                && self.same_origin(&url)
+                && self.inner.auth.learn(resp.headers())
+            {
                 let again = if sent_credentials {
                     !std::mem::replace(&mut refreshed, true)
                 } else {
@@ -623,6 +661,9 @@ impl Client {
                     self.inner.auth.invalidate(scopes);
                     continue;
                 }
+            }
+            if let Some(f) = self.foreign_refusal(&url, resp.status(), ctx) {
+                return Err(f);
             }
             return self.check_status(resp, ctx).await;
         }
@@ -690,9 +731,34 @@ impl Client {
         self.inner.base.join(raw).ok()
     }
 
+    /// Whether `url` is on the registry's own origin (scheme, host, port). Credentials are only
+    /// ever sent there: an upload `Location` may point at a storage front end or a CDN on another
+    /// origin, which must not learn the user's password or token (docker and containerd behave
+    /// the same; such locations are pre-authorised by their query).
+    fn same_origin(&self, url: &Url) -> bool {
+        url.origin() == self.inner.base.origin()
+    }
+
+    /// The `Authorization` header for a request to `url`: none for another origin.
+    async fn authorization(
+        &self,
+        url: &Url,
+        scopes: &[String],
+    ) -> Result<Option<reqwest::header::HeaderValue>, RegistryError> {
+        if !self.same_origin(url) {
+            tracing::trace!(
+                host = url.host_str().unwrap_or(""),
+                "request to another origin: no credentials sent"
+            );
+            return Ok(None);
+        }
+        self.inner.auth.header(&self.inner.http, scopes).await
+    }
+
     async fn cancel(&self, session: Url, scopes: &[String]) {
+        let auth = self.authorization(&session, scopes).await;
         let mut rb = self.inner.http.delete(session).timeout(IDLE_TIMEOUT);
-        if let Ok(Some(h)) = self.inner.auth.header(&self.inner.http, scopes).await {
+        if let Ok(Some(h)) = auth {
             rb = rb.header(reqwest::header::AUTHORIZATION, h);
         }
         if let Err(e) = rb.send().await {
@@ -897,7 +963,9 @@ impl Client {
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, Failure> {
         let mut rb = build(self.inner.http.request(method.clone(), url.clone()));
-        if let Some(h) = self.inner.auth.header(&self.inner.http, scopes).await? {
+        let authorization = self.authorization(&url, scopes).await?;
+        tracing::trace!(method = %method, path = url.path(), credentials = authorization.is_some(), "registry request with a streamed body");
+        if let Some(h) = authorization {
             rb = rb.header(reqwest::header::AUTHORIZATION, h);
         }
         // A small channel between our reader and reqwest keeps memory bounded and lets the
@@ -945,7 +1013,10 @@ impl Client {
             Some(r) => r.map_err(|e| self.transport_failure(&e))?,
         };
         tracing::debug!(method = %method, path = url.path(), status = resp.status().as_u16(), "registry answer");
-        if resp.status() == StatusCode::UNAUTHORIZED && self.inner.auth.learn(resp.headers()) {
+        if resp.status() == StatusCode::UNAUTHORIZED
+            && self.same_origin(&url)
+            && self.inner.auth.learn(resp.headers())
+        {
             self.inner.auth.invalidate(scopes);
             let h = resp.headers().clone();
             let err = self.auth_error(
@@ -959,7 +1030,41 @@ impl Client {
                 next: Next::Reauth,
             });
         }
+        if let Some(f) = self.foreign_refusal(&url, resp.status(), ctx) {
+            return Err(f);
+        }
         self.check_status(resp, ctx).await
+    }
+
+    /// A 401/403 from another origin (an upload `Location` elsewhere) is not the user's
+    /// credentials being wrong: none were sent there. Says so, and what usually causes it.
+    fn foreign_refusal(&self, url: &Url, status: StatusCode, ctx: &Ctx) -> Option<Failure> {
+        if self.same_origin(url)
+            || (status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN)
+        {
+            return None;
+        }
+        let other = match (url.host_str(), url.port_or_known_default()) {
+            (Some(h), Some(p)) => format!("{}://{h}:{p}", url.scheme()),
+            _ => url.scheme().to_string(),
+        };
+        Some(Failure::fail(RegistryError::Auth {
+            registry: self.host().into(),
+            repository: ctx.access.as_ref().map(|(r, _)| r.clone()),
+            status: status.as_u16(),
+            message: format!(
+                "registry {} sent {} {} to {other}, another origin, which answered HTTP {}: credentials are only sent to {} itself",
+                self.host(),
+                ctx.operation,
+                ctx.what,
+                status.as_u16(),
+                self.host()
+            ),
+            hint: Some(format!(
+                "the registry's external URL setting probably names another host, port or scheme (Harbor externalURL, distribution http.host): make it the address violet uses, {}",
+                self.host()
+            )),
+        }))
     }
 }
 

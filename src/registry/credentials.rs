@@ -71,6 +71,14 @@ pub fn resolve(
     )
 }
 
+/// Only the docker/podman logins stored for `host` (or anonymous): for a registry the
+/// `--username`/`VIOLET_USERNAME` family does not belong to, such as `violet mirror`'s source.
+/// Those variables name the destination's user; sending them to another host would hand the
+/// destination's password to it.
+pub fn resolve_stored(host: &str) -> Result<Resolved, Fail> {
+    resolve_with(host, None, None, false, None, None, &lookup_stores)
+}
+
 type StoreLookup<'a> = &'a dyn Fn(&str) -> Result<Option<(Credentials, Source)>, Fail>;
 
 fn resolve_with(

@@ -62,7 +62,7 @@ fn excerpt(s: &str) -> String {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
     #[error("{registry}: {message}")]
     Other { registry: String, message: String },
@@ -116,14 +116,16 @@ pub enum RegistryError {
         message: String,
     },
 
-    /// An upload had to restart but its source can only be read once; the caller retries it later.
-    #[error(
-        "upload of blob {digest} to {registry}/{repository} must restart but its source cannot be re-read"
-    )]
+    /// An upload had to restart but its source can only be read once; the caller retries it later
+    /// (a further pass over a compressed package, a new GET). When the caller gives up, what the
+    /// user sees is `cause`, the failure that forced the restart (a reset, a 5xx), with its exit
+    /// code: the restart itself is an internal matter.
+    #[error("{cause}")]
     SourceNotRewindable {
         registry: String,
         repository: String,
         digest: String,
+        cause: Box<RegistryError>,
     },
 
     /// The blob's own bytes failed (read error, digest check at EOF); the upload was aborted so the
@@ -144,6 +146,7 @@ impl RegistryError {
             RegistryError::Auth { status, .. } | RegistryError::Remote { status, .. } => {
                 Some(*status)
             }
+            RegistryError::SourceNotRewindable { cause, .. } => cause.status(),
             _ => None,
         }
     }
@@ -156,7 +159,7 @@ impl UserError for RegistryError {
             RegistryError::Network { .. } | RegistryError::Tls { .. } => ExitCode::Network,
             RegistryError::Config { .. } => ExitCode::Usage,
             RegistryError::Source { .. } => ExitCode::BadPackage,
-            RegistryError::SourceNotRewindable { .. } => ExitCode::Failure,
+            RegistryError::SourceNotRewindable { cause, .. } => cause.exit_code(),
             RegistryError::Other { .. }
             | RegistryError::Remote { .. }
             | RegistryError::Protocol { .. } => ExitCode::Remote,
@@ -165,6 +168,7 @@ impl UserError for RegistryError {
 
     fn hint(&self) -> Option<String> {
         match self {
+            RegistryError::SourceNotRewindable { cause, .. } => cause.hint(),
             RegistryError::Network { hint, .. } | RegistryError::Tls { hint, .. } | RegistryError::Auth { hint, .. } => {
                 hint.clone()
             }

@@ -20,7 +20,9 @@ pub fn build(config: &RegistryConfig) -> Result<reqwest::Client, RegistryError> 
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_keepalive(Duration::from_secs(30))
         // Blob GETs redirect to object storage; uploads never should, and a redirect of a
-        // streamed body could not be replayed anyway.
+        // streamed body could not be replayed anyway. reqwest drops `Authorization` when a
+        // redirect leaves the origin (scheme, host or port changes), so storage never sees the
+        // registry credentials (tests/it/registry_client.rs `redirected_blob_get_*`).
         .redirect(reqwest::redirect::Policy::limited(10));
     if config.insecure {
         builder = builder.tls_danger_accept_invalid_certs(true);

@@ -702,3 +702,50 @@ fn sources_behind_tls_and_htpasswd_use_the_given_login_and_never_print_it() {
     assert_eq!(show["summary"]["images"], 2, "{show:#}");
     assert_eq!(show["metadata"]["type"], "chart");
 }
+
+/// Bundle layers in every compression their media type can declare are read as declared.
+#[test]
+fn create_reads_bundle_layers_in_every_declared_compression() {
+    use crate::support::artifacts::LayerForm;
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    seed_images(&ctx, &a);
+    for (i, form) in [
+        LayerForm::OciZstd,
+        LayerForm::OciPlain,
+        LayerForm::DockerGzip,
+        LayerForm::OciGzip,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let repo = format!("acp/bundle-{i}");
+        artifacts::push_bundle_as(
+            &artifacts::plain(&a.host()),
+            &repo,
+            "v1.2.0",
+            "1.2.0",
+            &[format!("{}/acp/demo:v1.0.0", a.host())],
+            form,
+        );
+        let dir = ctx.file(&format!("out-{i}"));
+        let out = run(
+            &ctx,
+            &[
+                "create",
+                &dir.display().to_string(),
+                "--artifact",
+                &format!("{}/{repo}:v1.2.0", a.host()),
+                "--skip-package-images",
+                "--plain",
+                "--no-auth",
+                "-o",
+                "json",
+            ],
+        );
+        assert_eq!(out.code, 0, "{form:?} ({}): {out:?}", form.media_type());
+        let meta = read_yaml(&dir.join("violet.yaml"));
+        assert_eq!(meta["name"], "demo-operator", "{form:?}");
+        assert_eq!(meta["version"], "1.2.0", "{form:?}");
+    }
+}

@@ -11,4 +11,5 @@ mod platform;
 mod push;
 mod push_multi;
 mod push_platform;
+mod recovery;
 mod registry_client;

@@ -7,7 +7,7 @@ use violet::synth::{self, SynthImage, SynthPackage, SynthSpec};
 
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
-use crate::support::skopeo::skopeo_inspect_raw_digest;
+use crate::support::skopeo::{skopeo_copy_all, skopeo_inspect_raw_digest};
 use crate::support::{Output, TestContext};
 
 const SOURCE_REGISTRY: &str = "harbor.demo.io";
@@ -234,4 +234,156 @@ fn an_upload_cut_off_mid_body_fetches_the_blob_again() {
         blob_gets,
         report["blobs"]["uploaded"].as_u64().unwrap() as usize + 1
     );
+}
+
+#[test]
+fn from_package_refuses_a_source_tag_that_moved() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    let pkg = seed(&ctx, &a, "moved");
+    // Swap the two tags at the source: each now names the other image.
+    let at_a = |reference: &str| format!("docker://{}/{}", a.host(), relative(reference));
+    let (first, first_digest) = &pkg.images[0];
+    let (second, second_digest) = &pkg.images[1];
+    let parked = format!("docker://{}/acp/parked:x", a.host());
+    skopeo_copy_all(&ctx, &at_a(first), &parked);
+    skopeo_copy_all(&ctx, &at_a(second), &at_a(first));
+    skopeo_copy_all(&ctx, &parked, &at_a(second));
+    assert_eq!(
+        &skopeo_inspect_raw_digest(&ctx, &at_a(first), NO_TLS),
+        second_digest
+    );
+
+    let out = ctx.run([
+        "mirror",
+        "--from-package",
+        &pkg.path.display().to_string(),
+        "--from",
+        &a.host(),
+        "--to",
+        &b.host(),
+        "--from-plain",
+        "--plain",
+        "--no-auth",
+    ]);
+    let text = all_output(&out);
+    assert_eq!(out.code, 8, "{text}");
+    for (reference, digest, now) in [
+        (first, first_digest, second_digest),
+        (second, second_digest, first_digest),
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("FAILED") && l.contains(&relative(reference)))
+            .unwrap_or_else(|| panic!("no FAILED line for {reference}:\n{text}"));
+        assert!(
+            line.contains(&format!("resolves to {now}")) && line.contains(&format!("not {digest}")),
+            "{line}"
+        );
+    }
+    // Nothing was tagged at the destination.
+    assert_eq!(b.requests("PUT", "/manifests/"), 0, "{text}");
+}
+
+#[test]
+fn source_auth_errors_name_the_source_flags() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions {
+        tls: false,
+        auth: Auth::Htpasswd,
+        ..Default::default()
+    });
+    let b = Registry::start(RegistryOptions::default());
+    let base = [
+        "mirror",
+        "--from",
+        &a.host(),
+        "--to",
+        &b.host(),
+        "--from-plain",
+        "--plain",
+        "acp/app:v1",
+    ];
+    // No source credentials at all, though the destination's are in the environment (and are
+    // never used for the source).
+    let mut cmd = ctx.violet();
+    cmd.args(base)
+        .env("VIOLET_USERNAME", USER)
+        .env("VIOLET_PASSWORD", "destination-secret");
+    let anonymous = crate::support::run(cmd, None);
+    // Wrong source password.
+    let mut wrong_args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+    wrong_args.extend([
+        "--from-username".into(),
+        USER.into(),
+        "--from-password".into(),
+        "wrong-pw".into(),
+    ]);
+    let mut cmd = ctx.violet();
+    cmd.args(wrong_args)
+        .env("VIOLET_USERNAME", USER)
+        .env("VIOLET_PASSWORD", "destination-secret");
+    let wrong = crate::support::run(cmd, None);
+    // The destination's user from the environment never reaches the source.
+    assert!(
+        anonymous.stderr.contains("requires authentication"),
+        "{}",
+        anonymous.stderr
+    );
+    for (label, out) in [("anonymous", anonymous), ("wrong password", wrong)] {
+        let text = all_output(&out);
+        assert_eq!(out.code, 5, "{label}: {text}");
+        assert!(text.contains("--from-username"), "{label}: {text}");
+        assert!(text.contains(&a.host()), "{label}: {text}");
+        for other in [
+            "--username",
+            "--password ",
+            "--password/",
+            "VIOLET_USERNAME",
+            "VIOLET_PASSWORD",
+            "--no-auth",
+        ] {
+            assert!(!text.contains(other), "{label}: names {other}: {text}");
+        }
+        assert!(
+            !text.contains("wrong-pw") && !text.contains("destination-secret"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn uploads_cut_off_until_retries_are_spent_report_the_network_cause() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    let proxy = FaultProxy::start(&b.host());
+    let pkg = seed(&ctx, &a, "spent");
+    proxy.inject(
+        Rule::new(
+            Some("PUT"),
+            "/blobs/uploads/.+",
+            Fault::ResetDuringRequest { after_bytes: 1000 },
+        )
+        .times(usize::MAX),
+    );
+    let out = ctx.run([
+        "mirror",
+        "--from",
+        &a.host(),
+        "--to",
+        &proxy.host(),
+        "--from-plain",
+        "--plain",
+        "--no-auth",
+        "--retries",
+        "1",
+        &relative(&pkg.images[0].0),
+    ]);
+    let text = all_output(&out);
+    // The cause the user can act on, with its exit code: not the internal restart.
+    assert_eq!(out.code, 6, "{text}");
+    assert!(text.contains("cannot reach registry"), "{text}");
+    assert!(!text.contains("cannot be re-read"), "{text}");
 }

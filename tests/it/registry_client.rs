@@ -12,6 +12,8 @@ use violet::digest::Digest;
 use violet::error::{ExitCode, UserError};
 use violet::registry::{BlobStream, Client, Credentials, RegistryConfig, RegistryError};
 
+use crate::support::TestContext;
+use crate::support::adversarial::{Adversarial, Origin};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
 
 fn config(reg: &Registry, credentials: Credentials) -> RegistryConfig {
@@ -613,5 +615,213 @@ async fn unrewindable_source_is_reported_not_retried() {
         matches!(err, RegistryError::SourceNotRewindable { .. }),
         "{err:?}"
     );
+    // What the user would be told is the failure that forced the restart, with its exit code.
+    assert!(
+        err.to_string().starts_with("cannot reach registry"),
+        "{err}"
+    );
+    assert_eq!(err.exit_code(), ExitCode::Network);
     assert_eq!(opens.load(Ordering::SeqCst), 2);
+}
+
+/// A htpasswd registry behind the adversarial front, and a client with the test user for it.
+fn adversarial(chunk_size: Option<u64>) -> (Registry, Adversarial, Client) {
+    let reg = Registry::start(RegistryOptions {
+        tls: false,
+        auth: Auth::Htpasswd,
+        anonymous_pull: false,
+    });
+    let adv = Adversarial::start(&reg.host());
+    let c = Client::new(RegistryConfig {
+        host: adv.host(),
+        plain: true,
+        insecure: false,
+        ca_files: vec![],
+        credentials: user(),
+        retries: 2,
+        chunk_size,
+    })
+    .expect("client");
+    (reg, adv, c)
+}
+
+/// Asserts that the storage origin saw `method` requests, none with credentials, and that the
+/// front (the registry's own origin) did get them.
+fn assert_no_credentials_at_storage(adv: &Adversarial, method: &str) {
+    let storage = adv.at(Origin::Storage);
+    assert!(
+        storage.iter().any(|a| a.method == method),
+        "the storage origin saw no {method}: {:?}",
+        adv.arrivals()
+    );
+    for a in &storage {
+        assert_eq!(
+            a.authorization, None,
+            "{} {} on the other origin carried credentials",
+            a.method, a.path
+        );
+    }
+    assert!(
+        adv.at(Origin::Front).iter().any(|a| a
+            .authorization
+            .as_deref()
+            .is_some_and(|h| h.starts_with("Basic "))),
+        "the registry's own origin never got the credentials"
+    );
+}
+
+#[tokio::test]
+async fn upload_location_on_another_origin_gets_no_credentials() {
+    let (reg, adv, c) = adversarial(None);
+    c.ping().await.expect("ping");
+    let (manifest, _) = push_image(&c, "cross/app", "v1").await;
+    assert_no_credentials_at_storage(&adv, "PUT");
+    // The push still landed, with the package's bytes.
+    let got = skopeo_raw(&reg, "cross/app:v1", true);
+    let index = c.get_manifest("cross/app", "v1").await.expect("index").1;
+    assert_eq!(got, index.to_vec());
+    assert!(
+        c.manifest_exists("cross/app", Digest::of(&manifest).as_str())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn another_origin_asking_for_credentials_is_named_not_blamed_on_the_password() {
+    let (_reg, adv, c) = adversarial(None);
+    adv.storage_without_credentials();
+    let data = b"refused at the other origin";
+    let err = c
+        .upload_blob(
+            "cross/refused",
+            &Digest::of(data),
+            data.len() as u64,
+            &opener(Bytes::from_static(data), 10),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.exit_code(), ExitCode::Auth, "{text}");
+    assert!(text.contains(&adv.storage_host()), "{text}");
+    assert!(text.contains("another origin"), "{text}");
+    assert!(!text.contains("rejected the credentials"), "{text}");
+    assert!(err.hint().is_some_and(|h| h.contains("external URL")));
+    for a in adv.at(Origin::Storage) {
+        assert_eq!(a.authorization, None);
+    }
+}
+
+#[tokio::test]
+async fn chunked_upload_on_another_origin_gets_no_credentials() {
+    let (_reg, adv, c) = adversarial(Some(4096));
+    let data: Bytes = (0..10_000u32)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let d = Digest::of(&data);
+    c.upload_blob(
+        "cross/chunked",
+        &d,
+        data.len() as u64,
+        &opener(data.clone(), 1500),
+        &|_| {},
+    )
+    .await
+    .expect("chunked upload");
+    assert_no_credentials_at_storage(&adv, "PATCH");
+    assert_eq!(
+        c.blob_exists("cross/chunked", &d).await.unwrap(),
+        Some(10_000)
+    );
+}
+
+#[tokio::test]
+async fn redirected_blob_get_to_another_origin_gets_no_credentials() {
+    let (_reg, adv, c) = adversarial(None);
+    let d = push_blob(&c, "cross/get", b"layer bytes behind a storage redirect").await;
+    adv.redirect_blob_gets();
+    let mut body = c.get_blob("cross/get", &d).await.expect("get");
+    let mut got = Vec::new();
+    while let Some(piece) = body.next().await {
+        got.extend_from_slice(&piece.expect("piece"));
+    }
+    assert_eq!(got, b"layer bytes behind a storage redirect");
+    assert_no_credentials_at_storage(&adv, "GET");
+}
+
+/// The whole CLI: `violet push` with a password through a registry whose upload sessions live on
+/// another origin. The password never reaches that origin, and the push succeeds.
+#[test]
+fn push_through_cross_origin_uploads_keeps_the_password_home() {
+    let ctx = TestContext::new();
+    let reg = Registry::start(RegistryOptions {
+        tls: false,
+        auth: Auth::Htpasswd,
+        anonymous_pull: false,
+    });
+    let adv = Adversarial::start(&reg.host());
+    let pkg = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/tiny-operator.stable.ALL.v0.1.0.tgz");
+    let out = ctx.run([
+        "push",
+        &pkg.display().to_string(),
+        "--dest-repo",
+        &adv.host(),
+        "--skip-crs",
+        "--plain",
+        "--username",
+        USER,
+        "--password",
+        PASSWORD,
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_no_credentials_at_storage(&adv, "PUT");
+    assert!(!out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD));
+}
+
+/// `-vv` is trace as `--help` says; logs written to a pipe carry no colour codes, with or without
+/// `NO_COLOR`; `-v` stays at debug.
+#[test]
+fn verbose_logs_are_plain_text_and_vv_is_trace() {
+    let ctx = TestContext::new();
+    let reg = Registry::start(RegistryOptions::default());
+    let pkg = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/tiny-operator.stable.ALL.v0.1.0.tgz");
+    let push = |verbose: &str, no_color: bool| {
+        let mut cmd = ctx.violet();
+        cmd.env_remove("NO_COLOR").env("TERM", "xterm-256color");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        cmd.args([
+            verbose,
+            "push",
+            &pkg.display().to_string(),
+            "--dest-repo",
+            &reg.host(),
+            "--skip-crs",
+            "--plain",
+            "--no-auth",
+        ]);
+        crate::support::run(cmd, None)
+    };
+    for no_color in [false, true] {
+        let trace = push("-vv", no_color);
+        assert_eq!(trace.code, 0, "{trace:?}");
+        assert!(
+            !trace.stderr.contains('\u{1b}'),
+            "colour codes: {:?}",
+            trace.stderr
+        );
+        assert!(trace.stderr.contains("TRACE"), "{}", trace.stderr);
+        assert!(trace.stderr.contains("DEBUG"), "{}", trace.stderr);
+    }
+    let debug = push("-v", false);
+    assert_eq!(debug.code, 0, "{debug:?}");
+    assert!(!debug.stderr.contains('\u{1b}'), "{:?}", debug.stderr);
+    assert!(debug.stderr.contains("DEBUG"), "{}", debug.stderr);
+    assert!(!debug.stderr.contains("TRACE"), "{}", debug.stderr);
 }

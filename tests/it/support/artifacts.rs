@@ -98,6 +98,49 @@ pub fn push_bundle(
     version: &str,
     related: &[String],
 ) -> Digest {
+    push_bundle_as(registry, repo, tag, version, related, LayerForm::OciGzip)
+}
+
+/// How a bundle's layer is written: its media type and the compression that goes with it.
+#[derive(Debug, Clone, Copy)]
+pub enum LayerForm {
+    OciGzip,
+    OciZstd,
+    OciPlain,
+    DockerGzip,
+}
+
+impl LayerForm {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            LayerForm::OciGzip => OCI_LAYER,
+            LayerForm::OciZstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+            LayerForm::OciPlain => "application/vnd.oci.image.layer.v1.tar",
+            LayerForm::DockerGzip => "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        }
+    }
+
+    /// `tgz` output turned into this form's bytes.
+    fn encode(self, tgz: Vec<u8>) -> Vec<u8> {
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&tgz[..]), &mut tar).unwrap();
+        match self {
+            LayerForm::OciGzip | LayerForm::DockerGzip => tgz,
+            LayerForm::OciZstd => zstd::encode_all(&tar[..], 3).unwrap(),
+            LayerForm::OciPlain => tar,
+        }
+    }
+}
+
+/// [`push_bundle`] with the bundle layer in `form`.
+pub fn push_bundle_as(
+    registry: &RegistryConfig,
+    repo: &str,
+    tag: &str,
+    version: &str,
+    related: &[String],
+    form: LayerForm,
+) -> Digest {
     let mut csv = format!(
         "apiVersion: operators.coreos.com/v1alpha1\nkind: ClusterServiceVersion\nmetadata:\n  name: demo-operator.v{version}\n  annotations:\n    olm.skipRange: '>=1.0.0 <{version}'\nspec:\n  version: {version}\n  displayName: Demo Operator\n  replaces: demo-operator.v1.0.0\n  relatedImages:\n"
     );
@@ -119,7 +162,7 @@ pub fn push_bundle(
         repo,
         tag,
         (OCI_CONFIG, serde_json::to_vec(&config).unwrap()),
-        vec![(OCI_LAYER, layer)],
+        vec![(form.media_type(), form.encode(layer))],
     )
 }
 

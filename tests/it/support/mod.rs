@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each helper is used by some tests only; the test binary is built as a whole
 
+pub mod adversarial;
 pub mod artifacts;
 pub mod platform;
 pub mod proxy;

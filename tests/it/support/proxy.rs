@@ -54,6 +54,8 @@ pub enum Fault {
 pub struct Rule {
     method: Option<String>,
     path: Regex,
+    /// A regex the query string must match too (an upload's `digest=` is only in the query).
+    query: Option<Regex>,
     fault: Fault,
     skip: usize,
     times: usize,
@@ -66,6 +68,7 @@ impl Rule {
             method: method.map(str::to_ascii_uppercase),
             path: Regex::new(path_regex)
                 .unwrap_or_else(|e| panic!("bad path regex {path_regex:?}: {e}")),
+            query: None,
             fault,
             skip: 0,
             times: 1,
@@ -78,6 +81,13 @@ impl Rule {
         self
     }
 
+    /// Only requests whose query string matches `regex` (e.g. one blob's `digest=`).
+    pub fn query(mut self, regex: &str) -> Self {
+        self.query =
+            Some(Regex::new(regex).unwrap_or_else(|e| panic!("bad query regex {regex:?}: {e}")));
+        self
+    }
+
     /// Let this many matching requests through before the fault starts.
     pub fn after(mut self, n: usize) -> Self {
         self.skip = n;
@@ -86,6 +96,10 @@ impl Rule {
 
     fn matches(&self, method: &str, path: &str) -> bool {
         self.method.as_deref().is_none_or(|m| m == method) && self.path.is_match(path)
+    }
+
+    fn matches_query(&self, query: &str) -> bool {
+        self.query.as_ref().is_none_or(|q| q.is_match(query))
     }
 }
 
@@ -213,11 +227,11 @@ impl Drop for FaultProxy {
 }
 
 /// Picks the fault for a request (consuming one use of its rule) and records the request.
-fn pick_fault(shared: &Shared, method: &str, path: &str) -> Option<Fault> {
+fn pick_fault(shared: &Shared, method: &str, path: &str, query: &str) -> Option<Fault> {
     let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
     let mut fault = None;
     for rule in state.rules.iter_mut() {
-        if rule.times == 0 || !rule.matches(method, path) {
+        if rule.times == 0 || !rule.matches(method, path) || !rule.matches_query(query) {
             continue;
         }
         if rule.skip > 0 {
@@ -242,8 +256,9 @@ async fn handle(
 ) -> Result<Response<ProxyBody>, BoxError> {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
     let mut truncate = None;
-    match pick_fault(&shared, &method, &path) {
+    match pick_fault(&shared, &method, &path, &query) {
         None => {}
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::ResetDuringResponse { after_bytes }) => truncate = Some(after_bytes),
