@@ -252,9 +252,18 @@ impl Pass<'_> {
 /// the first mismatch or missing blob as an error naming the entry.
 pub fn verify_all(pkg: &Package) -> Result<(), PackageError> {
     let mut buf = vec![0u8; BUF];
+    // What the descriptors say each blob measures: a package read front to back may never have
+    // compared them with the entries (past an early stop), so the real lengths are checked here.
+    let mut claimed: HashMap<&Digest, u64> = HashMap::new();
+    for p in pkg.flatten() {
+        for b in p.blobs.values() {
+            claimed.insert(&b.digest, b.size);
+        }
+    }
     stream(pkg, &|_| true, &mut |digest, location, r| {
         let label = entry_label(location);
         let mut hasher = Hasher::new();
+        let mut length: u64 = 0;
         loop {
             let n = r.read(&mut buf).map_err(|e| PackageError::Corrupt {
                 path: pkg.path.clone(),
@@ -265,6 +274,17 @@ pub fn verify_all(pkg: &Package) -> Result<(), PackageError> {
                 break;
             }
             hasher.update(&buf[..n]);
+            length += n as u64;
+        }
+        if let Some(&expected) = claimed.get(digest)
+            && expected != length
+        {
+            return Err(PackageError::SizeMismatch {
+                path: pkg.path.clone(),
+                entry: label,
+                expected,
+                actual: length,
+            });
         }
         let actual = hasher.finish();
         if &actual != digest {

@@ -144,6 +144,9 @@ struct Scan<'h> {
     /// JSON blobs that are not manifests and do not hash to their name: reported if an image
     /// needs them as a manifest (a damaged manifest no longer parses as one).
     mismatched: HashMap<String, Digest>,
+    /// JSON blobs shaped like a manifest (they have `manifests`, `layers` or `config`) that do
+    /// not parse as one, with the parser's reason: a descriptor with a negative size, say.
+    broken: HashMap<String, String>,
     children: Vec<Package>,
     warnings: Vec<String>,
     stopped: bool,
@@ -167,6 +170,7 @@ impl<'h> Scan<'h> {
             pending: None,
             config_platforms: HashMap::new(),
             mismatched: HashMap::new(),
+            broken: HashMap::new(),
             children: Vec::new(),
             warnings: Vec::new(),
             stopped: false,
@@ -317,10 +321,14 @@ impl<'h> Scan<'h> {
                 self.pending = None;
                 self.manifests.insert(info.path.clone(), Bytes::from(bytes));
             }
-            _ => {
+            parsed => {
                 let actual = Digest::of(&bytes);
                 if actual != digest {
                     self.mismatched.insert(info.path.clone(), actual);
+                } else if let Err(e) = parsed
+                    && looks_like_broken_manifest(&bytes)
+                {
+                    self.broken.insert(info.path.clone(), e.to_string());
                 }
                 if let Some(p) = serde_json::from_slice::<ConfigPlatform>(&bytes)
                     .ok()
@@ -496,6 +504,13 @@ impl<'h> Scan<'h> {
     }
 }
 
+/// Whether a JSON blob is meant as a manifest or index, judged by its top-level keys only.
+fn looks_like_broken_manifest(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes).is_ok_and(|m| {
+        m.contains_key("manifests") || m.contains_key("layers") || m.contains_key("schemaVersion")
+    })
+}
+
 /// The package name part of a file name, for stores that name no repository.
 fn package_stem(file_name: &str) -> String {
     [".tar.gz", ".tar.zst", ".tgz", ".tar"]
@@ -656,6 +671,7 @@ impl Graph<'_, '_> {
                             actual: scan.mismatched[&entry].clone(),
                         }
                     }
+                    Some(_) if scan.broken.contains_key(&entry) => bad(scan.broken[&entry].clone()),
                     Some((size, _)) if *size > MAX_SMALL_FILE => {
                         ctx.too_large(&entry, *size, MAX_SMALL_FILE)
                     }
@@ -684,8 +700,11 @@ impl Graph<'_, '_> {
             });
         }
         let raw: RawManifest = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-        if raw.schema_version == Some(1) {
-            return Err(bad("Docker schema 1 manifests are not supported; copy the image again with a current tool".into()));
+        match raw.schema_version {
+            Some(2) => {}
+            Some(1) => return Err(bad("Docker schema 1 manifests are not supported; copy the image again with a current tool".into())),
+            Some(v) => return Err(bad(format!("schemaVersion is {v}, expected 2"))),
+            None => return Err(bad("schemaVersion is missing (the image spec requires 2)".into())),
         }
         let media_type = raw.media_type(desc_media_type);
         let location = BlobLocation {
@@ -698,8 +717,12 @@ impl Graph<'_, '_> {
         let mut blobs = Vec::new();
         let mut platform = desc_platform;
         if mediatype::is_index(&media_type) {
-            for d in raw.manifests.iter().flatten() {
-                let child = Digest::parse(&d.digest).map_err(|e| bad(e.to_string()))?;
+            let manifests = raw
+                .manifests
+                .as_ref()
+                .ok_or_else(|| bad("image index without manifests".into()))?;
+            for d in manifests {
+                let child = d.check().map_err(bad)?;
                 let child_platform = d.platform.as_ref().and_then(|p| p.render());
                 self.manifest(
                     store,
@@ -717,6 +740,9 @@ impl Graph<'_, '_> {
                 .config
                 .as_ref()
                 .ok_or_else(|| bad("image manifest without config".into()))?;
+            if raw.layers.is_none() {
+                return Err(bad("image manifest without layers".into()));
+            }
             for d in std::iter::once(config).chain(raw.layers.iter().flatten()) {
                 blobs.push(self.blob(store, d, &entry, walk)?);
             }
@@ -753,10 +779,8 @@ impl Graph<'_, '_> {
             entry: ctx.entry(manifest_entry),
             message,
         };
-        let digest = Digest::parse(&d.digest).map_err(|e| bad(e.to_string()))?;
-        let size = d
-            .size
-            .ok_or_else(|| bad(format!("descriptor of {digest} has no size")))?;
+        let digest = d.check().map_err(bad)?;
+        let size = d.size.unwrap_or_default();
         let entry = Self::entry_of(store, &digest);
         let offset = match self.scan.blob_entries.get(&entry) {
             Some((actual, offset)) => {
