@@ -114,7 +114,9 @@ pub fn classify(err: &anyhow::Error) -> (ExitCode, Option<String>) {
     (ExitCode::Failure, None)
 }
 
-/// Renders an error chain as one line: `outer: inner: innermost`, skipping repeats.
+/// Renders an error chain as one line: `outer: inner: innermost`, skipping a cause the line
+/// already says (a context that repeats its source, or a path both name), with every control
+/// character escaped: errors quote package-taken names, which must not start a forged line.
 pub fn one_line(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
@@ -123,5 +125,19 @@ pub fn one_line(err: &anyhow::Error) -> String {
             parts.push(s);
         }
     }
-    parts.join(": ").replace('\n', " ")
+    crate::output::escape(&dedup_path_prefix(&parts.join(": "))).into_owned()
+}
+
+/// `a: a: rest` -> `a: rest`: a context naming the package and a package error naming it again.
+pub fn dedup_path_prefix(line: &str) -> String {
+    let mut out = line.to_string();
+    loop {
+        let Some((first, rest)) = out.split_once(": ") else {
+            return out;
+        };
+        match rest.strip_prefix(first).and_then(|r| r.strip_prefix(": ")) {
+            Some(tail) if !first.is_empty() => out = format!("{first}: {tail}"),
+            _ => return out,
+        }
+    }
 }

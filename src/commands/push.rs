@@ -415,8 +415,8 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     super::block_on(run_async(args, printer, packages, bad))?
 }
 
-/// A file that could not be read as a package: its path and why.
-type BadPackage = (String, String);
+/// A file that could not be read as a package: its path, why, and the exit code that says so.
+type BadPackage = (String, String, ExitCode);
 
 /// Reads every package first: a bad one is reported and skipped, the others still go.
 fn load_packages(
@@ -435,8 +435,10 @@ fn load_packages(
                 packages.push(p);
             }
             Err(e) => {
-                printer.info(format!("error: {e}"));
-                bad.push((e.path().display().to_string(), e.to_string()));
+                let line = crate::output::escape(&e.to_string()).into_owned();
+                printer.info(format!("error: {line}"));
+                let code = crate::error::UserError::exit_code(&e);
+                bad.push((e.path().display().to_string(), line, code));
             }
         }
     }
@@ -530,6 +532,23 @@ async fn run_async(
     let dest = dests[0].clone();
     let plans = Plan::for_destinations(&packages, &dests);
     let plan = &plans[0];
+    if let Some((a, b)) = crate::plan::conflicting_tags(&plan.images) {
+        let label = |i: &crate::plan::ImagePlan| plan.packages[i.package].label();
+        return Err(Fail::new(
+            ExitCode::BadPackage,
+            format!(
+                "{}: two images for one destination {}: {} from {} and {} from {}",
+                args.path.display(),
+                a.destination,
+                a.digest,
+                label(a),
+                b.digest,
+                label(b)
+            ),
+        )
+        .with_hint("push the packages separately, or remove the stale one from the directory")
+        .into());
+    }
     let multi = dests.len() > 1;
     let scheduler = Scheduler::multi(clients.clone(), usize::from(args.jobs), Progress::hidden());
 
@@ -626,6 +645,21 @@ async fn run_async(
                 .flat_map(|r| &r.images)
                 .filter(|i| i.result == ImageResult::Failed && carries(pkg, i))
                 .collect();
+            // A lightweight package (no image store) carries no image to confirm by pushing:
+            // the images its metadata names must already be at the destination.
+            if pkg.stores.is_empty() && !args.dry_run {
+                let absent = absent_named_images(pkg, &dest, &clients[0]).await;
+                if let Some((code, why)) = absent {
+                    outcome.error = Some(format!("catalog resources not written: {why}"));
+                    outcome.hint = Some(
+                        "push the package that carries these images first, or the images themselves"
+                            .into(),
+                    );
+                    outcome.code = Some(code);
+                    catalog.push(outcome);
+                    continue;
+                }
+            }
             if !missing.is_empty() {
                 let names: Vec<&str> = missing.iter().map(|i| i.destination.as_str()).collect();
                 outcome.error = Some(if args.skip_push {
@@ -728,9 +762,8 @@ async fn run_async(
 
     let mut codes: Vec<ExitCode> = reports.iter().map(Report::exit_code).collect();
     codes.extend(view.catalog.iter().filter_map(|c| c.code));
-    if !bad.is_empty() {
-        codes.push(ExitCode::Failure);
-    }
+    // A malformed package exits 4 as `show` and `verify` say it; mixed failures exit 1.
+    codes.extend(bad.iter().map(|(_, _, code)| *code));
     if view.parity.iter().flatten().any(|r| r.status != Parity::Ok) {
         codes.push(ExitCode::Remote);
     }
@@ -742,6 +775,40 @@ async fn run_async(
         [one] => *one,
         _ => ExitCode::Failure,
     })
+}
+
+/// The first image a lightweight package's metadata names that is not at the destination (or
+/// cannot be checked), with the exit code that says why.
+async fn absent_named_images(
+    pkg: &Package,
+    dest: &Destination,
+    client: &Client,
+) -> Option<(ExitCode, String)> {
+    for named in pkg.metadata.artifact.iter().chain(&pkg.metadata.related_images) {
+        let Some((_, repository, tag)) = crate::platform::crs::split_reference(named) else {
+            return Some((
+                ExitCode::BadPackage,
+                format!("invalid image reference {named:?} in the metadata"),
+            ));
+        };
+        let at = dest.repository(&repository);
+        let reference = match (named.split_once('@'), tag) {
+            (Some((_, digest)), _) => digest.to_string(),
+            (None, Some(t)) => t,
+            (None, None) => "latest".to_string(),
+        };
+        match client.manifest_exists(&at, &reference).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Some((
+                    ExitCode::Remote,
+                    format!("{}/{at}:{reference} is not in the registry", dest.host),
+                ));
+            }
+            Err(e) => return Some((crate::error::UserError::exit_code(&e), e.to_string())),
+        }
+    }
+    None
 }
 
 /// Whether the reported image is one `pkg` carries (same reference and digest).
@@ -828,7 +895,7 @@ fn package_rows(
             error,
         });
     }
-    for (path, error) in bad {
+    for (path, error, _) in bad {
         rows.push(PackageRow {
             path: path.clone(),
             name: None,

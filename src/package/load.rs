@@ -460,6 +460,7 @@ impl<'h> Scan<'h> {
             }
         }
         fill_registries(&mut images, &metadata);
+        self.check_images(&images, &metadata, !stores.is_empty())?;
         Ok(Package {
             path: self.ctx.path.clone(),
             container,
@@ -473,6 +474,82 @@ impl<'h> Scan<'h> {
             blobs,
             children: std::mem::take(&mut self.children),
         })
+    }
+
+    /// What would go wrong only at the registry, or silently: a reference outside the
+    /// distribution grammar, two images for one `repository:tag`, and (when the package has an
+    /// image store at all; one without is a lightweight package) an image the metadata names
+    /// that the package does not hold.
+    fn check_images(
+        &self,
+        images: &[Image],
+        metadata: &Metadata,
+        has_store: bool,
+    ) -> Result<(), PackageError> {
+        let bad = |image: &dyn std::fmt::Display, message: String| PackageError::BadImage {
+            path: self.ctx.path.clone(),
+            image: self.ctx.entry(&image.to_string()),
+            message,
+        };
+        let mut tags: HashMap<(&str, &str), &Digest> = HashMap::new();
+        for image in images {
+            let r = &image.reference;
+            if !crate::plan::valid_repository(&r.repository) {
+                return Err(bad(
+                    r,
+                    format!("repository {:?} is not a valid repository path (lowercase letters, digits and . _ - separators, components joined by /)", r.repository),
+                ));
+            }
+            if let Some(tag) = &r.tag {
+                if !crate::plan::valid_tag(tag) {
+                    return Err(bad(
+                        r,
+                        format!("tag {tag:?} is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-], at most 128 characters)"),
+                    ));
+                }
+                if let Some(first) = tags.insert((&r.repository, tag), &image.digest)
+                    && first != &image.digest
+                {
+                    return Err(bad(
+                        r,
+                        format!("the package holds two images for this reference ({first} and {}); a registry keeps only one", image.digest),
+                    ));
+                }
+            }
+        }
+        if !has_store {
+            return Ok(());
+        }
+        let held: Vec<&Image> = images
+            .iter()
+            .chain(self.children.iter().flat_map(|c| c.flatten()).flat_map(|p| p.images.iter()))
+            .collect();
+        for named in metadata.artifact.iter().chain(&metadata.related_images) {
+            let Some(r) = oci_layout::parse_reference(named) else {
+                return Err(bad(named, "not a valid image reference".into()));
+            };
+            let by_digest = named
+                .split_once('@')
+                .and_then(|(_, d)| Digest::parse(d).ok());
+            let found = held.iter().any(|i| {
+                i.reference.repository == r.repository
+                    && match (&by_digest, &r.tag) {
+                        (Some(d), _) => &i.digest == d,
+                        (None, Some(t)) => i.reference.tag.as_ref() == Some(t),
+                        (None, None) => true,
+                    }
+            });
+            if !found {
+                return Err(bad(
+                    named,
+                    format!(
+                        "{METADATA_FILE} names this image but the package's image store does not hold it ({} image(s) held)",
+                        held.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn distribution_roots(
