@@ -789,11 +789,14 @@ impl Scheduler {
                 Err(e) => Some((format!("package reader stopped: {e}"), ExitCode::Failure)),
             };
             if let Some((msg, code)) = reader_error {
-                for (d, ks) in todo.drain() {
-                    for k in ks {
-                        states[k].fail(&d, msg.clone(), code);
+                // The package failed its integrity check (a corrupt trailer, a cut): blobs it
+                // already gave are not trusted either, so no image of it gets a tag.
+                for d in pkg.blobs.keys() {
+                    for k in 0..states.len() {
+                        states[k].fail(d, msg.clone(), code);
                     }
                 }
+                todo.clear();
             }
             for (k, digest, first, others, label) in mounts {
                 let client = &self.clients[k];

@@ -423,7 +423,14 @@ fn load_packages(
     path: &std::path::Path,
     printer: &Printer,
 ) -> anyhow::Result<(Vec<Package>, Vec<BadPackage>)> {
-    let found = package::load::discover(path)?;
+    let mut found = package::load::discover(path)?;
+    // One package given and it is malformed: that is the answer (exit 4), before any network.
+    if matches!(found.as_slice(), [Err(_)])
+        && package::load::is_package(path)
+        && let Some(Err(e)) = found.pop()
+    {
+        return Err(e.into());
+    }
     let mut packages: Vec<Package> = Vec::new();
     let mut bad = Vec::new();
     for r in found {
