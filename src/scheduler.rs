@@ -690,6 +690,7 @@ impl Scheduler {
                 (d, ks)
             })
             .collect();
+        let handled: Vec<Digest> = todo.keys().cloned().collect();
         let max_passes = 3;
         for pass in 0..max_passes {
             todo.retain(|_, ks| !ks.is_empty());
@@ -790,10 +791,11 @@ impl Scheduler {
             };
             if let Some((msg, code)) = reader_error {
                 // The package failed its integrity check (a corrupt trailer, a cut): blobs it
-                // already gave are not trusted either, so no image of it gets a tag.
-                for d in pkg.blobs.keys() {
-                    for k in 0..states.len() {
-                        states[k].fail(d, msg.clone(), code);
+                // already gave are not trusted either, so no image of it gets a tag (another
+                // package carrying the same blob can still provide it, as an alternate).
+                for d in &handled {
+                    for state in states {
+                        state.fail(d, msg.clone(), code);
                     }
                 }
                 todo.clear();

@@ -913,7 +913,13 @@ fn package_rows(
             bytes_skipped: 0,
             crs_written: 0,
             result: "failed",
-            error: Some(error.clone()),
+            // The row names the file already.
+            error: Some(
+                error
+                    .strip_prefix(&format!("{path}: "))
+                    .unwrap_or(error)
+                    .to_string(),
+            ),
         });
     }
     rows

@@ -258,8 +258,10 @@ fn walk_entries<R: Read>(
     let mut count: u64 = 0;
     let mut last: Option<String> = None;
     for item in entries {
-        let mut entry =
-            item.map_err(|e| ctx.corrupt(last.as_deref(), format!("after this entry: {e}")))?;
+        let mut entry = item.map_err(|e| match &last {
+            Some(l) => ctx.corrupt(Some(l), format!("after this entry: {e}")),
+            None => ctx.corrupt(None, e),
+        })?;
         count += 1;
         if count > MAX_ENTRIES {
             return Err(ctx.too_large("(number of entries)", count, MAX_ENTRIES));

@@ -378,8 +378,21 @@ impl<'h> Scan<'h> {
         container: Container,
         file_name: Option<String>,
     ) -> Result<Package, PackageError> {
-        let name_info = file_name.as_deref().and_then(self.hooks.file_name);
-        let (metadata, metadata_source, mut warnings) =
+        // A directory's name is whatever the user chose (`violet create` writes to any
+        // directory): with a metadata file it says nothing about the package.
+        let name_info = if container == Container::Directory && self.file_meta.is_some() {
+            None
+        } else {
+            file_name.as_deref().and_then(self.hooks.file_name)
+        };
+        // Architectures a file name implies are only a guess when the metadata gives none: the
+        // images' own platforms then decide.
+        let name_arch = name_info.as_ref().and_then(|n| n.arch.clone()).filter(|_| {
+            self.file_meta
+                .as_ref()
+                .is_none_or(|m| m.architectures.is_empty())
+        });
+        let (mut metadata, metadata_source, mut warnings) =
             (self.hooks.effective)(self.file_meta.take(), name_info);
         warnings.append(&mut self.warnings);
 
@@ -461,6 +474,9 @@ impl<'h> Scan<'h> {
         }
         fill_registries(&mut images, &metadata);
         self.check_images(&images, &metadata, !stores.is_empty())?;
+        if let Some(arch) = name_arch {
+            honest_architectures(&arch, &images, &mut metadata, &mut warnings);
+        }
         Ok(Package {
             path: self.ctx.path.clone(),
             container,
@@ -579,6 +595,43 @@ impl<'h> Scan<'h> {
         }
         Ok(out)
     }
+}
+
+/// A package whose architectures come from its file name (`x.amd64.v1.tgz`) but whose images
+/// carry other platforms, or fewer: the content wins, with a warning naming both.
+fn honest_architectures(
+    arch: &str,
+    images: &[Image],
+    metadata: &mut Metadata,
+    warnings: &mut Vec<String>,
+) {
+    let carried: BTreeSet<&String> = images
+        .iter()
+        .flat_map(|i| &i.platforms)
+        .filter(|p| !p.starts_with("unknown/"))
+        .collect();
+    if carried.is_empty() {
+        // Charts and other non-image artifacts carry no platform to compare with.
+        return;
+    }
+    let carried_archs: BTreeSet<&str> = carried
+        .iter()
+        .map(|p| p.split('/').nth(1).unwrap_or(p))
+        .collect();
+    let named: BTreeSet<&str> = match arch {
+        "amd64" | "arm64" => [arch].into(),
+        _ => ["amd64", "arm64"].into(),
+    };
+    if carried_archs == named {
+        return;
+    }
+    let content: Vec<String> = carried.into_iter().cloned().collect();
+    warnings.push(format!(
+        "the file name says {arch} but the images carry [{}]; using [{}]",
+        content.join(" "),
+        content.join(" ")
+    ));
+    metadata.architectures = content;
 }
 
 /// Whether a JSON blob is meant as a manifest or index, judged by its top-level keys only.
