@@ -449,6 +449,25 @@ impl<'h> Scan<'h> {
                     })?;
                 oci_layout::roots(&self.ctx, &index, bytes, &default_repo)?
             };
+            if store_roots.is_empty() && !self.stopped {
+                // An image store is there to carry images: one with none is what is left of a
+                // partial copy or a cut (a package without images has no store at all).
+                return Err(PackageError::BadManifest {
+                    path: self.ctx.path.clone(),
+                    entry: self.ctx.entry(if store.root.is_empty() { "." } else { &store.root }),
+                    message: format!(
+                        "the {} holds no image (no {})",
+                        match store.kind {
+                            StoreKind::OciLayout => "OCI image layout",
+                            StoreKind::Distribution => "registry storage tree",
+                        },
+                        match store.kind {
+                            StoreKind::OciLayout => "entry in index.json",
+                            StoreKind::Distribution => "tag link",
+                        }
+                    ),
+                });
+            }
             for root in store_roots {
                 images.push(graph.image(&store, root)?);
             }
