@@ -1081,7 +1081,7 @@ fn render(
     }
     for c in &view.catalog {
         for w in &c.writes {
-            s.push_str(&w.line());
+            s.push_str(&crate::output::escape(&w.line()));
             s.push('\n');
             if let Some(d) = &w.diff {
                 for line in d.lines() {
@@ -1090,10 +1090,16 @@ fn render(
             }
         }
         for f in &c.files {
-            s.push_str(&format!("wrote {}\n", f.display()));
+            s.push_str(&format!(
+                "wrote {}\n",
+                crate::output::escape(&f.display().to_string())
+            ));
         }
         if let Some(e) = &c.error {
-            s.push_str(&format!("{}: {e}\n", c.package));
+            s.push_str(&format!(
+                "{}\n",
+                crate::output::escape(&format!("{}: {e}", c.package))
+            ));
             if let Some(h) = &c.hint {
                 s.push_str(&format!("  hint: {h}\n"));
             }
@@ -1185,6 +1191,12 @@ fn render_table(rows: &[PackageRow], root: Option<&std::path::Path>, pushed: boo
                 None => r.result.to_string(),
             },
         ]);
+    }
+    // Names, versions and errors come from packages: one line per row, whatever they hold.
+    for row in cells.iter_mut() {
+        for c in row.iter_mut() {
+            *c = crate::output::escape(c).into_owned();
+        }
     }
     let mut widths = [0usize; 8];
     for row in &cells {

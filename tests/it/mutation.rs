@@ -175,8 +175,14 @@ pub(crate) fn tar_bytes(entries: &[Entry]) -> (Vec<u8>, Vec<usize>) {
             Kind::File => {
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(e.claim.unwrap_or(e.data.len() as u64));
-                b.append_data(&mut h, &e.name, &e.data[..])
-                    .expect("append");
+                if e.name.len() <= 100 {
+                    // Raw bytes: the builder refuses the unsafe names a hostile package has.
+                    h.as_old_mut().name[..e.name.len()].copy_from_slice(e.name.as_bytes());
+                    h.set_cksum();
+                    b.append(&h, &e.data[..]).expect("append");
+                } else {
+                    b.append_data(&mut h, &e.name, &e.data[..]).expect("append");
+                }
             }
             Kind::Symlink(t) | Kind::Hardlink(t) => {
                 h.set_entry_type(if matches!(e.kind, Kind::Symlink(_)) {
