@@ -316,13 +316,24 @@ mod tests {
         for ok in ["v1", "V1.2.3-rc_1", "_x", &"a".repeat(128)] {
             assert!(valid_tag(ok), "{ok}");
         }
-        for bad in ["", ".v1", "-v1", "v1/x", "v 1", "v1\n", &"a".repeat(129), "é"] {
+        for bad in [
+            "",
+            ".v1",
+            "-v1",
+            "v1/x",
+            "v 1",
+            "v1\n",
+            &"a".repeat(129),
+            "é",
+        ] {
             assert!(!valid_tag(bad), "{bad}");
         }
         for ok in ["acp/topolvm-operator", "a", "a__b", "a---b", "a.b_c/d0"] {
             assert!(valid_repository(ok), "{ok}");
         }
-        for bad in ["", "A", "a/", "/a", "a//b", "a..b", "a___b", "-a", "a-", "a b", "a._b"] {
+        for bad in [
+            "", "A", "a/", "/a", "a//b", "a..b", "a___b", "-a", "a-", "a b", "a._b",
+        ] {
             assert!(!valid_repository(bad), "{bad}");
         }
     }

@@ -791,7 +791,12 @@ async fn absent_named_images(
     dest: &Destination,
     client: &Client,
 ) -> Option<(ExitCode, String)> {
-    for named in pkg.metadata.artifact.iter().chain(&pkg.metadata.related_images) {
+    for named in pkg
+        .metadata
+        .artifact
+        .iter()
+        .chain(&pkg.metadata.related_images)
+    {
         let Some((_, repository, tag)) = crate::platform::crs::split_reference(named) else {
             return Some((
                 ExitCode::BadPackage,

@@ -36,7 +36,12 @@ pub fn escape_text(s: &str) -> Cow<'_, str> {
     if !s.chars().any(|c| c != '\n' && is_control(c)) {
         return Cow::Borrowed(s);
     }
-    Cow::Owned(s.split('\n').map(|l| escape(l).into_owned()).collect::<Vec<_>>().join("\n"))
+    Cow::Owned(
+        s.split('\n')
+            .map(|l| escape(l).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
 }
 
 #[cfg(test)]

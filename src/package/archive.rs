@@ -237,7 +237,9 @@ fn end_of_archive(r: &mut dyn Read, ctx: &Ctx, last: Option<&str>) -> Result<(),
     if block.len() == 512 && block.iter().all(|b| *b == 0) {
         return Ok(());
     }
-    let after = last.map(|l| format!(" after {}", ctx.entry(l))).unwrap_or_default();
+    let after = last
+        .map(|l| format!(" after {}", ctx.entry(l)))
+        .unwrap_or_default();
     Err(PackageError::Corrupt {
         path: ctx.path.clone(),
         entry: None,

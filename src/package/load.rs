@@ -454,7 +454,11 @@ impl<'h> Scan<'h> {
                 // partial copy or a cut (a package without images has no store at all).
                 return Err(PackageError::BadManifest {
                     path: self.ctx.path.clone(),
-                    entry: self.ctx.entry(if store.root.is_empty() { "." } else { &store.root }),
+                    entry: self.ctx.entry(if store.root.is_empty() {
+                        "."
+                    } else {
+                        &store.root
+                    }),
                     message: format!(
                         "the {} holds no image (no {})",
                         match store.kind {
@@ -532,14 +536,19 @@ impl<'h> Scan<'h> {
             if !crate::plan::valid_repository(&r.repository) {
                 return Err(bad(
                     r,
-                    format!("repository {:?} is not a valid repository path (lowercase letters, digits and . _ - separators, components joined by /)", r.repository),
+                    format!(
+                        "repository {:?} is not a valid repository path (lowercase letters, digits and . _ - separators, components joined by /)",
+                        r.repository
+                    ),
                 ));
             }
             if let Some(tag) = &r.tag {
                 if !crate::plan::valid_tag(tag) {
                     return Err(bad(
                         r,
-                        format!("tag {tag:?} is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-], at most 128 characters)"),
+                        format!(
+                            "tag {tag:?} is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-], at most 128 characters)"
+                        ),
                     ));
                 }
                 if let Some(first) = tags.insert((&r.repository, tag), &image.digest)
@@ -547,7 +556,10 @@ impl<'h> Scan<'h> {
                 {
                     return Err(bad(
                         r,
-                        format!("the package holds two images for this reference ({first} and {}); a registry keeps only one", image.digest),
+                        format!(
+                            "the package holds two images for this reference ({first} and {}); a registry keeps only one",
+                            image.digest
+                        ),
                     ));
                 }
             }
@@ -557,7 +569,12 @@ impl<'h> Scan<'h> {
         }
         let held: Vec<&Image> = images
             .iter()
-            .chain(self.children.iter().flat_map(|c| c.flatten()).flat_map(|p| p.images.iter()))
+            .chain(
+                self.children
+                    .iter()
+                    .flat_map(|c| c.flatten())
+                    .flat_map(|p| p.images.iter()),
+            )
             .collect();
         for named in metadata.artifact.iter().chain(&metadata.related_images) {
             let Some(r) = oci_layout::parse_reference(named) else {

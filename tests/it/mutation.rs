@@ -277,7 +277,10 @@ pub(crate) fn replace_blob(entries: &mut Vec<Entry>, old: &Digest, bytes: Vec<u8
     for e in entries.iter_mut() {
         if e.name.contains(old.hex()) {
             let two = |d: &Digest| format!("{}/{}", &d.hex()[..2], d.hex());
-            e.name = e.name.replace(&two(old), &two(&new)).replace(old.hex(), new.hex());
+            e.name = e
+                .name
+                .replace(&two(old), &two(&new))
+                .replace(old.hex(), new.hex());
             if e.kind == Kind::File && digest_of_name(&e.name).as_ref() == Some(&new) {
                 e.data = bytes.clone();
             }
@@ -285,7 +288,12 @@ pub(crate) fn replace_blob(entries: &mut Vec<Entry>, old: &Digest, bytes: Vec<u8
     }
     let mut parents: Vec<(Digest, Vec<u8>)> = Vec::new();
     for e in entries.iter_mut() {
-        if e.kind != Kind::File || !e.data.windows(old.as_str().len()).any(|w| w == old.as_str().as_bytes()) {
+        if e.kind != Kind::File
+            || !e
+                .data
+                .windows(old.as_str().len())
+                .any(|w| w == old.as_str().as_bytes())
+        {
             continue;
         }
         if e.name.ends_with("/link") {
@@ -320,7 +328,9 @@ fn rewrite_descriptors(v: &mut Value, old: &Digest, new: &Digest, size: usize) {
                 rewrite_descriptors(x, old, new, size);
             }
         }
-        Value::Array(a) => a.iter_mut().for_each(|x| rewrite_descriptors(x, old, new, size)),
+        Value::Array(a) => a
+            .iter_mut()
+            .for_each(|x| rewrite_descriptors(x, old, new, size)),
         _ => {}
     }
 }
@@ -370,6 +380,9 @@ fn visit_descriptor(
     }
 }
 
+/// A change to one descriptor object.
+pub(crate) type DescriptorEdit = dyn Fn(&mut serde_json::Map<String, Value>);
+
 /// What a mutant must do to `verify`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Expect {
@@ -411,11 +424,16 @@ fn mutate(
     match kind {
         "flip" => {
             if container == Container::Directory {
-                let at = pick(rng, &entries, &|e| e.kind == Kind::File && !e.data.is_empty())?;
+                let at = pick(rng, &entries, &|e| {
+                    e.kind == Kind::File && !e.data.is_empty()
+                })?;
                 let off = rng.random_range(0..entries[at].data.len());
                 entries[at].data[off] ^= 1 << rng.random_range(0..8);
                 write_entries(out, container, &entries);
-                return Some((format!("flip {} byte {off}", entries[at].name), Expect::ByContent));
+                return Some((
+                    format!("flip {} byte {off}", entries[at].name),
+                    Expect::ByContent,
+                ));
             }
             let mut raw = original_raw.to_vec();
             let off = rng.random_range(0..raw.len());
@@ -435,7 +453,8 @@ fn mutate(
             }
             // The last boundary is where the end blocks start: a cut there loses only them.
             let cut = offsets[i] + if rng.random_bool(0.2) { 512 } else { 0 };
-            std::fs::write(out, compress(container, &tar[..cut.min(tar.len() - 1)])).expect("write");
+            std::fs::write(out, compress(container, &tar[..cut.min(tar.len() - 1)]))
+                .expect("write");
             Some((format!("tar cut at {cut} (entry {i})"), Expect::Reject))
         }
         "truncate-compressed" => {
@@ -452,47 +471,81 @@ fn mutate(
                     let e = &entries[*i];
                     e.kind == Kind::File
                         && (e.name.ends_with("index.json") || is_blob(e))
-                        && serde_json::from_slice::<Value>(&e.data)
-                            .is_ok_and(|v| v.get("manifests").is_some() || v.get("layers").is_some())
+                        && serde_json::from_slice::<Value>(&e.data).is_ok_and(|v| {
+                            v.get("manifests").is_some() || v.get("layers").is_some()
+                        })
                 })
                 .collect();
             let at = docs[rng.random_range(0..docs.len())];
             let n = rng.random_range(0..3);
-            let (what, edit): (&str, Box<dyn Fn(&mut serde_json::Map<String, Value>)>) =
-                match rng.random_range(0..8) {
-                    0 => ("delete mediaType", Box::new(|m| {
+            let (what, edit): (&str, Box<DescriptorEdit>) = match rng.random_range(0..8) {
+                0 => (
+                    "delete mediaType",
+                    Box::new(|m| {
                         m.remove("mediaType");
-                    })),
-                    1 => ("delete digest", Box::new(|m| {
+                    }),
+                ),
+                1 => (
+                    "delete digest",
+                    Box::new(|m| {
                         m.remove("digest");
-                    })),
-                    2 => ("delete size", Box::new(|m| {
+                    }),
+                ),
+                2 => (
+                    "delete size",
+                    Box::new(|m| {
                         m.remove("size");
-                    })),
-                    3 => ("negative size", Box::new(|m| {
+                    }),
+                ),
+                3 => (
+                    "negative size",
+                    Box::new(|m| {
                         m.insert("size".into(), Value::from(-1));
-                    })),
-                    4 => ("size + 1", Box::new(|m| {
+                    }),
+                ),
+                4 => (
+                    "size + 1",
+                    Box::new(|m| {
                         let s = m.get("size").and_then(Value::as_u64).unwrap_or(0);
                         m.insert("size".into(), Value::from(s + 1));
-                    })),
-                    5 => ("size - 1", Box::new(|m| {
+                    }),
+                ),
+                5 => (
+                    "size - 1",
+                    Box::new(|m| {
                         let s = m.get("size").and_then(Value::as_u64).unwrap_or(1);
                         m.insert("size".into(), Value::from(s.saturating_sub(1)));
-                    })),
-                    6 => ("uppercase digest", Box::new(|m| {
-                        let d = m.get("digest").and_then(Value::as_str).unwrap_or("").to_uppercase();
+                    }),
+                ),
+                6 => (
+                    "uppercase digest",
+                    Box::new(|m| {
+                        let d = m
+                            .get("digest")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_uppercase();
                         m.insert("digest".into(), Value::from(d));
-                    })),
-                    _ => ("digest of another algorithm", Box::new(|m| {
-                        m.insert("digest".into(), Value::from(format!("sha512:{}", "ab".repeat(64))));
-                    })),
-                };
+                    }),
+                ),
+                _ => (
+                    "digest of another algorithm",
+                    Box::new(|m| {
+                        m.insert(
+                            "digest".into(),
+                            Value::from(format!("sha512:{}", "ab".repeat(64))),
+                        );
+                    }),
+                ),
+            };
             if !edit_descriptor(&mut entries, at, n, &*edit) {
                 return None;
             }
             write_entries(out, container, &entries);
-            Some((format!("{what} in descriptor {n} of {}", original[at].name), Expect::Reject))
+            Some((
+                format!("{what} in descriptor {n} of {}", original[at].name),
+                Expect::Reject,
+            ))
         }
         "duplicate" => {
             if container == Container::Directory {
@@ -515,10 +568,7 @@ fn mutate(
             let (target, escapes) = match rng.random_range(0..3) {
                 0 => ("../".repeat(depth + 2) + "etc/passwd", true),
                 1 => ("/etc/passwd".to_string(), true),
-                _ => (
-                    "../".repeat(depth) + &entries[other].name,
-                    false,
-                ),
+                _ => ("../".repeat(depth) + &entries[other].name, false),
             };
             let hard = container != Container::Directory && !escapes && rng.random_bool(0.5);
             entries[at].kind = if hard {
@@ -529,7 +579,10 @@ fn mutate(
             entries[at].data.clear();
             write_entries(out, container, &entries);
             let expect = Expect::Reject;
-            Some((format!("{} -> {target} (hard: {hard})", entries[at].name), expect))
+            Some((
+                format!("{} -> {target} (hard: {hard})", entries[at].name),
+                expect,
+            ))
         }
         "oversize" => {
             if container == Container::Directory {
@@ -546,7 +599,10 @@ fn mutate(
             write_entries(out, container, &entries);
             // A claim a little past the data is a valid archive whose entry swallows what
             // follows: refused when that loses content (or runs past the end of the file).
-            Some((format!("{} claims {claim} bytes", entries[at].name), Expect::ByContent))
+            Some((
+                format!("{} claims {claim} bytes", entries[at].name),
+                Expect::ByContent,
+            ))
         }
         _ => {
             let at = rng.random_range(0..entries.len());
@@ -597,7 +653,12 @@ fn run_mutants(per_form: usize, pushes_per_form: usize) {
     let ctx = TestContext::new();
     let mut failures: Vec<String> = Vec::new();
     let mut total = 0;
-    for container in [Container::Tar, Container::TarGz, Container::TarZst, Container::Directory] {
+    for container in [
+        Container::Tar,
+        Container::TarGz,
+        Container::TarZst,
+        Container::Directory,
+    ] {
         for store in [StoreKind::OciLayout, StoreKind::Distribution] {
             let form = format!("{container:?}-{store:?}");
             let base_dir = ctx.path().join("base").join(&form);
@@ -610,7 +671,8 @@ fn run_mutants(per_form: usize, pushes_per_form: usize) {
             };
             let before = content(&original);
             let file_name = written.path.file_name().expect("name").to_owned();
-            let mut rng = StdRng::seed_from_u64(seed ^ (total as u64 + 1).wrapping_mul(0x9e37_79b9));
+            let mut rng =
+                StdRng::seed_from_u64(seed ^ (total as u64 + 1).wrapping_mul(0x9e37_79b9));
             let mut pushed = 0;
             let mut made = 0;
             while made < per_form {

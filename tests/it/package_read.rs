@@ -506,7 +506,9 @@ fn edge_package(ctx: &TestContext, dir: &str, container: Container, store: Store
     image.layers = 1;
     image.layer_size = 1000;
     spec.images = vec![image];
-    synth::write(&spec, &ctx.path().join(dir)).expect("synth").path
+    synth::write(&spec, &ctx.path().join(dir))
+        .expect("synth")
+        .path
 }
 
 fn arg(p: &Path) -> &str {
@@ -545,14 +547,23 @@ fn push_args<'a>(pkg: &'a Path, host: &'a str, crs: &'a Path) -> Vec<&'a str> {
 
 /// Repositories a registry holds (anything uploaded at all creates one).
 fn repositories(registry: &Registry) -> Vec<String> {
-    let root = registry.storage_dir().join("docker/registry/v2/repositories");
+    let root = registry
+        .storage_dir()
+        .join("docker/registry/v2/repositories");
     let mut out = Vec::new();
     let mut stack = vec![root.clone()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
             if p.ends_with("_uploads") || p.ends_with("_layers") || p.ends_with("_manifests") {
-                out.push(p.parent().unwrap().strip_prefix(&root).unwrap().display().to_string());
+                out.push(
+                    p.parent()
+                        .unwrap()
+                        .strip_prefix(&root)
+                        .unwrap()
+                        .display()
+                        .to_string(),
+                );
             } else if p.is_dir() {
                 stack.push(p);
             }
@@ -573,7 +584,11 @@ fn a_tar_cut_between_entries_is_refused_by_show_verify_and_push() {
         let (tar, offsets) = tar_bytes(&entries);
         // Right after violet.yaml (0 images, catalog resources would still be written), in the
         // middle of the entries, and only the end-of-archive blocks missing.
-        for cut in [offsets[1], offsets[offsets.len() / 2], *offsets.last().unwrap()] {
+        for cut in [
+            offsets[1],
+            offsets[offsets.len() / 2],
+            *offsets.last().unwrap(),
+        ] {
             std::fs::write(&pkg, &tar[..cut]).expect("write");
             assert_exit(&ctx.run(["show", arg(&pkg)]), 4, "it was cut short");
             let out = ctx.run(["verify", arg(&pkg)]);
@@ -585,7 +600,11 @@ fn a_tar_cut_between_entries_is_refused_by_show_verify_and_push() {
             assert!(!crs.exists(), "catalog resources written for a cut package");
         }
     }
-    assert!(repositories(&registry).is_empty(), "{:?}", repositories(&registry));
+    assert!(
+        repositories(&registry).is_empty(),
+        "{:?}",
+        repositories(&registry)
+    );
 }
 
 #[test]
@@ -595,7 +614,12 @@ fn compressed_packages_must_end_cleanly() {
         (Container::TarGz, "checksum"),
         (Container::TarZst, "incomplete frame"),
     ] {
-        let pkg = edge_package(&ctx, &format!("{container:?}"), container, StoreKind::OciLayout);
+        let pkg = edge_package(
+            &ctx,
+            &format!("{container:?}"),
+            container,
+            StoreKind::OciLayout,
+        );
         let good = std::fs::read(&pkg).expect("read");
         // The inner tar cut between two entries, the compressed stream itself complete.
         let entries = read_entries(&pkg);
@@ -603,8 +627,7 @@ fn compressed_packages_must_end_cleanly() {
         let cut = &tar[..offsets[offsets.len() - 2]];
         let recompressed = match container {
             Container::TarGz => {
-                let mut e =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 std::io::Write::write_all(&mut e, cut).unwrap();
                 e.finish().unwrap()
             }
@@ -652,7 +675,12 @@ fn a_gzip_package_with_a_bad_crc_tags_nothing() {
 #[test]
 fn verify_compares_every_descriptor_size_in_every_container() {
     let ctx = TestContext::new();
-    for container in [Container::Tar, Container::TarGz, Container::TarZst, Container::Directory] {
+    for container in [
+        Container::Tar,
+        Container::TarGz,
+        Container::TarZst,
+        Container::Directory,
+    ] {
         for store in [StoreKind::OciLayout, StoreKind::Distribution] {
             let pkg = edge_package(&ctx, &format!("{container:?}{store:?}"), container, store);
             // The first layer's descriptor says 1 byte; the digests up the chain are made to
@@ -662,7 +690,10 @@ fn verify_compares_every_descriptor_size_in_every_container() {
                 // the manifests never sees that entry's length.
                 let position = |digest: &str| {
                     let hex = digest.trim_start_matches("sha256:");
-                    entries.iter().position(|e| e.name.contains(hex)).unwrap_or(0)
+                    entries
+                        .iter()
+                        .position(|e| e.name.contains(hex))
+                        .unwrap_or(0)
                 };
                 let at = (0..entries.len())
                     .filter_map(|i| {
@@ -680,7 +711,8 @@ fn verify_compares_every_descriptor_size_in_every_container() {
             let out = ctx.run(["verify", arg(&pkg)]);
             assert_eq!(out.code, 8, "{container:?} {store:?}: {out:?}");
             assert!(
-                out.stdout.contains("bytes but the manifest referencing it says 1"),
+                out.stdout
+                    .contains("bytes but the manifest referencing it says 1"),
                 "{container:?} {store:?}: {out:?}"
             );
         }
@@ -690,7 +722,8 @@ fn verify_compares_every_descriptor_size_in_every_container() {
 #[test]
 fn index_json_and_descriptors_follow_the_image_spec() {
     let ctx = TestContext::new();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<Entry>)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut Vec<Entry>)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         (
             "index.json not an object",
             Box::new(|e: &mut Vec<Entry>| set(e, "index.json", b"[]".to_vec())),
@@ -703,37 +736,47 @@ fn index_json_and_descriptors_follow_the_image_spec() {
         ),
         (
             "root descriptor without size",
-            Box::new(|e: &mut Vec<Entry>| edit_index(e, &|m| {
-                m.remove("size");
-            })),
+            Box::new(|e: &mut Vec<Entry>| {
+                edit_index(e, &|m| {
+                    m.remove("size");
+                })
+            }),
             "has no size",
         ),
         (
             "root descriptor without mediaType",
-            Box::new(|e: &mut Vec<Entry>| edit_index(e, &|m| {
-                m.remove("mediaType");
-            })),
+            Box::new(|e: &mut Vec<Entry>| {
+                edit_index(e, &|m| {
+                    m.remove("mediaType");
+                })
+            }),
             "has no mediaType",
         ),
         (
             "child descriptor without size",
-            Box::new(|e: &mut Vec<Entry>| edit_child(e, "manifests", &|m| {
-                m.remove("size");
-            })),
+            Box::new(|e: &mut Vec<Entry>| {
+                edit_child(e, "manifests", &|m| {
+                    m.remove("size");
+                })
+            }),
             "has no size",
         ),
         (
             "layer descriptor with a negative size",
-            Box::new(|e: &mut Vec<Entry>| edit_child(e, "layers", &|m| {
-                m.insert("size".into(), (-1).into());
-            })),
+            Box::new(|e: &mut Vec<Entry>| {
+                edit_child(e, "layers", &|m| {
+                    m.insert("size".into(), (-1).into());
+                })
+            }),
             "invalid value: integer `-1`",
         ),
         (
             "layer descriptor with a malformed digest",
-            Box::new(|e: &mut Vec<Entry>| edit_child(e, "layers", &|m| {
-                m.insert("digest".into(), "sha256:abc".into());
-            })),
+            Box::new(|e: &mut Vec<Entry>| {
+                edit_child(e, "layers", &|m| {
+                    m.insert("digest".into(), "sha256:abc".into());
+                })
+            }),
             "invalid digest",
         ),
     ];
@@ -754,8 +797,14 @@ fn set(entries: &mut [Entry], name: &str, data: Vec<u8>) {
         .data = data;
 }
 
-fn edit_index(entries: &mut Vec<Entry>, f: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>)) {
-    let at = entries.iter().position(|e| e.name == "index.json").expect("index.json");
+fn edit_index(
+    entries: &mut Vec<Entry>,
+    f: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    let at = entries
+        .iter()
+        .position(|e| e.name == "index.json")
+        .expect("index.json");
     assert!(edit_descriptor(entries, at, 0, f));
 }
 
@@ -786,7 +835,8 @@ fn metadata_naming_images_the_store_does_not_hold_is_malformed() {
     rewrite(&pkg, |e| {
         let yaml = String::from_utf8(e[0].data.clone()).unwrap();
         assert!(!yaml.contains("relatedImages"), "{yaml}");
-        e[0].data = format!("{yaml}relatedImages:\n- harbor.demo.io/acp/missing:v1.0.0\n").into_bytes();
+        e[0].data =
+            format!("{yaml}relatedImages:\n- harbor.demo.io/acp/missing:v1.0.0\n").into_bytes();
     });
     assert_exit(
         &ctx.run(["show", arg(&pkg)]),
@@ -794,7 +844,11 @@ fn metadata_naming_images_the_store_does_not_hold_is_malformed() {
         "image harbor.demo.io/acp/missing:v1.0.0: violet.yaml names this image but the package's image store does not hold it",
     );
     let crs = ctx.path().join("crs");
-    assert_exit(&ctx.run(push_args(&pkg, &registry.host(), &crs)), 4, "does not hold it");
+    assert_exit(
+        &ctx.run(push_args(&pkg, &registry.host(), &crs)),
+        4,
+        "does not hold it",
+    );
     assert!(!crs.exists());
     assert!(repositories(&registry).is_empty());
 }
@@ -809,12 +863,22 @@ fn a_lightweight_package_writes_resources_only_for_images_at_the_destination() {
     let crs = ctx.path().join("crs");
     let out = ctx.run(push_args(&pkg, &registry.host(), &crs));
     assert_exit(&out, 7, "catalog resources not written");
-    assert!(out.stdout.contains("acp/edge:v1.0.0 is not in the registry"), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("acp/edge:v1.0.0 is not in the registry"),
+        "{out:?}"
+    );
     assert!(!crs.exists(), "resources written for images nobody pushed");
     // Once the images are there (pushed from the full package), the resources are written.
     let full = edge_package(&ctx, "full", Container::Tar, StoreKind::OciLayout);
     ctx.run([
-        "push", arg(&full), "--dest-repo", &registry.host(), "--plain", "--no-auth", "--skip-crs",
+        "push",
+        arg(&full),
+        "--dest-repo",
+        &registry.host(),
+        "--plain",
+        "--no-auth",
+        "--skip-crs",
     ])
     .success();
     ctx.run(push_args(&pkg, &registry.host(), &crs)).success();
@@ -829,7 +893,14 @@ fn second_image_same_ref(entries: &mut [Entry]) {
     let first = v["manifests"][0].clone();
     let index = entries
         .iter()
-        .find(|e| e.name.ends_with(first["digest"].as_str().unwrap().trim_start_matches("sha256:")))
+        .find(|e| {
+            e.name.ends_with(
+                first["digest"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("sha256:"),
+            )
+        })
         .unwrap();
     let child: serde_json::Value = serde_json::from_slice(&index.data).unwrap();
     let mut dup = child["manifests"][0].clone();
@@ -845,8 +916,16 @@ fn two_images_for_one_reference_are_refused_before_any_upload() {
     let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
     rewrite(&pkg, |e| second_image_same_ref(e));
     let crs = ctx.path().join("crs");
-    assert_exit(&ctx.run(["show", arg(&pkg)]), 4, "holds two images for this reference");
-    assert_exit(&ctx.run(push_args(&pkg, &registry.host(), &crs)), 4, "two images");
+    assert_exit(
+        &ctx.run(["show", arg(&pkg)]),
+        4,
+        "holds two images for this reference",
+    );
+    assert_exit(
+        &ctx.run(push_args(&pkg, &registry.host(), &crs)),
+        4,
+        "two images",
+    );
     // Across packages of a directory: same repository:tag, different content.
     let dir = ctx.path().join("dir");
     std::fs::create_dir_all(&dir).unwrap();
@@ -858,11 +937,21 @@ fn two_images_for_one_reference_are_refused_before_any_upload() {
     synth::write(&spec, &dir).unwrap();
     assert!(a.starts_with(&dir));
     let out = ctx.run([
-        "push", arg(&dir), "--dest-repo", &registry.host(), "--plain", "--no-auth", "--skip-crs",
+        "push",
+        arg(&dir),
+        "--dest-repo",
+        &registry.host(),
+        "--plain",
+        "--no-auth",
+        "--skip-crs",
     ]);
     assert_exit(&out, 4, "two images for one destination");
     assert!(out.stderr.contains("acp/edge:v1.0.0"), "{out:?}");
-    assert!(repositories(&registry).is_empty(), "{:?}", repositories(&registry));
+    assert!(
+        repositories(&registry).is_empty(),
+        "{:?}",
+        repositories(&registry)
+    );
 }
 
 #[test]
@@ -871,8 +960,14 @@ fn invalid_tags_and_repositories_are_refused_before_any_upload() {
     let registry = Registry::start(RegistryOptions::default());
     for (name, needle) in [
         ("harbor.demo.io/acp/edge:v1+build", "is not a valid tag"),
-        ("harbor.demo.io/acp/Edge:v1.0.0", "is not a valid repository path"),
-        ("harbor.demo.io/acp//edge:v1.0.0", "is not a valid repository path"),
+        (
+            "harbor.demo.io/acp/Edge:v1.0.0",
+            "is not a valid repository path",
+        ),
+        (
+            "harbor.demo.io/acp//edge:v1.0.0",
+            "is not a valid repository path",
+        ),
     ] {
         let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
         rewrite(&pkg, |e| {
@@ -887,7 +982,11 @@ fn invalid_tags_and_repositories_are_refused_before_any_upload() {
         assert_exit(&ctx.run(push_args(&pkg, &registry.host(), &crs)), 4, needle);
         assert_exit(&ctx.run(["show", arg(&pkg)]), 4, needle);
     }
-    assert!(repositories(&registry).is_empty(), "{:?}", repositories(&registry));
+    assert!(
+        repositories(&registry).is_empty(),
+        "{:?}",
+        repositories(&registry)
+    );
 }
 
 #[test]
@@ -906,19 +1005,36 @@ fn control_characters_from_a_package_never_reach_the_terminal() {
     });
     let out = ctx.run(["show", arg(&pkg)]);
     let all = format!("{}{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("Name: edge\\nerror: forged\\u{1b}[31m\\u{7f}\\u{9b}"), "{all}");
+    assert!(
+        out.stdout
+            .contains("Name: edge\\nerror: forged\\u{1b}[31m\\u{7f}\\u{9b}"),
+        "{all}"
+    );
     for forbidden in ['\u{1b}', '\u{7f}', '\u{9b}'] {
         assert!(!all.contains(forbidden), "{all:?}");
     }
-    assert!(!all.lines().any(|l| l.starts_with("error: forged")), "{all}");
+    assert!(
+        !all.lines().any(|l| l.starts_with("error: forged")),
+        "{all}"
+    );
     // A tar entry name with a newline, in an error.
     let pkg = edge_package(&ctx, "q", Container::Tar, StoreKind::OciLayout);
     rewrite(&pkg, |e| {
-        e.push(Entry::file("x/../../y\nerror: forged\u{1b}[2J", b"z".to_vec()));
+        e.push(Entry::file(
+            "x/../../y\nerror: forged\u{1b}[2J",
+            b"z".to_vec(),
+        ));
     });
     let out = ctx.run(["show", arg(&pkg)]);
     assert_eq!(out.code, 4, "{out:?}");
-    assert_eq!(out.stderr.lines().filter(|l| l.starts_with("error:")).count(), 1, "{out:?}");
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
+        1,
+        "{out:?}"
+    );
     assert!(!out.stderr.contains('\u{1b}'), "{out:?}");
 }
 
@@ -949,10 +1065,14 @@ fn a_name_only_package_reports_the_platforms_its_images_carry() {
     std::fs::rename(&written.path, &pkg).unwrap();
     let out = ctx.run(["show", arg(&pkg)]).success();
     assert!(
-        out.stderr.contains("the file name says amd64 but the images carry [linux/amd64 linux/arm64]"),
+        out.stderr
+            .contains("the file name says amd64 but the images carry [linux/amd64 linux/arm64]"),
         "{out:?}"
     );
-    assert!(out.stdout.contains("Arch: [linux/amd64 linux/arm64]"), "{out:?}");
+    assert!(
+        out.stdout.contains("Arch: [linux/amd64 linux/arm64]"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -963,6 +1083,9 @@ fn a_directory_with_metadata_is_not_judged_by_its_name() {
     let dir = ctx.path().join("work");
     std::fs::rename(&pkg, &dir).unwrap();
     let out = ctx.run(["show", arg(&dir)]).success();
-    assert!(!out.stderr.contains("differs from the file name"), "{out:?}");
+    assert!(
+        !out.stderr.contains("differs from the file name"),
+        "{out:?}"
+    );
     assert!(out.stdout.contains("Name: edge"), "{out:?}");
 }
