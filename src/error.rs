@@ -141,3 +141,26 @@ pub fn dedup_path_prefix(line: &str) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_names_the_path_once_and_escapes() {
+        let inner = crate::package::PackageError::Corrupt {
+            path: "pkg.tar".into(),
+            entry: Some("a\nerror: forged".into()),
+            detail: "cut".into(),
+        };
+        let err = anyhow::Error::new(inner).context("pkg.tar: pkg.tar: reading");
+        let line = one_line(&err);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with("pkg.tar: reading: pkg.tar: archive"),
+            "{line}"
+        );
+        assert_eq!(dedup_path_prefix("p: p: p: x"), "p: x");
+        assert_eq!(dedup_path_prefix("p: q: x"), "p: q: x");
+    }
+}

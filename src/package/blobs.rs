@@ -4,7 +4,6 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 
 use crate::digest::{Digest, Hasher};
 use crate::package::archive::{self, Ctx, EntryInfo};
@@ -35,7 +34,6 @@ pub fn open(
             file,
             pos: offset,
             end: offset + size,
-            path: file_path,
         })));
     }
     if top_is_dir && location.nest.is_empty() {
@@ -79,7 +77,6 @@ struct Pread {
     file: File,
     pos: u64,
     end: u64,
-    path: PathBuf,
 }
 
 impl Read for Pread {
@@ -91,13 +88,11 @@ impl Read for Pread {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = self.file.read_at(&mut buf[..want], self.pos)?;
         if n == 0 {
+            // The caller's error names the package and entry; saying the path here too would
+            // print it twice.
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{}: file ends before the blob at offset {} does",
-                    self.path.display(),
-                    self.pos
-                ),
+                format!("the file ends before the blob at offset {} does", self.pos),
             ));
         }
         self.pos += n as u64;

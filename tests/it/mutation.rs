@@ -394,7 +394,8 @@ enum Expect {
 }
 
 /// The mutant kinds, each with its own generator.
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
+    "rename",
     "flip",
     "truncate",
     "truncate-compressed",
@@ -584,6 +585,23 @@ fn mutate(
                 expect,
             ))
         }
+        "rename" => {
+            if container == Container::Directory {
+                return None;
+            }
+            let at = rng.random_range(0..entries.len());
+            let (name, expect) = match rng.random_range(0..4) {
+                0 => ("/etc/violet-mutant", Expect::Reject),
+                1 => ("../violet-mutant", Expect::Reject),
+                2 => ("blobs/../../violet-mutant", Expect::Reject),
+                // Control characters: a blob renamed so is gone, anything else is noise, and
+                // neither may reach the terminal raw.
+                _ => ("x\nerror: forged\u{1b}[31m\u{9b}", Expect::ByContent),
+            };
+            entries[at].name = name.to_string();
+            write_entries(out, container, &entries);
+            Some((format!("rename entry {at} to {name:?}"), expect))
+        }
         "oversize" => {
             if container == Container::Directory {
                 return None;
@@ -693,6 +711,14 @@ fn run_mutants(per_form: usize, pushes_per_form: usize) {
                     let o = ctx.run([cmd, out.to_str().expect("utf-8")]);
                     if o.stderr.contains("panicked") || !DOCUMENTED_CODES.contains(&o.code) {
                         failures.push(format!("{label}: {cmd} exit {}: {}", o.code, o.stderr));
+                    }
+                    let text = format!("{}{}", o.stdout, o.stderr);
+                    if text.chars().any(|c| c != '\n' && c.is_control())
+                        || text.lines().any(|l| l.starts_with("error: forged"))
+                    {
+                        failures.push(format!(
+                            "{label}: {cmd} printed a raw control character: {text:?}"
+                        ));
                     }
                     codes.push(o.code);
                 }
