@@ -580,16 +580,12 @@ impl<'h> Scan<'h> {
             let Some(r) = oci_layout::parse_reference(named) else {
                 return Err(bad(named, "not a valid image reference".into()));
             };
-            let by_digest = named
-                .split_once('@')
-                .and_then(|(_, d)| Digest::parse(d).ok());
+            // A reference pinned by digest matches by repository: `violet create --platforms`
+            // stores a rewritten index under a new digest for a CSV's `repo@sha256:` image.
+            let pinned = named.contains('@');
             let found = held.iter().any(|i| {
                 i.reference.repository == r.repository
-                    && match (&by_digest, &r.tag) {
-                        (Some(d), _) => &i.digest == d,
-                        (None, Some(t)) => i.reference.tag.as_ref() == Some(t),
-                        (None, None) => true,
-                    }
+                    && (pinned || r.tag.is_none() || i.reference.tag == r.tag)
             });
             if !found {
                 return Err(bad(

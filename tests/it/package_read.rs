@@ -1089,3 +1089,29 @@ fn a_directory_with_metadata_is_not_judged_by_its_name() {
     );
     assert!(out.stdout.contains("Name: edge"), "{out:?}");
 }
+
+#[test]
+fn a_core_package_cut_before_its_last_plugin_is_refused() {
+    let ctx = TestContext::new();
+    let mut core = SynthSpec::new("acp-core", PackageType::Core);
+    core.container = Container::Tar;
+    core.images = vec![SynthImage::new("acp/core", "v4.0.0")];
+    for name in ["logging", "monitoring"] {
+        let mut plugin = SynthSpec::new(name, PackageType::Plugin);
+        plugin.container = Container::TarGz;
+        plugin.images = vec![SynthImage::new(format!("acp/{name}"), "v1.0.0")];
+        core.children.push(plugin);
+    }
+    let pkg = synth::write(&core, &ctx.path().join("core")).unwrap().path;
+    let out = ctx.run(["show", arg(&pkg)]).success();
+    assert!(out.stdout.contains("monitoring.ALL.v1.0.0.tgz"), "{out:?}");
+    let entries = read_entries(&pkg);
+    let last = entries
+        .iter()
+        .rposition(|e| e.name.starts_with("plugins/"))
+        .expect("a plugin entry");
+    let (tar, offsets) = tar_bytes(&entries);
+    std::fs::write(&pkg, &tar[..offsets[last]]).unwrap();
+    assert_exit(&ctx.run(["show", arg(&pkg)]), 4, "cut short");
+    assert_ne!(ctx.run(["verify", arg(&pkg)]).code, 0);
+}
