@@ -1115,3 +1115,35 @@ fn a_core_package_cut_before_its_last_plugin_is_refused() {
     assert_exit(&ctx.run(["show", arg(&pkg)]), 4, "cut short");
     assert_ne!(ctx.run(["verify", arg(&pkg)]).code, 0);
 }
+
+#[test]
+fn a_malformed_package_in_a_directory_makes_push_exit_4() {
+    let ctx = TestContext::new();
+    let registry = Registry::start(RegistryOptions::default());
+    edge_package(&ctx, "dir", Container::TarGz, StoreKind::OciLayout);
+    let mut spec = SynthSpec::new("cut", PackageType::Plugin);
+    spec.container = Container::Tar;
+    spec.images = vec![SynthImage::new("acp/cut", "v1.0.0")];
+    let cut = synth::write(&spec, &ctx.path().join("dir")).unwrap().path;
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 1024]).unwrap();
+    let dir = ctx.path().join("dir");
+    let out = ctx.run([
+        "push",
+        arg(&dir),
+        "--dest-repo",
+        &registry.host(),
+        "--plain",
+        "--no-auth",
+        "--skip-crs",
+    ]);
+    assert_exit(&out, 4, "cut short");
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("cut."))
+        .unwrap_or_else(|| panic!("no row: {out:?}"));
+    // The row names the file in its first column; the reason does not repeat it.
+    assert!(!row.contains(&cut.display().to_string()), "{row}");
+    assert_eq!(repositories(&registry), ["acp/edge"]);
+}
