@@ -114,7 +114,9 @@ pub fn classify(err: &anyhow::Error) -> (ExitCode, Option<String>) {
     (ExitCode::Failure, None)
 }
 
-/// Renders an error chain as one line: `outer: inner: innermost`, skipping repeats.
+/// Renders an error chain as one line: `outer: inner: innermost`, skipping a cause the line
+/// already says (a context that repeats its source, or a path both name), with every control
+/// character escaped: errors quote package-taken names, which must not start a forged line.
 pub fn one_line(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
@@ -123,5 +125,42 @@ pub fn one_line(err: &anyhow::Error) -> String {
             parts.push(s);
         }
     }
-    parts.join(": ").replace('\n', " ")
+    crate::output::escape(&dedup_path_prefix(&parts.join(": "))).into_owned()
+}
+
+/// `a: a: rest` -> `a: rest`: a context naming the package and a package error naming it again.
+pub fn dedup_path_prefix(line: &str) -> String {
+    let mut out = line.to_string();
+    loop {
+        let Some((first, rest)) = out.split_once(": ") else {
+            return out;
+        };
+        match rest.strip_prefix(first).and_then(|r| r.strip_prefix(": ")) {
+            Some(tail) if !first.is_empty() => out = format!("{first}: {tail}"),
+            _ => return out,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_names_the_path_once_and_escapes() {
+        let inner = crate::package::PackageError::Corrupt {
+            path: "pkg.tar".into(),
+            entry: Some("a\nerror: forged".into()),
+            detail: "cut".into(),
+        };
+        let err = anyhow::Error::new(inner).context("pkg.tar: pkg.tar: reading");
+        let line = one_line(&err);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with("pkg.tar: reading: pkg.tar: archive"),
+            "{line}"
+        );
+        assert_eq!(dedup_path_prefix("p: p: p: x"), "p: x");
+        assert_eq!(dedup_path_prefix("p: q: x"), "p: q: x");
+    }
 }

@@ -721,6 +721,7 @@ impl Scheduler {
                 (d, ks)
             })
             .collect();
+        let handled: Vec<Digest> = todo.keys().cloned().collect();
         // A blob that failed mid-pass costs its destination one attempt of `--retries`, like a
         // retried request: the passes end when the budget of the most patient destination is spent.
         let max_passes = self.clients.iter().map(Client::retries).max().unwrap_or(0) + 1;
@@ -839,11 +840,15 @@ impl Scheduler {
                 Err(e) => Some((format!("package reader stopped: {e}"), ExitCode::Failure)),
             };
             if let Some((msg, code)) = reader_error {
-                for (d, ks) in todo.drain() {
-                    for k in ks {
-                        states[k].fail(&d, msg.clone(), code);
+                // The package failed its integrity check (a corrupt trailer, a cut): blobs it
+                // already gave are not trusted either, so no image of it gets a tag (another
+                // package carrying the same blob can still provide it, as an alternate).
+                for d in &handled {
+                    for state in states {
+                        state.fail(d, msg.clone(), code);
                     }
                 }
+                todo.clear();
             }
             for (k, digest, first, others, label) in mounts {
                 let client = &self.clients[k];

@@ -415,15 +415,22 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     super::block_on(run_async(args, printer, packages, bad))?
 }
 
-/// A file that could not be read as a package: its path and why.
-type BadPackage = (String, String);
+/// A file that could not be read as a package: its path, why, and the exit code that says so.
+type BadPackage = (String, String, ExitCode);
 
 /// Reads every package first: a bad one is reported and skipped, the others still go.
 fn load_packages(
     path: &std::path::Path,
     printer: &Printer,
 ) -> anyhow::Result<(Vec<Package>, Vec<BadPackage>)> {
-    let found = package::load::discover(path)?;
+    let mut found = package::load::discover(path)?;
+    // One package given and it is malformed: that is the answer (exit 4), before any network.
+    if matches!(found.as_slice(), [Err(_)])
+        && package::load::is_package(path)
+        && let Some(Err(e)) = found.pop()
+    {
+        return Err(e.into());
+    }
     let mut packages: Vec<Package> = Vec::new();
     let mut bad = Vec::new();
     for r in found {
@@ -435,8 +442,10 @@ fn load_packages(
                 packages.push(p);
             }
             Err(e) => {
-                printer.info(format!("error: {e}"));
-                bad.push((e.path().display().to_string(), e.to_string()));
+                let line = crate::output::escape(&e.to_string()).into_owned();
+                printer.info(format!("error: {line}"));
+                let code = crate::error::UserError::exit_code(&e);
+                bad.push((e.path().display().to_string(), line, code));
             }
         }
     }
@@ -535,6 +544,23 @@ async fn run_async(
     let dest = dests[0].clone();
     let plans = Plan::for_destinations(&packages, &dests);
     let plan = &plans[0];
+    if let Some((a, b)) = crate::plan::conflicting_tags(&plan.images) {
+        let label = |i: &crate::plan::ImagePlan| plan.packages[i.package].label();
+        return Err(Fail::new(
+            ExitCode::BadPackage,
+            format!(
+                "{}: two images for one destination {}: {} from {} and {} from {}",
+                args.path.display(),
+                a.destination,
+                a.digest,
+                label(a),
+                b.digest,
+                label(b)
+            ),
+        )
+        .with_hint("push the packages separately, or remove the stale one from the directory")
+        .into());
+    }
     let multi = dests.len() > 1;
     let scheduler = Scheduler::multi(clients.clone(), usize::from(args.jobs), Progress::hidden());
 
@@ -631,6 +657,21 @@ async fn run_async(
                 .flat_map(|r| &r.images)
                 .filter(|i| i.result == ImageResult::Failed && carries(pkg, i))
                 .collect();
+            // A lightweight package (no image store) carries no image to confirm by pushing:
+            // the images its metadata names must already be at the destination.
+            if pkg.stores.is_empty() && !args.dry_run {
+                let absent = absent_named_images(pkg, &dest, &clients[0]).await;
+                if let Some((code, why)) = absent {
+                    outcome.error = Some(format!("catalog resources not written: {why}"));
+                    outcome.hint = Some(
+                        "push the package that carries these images first, or the images themselves"
+                            .into(),
+                    );
+                    outcome.code = Some(code);
+                    catalog.push(outcome);
+                    continue;
+                }
+            }
             if !missing.is_empty() {
                 let names: Vec<&str> = missing.iter().map(|i| i.destination.as_str()).collect();
                 outcome.error = Some(if args.skip_push {
@@ -733,9 +774,8 @@ async fn run_async(
 
     let mut codes: Vec<ExitCode> = reports.iter().map(Report::exit_code).collect();
     codes.extend(view.catalog.iter().filter_map(|c| c.code));
-    if !bad.is_empty() {
-        codes.push(ExitCode::Failure);
-    }
+    // A malformed package exits 4 as `show` and `verify` say it; mixed failures exit 1.
+    codes.extend(bad.iter().map(|(_, _, code)| *code));
     if view.parity.iter().flatten().any(|r| r.status != Parity::Ok) {
         codes.push(ExitCode::Remote);
     }
@@ -747,6 +787,45 @@ async fn run_async(
         [one] => *one,
         _ => ExitCode::Failure,
     })
+}
+
+/// The first image a lightweight package's metadata names that is not at the destination (or
+/// cannot be checked), with the exit code that says why.
+async fn absent_named_images(
+    pkg: &Package,
+    dest: &Destination,
+    client: &Client,
+) -> Option<(ExitCode, String)> {
+    for named in pkg
+        .metadata
+        .artifact
+        .iter()
+        .chain(&pkg.metadata.related_images)
+    {
+        let Some((_, repository, tag)) = crate::platform::crs::split_reference(named) else {
+            return Some((
+                ExitCode::BadPackage,
+                format!("invalid image reference {named:?} in the metadata"),
+            ));
+        };
+        let at = dest.repository(&repository);
+        let reference = match (named.split_once('@'), tag) {
+            (Some((_, digest)), _) => digest.to_string(),
+            (None, Some(t)) => t,
+            (None, None) => "latest".to_string(),
+        };
+        match client.manifest_exists(&at, &reference).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Some((
+                    ExitCode::Remote,
+                    format!("{}/{at}:{reference} is not in the registry", dest.host),
+                ));
+            }
+            Err(e) => return Some((crate::error::UserError::exit_code(&e), e.to_string())),
+        }
+    }
+    None
 }
 
 /// Whether the reported image is one `pkg` carries (same reference and digest).
@@ -833,7 +912,7 @@ fn package_rows(
             error,
         });
     }
-    for (path, error) in bad {
+    for (path, error, _) in bad {
         rows.push(PackageRow {
             path: path.clone(),
             name: None,
@@ -844,7 +923,13 @@ fn package_rows(
             bytes_skipped: 0,
             crs_written: 0,
             result: "failed",
-            error: Some(error.clone()),
+            // The row names the file already.
+            error: Some(
+                error
+                    .strip_prefix(&format!("{path}: "))
+                    .unwrap_or(error)
+                    .to_string(),
+            ),
         });
     }
     rows
@@ -1012,7 +1097,7 @@ fn render(
     }
     for c in &view.catalog {
         for w in &c.writes {
-            s.push_str(&w.line());
+            s.push_str(&crate::output::escape(&w.line()));
             s.push('\n');
             if let Some(d) = &w.diff {
                 for line in d.lines() {
@@ -1021,10 +1106,16 @@ fn render(
             }
         }
         for f in &c.files {
-            s.push_str(&format!("wrote {}\n", f.display()));
+            s.push_str(&format!(
+                "wrote {}\n",
+                crate::output::escape(&f.display().to_string())
+            ));
         }
         if let Some(e) = &c.error {
-            s.push_str(&format!("{}: {e}\n", c.package));
+            s.push_str(&format!(
+                "{}\n",
+                crate::output::escape(&format!("{}: {e}", c.package))
+            ));
             if let Some(h) = &c.hint {
                 s.push_str(&format!("  hint: {h}\n"));
             }
@@ -1116,6 +1207,12 @@ fn render_table(rows: &[PackageRow], root: Option<&std::path::Path>, pushed: boo
                 None => r.result.to_string(),
             },
         ]);
+    }
+    // Names, versions and errors come from packages: one line per row, whatever they hold.
+    for row in cells.iter_mut() {
+        for c in row.iter_mut() {
+            *c = crate::output::escape(c).into_owned();
+        }
     }
     let mut widths = [0usize; 8];
     for row in &cells {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::cli::{OutputArgs, go_bool};
 use crate::error::{ExitCode, Fail, UserError};
-use crate::output::Printer;
+use crate::output::{Printer, escape};
 use crate::package::{Package, PackageError, load};
 
 /// Show a package's name, type, architectures and version.
@@ -91,7 +91,10 @@ pub struct EntryError {
 
 /// A list the way violet (Go, `fmt.Sprint`) prints it: `[a b c]`.
 fn go_list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> String {
-    let items: Vec<String> = items.into_iter().map(|s| s.as_ref().to_string()).collect();
+    let items: Vec<String> = items
+        .into_iter()
+        .map(|s| escape(s.as_ref()).into_owned())
+        .collect();
     format!("[{}]", items.join(" "))
 }
 
@@ -123,14 +126,15 @@ pub fn render_text(pkg: &Package, all: bool, with_path: bool) -> String {
     let md = &pkg.metadata;
     let mut out = String::new();
     if with_path {
-        out.push_str(&format!("Package: {}\n", pkg.label()));
+        out.push_str(&format!("Package: {}\n", escape(&pkg.label())));
     }
     let name = md
         .display_name
         .as_deref()
         .or(md.name.as_deref())
         .unwrap_or_default();
-    out.push_str(&format!("Name: {name}\n"));
+    // Every value comes from the package: escaped, so none can start a line of its own.
+    out.push_str(&format!("Name: {}\n", escape(name)));
     out.push_str(&format!(
         "Type: {}\n",
         md.package_type.map(|t| t.as_str()).unwrap_or_default()
@@ -138,12 +142,12 @@ pub fn render_text(pkg: &Package, all: bool, with_path: bool) -> String {
     out.push_str(&format!("Arch: {}\n", go_list(architectures(pkg))));
     out.push_str(&format!(
         "Version: {}\n",
-        md.version.as_deref().unwrap_or_default()
+        escape(md.version.as_deref().unwrap_or_default())
     ));
     if all {
         out.push_str(&format!(
             "Artifact: {}\n",
-            md.artifact.as_deref().unwrap_or_default()
+            escape(md.artifact.as_deref().unwrap_or_default())
         ));
         out.push_str(&format!("RelateImages: {}\n", go_list(related_images(pkg))));
     }
@@ -173,7 +177,7 @@ fn warn_all(printer: &Printer, pkg: &Package) {
 
 /// Prints an error the way `main` does, for an error that does not end the command.
 pub fn print_entry_error(e: &PackageError) {
-    eprintln!("error: {}", e.to_string().replace('\n', " "));
+    eprintln!("error: {}", escape(&e.to_string()));
     if let Some(hint) = e.hint() {
         eprintln!("  hint: {hint}");
     }

@@ -266,8 +266,15 @@ pub fn targets(
 }
 
 fn check_content(path: &Path) -> Result<(), String> {
-    let pkg = load::open(path).map_err(|e| e.to_string())?;
-    blobs::verify_all(&pkg).map_err(|e| e.to_string())
+    // The report prints the file before the reason: the reason does not name it again.
+    let reason = |e: PackageError| {
+        let msg = e.to_string();
+        let prefix = format!("{}: ", path.display());
+        let msg = msg.strip_prefix(&prefix).unwrap_or(&msg);
+        crate::output::escape(msg).into_owned()
+    };
+    let pkg = load::open(path).map_err(reason)?;
+    blobs::verify_all(&pkg).map_err(reason)
 }
 
 pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {

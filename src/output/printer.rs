@@ -45,7 +45,9 @@ impl Printer {
                 if self.quiet {
                     return Ok(());
                 }
-                text()
+                // Fields taken from a package are escaped where they are put in (so a newline
+                // in one cannot start a line); this catches any other control character.
+                super::escape_text(&text()).into_owned()
             }
             Format::Json => {
                 let mut s = serde_json::to_string_pretty(value)?;
@@ -64,14 +66,15 @@ impl Printer {
     /// A status line on stderr (suppressed by `--quiet`).
     pub fn info(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", msg.as_ref());
+            eprintln!("{}", super::escape_text(msg.as_ref()));
         }
     }
 
     /// A warning on stderr (suppressed by `--quiet`).
     pub fn warn(&self, msg: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("warning: {}", msg.as_ref());
+            // A warning is one line: a newline from a package string is escaped too.
+            eprintln!("warning: {}", super::escape(msg.as_ref()));
         }
     }
 

@@ -161,7 +161,11 @@ pub(crate) fn walk_path(
             let entries = archive
                 .entries_with_seek()
                 .map_err(|e| ctx.corrupt(None, e))?;
-            walk_entries(entries, Some(0), Some(len), ctx, f).map(|_| ())
+            let (flow, last) = walk_entries(entries, Some(0), Some(len), ctx, f)?;
+            if let Flow::Continue = flow {
+                end_of_archive(&mut archive.into_inner(), ctx, last.as_deref())?;
+            }
+            Ok(())
         }
         Container::TarGz | Container::TarZst => {
             let mut file =
@@ -181,26 +185,68 @@ pub(crate) fn walk_reader(
     f: &mut Visitor,
 ) -> Result<Flow, PackageError> {
     match container {
-        Container::Tar => {
-            let mut archive = tar::Archive::new(r);
-            let entries = archive.entries().map_err(|e| ctx.corrupt(None, e))?;
-            walk_entries(entries, base, None, ctx, f)
-        }
+        Container::Tar => walk_tar(r, base, ctx, f, false),
         Container::TarGz => {
-            let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(
-                BufReader::with_capacity(1 << 20, r),
-            ));
-            let entries = archive.entries().map_err(|e| ctx.corrupt(None, e))?;
-            walk_entries(entries, None, None, ctx, f)
+            let decoder = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, r));
+            walk_tar(decoder, None, ctx, f, true)
         }
         Container::TarZst => {
             let decoder = zstd::stream::read::Decoder::new(r).map_err(|e| ctx.corrupt(None, e))?;
-            let mut archive = tar::Archive::new(decoder);
-            let entries = archive.entries().map_err(|e| ctx.corrupt(None, e))?;
-            walk_entries(entries, None, None, ctx, f)
+            walk_tar(decoder, None, ctx, f, true)
         }
         Container::Directory => Err(ctx.corrupt(None, "a directory cannot be read as a stream")),
     }
+}
+
+/// Walks one tar stream, then proves it complete: the end-of-archive blocks must follow the last
+/// entry, and a compressed stream must end cleanly (gzip CRC and length trailer, a finished zstd
+/// frame), so a package cut short anywhere is refused instead of read as a smaller one.
+fn walk_tar<R: Read>(
+    r: R,
+    base: Option<u64>,
+    ctx: &Ctx,
+    f: &mut Visitor,
+    compressed: bool,
+) -> Result<Flow, PackageError> {
+    let mut archive = tar::Archive::new(r);
+    let entries = archive.entries().map_err(|e| ctx.corrupt(None, e))?;
+    let (flow, last) = walk_entries(entries, base, None, ctx, f)?;
+    if let Flow::Stop = flow {
+        return Ok(flow);
+    }
+    let mut r = archive.into_inner();
+    end_of_archive(&mut r, ctx, last.as_deref())?;
+    if compressed {
+        // The decoder checks the trailer only when it is read to its end; what follows the
+        // end-of-archive blocks is record padding, read and dropped in bounded chunks.
+        io::copy(&mut r, &mut io::sink()).map_err(|e| {
+            ctx.corrupt(
+                None,
+                format!("the compressed stream does not end cleanly: {e}"),
+            )
+        })?;
+    }
+    Ok(flow)
+}
+
+/// The tar reader stops at the first zero block, or silently at an end of input that falls
+/// between two entries; every standard writer ends an archive with two zero blocks. Reading
+/// the block after the one the reader consumed tells the two apart.
+fn end_of_archive(r: &mut dyn Read, ctx: &Ctx, last: Option<&str>) -> Result<(), PackageError> {
+    let block = read_head(r, 512).map_err(|e| ctx.corrupt(last, e))?;
+    if block.len() == 512 && block.iter().all(|b| *b == 0) {
+        return Ok(());
+    }
+    let after = last
+        .map(|l| format!(" after {}", ctx.entry(l)))
+        .unwrap_or_default();
+    Err(PackageError::Corrupt {
+        path: ctx.path.clone(),
+        entry: None,
+        detail: format!(
+            "the archive ends{after} without its end-of-archive blocks: it was cut short"
+        ),
+    })
 }
 
 fn walk_entries<R: Read>(
@@ -209,13 +255,15 @@ fn walk_entries<R: Read>(
     file_len: Option<u64>,
     ctx: &Ctx,
     f: &mut Visitor,
-) -> Result<Flow, PackageError> {
+) -> Result<(Flow, Option<String>), PackageError> {
     let mut seen: HashSet<String> = HashSet::new();
     let mut count: u64 = 0;
     let mut last: Option<String> = None;
     for item in entries {
-        let mut entry =
-            item.map_err(|e| ctx.corrupt(last.as_deref(), format!("after this entry: {e}")))?;
+        let mut entry = item.map_err(|e| match &last {
+            Some(l) => ctx.corrupt(Some(l), format!("after this entry: {e}")),
+            None => ctx.corrupt(None, e),
+        })?;
         count += 1;
         if count > MAX_ENTRIES {
             return Err(ctx.too_large("(number of entries)", count, MAX_ENTRIES));
@@ -288,10 +336,10 @@ fn walk_entries<R: Read>(
             remaining: size,
         };
         if let Flow::Stop = f(&info, &mut exact)? {
-            return Ok(Flow::Stop);
+            return Ok((Flow::Stop, last));
         }
     }
-    Ok(Flow::Continue)
+    Ok((Flow::Continue, last))
 }
 
 fn walk_dir(

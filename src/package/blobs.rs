@@ -4,7 +4,6 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 
 use crate::digest::{Digest, Hasher};
 use crate::package::archive::{self, Ctx, EntryInfo};
@@ -35,7 +34,6 @@ pub fn open(
             file,
             pos: offset,
             end: offset + size,
-            path: file_path,
         })));
     }
     if top_is_dir && location.nest.is_empty() {
@@ -79,7 +77,6 @@ struct Pread {
     file: File,
     pos: u64,
     end: u64,
-    path: PathBuf,
 }
 
 impl Read for Pread {
@@ -91,13 +88,11 @@ impl Read for Pread {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = self.file.read_at(&mut buf[..want], self.pos)?;
         if n == 0 {
+            // The caller's error names the package and entry; saying the path here too would
+            // print it twice.
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{}: file ends before the blob at offset {} does",
-                    self.path.display(),
-                    self.pos
-                ),
+                format!("the file ends before the blob at offset {} does", self.pos),
             ));
         }
         self.pos += n as u64;
@@ -252,9 +247,18 @@ impl Pass<'_> {
 /// the first mismatch or missing blob as an error naming the entry.
 pub fn verify_all(pkg: &Package) -> Result<(), PackageError> {
     let mut buf = vec![0u8; BUF];
+    // What the descriptors say each blob measures: a package read front to back may never have
+    // compared them with the entries (past an early stop), so the real lengths are checked here.
+    let mut claimed: HashMap<&Digest, u64> = HashMap::new();
+    for p in pkg.flatten() {
+        for b in p.blobs.values() {
+            claimed.insert(&b.digest, b.size);
+        }
+    }
     stream(pkg, &|_| true, &mut |digest, location, r| {
         let label = entry_label(location);
         let mut hasher = Hasher::new();
+        let mut length: u64 = 0;
         loop {
             let n = r.read(&mut buf).map_err(|e| PackageError::Corrupt {
                 path: pkg.path.clone(),
@@ -265,6 +269,17 @@ pub fn verify_all(pkg: &Package) -> Result<(), PackageError> {
                 break;
             }
             hasher.update(&buf[..n]);
+            length += n as u64;
+        }
+        if let Some(&expected) = claimed.get(digest)
+            && expected != length
+        {
+            return Err(PackageError::SizeMismatch {
+                path: pkg.path.clone(),
+                entry: label,
+                expected,
+                actual: length,
+            });
         }
         let actual = hasher.finish();
         if &actual != digest {

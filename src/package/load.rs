@@ -144,6 +144,9 @@ struct Scan<'h> {
     /// JSON blobs that are not manifests and do not hash to their name: reported if an image
     /// needs them as a manifest (a damaged manifest no longer parses as one).
     mismatched: HashMap<String, Digest>,
+    /// JSON blobs shaped like a manifest (they have `manifests`, `layers` or `config`) that do
+    /// not parse as one, with the parser's reason: a descriptor with a negative size, say.
+    broken: HashMap<String, String>,
     children: Vec<Package>,
     warnings: Vec<String>,
     stopped: bool,
@@ -167,6 +170,7 @@ impl<'h> Scan<'h> {
             pending: None,
             config_platforms: HashMap::new(),
             mismatched: HashMap::new(),
+            broken: HashMap::new(),
             children: Vec::new(),
             warnings: Vec::new(),
             stopped: false,
@@ -317,10 +321,14 @@ impl<'h> Scan<'h> {
                 self.pending = None;
                 self.manifests.insert(info.path.clone(), Bytes::from(bytes));
             }
-            _ => {
+            parsed => {
                 let actual = Digest::of(&bytes);
                 if actual != digest {
                     self.mismatched.insert(info.path.clone(), actual);
+                } else if let Err(e) = parsed
+                    && looks_like_broken_manifest(&bytes)
+                {
+                    self.broken.insert(info.path.clone(), e.to_string());
                 }
                 if let Some(p) = serde_json::from_slice::<ConfigPlatform>(&bytes)
                     .ok()
@@ -370,8 +378,21 @@ impl<'h> Scan<'h> {
         container: Container,
         file_name: Option<String>,
     ) -> Result<Package, PackageError> {
-        let name_info = file_name.as_deref().and_then(self.hooks.file_name);
-        let (metadata, metadata_source, mut warnings) =
+        // A directory's name is whatever the user chose (`violet create` writes to any
+        // directory): with a metadata file it says nothing about the package.
+        let name_info = if container == Container::Directory && self.file_meta.is_some() {
+            None
+        } else {
+            file_name.as_deref().and_then(self.hooks.file_name)
+        };
+        // Architectures a file name implies are only a guess when the metadata gives none: the
+        // images' own platforms then decide.
+        let name_arch = name_info.as_ref().and_then(|n| n.arch.clone()).filter(|_| {
+            self.file_meta
+                .as_ref()
+                .is_none_or(|m| m.architectures.is_empty())
+        });
+        let (mut metadata, metadata_source, mut warnings) =
             (self.hooks.effective)(self.file_meta.take(), name_info);
         warnings.append(&mut self.warnings);
 
@@ -428,6 +449,29 @@ impl<'h> Scan<'h> {
                     })?;
                 oci_layout::roots(&self.ctx, &index, bytes, &default_repo)?
             };
+            if store_roots.is_empty() && !self.stopped {
+                // An image store is there to carry images: one with none is what is left of a
+                // partial copy or a cut (a package without images has no store at all).
+                return Err(PackageError::BadManifest {
+                    path: self.ctx.path.clone(),
+                    entry: self.ctx.entry(if store.root.is_empty() {
+                        "."
+                    } else {
+                        &store.root
+                    }),
+                    message: format!(
+                        "the {} holds no image (no {})",
+                        match store.kind {
+                            StoreKind::OciLayout => "OCI image layout",
+                            StoreKind::Distribution => "registry storage tree",
+                        },
+                        match store.kind {
+                            StoreKind::OciLayout => "entry in index.json",
+                            StoreKind::Distribution => "tag link",
+                        }
+                    ),
+                });
+            }
             for root in store_roots {
                 images.push(graph.image(&store, root)?);
             }
@@ -452,6 +496,10 @@ impl<'h> Scan<'h> {
             }
         }
         fill_registries(&mut images, &metadata);
+        self.check_images(&images, &metadata, !stores.is_empty())?;
+        if let Some(arch) = name_arch {
+            honest_architectures(&arch, &images, &mut metadata, &mut warnings);
+        }
         Ok(Package {
             path: self.ctx.path.clone(),
             container,
@@ -465,6 +513,91 @@ impl<'h> Scan<'h> {
             blobs,
             children: std::mem::take(&mut self.children),
         })
+    }
+
+    /// What would go wrong only at the registry, or silently: a reference outside the
+    /// distribution grammar, two images for one `repository:tag`, and (when the package has an
+    /// image store at all; one without is a lightweight package) an image the metadata names
+    /// that the package does not hold.
+    fn check_images(
+        &self,
+        images: &[Image],
+        metadata: &Metadata,
+        has_store: bool,
+    ) -> Result<(), PackageError> {
+        let bad = |image: &dyn std::fmt::Display, message: String| PackageError::BadImage {
+            path: self.ctx.path.clone(),
+            image: self.ctx.entry(&image.to_string()),
+            message,
+        };
+        let mut tags: HashMap<(&str, &str), &Digest> = HashMap::new();
+        for image in images {
+            let r = &image.reference;
+            if !crate::plan::valid_repository(&r.repository) {
+                return Err(bad(
+                    r,
+                    format!(
+                        "repository {:?} is not a valid repository path (lowercase letters, digits and . _ - separators, components joined by /)",
+                        r.repository
+                    ),
+                ));
+            }
+            if let Some(tag) = &r.tag {
+                if !crate::plan::valid_tag(tag) {
+                    return Err(bad(
+                        r,
+                        format!(
+                            "tag {tag:?} is not a valid tag ([A-Za-z0-9_][A-Za-z0-9._-], at most 128 characters)"
+                        ),
+                    ));
+                }
+                if let Some(first) = tags.insert((&r.repository, tag), &image.digest)
+                    && first != &image.digest
+                {
+                    return Err(bad(
+                        r,
+                        format!(
+                            "the package holds two images for this reference ({first} and {}); a registry keeps only one",
+                            image.digest
+                        ),
+                    ));
+                }
+            }
+        }
+        if !has_store {
+            return Ok(());
+        }
+        let held: Vec<&Image> = images
+            .iter()
+            .chain(
+                self.children
+                    .iter()
+                    .flat_map(|c| c.flatten())
+                    .flat_map(|p| p.images.iter()),
+            )
+            .collect();
+        for named in metadata.artifact.iter().chain(&metadata.related_images) {
+            let Some(r) = oci_layout::parse_reference(named) else {
+                return Err(bad(named, "not a valid image reference".into()));
+            };
+            // A reference pinned by digest matches by repository: `violet create --platforms`
+            // stores a rewritten index under a new digest for a CSV's `repo@sha256:` image.
+            let pinned = named.contains('@');
+            let found = held.iter().any(|i| {
+                i.reference.repository == r.repository
+                    && (pinned || r.tag.is_none() || i.reference.tag == r.tag)
+            });
+            if !found {
+                return Err(bad(
+                    named,
+                    format!(
+                        "{METADATA_FILE} names this image but the package's image store does not hold it ({} image(s) held)",
+                        held.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn distribution_roots(
@@ -494,6 +627,50 @@ impl<'h> Scan<'h> {
         }
         Ok(out)
     }
+}
+
+/// A package whose architectures come from its file name (`x.amd64.v1.tgz`) but whose images
+/// carry other platforms, or fewer: the content wins, with a warning naming both.
+fn honest_architectures(
+    arch: &str,
+    images: &[Image],
+    metadata: &mut Metadata,
+    warnings: &mut Vec<String>,
+) {
+    let carried: BTreeSet<&String> = images
+        .iter()
+        .flat_map(|i| &i.platforms)
+        .filter(|p| !p.starts_with("unknown/"))
+        .collect();
+    if carried.is_empty() {
+        // Charts and other non-image artifacts carry no platform to compare with.
+        return;
+    }
+    let carried_archs: BTreeSet<&str> = carried
+        .iter()
+        .map(|p| p.split('/').nth(1).unwrap_or(p))
+        .collect();
+    let named: BTreeSet<&str> = match arch {
+        "amd64" | "arm64" => [arch].into(),
+        _ => ["amd64", "arm64"].into(),
+    };
+    if carried_archs == named {
+        return;
+    }
+    let content: Vec<String> = carried.into_iter().cloned().collect();
+    warnings.push(format!(
+        "the file name says {arch} but the images carry [{}]; using [{}]",
+        content.join(" "),
+        content.join(" ")
+    ));
+    metadata.architectures = content;
+}
+
+/// Whether a JSON blob is meant as a manifest or index, judged by its top-level keys only.
+fn looks_like_broken_manifest(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(bytes).is_ok_and(|m| {
+        m.contains_key("manifests") || m.contains_key("layers") || m.contains_key("schemaVersion")
+    })
 }
 
 /// The package name part of a file name, for stores that name no repository.
@@ -656,6 +833,7 @@ impl Graph<'_, '_> {
                             actual: scan.mismatched[&entry].clone(),
                         }
                     }
+                    Some(_) if scan.broken.contains_key(&entry) => bad(scan.broken[&entry].clone()),
                     Some((size, _)) if *size > MAX_SMALL_FILE => {
                         ctx.too_large(&entry, *size, MAX_SMALL_FILE)
                     }
@@ -684,8 +862,11 @@ impl Graph<'_, '_> {
             });
         }
         let raw: RawManifest = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-        if raw.schema_version == Some(1) {
-            return Err(bad("Docker schema 1 manifests are not supported; copy the image again with a current tool".into()));
+        match raw.schema_version {
+            Some(2) => {}
+            Some(1) => return Err(bad("Docker schema 1 manifests are not supported; copy the image again with a current tool".into())),
+            Some(v) => return Err(bad(format!("schemaVersion is {v}, expected 2"))),
+            None => return Err(bad("schemaVersion is missing (the image spec requires 2)".into())),
         }
         let media_type = raw.media_type(desc_media_type);
         let location = BlobLocation {
@@ -698,8 +879,12 @@ impl Graph<'_, '_> {
         let mut blobs = Vec::new();
         let mut platform = desc_platform;
         if mediatype::is_index(&media_type) {
-            for d in raw.manifests.iter().flatten() {
-                let child = Digest::parse(&d.digest).map_err(|e| bad(e.to_string()))?;
+            let manifests = raw
+                .manifests
+                .as_ref()
+                .ok_or_else(|| bad("image index without manifests".into()))?;
+            for d in manifests {
+                let child = d.check().map_err(bad)?;
                 let child_platform = d.platform.as_ref().and_then(|p| p.render());
                 self.manifest(
                     store,
@@ -717,6 +902,9 @@ impl Graph<'_, '_> {
                 .config
                 .as_ref()
                 .ok_or_else(|| bad("image manifest without config".into()))?;
+            if raw.layers.is_none() {
+                return Err(bad("image manifest without layers".into()));
+            }
             for d in std::iter::once(config).chain(raw.layers.iter().flatten()) {
                 blobs.push(self.blob(store, d, &entry, walk)?);
             }
@@ -753,10 +941,8 @@ impl Graph<'_, '_> {
             entry: ctx.entry(manifest_entry),
             message,
         };
-        let digest = Digest::parse(&d.digest).map_err(|e| bad(e.to_string()))?;
-        let size = d
-            .size
-            .ok_or_else(|| bad(format!("descriptor of {digest} has no size")))?;
+        let digest = d.check().map_err(bad)?;
+        let size = d.size.unwrap_or_default();
         let entry = Self::entry_of(store, &digest);
         let offset = match self.scan.blob_entries.get(&entry) {
             Some((actual, offset)) => {

@@ -92,6 +92,13 @@ pub enum PackageError {
         entry: String,
         message: String,
     },
+    /// An image reference the package carries or names that cannot be published as it is.
+    #[error("{path}: image {image}: {message}")]
+    BadImage {
+        path: PathBuf,
+        image: String,
+        message: String,
+    },
 }
 
 impl PackageError {
@@ -110,7 +117,8 @@ impl PackageError {
             | PackageError::UnknownType { path, .. }
             | PackageError::TooLarge { path, .. }
             | PackageError::SizeMismatch { path, .. }
-            | PackageError::BadManifest { path, .. } => path,
+            | PackageError::BadManifest { path, .. }
+            | PackageError::BadImage { path, .. } => path,
         }
     }
 }

@@ -40,6 +40,24 @@ pub(crate) struct Platform {
     pub variant: Option<String>,
 }
 
+impl Descriptor {
+    /// The OCI image spec's required descriptor fields: `mediaType`, `digest` (`sha256:` and 64
+    /// lowercase hex, the only algorithm violet accepts) and `size` (a non-negative integer; a
+    /// negative one already fails to parse into `u64`). Registries store what they are given, so
+    /// a descriptor that breaks the spec would be published as is.
+    pub fn check(&self) -> Result<Digest, String> {
+        let digest = Digest::parse(&self.digest).map_err(|e| e.to_string())?;
+        match &self.media_type {
+            Some(m) if !m.is_empty() => {}
+            _ => return Err(format!("descriptor of {digest} has no mediaType")),
+        }
+        if self.size.is_none() {
+            return Err(format!("descriptor of {digest} has no size"));
+        }
+        Ok(digest)
+    }
+}
+
 impl Platform {
     pub fn render(&self) -> Option<String> {
         if self.os.is_empty() || self.architecture.is_empty() {
@@ -149,9 +167,12 @@ pub(crate) fn root_of_marker(path: &str) -> Option<&str> {
     }
 }
 
+/// `index.json` of an OCI layout: an image index, so `schemaVersion` 2 and `manifests` are
+/// required (an object without them is not an empty store but a broken one).
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct IndexJson {
-    #[serde(default)]
+    schema_version: u32,
     manifests: Vec<Descriptor>,
 }
 
@@ -181,9 +202,15 @@ pub(crate) fn roots(
         message,
     };
     let index: IndexJson = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    if index.schema_version != 2 {
+        return Err(bad(format!(
+            "schemaVersion is {}, the OCI image layout needs 2",
+            index.schema_version
+        )));
+    }
     let mut out = Vec::new();
     for d in index.manifests {
-        let digest = Digest::parse(&d.digest).map_err(|e| bad(e.to_string()))?;
+        let digest = d.check().map_err(bad)?;
         let named = d
             .annotations
             .get(CONTAINERD_NAME)

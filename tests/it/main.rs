@@ -6,6 +6,7 @@ mod support;
 mod create_package;
 mod list_gc;
 mod mirror;
+mod mutation;
 mod package_read;
 mod platform;
 mod push;

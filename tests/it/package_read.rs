@@ -489,3 +489,661 @@ fn committed_sample_package_shows_verifies_and_is_reproducible() {
         "synth no longer writes the committed sample byte for byte"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Integrity at the edges (issue 10): malformed means exit 4, before anything is uploaded
+// ---------------------------------------------------------------------------------------------
+
+use crate::mutation::{Entry, edit_descriptor, read_entries, tar_bytes, write_entries};
+use crate::support::registry::{Registry, RegistryOptions};
+
+/// A one-image plugin package (two platforms, manifests first) of `container` and `store`.
+fn edge_package(ctx: &TestContext, dir: &str, container: Container, store: StoreKind) -> PathBuf {
+    let mut spec = SynthSpec::new("edge", PackageType::Plugin);
+    spec.container = container;
+    spec.store = store;
+    let mut image = SynthImage::new("acp/edge", "v1.0.0");
+    image.layers = 1;
+    image.layer_size = 1000;
+    spec.images = vec![image];
+    synth::write(&spec, &ctx.path().join(dir))
+        .expect("synth")
+        .path
+}
+
+fn arg(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[track_caller]
+fn assert_exit(out: &crate::support::Output, code: i32, needle: &str) {
+    let text = format!("{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.code, code, "{text}");
+    assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+}
+
+/// Rewrites a package file or directory entry by entry.
+fn rewrite(path: &Path, f: impl FnOnce(&mut Vec<Entry>)) {
+    let mut entries = read_entries(path);
+    f(&mut entries);
+    if path.is_dir() {
+        std::fs::remove_dir_all(path).expect("rm");
+    }
+    write_entries(path, crate::mutation::container_of(path), &entries);
+}
+
+fn push_args<'a>(pkg: &'a Path, host: &'a str, crs: &'a Path) -> Vec<&'a str> {
+    vec![
+        "push",
+        arg(pkg),
+        "--dest-repo",
+        host,
+        "--plain",
+        "--no-auth",
+        "--crs-out",
+        arg(crs),
+    ]
+}
+
+/// Repositories a registry holds (anything uploaded at all creates one).
+fn repositories(registry: &Registry) -> Vec<String> {
+    let root = registry
+        .storage_dir()
+        .join("docker/registry/v2/repositories");
+    let mut out = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.ends_with("_uploads") || p.ends_with("_layers") || p.ends_with("_manifests") {
+                out.push(
+                    p.parent()
+                        .unwrap()
+                        .strip_prefix(&root)
+                        .unwrap()
+                        .display()
+                        .to_string(),
+                );
+            } else if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn a_tar_cut_between_entries_is_refused_by_show_verify_and_push() {
+    let ctx = TestContext::new();
+    let registry = Registry::start(RegistryOptions::default());
+    for store in [StoreKind::OciLayout, StoreKind::Distribution] {
+        let pkg = edge_package(&ctx, &format!("{store:?}"), Container::Tar, store);
+        let entries = read_entries(&pkg);
+        let (tar, offsets) = tar_bytes(&entries);
+        // Right after violet.yaml (0 images, catalog resources would still be written), in the
+        // middle of the entries, and only the end-of-archive blocks missing.
+        for cut in [
+            offsets[1],
+            offsets[offsets.len() / 2],
+            *offsets.last().unwrap(),
+        ] {
+            std::fs::write(&pkg, &tar[..cut]).expect("write");
+            assert_exit(&ctx.run(["show", arg(&pkg)]), 4, "it was cut short");
+            let out = ctx.run(["verify", arg(&pkg)]);
+            assert_ne!(out.code, 0, "{out:?}");
+            assert!(out.stdout.contains("cut short"), "{out:?}");
+            let crs = ctx.path().join("crs");
+            let out = ctx.run(push_args(&pkg, &registry.host(), &crs));
+            assert_exit(&out, 4, "cut short");
+            assert!(!crs.exists(), "catalog resources written for a cut package");
+        }
+    }
+    assert!(
+        repositories(&registry).is_empty(),
+        "{:?}",
+        repositories(&registry)
+    );
+}
+
+#[test]
+fn compressed_packages_must_end_cleanly() {
+    let ctx = TestContext::new();
+    for (container, needle) in [
+        (Container::TarGz, "checksum"),
+        (Container::TarZst, "incomplete frame"),
+    ] {
+        let pkg = edge_package(
+            &ctx,
+            &format!("{container:?}"),
+            container,
+            StoreKind::OciLayout,
+        );
+        let good = std::fs::read(&pkg).expect("read");
+        // The inner tar cut between two entries, the compressed stream itself complete.
+        let entries = read_entries(&pkg);
+        let (tar, offsets) = tar_bytes(&entries);
+        let cut = &tar[..offsets[offsets.len() - 2]];
+        let recompressed = match container {
+            Container::TarGz => {
+                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                std::io::Write::write_all(&mut e, cut).unwrap();
+                e.finish().unwrap()
+            }
+            _ => zstd::stream::encode_all(cut, 1).unwrap(),
+        };
+        std::fs::write(&pkg, recompressed).expect("write");
+        let out = ctx.run(["verify", arg(&pkg)]);
+        assert!(out.stdout.contains("cut short"), "{out:?}");
+        assert_ne!(out.code, 0);
+        // The compressed stream damaged at its end: the gzip CRC, the last zstd block.
+        let mut bad = good.clone();
+        match container {
+            Container::TarGz => {
+                let n = bad.len();
+                bad[n - 8] ^= 0xff;
+            }
+            _ => bad.truncate(bad.len() - 3),
+        }
+        std::fs::write(&pkg, &bad).expect("write");
+        let out = ctx.run(["verify", arg(&pkg)]);
+        assert_ne!(out.code, 0, "{out:?}");
+        assert!(out.stdout.contains(needle), "{out:?}");
+    }
+}
+
+#[test]
+fn a_gzip_package_with_a_bad_crc_tags_nothing() {
+    let ctx = TestContext::new();
+    let registry = Registry::start(RegistryOptions::default());
+    let pkg = edge_package(&ctx, "p", Container::TarGz, StoreKind::Distribution);
+    let mut bytes = std::fs::read(&pkg).expect("read");
+    let n = bytes.len();
+    bytes[n - 8] ^= 0xff;
+    std::fs::write(&pkg, bytes).expect("write");
+    let crs = ctx.path().join("crs");
+    let out = ctx.run(push_args(&pkg, &registry.host(), &crs));
+    assert_exit(&out, 4, "checksum");
+    let tags = registry
+        .storage_dir()
+        .join("docker/registry/v2/repositories/acp/edge/_manifests/tags");
+    assert!(!tags.exists(), "a tag landed: {out:?}");
+    assert!(!crs.exists());
+}
+
+#[test]
+fn verify_compares_every_descriptor_size_in_every_container() {
+    let ctx = TestContext::new();
+    for container in [
+        Container::Tar,
+        Container::TarGz,
+        Container::TarZst,
+        Container::Directory,
+    ] {
+        for store in [StoreKind::OciLayout, StoreKind::Distribution] {
+            let pkg = edge_package(&ctx, &format!("{container:?}{store:?}"), container, store);
+            // The first layer's descriptor says 1 byte; the digests up the chain are made to
+            // match, so only the size is wrong.
+            rewrite(&pkg, |entries| {
+                // The manifest whose layer comes last in the archive: a reader that stops after
+                // the manifests never sees that entry's length.
+                let position = |digest: &str| {
+                    let hex = digest.trim_start_matches("sha256:");
+                    entries
+                        .iter()
+                        .position(|e| e.name.contains(hex))
+                        .unwrap_or(0)
+                };
+                let at = (0..entries.len())
+                    .filter_map(|i| {
+                        let v: serde_json::Value = serde_json::from_slice(&entries[i].data).ok()?;
+                        let layer = v.get("layers")?[0]["digest"].as_str()?.to_string();
+                        Some((position(&layer), i))
+                    })
+                    .max()
+                    .expect("a manifest")
+                    .1;
+                assert!(edit_descriptor(entries, at, 1, &|m| {
+                    m.insert("size".into(), 1.into());
+                }));
+            });
+            let out = ctx.run(["verify", arg(&pkg)]);
+            assert_eq!(out.code, 8, "{container:?} {store:?}: {out:?}");
+            assert!(
+                out.stdout
+                    .contains("bytes but the manifest referencing it says 1"),
+                "{container:?} {store:?}: {out:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn index_json_and_descriptors_follow_the_image_spec() {
+    let ctx = TestContext::new();
+    type Edit = Box<dyn Fn(&mut Vec<Entry>)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "index.json not an object",
+            Box::new(|e: &mut Vec<Entry>| set(e, "index.json", b"[]".to_vec())),
+            "index.json",
+        ),
+        (
+            "index.json without manifests",
+            Box::new(|e: &mut Vec<Entry>| set(e, "index.json", br#"{"schemaVersion":2}"#.to_vec())),
+            "missing field `manifests`",
+        ),
+        (
+            "root descriptor without size",
+            Box::new(|e: &mut Vec<Entry>| {
+                edit_index(e, &|m| {
+                    m.remove("size");
+                })
+            }),
+            "has no size",
+        ),
+        (
+            "root descriptor without mediaType",
+            Box::new(|e: &mut Vec<Entry>| {
+                edit_index(e, &|m| {
+                    m.remove("mediaType");
+                })
+            }),
+            "has no mediaType",
+        ),
+        (
+            "child descriptor without size",
+            Box::new(|e: &mut Vec<Entry>| {
+                edit_child(e, "manifests", &|m| {
+                    m.remove("size");
+                })
+            }),
+            "has no size",
+        ),
+        (
+            "layer descriptor with a negative size",
+            Box::new(|e: &mut Vec<Entry>| {
+                edit_child(e, "layers", &|m| {
+                    m.insert("size".into(), (-1).into());
+                })
+            }),
+            "invalid value: integer `-1`",
+        ),
+        (
+            "layer descriptor with a malformed digest",
+            Box::new(|e: &mut Vec<Entry>| {
+                edit_child(e, "layers", &|m| {
+                    m.insert("digest".into(), "sha256:abc".into());
+                })
+            }),
+            "invalid digest",
+        ),
+    ];
+    for (what, edit, needle) in cases {
+        let pkg = edge_package(&ctx, what, Container::Tar, StoreKind::OciLayout);
+        rewrite(&pkg, |e| edit(e));
+        let out = ctx.run(["show", arg(&pkg)]);
+        assert_eq!(out.code, 4, "{what}: {out:?}");
+        assert!(out.stderr.contains(needle), "{what}: {out:?}");
+    }
+}
+
+fn set(entries: &mut [Entry], name: &str, data: Vec<u8>) {
+    entries
+        .iter_mut()
+        .find(|e| e.name == name)
+        .expect("entry")
+        .data = data;
+}
+
+fn edit_index(
+    entries: &mut Vec<Entry>,
+    f: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    let at = entries
+        .iter()
+        .position(|e| e.name == "index.json")
+        .expect("index.json");
+    assert!(edit_descriptor(entries, at, 0, f));
+}
+
+/// Edits the first descriptor of the first blob that has a `key` array (with its chain rehashed).
+fn edit_child(
+    entries: &mut Vec<Entry>,
+    key: &str,
+    f: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    let at = entries
+        .iter()
+        .position(|e| {
+            e.name.contains("blobs/")
+                && serde_json::from_slice::<serde_json::Value>(&e.data)
+                    .is_ok_and(|v| v.get(key).is_some())
+        })
+        .expect("document");
+    // Layers come after the config descriptor.
+    let n = if key == "layers" { 1 } else { 0 };
+    assert!(edit_descriptor(entries, at, n, f));
+}
+
+#[test]
+fn metadata_naming_images_the_store_does_not_hold_is_malformed() {
+    let ctx = TestContext::new();
+    let registry = Registry::start(RegistryOptions::default());
+    let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
+    rewrite(&pkg, |e| {
+        let yaml = String::from_utf8(e[0].data.clone()).unwrap();
+        assert!(!yaml.contains("relatedImages"), "{yaml}");
+        e[0].data =
+            format!("{yaml}relatedImages:\n- harbor.demo.io/acp/missing:v1.0.0\n").into_bytes();
+    });
+    assert_exit(
+        &ctx.run(["show", arg(&pkg)]),
+        4,
+        "image harbor.demo.io/acp/missing:v1.0.0: violet.yaml names this image but the package's image store does not hold it",
+    );
+    let crs = ctx.path().join("crs");
+    assert_exit(
+        &ctx.run(push_args(&pkg, &registry.host(), &crs)),
+        4,
+        "does not hold it",
+    );
+    assert!(!crs.exists());
+    assert!(repositories(&registry).is_empty());
+}
+
+#[test]
+fn a_lightweight_package_writes_resources_only_for_images_at_the_destination() {
+    let ctx = TestContext::new();
+    let registry = Registry::start(RegistryOptions::default());
+    let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
+    // Only violet.yaml: what `violet create --skip-package-images` writes.
+    rewrite(&pkg, |e| e.truncate(1));
+    let crs = ctx.path().join("crs");
+    let out = ctx.run(push_args(&pkg, &registry.host(), &crs));
+    assert_exit(&out, 7, "catalog resources not written");
+    assert!(
+        out.stdout
+            .contains("acp/edge:v1.0.0 is not in the registry"),
+        "{out:?}"
+    );
+    assert!(!crs.exists(), "resources written for images nobody pushed");
+    // Once the images are there (pushed from the full package), the resources are written.
+    let full = edge_package(&ctx, "full", Container::Tar, StoreKind::OciLayout);
+    ctx.run([
+        "push",
+        arg(&full),
+        "--dest-repo",
+        &registry.host(),
+        "--plain",
+        "--no-auth",
+        "--skip-crs",
+    ])
+    .success();
+    ctx.run(push_args(&pkg, &registry.host(), &crs)).success();
+    assert!(crs.exists());
+}
+
+/// The first `index.json` entry (an image index) duplicated under the same name with another
+/// digest: its platform manifest instead.
+fn second_image_same_ref(entries: &mut [Entry]) {
+    let at = entries.iter().position(|e| e.name == "index.json").unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&entries[at].data).unwrap();
+    let first = v["manifests"][0].clone();
+    let index = entries
+        .iter()
+        .find(|e| {
+            e.name.ends_with(
+                first["digest"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("sha256:"),
+            )
+        })
+        .unwrap();
+    let child: serde_json::Value = serde_json::from_slice(&index.data).unwrap();
+    let mut dup = child["manifests"][0].clone();
+    dup["annotations"] = first["annotations"].clone();
+    v["manifests"].as_array_mut().unwrap().push(dup);
+    entries[at].data = serde_json::to_vec(&v).unwrap();
+}
+
+#[test]
+fn two_images_for_one_reference_are_refused_before_any_upload() {
+    let ctx = TestContext::new();
+    let registry = Registry::start(RegistryOptions::default());
+    let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
+    rewrite(&pkg, |e| second_image_same_ref(e));
+    let crs = ctx.path().join("crs");
+    assert_exit(
+        &ctx.run(["show", arg(&pkg)]),
+        4,
+        "holds two images for this reference",
+    );
+    assert_exit(
+        &ctx.run(push_args(&pkg, &registry.host(), &crs)),
+        4,
+        "two images",
+    );
+    // Across packages of a directory: same repository:tag, different content.
+    let dir = ctx.path().join("dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = edge_package(&ctx, "dir", Container::Tar, StoreKind::OciLayout);
+    let mut spec = SynthSpec::new("other", PackageType::Plugin);
+    spec.container = Container::TarGz;
+    spec.seed = 7;
+    spec.images = vec![SynthImage::new("acp/edge", "v1.0.0")];
+    synth::write(&spec, &dir).unwrap();
+    assert!(a.starts_with(&dir));
+    let out = ctx.run([
+        "push",
+        arg(&dir),
+        "--dest-repo",
+        &registry.host(),
+        "--plain",
+        "--no-auth",
+        "--skip-crs",
+    ]);
+    assert_exit(&out, 4, "two images for one destination");
+    assert!(out.stderr.contains("acp/edge:v1.0.0"), "{out:?}");
+    assert!(
+        repositories(&registry).is_empty(),
+        "{:?}",
+        repositories(&registry)
+    );
+}
+
+#[test]
+fn invalid_tags_and_repositories_are_refused_before_any_upload() {
+    let ctx = TestContext::new();
+    let registry = Registry::start(RegistryOptions::default());
+    for (name, needle) in [
+        ("harbor.demo.io/acp/edge:v1+build", "is not a valid tag"),
+        (
+            "harbor.demo.io/acp/Edge:v1.0.0",
+            "is not a valid repository path",
+        ),
+        (
+            "harbor.demo.io/acp//edge:v1.0.0",
+            "is not a valid repository path",
+        ),
+    ] {
+        let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
+        rewrite(&pkg, |e| {
+            edit_index(e, &|m| {
+                m.insert(
+                    "annotations".into(),
+                    serde_json::json!({"org.opencontainers.image.ref.name": name}),
+                );
+            })
+        });
+        let crs = ctx.path().join("crs");
+        assert_exit(&ctx.run(push_args(&pkg, &registry.host(), &crs)), 4, needle);
+        assert_exit(&ctx.run(["show", arg(&pkg)]), 4, needle);
+    }
+    assert!(
+        repositories(&registry).is_empty(),
+        "{:?}",
+        repositories(&registry)
+    );
+}
+
+#[test]
+fn control_characters_from_a_package_never_reach_the_terminal() {
+    let ctx = TestContext::new();
+    let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
+    rewrite(&pkg, |e| {
+        let yaml = String::from_utf8(e[0].data.clone()).unwrap();
+        e[0].data = yaml
+            .replace(
+                "displayName: edge",
+                "displayName: \"edge\\nerror: forged\\e[31m\\x7f\\u009b\"",
+            )
+            .replace("name: edge\n", "name: \"edge\\nerror: forged name\"\n")
+            .into_bytes();
+    });
+    let out = ctx.run(["show", arg(&pkg)]);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("Name: edge\\nerror: forged\\u{1b}[31m\\u{7f}\\u{9b}"),
+        "{all}"
+    );
+    for forbidden in ['\u{1b}', '\u{7f}', '\u{9b}'] {
+        assert!(!all.contains(forbidden), "{all:?}");
+    }
+    assert!(
+        !all.lines().any(|l| l.starts_with("error: forged")),
+        "{all}"
+    );
+    // A tar entry name with a newline, in an error.
+    let pkg = edge_package(&ctx, "q", Container::Tar, StoreKind::OciLayout);
+    rewrite(&pkg, |e| {
+        e.push(Entry::file(
+            "x/../../y\nerror: forged\u{1b}[2J",
+            b"z".to_vec(),
+        ));
+    });
+    let out = ctx.run(["show", arg(&pkg)]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
+        1,
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains('\u{1b}'), "{out:?}");
+}
+
+#[test]
+fn errors_name_the_package_once() {
+    let ctx = TestContext::new();
+    let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::Distribution);
+    let bytes = std::fs::read(&pkg).unwrap();
+    std::fs::write(&pkg, &bytes[..bytes.len() - 1024]).unwrap();
+    let p = pkg.display().to_string();
+    for cmd in ["show", "verify"] {
+        let out = ctx.run([cmd, arg(&pkg)]);
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert!(!all.contains(&format!("{p}: {p}")), "{all}");
+        assert!(all.contains(&p), "{all}");
+    }
+}
+
+#[test]
+fn a_name_only_package_reports_the_platforms_its_images_carry() {
+    let ctx = TestContext::new();
+    let mut spec = SynthSpec::new("honest", PackageType::Plugin);
+    spec.container = Container::Tar;
+    spec.metadata = false;
+    spec.images = vec![SynthImage::new("acp/honest", "v1.0.0")];
+    let written = synth::write(&spec, &ctx.path().join("p")).unwrap();
+    let pkg = ctx.path().join("p/honest.amd64.v1.0.0.tar");
+    std::fs::rename(&written.path, &pkg).unwrap();
+    let out = ctx.run(["show", arg(&pkg)]).success();
+    assert!(
+        out.stderr
+            .contains("the file name says amd64 but the images carry [linux/amd64 linux/arm64]"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("Arch: [linux/amd64 linux/arm64]"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_directory_with_metadata_is_not_judged_by_its_name() {
+    let ctx = TestContext::new();
+    let pkg = edge_package(&ctx, "p", Container::Directory, StoreKind::OciLayout);
+    // `violet create ./work` writes violet.yaml into a directory of any name.
+    let dir = ctx.path().join("work");
+    std::fs::rename(&pkg, &dir).unwrap();
+    let out = ctx.run(["show", arg(&dir)]).success();
+    assert!(
+        !out.stderr.contains("differs from the file name"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("Name: edge"), "{out:?}");
+}
+
+#[test]
+fn a_core_package_cut_before_its_last_plugin_is_refused() {
+    let ctx = TestContext::new();
+    let mut core = SynthSpec::new("acp-core", PackageType::Core);
+    core.container = Container::Tar;
+    core.images = vec![SynthImage::new("acp/core", "v4.0.0")];
+    for name in ["logging", "monitoring"] {
+        let mut plugin = SynthSpec::new(name, PackageType::Plugin);
+        plugin.container = Container::TarGz;
+        plugin.images = vec![SynthImage::new(format!("acp/{name}"), "v1.0.0")];
+        core.children.push(plugin);
+    }
+    let pkg = synth::write(&core, &ctx.path().join("core")).unwrap().path;
+    let out = ctx.run(["show", arg(&pkg)]).success();
+    assert!(out.stdout.contains("monitoring.ALL.v1.0.0.tgz"), "{out:?}");
+    let entries = read_entries(&pkg);
+    let last = entries
+        .iter()
+        .rposition(|e| e.name.starts_with("plugins/"))
+        .expect("a plugin entry");
+    let (tar, offsets) = tar_bytes(&entries);
+    std::fs::write(&pkg, &tar[..offsets[last]]).unwrap();
+    assert_exit(&ctx.run(["show", arg(&pkg)]), 4, "cut short");
+    assert_ne!(ctx.run(["verify", arg(&pkg)]).code, 0);
+}
+
+#[test]
+fn a_malformed_package_in_a_directory_makes_push_exit_4() {
+    let ctx = TestContext::new();
+    let registry = Registry::start(RegistryOptions::default());
+    edge_package(&ctx, "dir", Container::TarGz, StoreKind::OciLayout);
+    let mut spec = SynthSpec::new("cut", PackageType::Plugin);
+    spec.container = Container::Tar;
+    spec.images = vec![SynthImage::new("acp/cut", "v1.0.0")];
+    let cut = synth::write(&spec, &ctx.path().join("dir")).unwrap().path;
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() - 1024]).unwrap();
+    let dir = ctx.path().join("dir");
+    let out = ctx.run([
+        "push",
+        arg(&dir),
+        "--dest-repo",
+        &registry.host(),
+        "--plain",
+        "--no-auth",
+        "--skip-crs",
+    ]);
+    assert_exit(&out, 4, "cut short");
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("cut."))
+        .unwrap_or_else(|| panic!("no row: {out:?}"));
+    // The row names the file in its first column; the reason does not repeat it.
+    assert!(!row.contains(&cut.display().to_string()), "{row}");
+    assert_eq!(repositories(&registry), ["acp/edge"]);
+}
