@@ -2,43 +2,11 @@
 //! real registry B (plain, or htpasswd over TLS), and skopeo as the independent check that every
 //! tag has the same digest in both.
 
-use violet::package::{Container, PackageType, StoreKind};
-use violet::synth::{self, SynthImage, SynthPackage, SynthSpec};
-
+use crate::support::TestContext;
+use crate::support::packages::{Container, NO_TLS, PLAIN, SOURCE_REGISTRY, StoreKind};
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
 use crate::support::skopeo::{skopeo_copy_all, skopeo_inspect_raw_digest};
-use crate::support::{Output, TestContext};
-
-const SOURCE_REGISTRY: &str = "harbor.demo.io";
-const NO_TLS: &[&str] = &["--tls-verify=false"];
-
-/// Two multi-arch images (linux/amd64 + linux/arm64) sharing their first layer, pushed into `registry`.
-fn seed(ctx: &TestContext, registry: &Registry, name: &str) -> SynthPackage {
-    let mut spec = SynthSpec::new(name, PackageType::Bundle);
-    spec.container = Container::TarGz;
-    spec.store = StoreKind::Distribution;
-    spec.images = ["acp/demo", "acp/demo-agent"]
-        .iter()
-        .map(|r| {
-            let mut i = SynthImage::new(*r, "v1.0.0");
-            i.shared_layers = 1;
-            i
-        })
-        .collect();
-    let pkg = synth::write(&spec, &ctx.path().join(name)).expect("write synthetic package");
-    ctx.run([
-        "push",
-        &pkg.path.display().to_string(),
-        "--dest-repo",
-        &registry.host(),
-        "--skip-crs",
-        "--plain",
-        "--no-auth",
-    ])
-    .success();
-    pkg
-}
 
 /// `acp/demo:v1.0.0` from `harbor.demo.io/acp/demo:v1.0.0`.
 fn relative(reference: &str) -> String {
@@ -48,16 +16,19 @@ fn relative(reference: &str) -> String {
         .to_string()
 }
 
-fn all_output(out: &Output) -> String {
-    format!("{}\n{}", out.stdout, out.stderr)
-}
-
 #[test]
 fn multi_arch_images_keep_their_index_digest_and_shared_blobs_cross_once() {
     let ctx = TestContext::new();
     let a = Registry::start(RegistryOptions::default());
     let b = Registry::start(RegistryOptions::default());
-    let pkg = seed(&ctx, &a, "demo");
+    let pkg = ctx.seed_demo_images_with(
+        "demo",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
     let images: Vec<String> = pkg.images.iter().map(|(r, _)| relative(r)).collect();
     let to = format!("{}/dr", b.host());
 
@@ -122,7 +93,14 @@ fn from_package_to_an_authenticated_tls_registry() {
         ..Default::default()
     });
     let ca = b.ca_file().expect("TLS registry has a CA");
-    let pkg = seed(&ctx, &a, "pkg");
+    let pkg = ctx.seed_demo_images_with(
+        "pkg",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
     let out = ctx
         .run_stdin(
             [
@@ -143,7 +121,7 @@ fn from_package_to_an_authenticated_tls_registry() {
             &format!("{PASSWORD}\n"),
         )
         .success();
-    let text = all_output(&out);
+    let text = out.all();
     assert!(!text.contains(PASSWORD), "password in output:\n{text}");
     assert!(text.contains("2/2 images at parity"), "{text}");
     let creds = format!("--creds={USER}:{PASSWORD}");
@@ -171,7 +149,7 @@ fn missing_image_fails_with_one_line_naming_it() {
         "acp/nothing:v9",
     ]);
     // The registry's 404 is a remote refusal: exit code 7.
-    assert_eq!(out.code, 7, "{}", all_output(&out));
+    assert_eq!(out.code, 7, "{}", out.all());
     assert!(out.stdout.contains("FAILED"), "{}", out.stdout);
     assert!(out.stdout.contains("acp/nothing"), "{}", out.stdout);
 
@@ -194,7 +172,14 @@ fn an_upload_cut_off_mid_body_fetches_the_blob_again() {
     let a = Registry::start(RegistryOptions::default());
     let b = Registry::start(RegistryOptions::default());
     let proxy = FaultProxy::start(&b.host());
-    let pkg = seed(&ctx, &a, "cut");
+    let pkg = ctx.seed_demo_images_with(
+        "cut",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
     // The first blob body sent to B is dropped after 1000 bytes: the client restarts the upload,
     // and a GET body can be read once, so the mirror must fetch the blob from A again.
     proxy.inject(
@@ -241,7 +226,14 @@ fn from_package_refuses_a_source_tag_that_moved() {
     let ctx = TestContext::new();
     let a = Registry::start(RegistryOptions::default());
     let b = Registry::start(RegistryOptions::default());
-    let pkg = seed(&ctx, &a, "moved");
+    let pkg = ctx.seed_demo_images_with(
+        "moved",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
     // Swap the two tags at the source: each now names the other image.
     let at_a = |reference: &str| format!("docker://{}/{}", a.host(), relative(reference));
     let (first, first_digest) = &pkg.images[0];
@@ -267,7 +259,7 @@ fn from_package_refuses_a_source_tag_that_moved() {
         "--plain",
         "--no-auth",
     ]);
-    let text = all_output(&out);
+    let text = out.all();
     assert_eq!(out.code, 8, "{text}");
     for (reference, digest, now) in [
         (first, first_digest, second_digest),
@@ -332,7 +324,7 @@ fn source_auth_errors_name_the_source_flags() {
         anonymous.stderr
     );
     for (label, out) in [("anonymous", anonymous), ("wrong password", wrong)] {
-        let text = all_output(&out);
+        let text = out.all();
         assert_eq!(out.code, 5, "{label}: {text}");
         assert!(text.contains("--from-username"), "{label}: {text}");
         assert!(text.contains(&a.host()), "{label}: {text}");
@@ -359,7 +351,14 @@ fn uploads_cut_off_until_retries_are_spent_report_the_network_cause() {
     let a = Registry::start(RegistryOptions::default());
     let b = Registry::start(RegistryOptions::default());
     let proxy = FaultProxy::start(&b.host());
-    let pkg = seed(&ctx, &a, "spent");
+    let pkg = ctx.seed_demo_images_with(
+        "spent",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
     proxy.inject(
         Rule::new(
             Some("PUT"),
@@ -381,7 +380,7 @@ fn uploads_cut_off_until_retries_are_spent_report_the_network_cause() {
         "1",
         &relative(&pkg.images[0].0),
     ]);
-    let text = all_output(&out);
+    let text = out.all();
     // The cause the user can act on, with its exit code: not the internal restart.
     assert_eq!(out.code, 6, "{text}");
     assert!(text.contains("cannot reach registry"), "{text}");

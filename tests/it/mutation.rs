@@ -20,12 +20,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-use violet::digest::Digest;
-use violet::package::{Container, PackageType, StoreKind};
-use violet::synth::{self, SynthImage, SynthSpec};
-
 use crate::support::TestContext;
+use crate::support::packages::{Container, PackageType, StoreKind, SynthImage, SynthSpec, synth};
 use crate::support::registry::{Registry, RegistryOptions};
+use violet::digest::Digest;
 
 /// The exit codes README documents.
 const DOCUMENTED_CODES: [i32; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 130];

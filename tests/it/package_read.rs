@@ -9,12 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use violet::digest::Digest;
-use violet::package::{
-    Container, MetadataSource, Package, PackageError, PackageType, StoreKind, blobs, load,
-};
-use violet::synth::{self, MediaTypes, SynthImage, SynthPackage, SynthSpec};
+use violet::package::{MetadataSource, Package, PackageError, blobs, load};
 
 use crate::support::TestContext;
+use crate::support::packages::{
+    Container, MediaTypes, PackageType, StoreKind, SynthImage, SynthPackage, SynthSpec, synth,
+};
 use crate::support::skopeo::{skopeo_copy_all, skopeo_inspect_raw_digest};
 
 /// A plain-HTTP docker-registry on a free port, private to this module until the shared launcher

@@ -815,9 +815,9 @@ async fn the_emulator_refuses_what_the_crds_refuse() {
 
     // What the synthetic cluster-plugin package writes is valid.
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut spec = violet::synth::SynthSpec::new("demo-plugin", PackageType::Plugin);
+    let mut spec = crate::support::packages::SynthSpec::new("demo-plugin", PackageType::Plugin);
     spec.container = violet::package::Container::Directory;
-    let pkg = violet::synth::write(&spec, dir.path()).expect("synth");
+    let pkg = crate::support::packages::synth::write(&spec, dir.path()).expect("synth");
     let md: Value = serde_saphyr::from_str(
         &std::fs::read_to_string(pkg.path.join("violet.yaml")).expect("metadata"),
     )
@@ -865,9 +865,9 @@ fn platform_address_with_credentials_is_refused_without_echo() {
         );
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut spec = violet::synth::SynthSpec::new("demo-operator", PackageType::Bundle);
+    let mut spec = crate::support::packages::SynthSpec::new("demo-operator", PackageType::Bundle);
     spec.container = violet::package::Container::Directory;
-    let pkg = violet::synth::write(&spec, dir.path()).expect("synth");
+    let pkg = crate::support::packages::synth::write(&spec, dir.path()).expect("synth");
     let out = ctx
         .violet()
         .arg("push")

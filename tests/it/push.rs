@@ -7,75 +7,17 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use violet::digest::Digest;
-use violet::package::{Container, PackageType, StoreKind};
-use violet::synth::{self, SynthImage, SynthPackage, SynthSpec};
 
+use crate::support::packages::{
+    Container, NO_TLS, PLAIN, SOURCE_REGISTRY, StoreKind, assert_pushed, at_destination,
+    bundle_spec, synth,
+};
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
-use crate::support::skopeo::skopeo_inspect_raw_digest;
 use crate::support::{Output, TestContext, blob_digests, puts_of, run};
 
 /// A password no output may ever contain.
 const SECRET: &str = "Zq7-violet-Secret-Pw!";
-/// Where the synthetic packages say their images come from.
-const SOURCE_REGISTRY: &str = "harbor.demo.io";
-
-const PLAIN: &[&str] = &["--plain", "--no-auth"];
-
-/// A bundle of images `repos` (each: two platforms, two layers), `shared` first layers identical
-/// across images, with `layer_size` bytes per layer.
-fn spec(name: &str, container: Container, store: StoreKind, repos: &[&str]) -> SynthSpec {
-    let mut s = SynthSpec::new(name, PackageType::Bundle);
-    s.container = container;
-    s.store = store;
-    s.images = repos
-        .iter()
-        .map(|r| {
-            let mut i = SynthImage::new(*r, "v1.0.0");
-            i.shared_layers = 1;
-            i
-        })
-        .collect();
-    s
-}
-
-fn write(ctx: &TestContext, dir: &str, spec: &SynthSpec) -> SynthPackage {
-    synth::write(spec, &ctx.path().join(dir)).expect("write synthetic package")
-}
-
-/// `violet push PATH --dest-repo DEST --skip-crs ARGS...`.
-fn push(ctx: &TestContext, path: &Path, dest: &str, args: &[&str]) -> Output {
-    let mut all: Vec<String> = vec![
-        "push".into(),
-        path.display().to_string(),
-        "--dest-repo".into(),
-        dest.into(),
-        "--skip-crs".into(),
-    ];
-    all.extend(args.iter().map(|a| a.to_string()));
-    ctx.run(all)
-}
-
-/// `host[/prefix]/repository:tag` of an image of a synthetic package at the destination.
-fn destination(reference: &str, dest: &str) -> String {
-    reference.replacen(SOURCE_REGISTRY, dest, 1)
-}
-
-/// Every image of `pkg` resolves at `dest` to the package's digest, according to skopeo.
-#[track_caller]
-fn assert_pushed(ctx: &TestContext, pkg: &SynthPackage, dest: &str, flags: &[&str]) {
-    assert!(!pkg.images.is_empty());
-    for (reference, digest) in &pkg.images {
-        let at = format!("docker://{}", destination(reference, dest));
-        assert_eq!(
-            &skopeo_inspect_raw_digest(ctx, &at, flags),
-            digest,
-            "{at} does not resolve to the package's digest"
-        );
-    }
-}
-
-const NO_TLS: &[&str] = &["--tls-verify=false"];
 
 /// Whether `http://host/v2/repo/manifests/reference` exists (HEAD through curl).
 fn manifest_exists(ctx: &TestContext, host: &str, repo: &str, reference: &str) -> bool {
@@ -122,14 +64,6 @@ fn manifest_puts(proxy: &FaultProxy) -> usize {
     proxy.count(Some("PUT"), r"/manifests/")
 }
 
-fn plain_registry() -> Registry {
-    Registry::start(RegistryOptions::default())
-}
-
-fn all_output(out: &Output) -> String {
-    format!("{}\n{}", out.stdout, out.stderr)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Containers and stores, plain HTTP, --dest-repo with a prefix
 // ---------------------------------------------------------------------------------------------
@@ -137,7 +71,7 @@ fn all_output(out: &Output) -> String {
 #[test]
 fn plain_http_every_container_and_store_same_digests() {
     let ctx = TestContext::new();
-    let registry = plain_registry();
+    let registry = Registry::start(RegistryOptions::default());
     let cases = [
         ("tar", Container::Tar, StoreKind::OciLayout),
         ("tgz", Container::TarGz, StoreKind::Distribution),
@@ -147,10 +81,9 @@ fn plain_http_every_container_and_store_same_digests() {
     ];
     let mut first: Option<Vec<(String, Digest)>> = None;
     for (label, container, store) in cases {
-        let pkg = write(
-            &ctx,
+        let pkg = ctx.write_package(
             label,
-            &spec("demo", container, store, &["acp/demo", "acp/demo-agent"]),
+            &bundle_spec("demo", container, store, &["acp/demo", "acp/demo-agent"]),
         );
         // Every container of the same images yields the same digests (streamed or by offset).
         match &first {
@@ -158,7 +91,7 @@ fn plain_http_every_container_and_store_same_digests() {
             Some(f) => assert_eq!(f, &pkg.images, "{label}"),
         }
         let dest = format!("{}/mirror/{label}", registry.host());
-        push(&ctx, &pkg.path, &dest, PLAIN).success();
+        ctx.push(&pkg.path, &[&dest], PLAIN).success();
         assert_pushed(&ctx, &pkg, &dest, NO_TLS);
         // The repository path is kept under the prefix.
         assert!(manifest_exists(
@@ -173,11 +106,10 @@ fn plain_http_every_container_and_store_same_digests() {
 #[test]
 fn plain_push_text_output() {
     let ctx = TestContext::new();
-    let registry = plain_registry();
-    let pkg = write(
-        &ctx,
+    let registry = Registry::start(RegistryOptions::default());
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec(
+        &bundle_spec(
             "demo",
             Container::TarGz,
             StoreKind::Distribution,
@@ -185,13 +117,8 @@ fn plain_push_text_output() {
         ),
     );
     let rel = pkg.path.strip_prefix(ctx.path()).expect("inside ctx");
-    let out = push(&ctx, rel, &registry.host(), PLAIN).success();
-    ctx.insta_settings().bind(|| {
-        insta::assert_snapshot!(
-            "push_plain_text",
-            format!("--- stdout\n{}--- stderr\n{}", out.stdout, out.stderr)
-        );
-    });
+    let out = ctx.push(rel, &[&registry.host()], PLAIN).success();
+    snap!(ctx, "plain_text", out.streams());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,10 +138,9 @@ fn htpasswd_over_tls_with_ca_file() {
     let ctx = TestContext::new();
     let registry = tls_htpasswd();
     let ca = registry.ca_file().expect("TLS registry has a CA");
-    let pkg = write(
-        &ctx,
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
+        &bundle_spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
     );
     let out = ctx.run_stdin(
         [
@@ -233,7 +159,7 @@ fn htpasswd_over_tls_with_ca_file() {
         &format!("{PASSWORD}\n"),
     );
     let out = out.success();
-    let text = all_output(&out);
+    let text = out.all();
     assert!(!text.contains(PASSWORD), "password in output:\n{text}");
     let basic = base64_basic(USER, PASSWORD);
     assert!(!text.contains(&basic), "Authorization header in output");
@@ -259,10 +185,9 @@ fn token_auth_push_mounts_shared_blobs_and_hides_tokens() {
         auth: Auth::Token,
         ..Default::default()
     });
-    let pkg = write(
-        &ctx,
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec(
+        &bundle_spec(
             "demo",
             Container::TarGz,
             StoreKind::Distribution,
@@ -289,7 +214,7 @@ fn token_auth_push_mounts_shared_blobs_and_hides_tokens() {
     // Two shared layers (one per platform), each uploaded once and mounted into two repositories.
     assert_eq!(report["blobs"]["mounted"], 4, "{report}");
     assert_eq!(report["blobs"]["uploaded"], pkg.blob_count, "{report}");
-    let text = all_output(&out);
+    let text = out.all();
     assert!(!text.contains(PASSWORD), "password in output");
     // ES256 JWTs start with a base64 `{"` header.
     assert!(!text.contains("eyJ"), "a token in output:\n{text}");
@@ -307,26 +232,19 @@ fn wrong_password_is_one_auth_error_without_the_password() {
     let ctx = TestContext::new();
     let registry = tls_htpasswd();
     let ca = registry.ca_file().expect("CA").display().to_string();
-    let pkg = write(
-        &ctx,
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
+        &bundle_spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
     );
     let rel = pkg.path.strip_prefix(ctx.path()).expect("inside ctx");
-    let out = push(
-        &ctx,
+    let out = ctx.push(
         rel,
-        &registry.host(),
+        &[&registry.host()],
         &["--ca-file", &ca, "--username", USER, "--password", SECRET],
     );
     assert_eq!(out.code, 5, "{out:?}");
-    assert!(!all_output(&out).contains(SECRET));
-    ctx.insta_settings().bind(|| {
-        insta::assert_snapshot!(
-            "push_wrong_password",
-            format!("--- stdout\n{}--- stderr\n{}", out.stdout, out.stderr)
-        );
-    });
+    assert!(!out.all().contains(SECRET));
+    snap!(ctx, "wrong_password", out.streams());
 }
 
 #[test]
@@ -334,10 +252,9 @@ fn secrets_never_in_verbose_dry_run_or_json_output() {
     let ctx = TestContext::new();
     let registry = tls_htpasswd();
     let ca = registry.ca_file().expect("CA").display().to_string();
-    let pkg = write(
-        &ctx,
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec(
+        &bundle_spec(
             "demo",
             Container::TarGz,
             StoreKind::Distribution,
@@ -362,8 +279,8 @@ fn secrets_never_in_verbose_dry_run_or_json_output() {
     ];
     for extra in runs {
         let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
-        let out = push(&ctx, Path::new(&path), &host, &args);
-        let text = all_output(&out);
+        let out = ctx.push(Path::new(&path), &[&host], &args);
+        let text = out.all();
         assert!(
             !text.contains(SECRET),
             "{extra:?} printed the password:\n{text}"
@@ -389,7 +306,7 @@ fn secrets_never_in_verbose_dry_run_or_json_output() {
     .env("VIOLET_PASSWORD", SECRET);
     let out = run(cmd, None);
     assert_eq!(out.code, 5, "{out:?}");
-    assert!(!all_output(&out).contains(SECRET));
+    assert!(!out.all().contains(SECRET));
     let out = ctx.run_stdin(
         [
             "push",
@@ -407,7 +324,7 @@ fn secrets_never_in_verbose_dry_run_or_json_output() {
         &format!("{SECRET}\n"),
     );
     assert_eq!(out.code, 5, "{out:?}");
-    assert!(!all_output(&out).contains(SECRET));
+    assert!(!out.all().contains(SECRET));
 }
 
 #[test]
@@ -417,12 +334,11 @@ fn unknown_ca_names_host_and_both_remedies() {
         tls: true,
         ..Default::default()
     });
-    let pkg = write(
-        &ctx,
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
+        &bundle_spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
     );
-    let out = push(&ctx, &pkg.path, &registry.host(), &["--no-auth"]);
+    let out = ctx.push(&pkg.path, &[&registry.host()], &["--no-auth"]);
     assert_eq!(out.code, 6, "{out:?}");
     let err = &out.stderr;
     assert!(err.contains(&registry.host()), "{err}");
@@ -434,13 +350,8 @@ fn unknown_ca_names_host_and_both_remedies() {
         "{err}"
     );
     // And the remedy works.
-    push(
-        &ctx,
-        &pkg.path,
-        &registry.host(),
-        &["--no-auth", "--insecure"],
-    )
-    .success();
+    ctx.push(&pkg.path, &[&registry.host()], &["--no-auth", "--insecure"])
+        .success();
     let cert_dir = registry.ca_file().expect("CA");
     let cert_dir = cert_dir.parent().expect("dir").display().to_string();
     assert_pushed(&ctx, &pkg, &registry.host(), &["--cert-dir", &cert_dir]);
@@ -449,13 +360,12 @@ fn unknown_ca_names_host_and_both_remedies() {
 #[test]
 fn dest_repo_without_credentials_is_an_error() {
     let ctx = TestContext::new();
-    let registry = plain_registry();
-    let pkg = write(
-        &ctx,
+    let registry = Registry::start(RegistryOptions::default());
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
+        &bundle_spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
     );
-    let out = push(&ctx, &pkg.path, &registry.host(), &["--plain"]);
+    let out = ctx.push(&pkg.path, &[&registry.host()], &["--plain"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains(&registry.host()), "{}", out.stderr);
     assert!(out.stderr.contains("--no-auth"), "{}", out.stderr);
@@ -470,19 +380,18 @@ fn dest_repo_without_credentials_is_an_error() {
 #[test]
 fn blobs_then_child_manifests_then_index_then_tag() {
     let ctx = TestContext::new();
-    let registry = plain_registry();
+    let registry = Registry::start(RegistryOptions::default());
     let proxy = FaultProxy::start(&registry.host());
-    let pkg = write(
-        &ctx,
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec(
+        &bundle_spec(
             "demo",
             Container::Tar,
             StoreKind::OciLayout,
             &["acp/demo", "acp/demo-agent"],
         ),
     );
-    push(&ctx, &pkg.path, &proxy.host(), PLAIN).success();
+    ctx.push(&pkg.path, &[&proxy.host()], PLAIN).success();
     let seen = proxy.requests();
     let last_blob = seen
         .iter()
@@ -517,16 +426,15 @@ fn blobs_then_child_manifests_then_index_then_tag() {
 #[test]
 fn shared_blob_uploaded_once_and_second_push_uploads_nothing() {
     let ctx = TestContext::new();
-    let registry = plain_registry();
+    let registry = Registry::start(RegistryOptions::default());
     let proxy = FaultProxy::start(&registry.host());
     for (run, (label, container)) in [("tar", Container::Tar), ("tgz", Container::TarGz)]
         .into_iter()
         .enumerate()
     {
-        let pkg = write(
-            &ctx,
+        let pkg = ctx.write_package(
             label,
-            &spec(
+            &bundle_spec(
                 "demo",
                 container,
                 StoreKind::Distribution,
@@ -535,13 +443,9 @@ fn shared_blob_uploaded_once_and_second_push_uploads_nothing() {
         );
         let dest = format!("{}/{label}", proxy.host());
         proxy.reset_counts();
-        let first = push(
-            &ctx,
-            &pkg.path,
-            &dest,
-            &["--plain", "--no-auth", "-o", "json"],
-        )
-        .success();
+        let first = ctx
+            .push(&pkg.path, &[&dest], &["--plain", "--no-auth", "-o", "json"])
+            .success();
         assert_eq!(
             blob_puts(&proxy),
             pkg.blob_count,
@@ -558,13 +462,9 @@ fn shared_blob_uploaded_once_and_second_push_uploads_nothing() {
         assert_pushed(&ctx, &pkg, &dest, NO_TLS);
 
         proxy.reset_counts();
-        let again = push(
-            &ctx,
-            &pkg.path,
-            &dest,
-            &["--plain", "--no-auth", "-o", "json"],
-        )
-        .success();
+        let again = ctx
+            .push(&pkg.path, &[&dest], &["--plain", "--no-auth", "-o", "json"])
+            .success();
         assert_eq!(blob_posts(&proxy), 0, "{label}: second push opened uploads");
         assert_eq!(blob_puts(&proxy), 0, "{label}: second push uploaded");
         assert_eq!(
@@ -588,18 +488,17 @@ fn shared_blob_uploaded_once_and_second_push_uploads_nothing() {
 #[test]
 fn each_shared_blob_committed_exactly_once() {
     let ctx = TestContext::new();
-    let registry = plain_registry();
-    let pkg = write(
-        &ctx,
+    let registry = Registry::start(RegistryOptions::default());
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec(
+        &bundle_spec(
             "demo",
             Container::Directory,
             StoreKind::OciLayout,
             &["acp/a", "acp/b", "acp/c"],
         ),
     );
-    push(&ctx, &pkg.path, &registry.host(), PLAIN).success();
+    ctx.push(&pkg.path, &[&registry.host()], PLAIN).success();
     for d in blob_digests(&ctx, &pkg.path) {
         assert_eq!(puts_of(&registry, &d), 1, "{d}");
     }
@@ -608,20 +507,18 @@ fn each_shared_blob_committed_exactly_once() {
 #[test]
 fn present_blobs_are_skipped_and_other_repositories_are_mounted_from() {
     let ctx = TestContext::new();
-    let registry = plain_registry();
+    let registry = Registry::start(RegistryOptions::default());
     let proxy = FaultProxy::start(&registry.host());
     // Same seed: acp/one's layers are identical in both packages; acp/two shares the first layer.
-    let one = write(
-        &ctx,
+    let one = ctx.write_package(
         "first",
-        &spec("one", Container::Tar, StoreKind::OciLayout, &["acp/one"]),
+        &bundle_spec("one", Container::Tar, StoreKind::OciLayout, &["acp/one"]),
     );
-    push(&ctx, &one.path, &proxy.host(), PLAIN).success();
+    ctx.push(&one.path, &[&proxy.host()], PLAIN).success();
 
-    let both = write(
-        &ctx,
+    let both = ctx.write_package(
         "second",
-        &spec(
+        &bundle_spec(
             "both",
             Container::TarGz,
             StoreKind::Distribution,
@@ -629,13 +526,13 @@ fn present_blobs_are_skipped_and_other_repositories_are_mounted_from() {
         ),
     );
     proxy.reset_counts();
-    let out = push(
-        &ctx,
-        &both.path,
-        &proxy.host(),
-        &["--plain", "--no-auth", "-o", "json"],
-    )
-    .success();
+    let out = ctx
+        .push(
+            &both.path,
+            &[&proxy.host()],
+            &["--plain", "--no-auth", "-o", "json"],
+        )
+        .success();
     let report = out.json();
     // acp/one: everything present (HEAD) → skipped and its tag unchanged. acp/two: its two shared
     // layers are mounted from acp/one, its own config and layers uploaded.
@@ -658,16 +555,16 @@ fn present_blobs_are_skipped_and_other_repositories_are_mounted_from() {
 fn completes_through_resets_500_503_retry_after_and_429() {
     let ctx = TestContext::new();
     for (label, container) in [("tar", Container::Tar), ("tgz", Container::TarGz)] {
-        let registry = plain_registry();
+        let registry = Registry::start(RegistryOptions::default());
         let proxy = FaultProxy::start(&registry.host());
-        let mut s = spec(
+        let mut s = bundle_spec(
             "demo",
             container,
             StoreKind::OciLayout,
             &["acp/demo", "acp/demo-agent"],
         );
         s.images[0].layer_size = 256 << 10;
-        let pkg = write(&ctx, label, &s);
+        let pkg = ctx.write_package(label, &s);
         proxy.inject(Rule::new(
             Some("PUT"),
             "/blobs/uploads/",
@@ -695,10 +592,9 @@ fn completes_through_resets_500_503_retry_after_and_429() {
             "/manifests/v1.0.0$",
             Fault::Status(503),
         ));
-        let out = push(
-            &ctx,
+        let out = ctx.push(
             &pkg.path,
-            &proxy.host(),
+            &[&proxy.host()],
             &["--plain", "--no-auth", "--retries", "3"],
         );
         let out = out.success();
@@ -725,13 +621,13 @@ fn completes_through_resets_500_503_retry_after_and_429() {
 fn body_too_large_switches_to_chunked_uploads() {
     let ctx = TestContext::new();
     for (label, container) in [("tar", Container::Tar), ("tgz", Container::TarGz)] {
-        let registry = plain_registry();
+        let registry = Registry::start(RegistryOptions::default());
         let proxy = FaultProxy::start(&registry.host());
-        let mut s = spec("big", container, StoreKind::OciLayout, &["acp/big"]);
+        let mut s = bundle_spec("big", container, StoreKind::OciLayout, &["acp/big"]);
         s.images[0].layer_size = 256 << 10;
-        let pkg = write(&ctx, &format!("413-{label}"), &s);
+        let pkg = ctx.write_package(&format!("413-{label}"), &s);
         proxy.inject(Rule::new(Some("PUT"), "/blobs/uploads/", Fault::Status(413)).times(1));
-        push(&ctx, &pkg.path, &proxy.host(), PLAIN).success();
+        ctx.push(&pkg.path, &[&proxy.host()], PLAIN).success();
         assert!(
             proxy.count(Some("PATCH"), "/blobs/uploads/") > 0,
             "{label}: chunked uploads after the 413: {:?}",
@@ -744,12 +640,11 @@ fn body_too_large_switches_to_chunked_uploads() {
 #[test]
 fn registry_stopped_mid_push_then_rerun_finishes() {
     let ctx = TestContext::new();
-    let mut registry = plain_registry();
+    let mut registry = Registry::start(RegistryOptions::default());
     let proxy = FaultProxy::start(&registry.host());
-    let pkg = write(
-        &ctx,
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec(
+        &bundle_spec(
             "demo",
             Container::Tar,
             StoreKind::OciLayout,
@@ -788,13 +683,13 @@ fn registry_stopped_mid_push_then_rerun_finishes() {
         );
     }
     proxy.reset_counts();
-    let out = push(
-        &ctx,
-        &pkg.path,
-        &proxy.host(),
-        &["--plain", "--no-auth", "-o", "json"],
-    )
-    .success();
+    let out = ctx
+        .push(
+            &pkg.path,
+            &[&proxy.host()],
+            &["--plain", "--no-auth", "-o", "json"],
+        )
+        .success();
     // The two blobs committed before the stop are skipped.
     assert_eq!(blob_puts(&proxy), pkg.blob_count - 2, "{}", out.stdout);
     assert_pushed(&ctx, &pkg, &proxy.host(), NO_TLS);
@@ -803,12 +698,11 @@ fn registry_stopped_mid_push_then_rerun_finishes() {
 #[test]
 fn kill_9_mid_upload_then_rerun_uploads_only_what_is_missing() {
     let ctx = TestContext::new();
-    let registry = plain_registry();
+    let registry = Registry::start(RegistryOptions::default());
     let proxy = FaultProxy::start(&registry.host());
-    let pkg = write(
-        &ctx,
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec(
+        &bundle_spec(
             "demo",
             Container::Directory,
             StoreKind::Distribution,
@@ -838,7 +732,7 @@ fn kill_9_mid_upload_then_rerun_uploads_only_what_is_missing() {
         );
     }
     proxy.reset_counts();
-    push(&ctx, &pkg.path, &proxy.host(), PLAIN).success();
+    ctx.push(&pkg.path, &[&proxy.host()], PLAIN).success();
     assert_eq!(
         blob_puts(&proxy),
         pkg.blob_count - 3,
@@ -849,19 +743,11 @@ fn kill_9_mid_upload_then_rerun_uploads_only_what_is_missing() {
 }
 
 fn spawn_push(ctx: &TestContext, path: &Path, dest: &str, args: &[&str]) -> std::process::Child {
-    let mut cmd = ctx.violet();
-    cmd.args([
-        "push",
-        &path.display().to_string(),
-        "--dest-repo",
-        dest,
-        "--skip-crs",
-    ])
-    .args(PLAIN)
-    .args(args)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    let mut cmd = ctx.push_command(path, &[dest], PLAIN);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     cmd.spawn().expect("spawn violet")
 }
 
@@ -891,9 +777,9 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
 #[test]
 fn corrupt_blob_leaves_no_tag_for_its_image_and_tags_the_others() {
     let ctx = TestContext::new();
-    let registry = plain_registry();
+    let registry = Registry::start(RegistryOptions::default());
     for (label, container) in [("dir", Container::Directory), ("tar", Container::Tar)] {
-        let mut s = spec(
+        let mut s = bundle_spec(
             "demo",
             container,
             StoreKind::OciLayout,
@@ -903,12 +789,12 @@ fn corrupt_blob_leaves_no_tag_for_its_image_and_tags_the_others() {
         s.images[1].shared_layers = 0;
         // The largest blob, the one corrupt_blob picks, is a layer of acp/bad.
         s.images[0].layer_size = 64 << 10;
-        let pkg = write(&ctx, label, &s);
+        let pkg = ctx.write_package(label, &s);
         let bad = synth::corrupt_blob(&pkg.path).expect("corrupt a blob");
         let dest = format!("{}/{label}", registry.host());
-        let out = push(&ctx, &pkg.path, &dest, PLAIN);
+        let out = ctx.push(&pkg.path, &[&dest], PLAIN);
         assert_eq!(out.code, 4, "{label}: {out:?}");
-        let text = all_output(&out);
+        let text = out.all();
         assert!(
             text.contains(bad.as_str()),
             "{label}: digest not named:\n{text}"
@@ -960,7 +846,7 @@ fn blob_present(ctx: &TestContext, host: &str, repo: &str, digest: &Digest) -> b
 #[test]
 fn directory_of_five_packages_uploads_each_shared_blob_once() {
     let ctx = TestContext::new();
-    let registry = plain_registry();
+    let registry = Registry::start(RegistryOptions::default());
     let proxy = FaultProxy::start(&registry.host());
     let containers = [
         Container::Tar,
@@ -978,19 +864,18 @@ fn directory_of_five_packages_uploads_each_shared_blob_once() {
         };
         let name = format!("pkg{i}");
         let repo = format!("acp/pkg{i}");
-        pkgs.push(write(
-            &ctx,
+        pkgs.push(ctx.write_package(
             "dir",
-            &spec(&name, container, store, &[repo.as_str()]),
+            &bundle_spec(&name, container, store, &[repo.as_str()]),
         ));
     }
-    let out = push(
-        &ctx,
-        &ctx.path().join("dir"),
-        &proxy.host(),
-        &["--plain", "--no-auth", "-o", "json"],
-    )
-    .success();
+    let out = ctx
+        .push(
+            &ctx.path().join("dir"),
+            &[&proxy.host()],
+            &["--plain", "--no-auth", "-o", "json"],
+        )
+        .success();
     let report = out.json();
     assert_eq!(
         report["images"].as_array().map(Vec::len),
@@ -1026,7 +911,9 @@ fn directory_of_five_packages_uploads_each_shared_blob_once() {
     }
     assert_eq!(report["bytes_uploaded"], uploaded, "{report}");
     // The rerun: everything skipped, and the text table says so.
-    let out = push(&ctx, &ctx.path().join("dir"), &proxy.host(), PLAIN).success();
+    let out = ctx
+        .push(&ctx.path().join("dir"), &[&proxy.host()], PLAIN)
+        .success();
     let table: Vec<&str> = out
         .stdout
         .lines()
@@ -1045,25 +932,23 @@ fn directory_of_five_packages_uploads_each_shared_blob_once() {
 #[test]
 fn one_corrupt_package_in_a_directory_does_not_stop_the_others() {
     let ctx = TestContext::new();
-    let registry = plain_registry();
-    let good_a = write(
-        &ctx,
+    let registry = Registry::start(RegistryOptions::default());
+    let good_a = ctx.write_package(
         "dir",
-        &spec(
+        &bundle_spec(
             "gooda",
             Container::TarGz,
             StoreKind::OciLayout,
             &["acp/gooda"],
         ),
     );
-    let mut s = spec("bad", Container::Tar, StoreKind::Distribution, &["acp/bad"]);
+    let mut s = bundle_spec("bad", Container::Tar, StoreKind::Distribution, &["acp/bad"]);
     s.images[0].layer_size = 64 << 10;
-    let bad = write(&ctx, "dir", &s);
+    let bad = ctx.write_package("dir", &s);
     let corrupt = synth::corrupt_blob(&bad.path).expect("corrupt");
-    let good_b = write(
-        &ctx,
+    let good_b = ctx.write_package(
         "dir",
-        &spec(
+        &bundle_spec(
             "goodb",
             Container::TarZst,
             StoreKind::OciLayout,
@@ -1071,10 +956,9 @@ fn one_corrupt_package_in_a_directory_does_not_stop_the_others() {
         ),
     );
     // And package files that cannot be read at all: a download cut short, and garbage.
-    let truncated = write(
-        &ctx,
+    let truncated = ctx.write_package(
         "staging",
-        &spec("cut", Container::TarGz, StoreKind::OciLayout, &["acp/cut"]),
+        &bundle_spec("cut", Container::TarGz, StoreKind::OciLayout, &["acp/cut"]),
     );
     let bytes = std::fs::read(&truncated.path).expect("read");
     std::fs::write(
@@ -1089,9 +973,9 @@ fn one_corrupt_package_in_a_directory_does_not_stop_the_others() {
     .expect("write");
     // The shared layers (same seed) are carried by cut, gooda and goodb, all decoded front to
     // back; cut sorts first, so its truncated copy is tried first and the good ones must take over.
-    let out = push(&ctx, &ctx.path().join("dir"), &registry.host(), PLAIN);
+    let out = ctx.push(&ctx.path().join("dir"), &[&registry.host()], PLAIN);
     assert_ne!(out.code, 0, "{out:?}");
-    let text = all_output(&out);
+    let text = out.all();
     assert!(text.contains(corrupt.as_str()), "{text}");
     assert!(text.contains("broken.ALL.v1.0.0.tgz"), "{text}");
     assert!(text.contains("cut.stable.ALL.v1.0.0.tgz"), "{text}");
@@ -1128,13 +1012,13 @@ fn one_corrupt_package_in_a_directory_does_not_stop_the_others() {
     assert!(row("bad.").contains(corrupt.as_str()), "{}", row("bad."));
     assert!(row("broken.").contains("failed: "), "{}", row("broken."));
     assert!(row("cut.").contains("failed: "), "{}", row("cut."));
-    let v = push(
-        &ctx,
-        &ctx.path().join("dir"),
-        &registry.host(),
-        &["--plain", "--no-auth", "-o", "json"],
-    )
-    .json();
+    let v = ctx
+        .push(
+            &ctx.path().join("dir"),
+            &[&registry.host()],
+            &["--plain", "--no-auth", "-o", "json"],
+        )
+        .json();
     let rows = v["packages"].as_array().expect("packages");
     assert_eq!(rows.len(), 5, "{v}");
     let failed: Vec<&serde_json::Value> = rows.iter().filter(|r| r["result"] == "failed").collect();
@@ -1149,12 +1033,11 @@ fn one_corrupt_package_in_a_directory_does_not_stop_the_others() {
 #[test]
 fn dry_run_lists_images_destinations_and_bytes_and_writes_nothing() {
     let ctx = TestContext::new();
-    let registry = plain_registry();
+    let registry = Registry::start(RegistryOptions::default());
     let proxy = FaultProxy::start(&registry.host());
-    let pkg = write(
-        &ctx,
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec(
+        &bundle_spec(
             "demo",
             Container::TarZst,
             StoreKind::OciLayout,
@@ -1162,15 +1045,14 @@ fn dry_run_lists_images_destinations_and_bytes_and_writes_nothing() {
         ),
     );
     let dest = format!("{}/mirror", proxy.host());
-    let text = push(
-        &ctx,
-        &pkg.path,
-        &dest,
-        &["--plain", "--no-auth", "--dry-run"],
-    )
-    .success();
+    let text = ctx
+        .push(&pkg.path, &[&dest], &["--plain", "--no-auth", "--dry-run"])
+        .success();
     for (reference, digest) in &pkg.images {
-        let line = format!("{reference} -> {}  {digest}", destination(reference, &dest));
+        let line = format!(
+            "{reference} -> {}  {digest}",
+            at_destination(reference, &dest)
+        );
         assert!(text.stdout.contains(&line), "{line}\n{}", text.stdout);
     }
     assert!(
@@ -1179,33 +1061,33 @@ fn dry_run_lists_images_destinations_and_bytes_and_writes_nothing() {
         "{}",
         text.stdout
     );
-    let json = push(
-        &ctx,
-        &pkg.path,
-        &dest,
-        &["--plain", "--no-auth", "--dry-run", "-o", "json"],
-    )
-    .success();
+    let json = ctx
+        .push(
+            &pkg.path,
+            &[&dest],
+            &["--plain", "--no-auth", "--dry-run", "-o", "json"],
+        )
+        .success();
     let v = json.json();
     assert_eq!(v["plan"]["blobs_to_upload"], pkg.blob_count, "{v}");
     assert_eq!(v["plan"]["bytes_to_upload"], pkg.blob_bytes, "{v}");
     assert_eq!(
         v["plan"]["images"][0]["destination"],
-        destination(&pkg.images[0].0, &dest)
+        at_destination(&pkg.images[0].0, &dest)
     );
     for method in ["POST", "PUT", "PATCH", "DELETE"] {
         assert_eq!(proxy.count(Some(method), "."), 0, "--dry-run sent {method}");
     }
     // After the push, a dry run has nothing left to upload.
-    push(&ctx, &pkg.path, &dest, PLAIN).success();
-    let v = push(
-        &ctx,
-        &pkg.path,
-        &dest,
-        &["--plain", "--no-auth", "--dry-run", "-o", "json"],
-    )
-    .success()
-    .json();
+    ctx.push(&pkg.path, &[&dest], PLAIN).success();
+    let v = ctx
+        .push(
+            &pkg.path,
+            &[&dest],
+            &["--plain", "--no-auth", "--dry-run", "-o", "json"],
+        )
+        .success()
+        .json();
     assert_eq!(v["plan"]["blobs_to_upload"], 0, "{v}");
     assert_eq!(v["plan"]["bytes_to_upload"], 0, "{v}");
 }
@@ -1213,11 +1095,10 @@ fn dry_run_lists_images_destinations_and_bytes_and_writes_nothing() {
 #[test]
 fn json_report_of_a_push() {
     let ctx = TestContext::new();
-    let registry = plain_registry();
-    let pkg = write(
-        &ctx,
+    let registry = Registry::start(RegistryOptions::default());
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec(
+        &bundle_spec(
             "demo",
             Container::Tar,
             StoreKind::Distribution,
@@ -1225,14 +1106,10 @@ fn json_report_of_a_push() {
         ),
     );
     let dest = format!("{}/p", registry.host());
-    let v = push(
-        &ctx,
-        &pkg.path,
-        &dest,
-        &["--plain", "--no-auth", "-o", "json"],
-    )
-    .success()
-    .json();
+    let v = ctx
+        .push(&pkg.path, &[&dest], &["--plain", "--no-auth", "-o", "json"])
+        .success()
+        .json();
     assert_eq!(v["destination"]["host"], registry.host());
     assert_eq!(v["destination"]["prefix"], "p");
     assert_eq!(v["packages"][0]["name"], "demo");
@@ -1248,7 +1125,7 @@ fn json_report_of_a_push() {
             .find(|i| i["source"] == reference.as_str())
             .unwrap_or_else(|| panic!("{reference} not reported: {v}"));
         assert_eq!(img["source"], reference.as_str());
-        assert_eq!(img["destination"], destination(reference, &dest));
+        assert_eq!(img["destination"], at_destination(reference, &dest));
         assert_eq!(img["digest"], digest.as_str());
         assert_eq!(img["result"], "pushed");
     }

@@ -6,13 +6,13 @@
 
 use std::path::Path;
 
-use serde_json::{Value, json};
-use violet::package::{Container, PackageType};
-use violet::synth::{self, SynthImage, SynthPackage, SynthSpec};
-
+use crate::support::packages::{
+    Container, PackageType, SynthImage, SynthPackage, SynthSpec, synth,
+};
 use crate::support::platform::{ADMIN, ADMIN_TOKEN, PlatformEmulator, VIEWER_TOKEN};
 use crate::support::registry::{self, Auth, Registry, RegistryOptions};
 use crate::support::{Output, TestContext};
+use serde_json::{Value, json};
 
 const NS: &str = "cpaas-system";
 const OPERATOR: &str = "topolvm-operator";
@@ -305,7 +305,7 @@ async fn operator_to_two_clusters_then_unchanged_updated_forced() {
     ];
     let stdin = format!("{PASSWORD}\n");
     let out = violet(&site.ctx, &args, Some(&stdin), &[]).await;
-    insta::assert_snapshot!("operator_two_clusters", site.text(&out));
+    snap!(site.ctx, "operator_two_clusters", site.text(&out));
     assert_code(&out, 0);
     assert_no_secret(&out);
     for cluster in ["region1", "region2"] {
@@ -317,7 +317,7 @@ async fn operator_to_two_clusters_then_unchanged_updated_forced() {
     site.emu.clear_requests();
     let puts = site.manifest_puts();
     let out = violet(&site.ctx, &args, Some(&stdin), &[]).await;
-    insta::assert_snapshot!("operator_two_clusters_rerun", site.text(&out));
+    snap!(site.ctx, "operator_two_clusters_rerun", site.text(&out));
     assert_code(&out, 0);
     assert!(site.kube_writes().is_empty(), "{:?}", site.kube_writes());
     assert_eq!(site.manifest_puts(), puts);
@@ -411,7 +411,7 @@ async fn plugin_goes_to_global_with_registry_addresses_rewritten() {
     let out = site
         .push(&pkg.path, &["--clusters", "region1", "--plain"])
         .await;
-    insta::assert_snapshot!("plugin", site.text(&out));
+    snap!(site.ctx, "plugin", site.text(&out));
     assert_code(&out, 0);
     assert!(
         out.stderr.contains("--clusters region1 ignored"),
@@ -478,7 +478,7 @@ async fn chart_under_the_target_chart_repository() {
     let site = Site::new(RegistryOptions::default()).await;
     let pkg = chart(&site.pkgs());
     let out = site.push_to_registry(&pkg.path, &[]).await;
-    insta::assert_snapshot!("chart", site.text(&out));
+    snap!(site.ctx, "chart", site.text(&out));
     assert_code(&out, 0);
     let check = |repo: &str| {
         let artifact = site.obj("global", "artifacts", "nginx-chart");
@@ -518,7 +518,7 @@ async fn a_directory_images_only_then_catalog_resources_only() {
 
     // Before the upgrade: images only (the platform only names its registry).
     let out = site.push(&site.pkgs(), &["--skip-crs", "--plain"]).await;
-    insta::assert_snapshot!("directory_skip_crs", site.text(&out));
+    snap!(site.ctx, "directory_skip_crs", site.text(&out));
     assert_code(&out, 0);
     assert_eq!(site.catalog_objects(), 0);
     assert!(site.kube_writes().is_empty(), "{:?}", site.kube_writes());
@@ -531,7 +531,7 @@ async fn a_directory_images_only_then_catalog_resources_only() {
             &["--skip-push", "--clusters", "global,region1", "--plain"],
         )
         .await;
-    insta::assert_snapshot!("directory_skip_push", site.text(&out));
+    snap!(site.ctx, "directory_skip_push", site.text(&out));
     assert_code(&out, 0);
     assert_eq!(site.manifest_puts(), puts, "--skip-push pushes nothing");
     assert_bundle_crs(&site, "global", "v2.3.0", &site.reg.host(), "platform");
@@ -569,7 +569,7 @@ async fn skip_push_with_a_missing_image_lists_it_and_writes_nothing() {
     let out = site
         .push_to_registry(&pkg.path, &["--skip-push", "--clusters", "global,region1"])
         .await;
-    insta::assert_snapshot!("skip_push_missing", site.text(&out));
+    snap!(site.ctx, "skip_push_missing", site.text(&out));
     assert_code(&out, 7);
     assert!(
         out.stdout.contains(&format!(
@@ -606,7 +606,7 @@ async fn discovery_pushes_to_the_product_base_registry_with_the_secret() {
         "--plain",
     ];
     let out = violet(&site.ctx, &args, None, &[]).await;
-    insta::assert_snapshot!("discovery", site.text(&out));
+    snap!(site.ctx, "discovery", site.text(&out));
     assert_code(&out, 0);
     assert_no_secret(&out);
     assert_bundle_crs(&site, "global", "v2.3.0", &site.reg.host(), "platform");
@@ -689,7 +689,7 @@ async fn dr_standby_with_its_own_platform_and_registry() {
             .text(&out)
             .replace(&primary.reg.host(), "[PRIMARY-REGISTRY]"),
     );
-    insta::assert_snapshot!("dr_standby", text);
+    snap!(standby.ctx, "dr_standby", text);
     assert_code(&out, 0);
     assert_bundle_crs(&standby, "global", "v2.3.0", &standby_host, "platform");
     assert_eq!(
@@ -957,7 +957,7 @@ async fn every_error_class_is_one_line_with_its_exit_code_and_no_secret() {
         assert_code(&out, code);
         assert_no_secret(&out);
     }
-    insta::assert_snapshot!("errors", shown);
+    snap!(site.ctx, "errors", shown);
 
     // The same self-signed platform with its certificate given: it works.
     let mut args = push(password(&tls_url, PASSWORD), &[]);
@@ -983,7 +983,7 @@ async fn dry_run_shows_the_plan_and_diffs_and_writes_nothing() {
             &["--dry-run", "--target-catalog-source", "system"],
         )
         .await;
-    insta::assert_snapshot!("dry_run", site.text(&out));
+    snap!(site.ctx, "dry_run", site.text(&out));
     assert_code(&out, 0);
     assert!(site.kube_writes().is_empty(), "{:?}", site.kube_writes());
     assert_eq!(site.manifest_puts(), puts);
@@ -1024,7 +1024,7 @@ async fn crs_out_writes_files_and_not_the_platform() {
         &[],
     )
     .await;
-    insta::assert_snapshot!("crs_out", site.text(&out));
+    snap!(site.ctx, "crs_out", site.text(&out));
     assert_code(&out, 0);
     assert!(site.emu.requests().is_empty());
     let av: Value = serde_saphyr::from_str(
