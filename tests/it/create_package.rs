@@ -43,8 +43,8 @@ fn seed_bundle(ctx: &TestContext, a: &Registry) -> (String, Vec<String>, String)
 #[test]
 fn operator_bundle_create_package_push_keeps_every_digest() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
+    let b = Registry::plain();
     let (bundle, related, agent_digest) = seed_bundle(&ctx, &a);
 
     let dir = ctx.file("out");
@@ -229,8 +229,8 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
 #[test]
 fn plugin_chart_images_come_from_global_images_under_the_chart_registry() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
+    let b = Registry::plain();
     ctx.seed_demo_images("seed", &a.host());
     let chart = format!("{}/acp/chart-demo-plugin:0.3.0", a.host());
     artifacts::push_chart(
@@ -327,8 +327,8 @@ fn report_host(reference: &str) -> &str {
 #[test]
 fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
+    let b = Registry::plain();
     let (bundle, _, agent_digest) = seed_bundle(&ctx, &a);
 
     let dir = ctx.file("arm");
@@ -430,7 +430,7 @@ fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
 #[test]
 fn a_download_cut_short_leaves_no_package_behind() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
     ctx.seed_demo_images("seed", &a.host());
     let proxy = FaultProxy::start(&a.host());
     let chart = format!("{}/acp/chart-demo:1.0.0", proxy.host());
@@ -538,7 +538,7 @@ fn a_download_cut_short_leaves_no_package_behind() {
 #[test]
 fn create_refuses_what_is_not_a_bundle_or_chart() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
     ctx.seed_demo_images("seed", &a.host());
     let out = ctx.run(&[
         "create",
@@ -632,7 +632,7 @@ fn sources_behind_tls_and_htpasswd_use_the_given_login_and_never_print_it() {
 fn create_reads_bundle_layers_in_every_declared_compression() {
     use crate::support::artifacts::LayerForm;
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
     ctx.seed_demo_images("seed", &a.host());
     for (i, form) in [
         LayerForm::OciZstd,

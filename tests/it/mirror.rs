@@ -19,8 +19,8 @@ fn relative(reference: &str) -> String {
 #[test]
 fn multi_arch_images_keep_their_index_digest_and_shared_blobs_cross_once() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
+    let b = Registry::plain();
     let pkg = ctx.seed_demo_images_with(
         "demo",
         Container::TarGz,
@@ -86,7 +86,7 @@ fn multi_arch_images_keep_their_index_digest_and_shared_blobs_cross_once() {
 #[test]
 fn from_package_to_an_authenticated_tls_registry() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
     let b = Registry::start(RegistryOptions {
         tls: true,
         auth: Auth::Htpasswd,
@@ -135,8 +135,8 @@ fn from_package_to_an_authenticated_tls_registry() {
 #[test]
 fn missing_image_fails_with_one_line_naming_it() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
+    let b = Registry::plain();
     let out = ctx.run([
         "mirror",
         "--from",
@@ -169,8 +169,8 @@ fn missing_image_fails_with_one_line_naming_it() {
 #[test]
 fn an_upload_cut_off_mid_body_fetches_the_blob_again() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
+    let b = Registry::plain();
     let proxy = FaultProxy::start(&b.host());
     let pkg = ctx.seed_demo_images_with(
         "cut",
@@ -224,8 +224,8 @@ fn an_upload_cut_off_mid_body_fetches_the_blob_again() {
 #[test]
 fn from_package_refuses_a_source_tag_that_moved() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
+    let b = Registry::plain();
     let pkg = ctx.seed_demo_images_with(
         "moved",
         Container::TarGz,
@@ -286,7 +286,7 @@ fn source_auth_errors_name_the_source_flags() {
         auth: Auth::Htpasswd,
         ..Default::default()
     });
-    let b = Registry::start(RegistryOptions::default());
+    let b = Registry::plain();
     let base = [
         "mirror",
         "--from",
@@ -348,8 +348,8 @@ fn source_auth_errors_name_the_source_flags() {
 #[test]
 fn uploads_cut_off_until_retries_are_spent_report_the_network_cause() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
+    let b = Registry::plain();
     let proxy = FaultProxy::start(&b.host());
     let pkg = ctx.seed_demo_images_with(
         "spent",

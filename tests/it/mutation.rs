@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::support::TestContext;
 use crate::support::packages::{Container, PackageType, StoreKind, SynthImage, SynthSpec, synth};
-use crate::support::registry::{Registry, RegistryOptions};
+use crate::support::registry::Registry;
 use violet::digest::Digest;
 
 /// The exit codes README documents.
@@ -728,7 +728,7 @@ fn run_mutants(per_form: usize, pushes_per_form: usize) {
                 }
                 if !verify_ok && pushed < pushes_per_form && rng.random_bool(0.5) {
                     pushed += 1;
-                    let registry = Registry::start(RegistryOptions::default());
+                    let registry = Registry::plain();
                     let o = ctx.run([
                         "push",
                         out.to_str().expect("utf-8"),

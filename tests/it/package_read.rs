@@ -495,7 +495,7 @@ fn committed_sample_package_shows_verifies_and_is_reproducible() {
 // ---------------------------------------------------------------------------------------------
 
 use crate::mutation::{Entry, edit_descriptor, read_entries, tar_bytes, write_entries};
-use crate::support::registry::{Registry, RegistryOptions};
+use crate::support::registry::Registry;
 
 /// A one-image plugin package (two platforms, manifests first) of `container` and `store`.
 fn edge_package(ctx: &TestContext, dir: &str, container: Container, store: StoreKind) -> PathBuf {
@@ -577,7 +577,7 @@ fn repositories(registry: &Registry) -> Vec<String> {
 #[test]
 fn a_tar_cut_between_entries_is_refused_by_show_verify_and_push() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     for store in [StoreKind::OciLayout, StoreKind::Distribution] {
         let pkg = edge_package(&ctx, &format!("{store:?}"), Container::Tar, store);
         let entries = read_entries(&pkg);
@@ -656,7 +656,7 @@ fn compressed_packages_must_end_cleanly() {
 #[test]
 fn a_gzip_package_with_a_bad_crc_tags_nothing() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let pkg = edge_package(&ctx, "p", Container::TarGz, StoreKind::Distribution);
     let mut bytes = std::fs::read(&pkg).expect("read");
     let n = bytes.len();
@@ -830,7 +830,7 @@ fn edit_child(
 #[test]
 fn metadata_naming_images_the_store_does_not_hold_is_malformed() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
     rewrite(&pkg, |e| {
         let yaml = String::from_utf8(e[0].data.clone()).unwrap();
@@ -856,7 +856,7 @@ fn metadata_naming_images_the_store_does_not_hold_is_malformed() {
 #[test]
 fn a_lightweight_package_writes_resources_only_for_images_at_the_destination() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
     // Only violet.yaml: what `violet create --skip-package-images` writes.
     rewrite(&pkg, |e| e.truncate(1));
@@ -912,7 +912,7 @@ fn second_image_same_ref(entries: &mut [Entry]) {
 #[test]
 fn two_images_for_one_reference_are_refused_before_any_upload() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
     rewrite(&pkg, |e| second_image_same_ref(e));
     let crs = ctx.path().join("crs");
@@ -957,7 +957,7 @@ fn two_images_for_one_reference_are_refused_before_any_upload() {
 #[test]
 fn invalid_tags_and_repositories_are_refused_before_any_upload() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     for (name, needle) in [
         ("harbor.demo.io/acp/edge:v1+build", "is not a valid tag"),
         (
@@ -1119,7 +1119,7 @@ fn a_core_package_cut_before_its_last_plugin_is_refused() {
 #[test]
 fn a_malformed_package_in_a_directory_makes_push_exit_4() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     edge_package(&ctx, "dir", Container::TarGz, StoreKind::OciLayout);
     let mut spec = SynthSpec::new("cut", PackageType::Plugin);
     spec.container = Container::Tar;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use violet::digest::Digest;
 
 use crate::support::packages::{
-    Container, NO_TLS, PLAIN, SOURCE_REGISTRY, StoreKind, assert_pushed, at_destination,
-    bundle_spec, synth,
+    Container, DEMO_IMAGES, NO_TLS, PLAIN, SOURCE_REGISTRY, StoreKind, assert_pushed,
+    at_destination, bundle_spec, synth,
 };
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
@@ -71,7 +71,7 @@ fn manifest_puts(proxy: &FaultProxy) -> usize {
 #[test]
 fn plain_http_every_container_and_store_same_digests() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let cases = [
         ("tar", Container::Tar, StoreKind::OciLayout),
         ("tgz", Container::TarGz, StoreKind::Distribution),
@@ -81,10 +81,7 @@ fn plain_http_every_container_and_store_same_digests() {
     ];
     let mut first: Option<Vec<(String, Digest)>> = None;
     for (label, container, store) in cases {
-        let pkg = ctx.write_package(
-            label,
-            &bundle_spec("demo", container, store, &["acp/demo", "acp/demo-agent"]),
-        );
+        let pkg = ctx.write_package(label, &bundle_spec("demo", container, store, DEMO_IMAGES));
         // Every container of the same images yields the same digests (streamed or by offset).
         match &first {
             None => first = Some(pkg.images.clone()),
@@ -106,14 +103,14 @@ fn plain_http_every_container_and_store_same_digests() {
 #[test]
 fn plain_push_text_output() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let pkg = ctx.write_package(
         "pkgs",
         &bundle_spec(
             "demo",
             Container::TarGz,
             StoreKind::Distribution,
-            &["acp/demo", "acp/demo-agent"],
+            DEMO_IMAGES,
         ),
     );
     let rel = pkg.path.strip_prefix(ctx.path()).expect("inside ctx");
@@ -360,7 +357,7 @@ fn unknown_ca_names_host_and_both_remedies() {
 #[test]
 fn dest_repo_without_credentials_is_an_error() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let pkg = ctx.write_package(
         "pkgs",
         &bundle_spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
@@ -380,16 +377,11 @@ fn dest_repo_without_credentials_is_an_error() {
 #[test]
 fn blobs_then_child_manifests_then_index_then_tag() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
     let pkg = ctx.write_package(
         "pkgs",
-        &bundle_spec(
-            "demo",
-            Container::Tar,
-            StoreKind::OciLayout,
-            &["acp/demo", "acp/demo-agent"],
-        ),
+        &bundle_spec("demo", Container::Tar, StoreKind::OciLayout, DEMO_IMAGES),
     );
     ctx.push(&pkg.path, &[&proxy.host()], PLAIN).success();
     let seen = proxy.requests();
@@ -426,7 +418,7 @@ fn blobs_then_child_manifests_then_index_then_tag() {
 #[test]
 fn shared_blob_uploaded_once_and_second_push_uploads_nothing() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
     for (run, (label, container)) in [("tar", Container::Tar), ("tgz", Container::TarGz)]
         .into_iter()
@@ -488,7 +480,7 @@ fn shared_blob_uploaded_once_and_second_push_uploads_nothing() {
 #[test]
 fn each_shared_blob_committed_exactly_once() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let pkg = ctx.write_package(
         "pkgs",
         &bundle_spec(
@@ -507,7 +499,7 @@ fn each_shared_blob_committed_exactly_once() {
 #[test]
 fn present_blobs_are_skipped_and_other_repositories_are_mounted_from() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
     // Same seed: acp/one's layers are identical in both packages; acp/two shares the first layer.
     let one = ctx.write_package(
@@ -555,14 +547,9 @@ fn present_blobs_are_skipped_and_other_repositories_are_mounted_from() {
 fn completes_through_resets_500_503_retry_after_and_429() {
     let ctx = TestContext::new();
     for (label, container) in [("tar", Container::Tar), ("tgz", Container::TarGz)] {
-        let registry = Registry::start(RegistryOptions::default());
+        let registry = Registry::plain();
         let proxy = FaultProxy::start(&registry.host());
-        let mut s = bundle_spec(
-            "demo",
-            container,
-            StoreKind::OciLayout,
-            &["acp/demo", "acp/demo-agent"],
-        );
+        let mut s = bundle_spec("demo", container, StoreKind::OciLayout, DEMO_IMAGES);
         s.images[0].layer_size = 256 << 10;
         let pkg = ctx.write_package(label, &s);
         proxy.inject(Rule::new(
@@ -621,7 +608,7 @@ fn completes_through_resets_500_503_retry_after_and_429() {
 fn body_too_large_switches_to_chunked_uploads() {
     let ctx = TestContext::new();
     for (label, container) in [("tar", Container::Tar), ("tgz", Container::TarGz)] {
-        let registry = Registry::start(RegistryOptions::default());
+        let registry = Registry::plain();
         let proxy = FaultProxy::start(&registry.host());
         let mut s = bundle_spec("big", container, StoreKind::OciLayout, &["acp/big"]);
         s.images[0].layer_size = 256 << 10;
@@ -640,16 +627,11 @@ fn body_too_large_switches_to_chunked_uploads() {
 #[test]
 fn registry_stopped_mid_push_then_rerun_finishes() {
     let ctx = TestContext::new();
-    let mut registry = Registry::start(RegistryOptions::default());
+    let mut registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
     let pkg = ctx.write_package(
         "pkgs",
-        &bundle_spec(
-            "demo",
-            Container::Tar,
-            StoreKind::OciLayout,
-            &["acp/demo", "acp/demo-agent"],
-        ),
+        &bundle_spec("demo", Container::Tar, StoreKind::OciLayout, DEMO_IMAGES),
     );
     // One upload at a time; the third PUT is held (5 s: ample to stop the registry, which takes
     // milliseconds) and then forwarded to a registry that is gone.
@@ -698,7 +680,7 @@ fn registry_stopped_mid_push_then_rerun_finishes() {
 #[test]
 fn kill_9_mid_upload_then_rerun_uploads_only_what_is_missing() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
     let pkg = ctx.write_package(
         "pkgs",
@@ -706,7 +688,7 @@ fn kill_9_mid_upload_then_rerun_uploads_only_what_is_missing() {
             "demo",
             Container::Directory,
             StoreKind::Distribution,
-            &["acp/demo", "acp/demo-agent"],
+            DEMO_IMAGES,
         ),
     );
     // Three uploads pass; the fourth hangs until violet is killed.
@@ -777,7 +759,7 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
 #[test]
 fn corrupt_blob_leaves_no_tag_for_its_image_and_tags_the_others() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     for (label, container) in [("dir", Container::Directory), ("tar", Container::Tar)] {
         let mut s = bundle_spec(
             "demo",
@@ -846,7 +828,7 @@ fn blob_present(ctx: &TestContext, host: &str, repo: &str, digest: &Digest) -> b
 #[test]
 fn directory_of_five_packages_uploads_each_shared_blob_once() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
     let containers = [
         Container::Tar,
@@ -932,7 +914,7 @@ fn directory_of_five_packages_uploads_each_shared_blob_once() {
 #[test]
 fn one_corrupt_package_in_a_directory_does_not_stop_the_others() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let good_a = ctx.write_package(
         "dir",
         &bundle_spec(
@@ -1033,16 +1015,11 @@ fn one_corrupt_package_in_a_directory_does_not_stop_the_others() {
 #[test]
 fn dry_run_lists_images_destinations_and_bytes_and_writes_nothing() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
     let pkg = ctx.write_package(
         "pkgs",
-        &bundle_spec(
-            "demo",
-            Container::TarZst,
-            StoreKind::OciLayout,
-            &["acp/demo", "acp/demo-agent"],
-        ),
+        &bundle_spec("demo", Container::TarZst, StoreKind::OciLayout, DEMO_IMAGES),
     );
     let dest = format!("{}/mirror", proxy.host());
     let text = ctx
@@ -1095,15 +1072,10 @@ fn dry_run_lists_images_destinations_and_bytes_and_writes_nothing() {
 #[test]
 fn json_report_of_a_push() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let pkg = ctx.write_package(
         "pkgs",
-        &bundle_spec(
-            "demo",
-            Container::Tar,
-            StoreKind::Distribution,
-            &["acp/demo", "acp/demo-agent"],
-        ),
+        &bundle_spec("demo", Container::Tar, StoreKind::Distribution, DEMO_IMAGES),
     );
     let dest = format!("{}/p", registry.host());
     let v = ctx

@@ -7,7 +7,7 @@ use std::path::Path;
 use base64::Engine as _;
 
 use crate::support::packages::{
-    Container, NO_TLS, PLAIN, StoreKind, assert_pushed, at_destination, bundle_spec,
+    Container, DEMO_IMAGES, NO_TLS, PLAIN, StoreKind, assert_pushed, at_destination, bundle_spec,
 };
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
@@ -156,11 +156,7 @@ fn two_destinations_with_their_own_credentials_one_read_and_parity() {
 #[test]
 fn parity_reports_mismatch_and_missing_and_fails() {
     let ctx = TestContext::new();
-    let (one, two, three) = (
-        Registry::start(RegistryOptions::default()),
-        Registry::start(RegistryOptions::default()),
-        Registry::start(RegistryOptions::default()),
-    );
+    let (one, two, three) = (Registry::plain(), Registry::plain(), Registry::plain());
     let pkg = ctx.write_package(
         "pkgs",
         &bundle_spec(
@@ -219,8 +215,8 @@ fn parity_reports_mismatch_and_missing_and_fails() {
 #[test]
 fn a_failing_destination_does_not_stop_the_other_and_a_rerun_completes_it() {
     let ctx = TestContext::new();
-    let good = Registry::start(RegistryOptions::default());
-    let flaky = Registry::start(RegistryOptions::default());
+    let good = Registry::plain();
+    let flaky = Registry::plain();
     let proxy = FaultProxy::start(&flaky.host());
     // The standby refuses every blob upload (not retryable).
     proxy.inject(Rule::new(Some("PUT"), r"/blobs/uploads/", Fault::Status(403)).times(usize::MAX));
@@ -348,10 +344,7 @@ fn dest_creds_errors_are_one_line_and_name_the_variable() {
 #[test]
 fn dry_run_to_two_destinations_plans_both_and_writes_nothing() {
     let ctx = TestContext::new();
-    let (one, two) = (
-        Registry::start(RegistryOptions::default()),
-        Registry::start(RegistryOptions::default()),
-    );
+    let (one, two) = (Registry::plain(), Registry::plain());
     // The proxies count every request that reaches each registry.
     let (p1, p2) = (
         FaultProxy::start(&one.host()),
@@ -359,12 +352,7 @@ fn dry_run_to_two_destinations_plans_both_and_writes_nothing() {
     );
     let pkg = ctx.write_package(
         "pkgs",
-        &bundle_spec(
-            "demo",
-            Container::TarZst,
-            StoreKind::OciLayout,
-            &["acp/demo", "acp/demo-agent"],
-        ),
+        &bundle_spec("demo", Container::TarZst, StoreKind::OciLayout, DEMO_IMAGES),
     );
     let second = format!("{}/dr", p2.host());
     let dests = [p1.host(), second.clone()];
@@ -442,11 +430,7 @@ fn a_blob_is_read_once_whatever_the_number_of_destinations() {
         return;
     }
     let ctx = TestContext::new();
-    let (one, two, three) = (
-        Registry::start(RegistryOptions::default()),
-        Registry::start(RegistryOptions::default()),
-        Registry::start(RegistryOptions::default()),
-    );
+    let (one, two, three) = (Registry::plain(), Registry::plain(), Registry::plain());
     const LAYER: u64 = 8 << 20;
     // Read by offset and streamed through the decoder: the two ways blobs leave a package.
     for (seed, container) in [(11, Container::Tar), (12, Container::TarGz)] {

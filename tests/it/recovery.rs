@@ -10,7 +10,7 @@ use crate::support::packages::{
     Container, PackageType, StoreKind, SynthImage, SynthPackage, SynthSpec,
 };
 use crate::support::proxy::{Fault, FaultProxy, Rule};
-use crate::support::registry::{Registry, RegistryOptions};
+use crate::support::registry::Registry;
 use crate::support::{TestContext, blob_digests};
 
 /// One image, two platforms, layers big enough that a cut-off upload has sent some bytes.
@@ -55,7 +55,7 @@ fn cut_uploads_of(proxy: &FaultProxy, digest: &Digest, times: usize) {
 #[test]
 fn compressed_push_restarts_until_the_retry_budget_is_spent() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
     let pkg = package(&ctx, "tgz", Container::TarGz);
     let victim = largest_blob(&ctx, &pkg.path);
@@ -89,7 +89,7 @@ fn compressed_push_restarts_until_the_retry_budget_is_spent() {
 #[test]
 fn compressed_push_out_of_retries_reports_the_network_cause() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
     let pkg = package(&ctx, "zst", Container::TarZst);
     let victim = largest_blob(&ctx, &pkg.path);

@@ -131,7 +131,7 @@ fn skopeo_raw(reg: &Registry, reference: &str, creds: bool) -> Vec<u8> {
 
 #[tokio::test]
 async fn plain_registry_round_trip() {
-    let reg = Registry::start(RegistryOptions::default());
+    let reg = Registry::plain();
     assert_eq!(reg.url(), format!("http://{}", reg.host()));
     let c = client(&reg, Credentials::Anonymous);
     c.ping().await.expect("ping");
@@ -190,7 +190,7 @@ async fn plain_registry_round_trip() {
 
 #[tokio::test]
 async fn manifest_with_missing_blob_names_repo_reference_and_code() {
-    let reg = Registry::start(RegistryOptions::default());
+    let reg = Registry::plain();
     let c = client(&reg, Credentials::Anonymous);
     let missing = Digest::of(b"missing");
     let m = Bytes::from(format!(
@@ -293,7 +293,7 @@ async fn unknown_ca_insecure_and_plain_mismatches() {
     let err = Client::new(cfg).unwrap().ping().await.unwrap_err();
     assert_eq!(err.hint().as_deref(), Some("drop --plain"), "{err}");
 
-    let plain = Registry::start(RegistryOptions::default());
+    let plain = Registry::plain();
     let mut cfg = config(&plain, Credentials::Anonymous);
     cfg.plain = false;
     let err = Client::new(cfg).unwrap().ping().await.unwrap_err();
@@ -306,7 +306,7 @@ async fn unknown_ca_insecure_and_plain_mismatches() {
 
 #[tokio::test]
 async fn bad_ca_file_and_unreachable_registry() {
-    let reg = Registry::start(RegistryOptions::default());
+    let reg = Registry::plain();
     let mut cfg = config(&reg, Credentials::Anonymous);
     cfg.ca_files = vec!["/nonexistent/ca.pem".into()];
     let err = Client::new(cfg).err().expect("bad CA file refused");
@@ -324,7 +324,7 @@ async fn bad_ca_file_and_unreachable_registry() {
 
 #[tokio::test]
 async fn registry_restarted_between_attempts_keeps_storage() {
-    let mut reg = Registry::start(RegistryOptions::default());
+    let mut reg = Registry::plain();
     let c = client(&reg, Credentials::Anonymous);
     let d = push_blob(&c, "keep/app", b"first").await;
     reg.stop();
@@ -462,7 +462,7 @@ async fn identity_token_uses_oauth2_refresh_grant() {
 
 #[tokio::test]
 async fn forced_chunked_upload() {
-    let reg = Registry::start(RegistryOptions::default());
+    let reg = Registry::plain();
     let mut cfg = config(&reg, Credentials::Anonymous);
     cfg.chunk_size = Some(4096);
     let c = Client::new(cfg).unwrap();
@@ -508,7 +508,7 @@ fn generated(total: u64, piece: u64) -> impl Iterator<Item = Bytes> {
 async fn large_blob_is_streamed_in_one_put() {
     const SIZE: u64 = 100 * 1024 * 1024;
     const PIECE: u64 = 1024 * 1024;
-    let reg = Registry::start(RegistryOptions::default());
+    let reg = Registry::plain();
     let c = client(&reg, Credentials::Anonymous);
     let mut h = violet::digest::Hasher::new();
     for b in generated(SIZE, PIECE) {
@@ -548,7 +548,7 @@ async fn large_blob_is_streamed_in_one_put() {
 
 #[tokio::test]
 async fn blob_whose_stream_fails_at_eof_is_not_committed() {
-    let reg = Registry::start(RegistryOptions::default());
+    let reg = Registry::plain();
     for chunk_size in [None, Some(1024)] {
         let mut cfg = config(&reg, Credentials::Anonymous);
         cfg.chunk_size = chunk_size;
@@ -582,7 +582,7 @@ async fn blob_whose_stream_fails_at_eof_is_not_committed() {
 
 #[tokio::test]
 async fn unrewindable_source_is_reported_not_retried() {
-    let mut reg = Registry::start(RegistryOptions::default());
+    let mut reg = Registry::plain();
     let host = reg.host();
     reg.stop();
     let opens = AtomicU64::new(0);
@@ -787,7 +787,7 @@ fn push_through_cross_origin_uploads_keeps_the_password_home() {
 #[test]
 fn verbose_logs_are_plain_text_and_vv_is_trace() {
     let ctx = TestContext::new();
-    let reg = Registry::start(RegistryOptions::default());
+    let reg = Registry::plain();
     let pkg = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/tiny-operator.stable.ALL.v0.1.0.tgz");
     let push = |verbose: &str, no_color: bool| {
