@@ -205,6 +205,8 @@ impl TestContext {
                 r"\b\d+(\.\d+)?\s?(ns|µs|us|ms|s|m|h)\b".to_string(),
                 "[DURATION]",
             ),
+            // The elapsed time of a JSON report.
+            (r#""seconds": [0-9.e-]+"#.to_string(), r#""seconds": [SECONDS]"#),
         ]);
         f
     }
