@@ -549,16 +549,15 @@ fn create_refuses_what_is_not_a_bundle_or_chart() {
         "--no-auth",
     ]);
     assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("neither an operator bundle"),
-        "{}",
-        out.stderr
-    );
+    // "... neither an operator bundle ...".
+    snap!(ctx, "not_a_bundle_or_chart", out.streams());
     let out = ctx.run(&["create", "y", "--artifact", "acp/demo:v1", "--no-auth"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("no registry host"), "{}", out.stderr);
+    // "... no registry host ...".
+    snap!(ctx, "artifact_without_host", out.streams());
     let out = ctx.run(&["package", &ctx.file("nothing").display().to_string()]);
     assert_eq!(out.code, 3, "{}", out.stderr);
+    snap!(ctx, "package_of_nothing", out.streams());
 }
 
 #[test]
