@@ -4,9 +4,7 @@
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use violet::digest::Digest;
 use violet::package::{MetadataSource, Package, PackageError, blobs, load};
@@ -15,72 +13,8 @@ use crate::support::TestContext;
 use crate::support::packages::{
     Container, MediaTypes, PackageType, StoreKind, SynthImage, SynthPackage, SynthSpec, synth,
 };
+use crate::support::registry::Registry;
 use crate::support::skopeo::{skopeo_copy_all, skopeo_inspect_raw_digest};
-
-/// A plain-HTTP docker-registry on a free port, private to this module until the shared launcher
-/// (`support::registry`) is merged.
-pub(crate) struct PlainRegistry {
-    child: Child,
-    pub(crate) host: String,
-    pub(crate) storage: PathBuf,
-}
-
-impl PlainRegistry {
-    pub(crate) fn start(dir: &Path) -> Self {
-        let storage = dir.join("storage");
-        std::fs::create_dir_all(&storage).expect("registry storage dir");
-        let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{level: info, accesslog: {{disabled: true}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  maintenance: {{uploadpurging: {{enabled: false}}}}\nhttp:\n  addr: 127.0.0.1:0\n  secret: test-only\n",
-                storage.display()
-            ),
-        )
-        .expect("registry config");
-        let mut child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start docker-registry (apt-get install docker-registry)");
-        let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-        let mut host = None;
-        for line in lines.by_ref() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                host = Some(
-                    rest.split([',', '"', ' '])
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-                break;
-            }
-        }
-        // The registry blocks once a full stderr pipe is not read, so keep draining it.
-        std::thread::spawn(move || for _ in lines {});
-        let Some(host) = host else {
-            let _ = child.kill();
-            panic!("docker-registry exited before listening");
-        };
-        Self {
-            child,
-            host,
-            storage,
-        }
-    }
-}
-
-impl Drop for PlainRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Three multi-arch images, the first layer of each platform shared between all of them.
 fn images() -> Vec<SynthImage> {
@@ -227,12 +161,13 @@ fn assert_show_matches_registry(
 #[test]
 fn show_lists_images_of_a_layout_written_by_skopeo() {
     let ctx = TestContext::new();
-    let registry = PlainRegistry::start(&ctx.path().join("registry"));
-    let images = push_synth_images(&ctx, &registry.host);
+    let registry = Registry::plain();
+    let host = registry.host();
+    let images = push_synth_images(&ctx, &host);
 
     let layout = ctx.path().join("layout");
     for i in &images {
-        let reference = format!("{}/{}:{}", registry.host, i.repository, i.tag);
+        let reference = format!("{}/{}:{}", host, i.repository, i.tag);
         skopeo_copy_all(
             &ctx,
             &format!("docker://{reference}"),
@@ -242,29 +177,30 @@ fn show_lists_images_of_a_layout_written_by_skopeo() {
     let package = ctx.path().join("demo-operator.stable.ALL.v1.2.3.tgz");
     tar_package(
         &package,
-        &metadata_yaml(&registry.host, &images),
+        &metadata_yaml(&host, &images),
         &layout,
         &["oci-layout", "index.json", "blobs"],
     );
 
-    assert_show_matches_registry(&ctx, &package, &registry.host, &images);
+    assert_show_matches_registry(&ctx, &package, &host, &images);
 }
 
 #[test]
 fn show_lists_images_of_a_registry_storage_tree() {
     let ctx = TestContext::new();
-    let registry = PlainRegistry::start(&ctx.path().join("registry"));
-    let images = push_synth_images(&ctx, &registry.host);
+    let registry = Registry::plain();
+    let host = registry.host();
+    let images = push_synth_images(&ctx, &host);
 
     let package = ctx.path().join("demo-operator.stable.ALL.v1.2.3.tgz");
     tar_package(
         &package,
-        &metadata_yaml(&registry.host, &images),
-        &registry.storage,
+        &metadata_yaml(&host, &images),
+        &registry.storage_dir(),
         &["docker"],
     );
 
-    assert_show_matches_registry(&ctx, &package, &registry.host, &images);
+    assert_show_matches_registry(&ctx, &package, &host, &images);
 }
 
 /// Checks an opened package against what synth wrote, nested packages included.
@@ -495,7 +431,6 @@ fn committed_sample_package_shows_verifies_and_is_reproducible() {
 // ---------------------------------------------------------------------------------------------
 
 use crate::mutation::{Entry, edit_descriptor, read_entries, tar_bytes, write_entries};
-use crate::support::registry::Registry;
 
 /// A one-image plugin package (two platforms, manifests first) of `container` and `store`.
 fn edge_package(ctx: &TestContext, dir: &str, container: Container, store: StoreKind) -> PathBuf {
@@ -520,6 +455,13 @@ fn assert_exit(out: &crate::support::Output, code: i32, needle: &str) {
     let text = format!("{}\n{}", out.stdout, out.stderr);
     assert_eq!(out.code, code, "{text}");
     assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+}
+
+/// Exit `code`, and the error as shown (the `error:` line and its hint) pinned as snapshot `name`.
+#[track_caller]
+fn assert_refused(ctx: &TestContext, name: &str, out: &crate::support::Output, code: i32) {
+    assert_eq!(out.code, code, "{}", out.all());
+    snap!(ctx, name, out.error());
 }
 
 /// Rewrites a package file or directory entry by entry.
@@ -838,17 +780,12 @@ fn metadata_naming_images_the_store_does_not_hold_is_malformed() {
         e[0].data =
             format!("{yaml}relatedImages:\n- harbor.demo.io/acp/missing:v1.0.0\n").into_bytes();
     });
-    assert_exit(
-        &ctx.run(["show", arg(&pkg)]),
-        4,
-        "image harbor.demo.io/acp/missing:v1.0.0: violet.yaml names this image but the package's image store does not hold it",
-    );
+    // "image harbor.demo.io/acp/missing:v1.0.0: violet.yaml names this image but the package's
+    // image store does not hold it", from show and from push.
+    assert_refused(&ctx, "missing_image_show", &ctx.run(["show", arg(&pkg)]), 4);
     let crs = ctx.path().join("crs");
-    assert_exit(
-        &ctx.run(push_args(&pkg, &registry.host(), &crs)),
-        4,
-        "does not hold it",
-    );
+    let out = ctx.run(push_args(&pkg, &registry.host(), &crs));
+    assert_refused(&ctx, "missing_image_push", &out, 4);
     assert!(!crs.exists());
     assert!(repositories(&registry).is_empty());
 }
@@ -916,16 +853,10 @@ fn two_images_for_one_reference_are_refused_before_any_upload() {
     let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
     rewrite(&pkg, |e| second_image_same_ref(e));
     let crs = ctx.path().join("crs");
-    assert_exit(
-        &ctx.run(["show", arg(&pkg)]),
-        4,
-        "holds two images for this reference",
-    );
-    assert_exit(
-        &ctx.run(push_args(&pkg, &registry.host(), &crs)),
-        4,
-        "two images",
-    );
+    // "... holds two images for this reference", from show and from push.
+    assert_refused(&ctx, "two_images_show", &ctx.run(["show", arg(&pkg)]), 4);
+    let out = ctx.run(push_args(&pkg, &registry.host(), &crs));
+    assert_refused(&ctx, "two_images_push", &out, 4);
     // Across packages of a directory: same repository:tag, different content.
     let dir = ctx.path().join("dir");
     std::fs::create_dir_all(&dir).unwrap();
@@ -945,8 +876,8 @@ fn two_images_for_one_reference_are_refused_before_any_upload() {
         "--no-auth",
         "--skip-crs",
     ]);
-    assert_exit(&out, 4, "two images for one destination");
-    assert!(out.stderr.contains("acp/edge:v1.0.0"), "{out:?}");
+    // "two images for one destination", naming acp/edge:v1.0.0.
+    assert_refused(&ctx, "two_images_in_a_directory", &out, 4);
     assert!(
         repositories(&registry).is_empty(),
         "{:?}",
@@ -958,16 +889,11 @@ fn two_images_for_one_reference_are_refused_before_any_upload() {
 fn invalid_tags_and_repositories_are_refused_before_any_upload() {
     let ctx = TestContext::new();
     let registry = Registry::plain();
-    for (name, needle) in [
-        ("harbor.demo.io/acp/edge:v1+build", "is not a valid tag"),
-        (
-            "harbor.demo.io/acp/Edge:v1.0.0",
-            "is not a valid repository path",
-        ),
-        (
-            "harbor.demo.io/acp//edge:v1.0.0",
-            "is not a valid repository path",
-        ),
+    // "is not a valid tag", "is not a valid repository path" (twice).
+    for (case, name) in [
+        ("tag", "harbor.demo.io/acp/edge:v1+build"),
+        ("upper_case", "harbor.demo.io/acp/Edge:v1.0.0"),
+        ("empty_component", "harbor.demo.io/acp//edge:v1.0.0"),
     ] {
         let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
         rewrite(&pkg, |e| {
@@ -979,8 +905,10 @@ fn invalid_tags_and_repositories_are_refused_before_any_upload() {
             })
         });
         let crs = ctx.path().join("crs");
-        assert_exit(&ctx.run(push_args(&pkg, &registry.host(), &crs)), 4, needle);
-        assert_exit(&ctx.run(["show", arg(&pkg)]), 4, needle);
+        let out = ctx.run(push_args(&pkg, &registry.host(), &crs));
+        assert_refused(&ctx, &format!("invalid_{case}_push"), &out, 4);
+        let out = ctx.run(["show", arg(&pkg)]);
+        assert_refused(&ctx, &format!("invalid_{case}_show"), &out, 4);
     }
     assert!(
         repositories(&registry).is_empty(),

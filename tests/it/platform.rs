@@ -857,7 +857,11 @@ fn platform_address_with_credentials_is_refused_without_echo() {
             "{out:?}"
         );
         // "must not contain credentials", with a hint.
-        snap!(ctx, format!("address_with_credentials_{cmd}"), out.streams());
+        snap!(
+            ctx,
+            format!("address_with_credentials_{cmd}"),
+            out.streams()
+        );
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let mut spec = crate::support::packages::SynthSpec::new("demo-operator", PackageType::Bundle);

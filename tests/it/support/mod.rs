@@ -206,7 +206,10 @@ impl TestContext {
                 "[DURATION]",
             ),
             // The elapsed time of a JSON report.
-            (r#""seconds": [0-9.e-]+"#.to_string(), r#""seconds": [SECONDS]"#),
+            (
+                r#""seconds": [0-9.e-]+"#.to_string(),
+                r#""seconds": [SECONDS]"#,
+            ),
         ]);
         f
     }
