@@ -11,16 +11,8 @@ use violet::platform::{
 };
 use violet::registry::Credentials;
 
-use crate::support::TestContext;
+use crate::support::{TestContext, shown};
 use crate::support::platform::{ADMIN, ADMIN_TOKEN, PlatformEmulator, VIEWER, VIEWER_TOKEN};
-
-/// An error as the binary shows it: the `error:` line and its `hint:`.
-fn shown(err: &PlatformError) -> String {
-    match err.hint() {
-        Some(hint) => format!("error: {err}\n  hint: {hint}"),
-        None => format!("error: {err}"),
-    }
-}
 
 fn password_args(url: &str, user: &str, password: &str) -> PlatformArgs {
     PlatformArgs {

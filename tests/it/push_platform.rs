@@ -91,24 +91,6 @@ fn plugin(dir: &Path) -> SynthPackage {
     pkg
 }
 
-/// Runs violet off the async runtime, so that the in-process emulator keeps serving meanwhile.
-async fn violet<S: AsRef<std::ffi::OsStr>>(
-    ctx: &TestContext,
-    args: &[S],
-    stdin: Option<&str>,
-    env: &[(&str, &str)],
-) -> Output {
-    let mut cmd = ctx.violet();
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let stdin = stdin.map(|s| s.as_bytes().to_vec());
-    tokio::task::spawn_blocking(move || crate::support::run(cmd, stdin.as_deref()))
-        .await
-        .expect("join")
-}
-
 /// One test's world: a registry, a platform emulator whose marketplace checks images in that
 /// registry, and a temp dir.
 struct Site {
@@ -144,7 +126,7 @@ impl Site {
             "--platform-token",
             TOKEN,
         ]);
-        violet(&self.ctx, &all, None, &[]).await
+        self.ctx.run_async(&all, None, &[]).await
     }
 
     /// `violet push PATH --dest-repo <registry> --plain --no-auth ARGS...` with the token.
@@ -304,7 +286,7 @@ async fn operator_to_two_clusters_then_unchanged_updated_forced() {
         "--plain",
     ];
     let stdin = format!("{PASSWORD}\n");
-    let out = violet(&site.ctx, &args, Some(&stdin), &[]).await;
+    let out = site.ctx.run_async(&args, Some(&stdin), &[]).await;
     snap!(site.ctx, "operator_two_clusters", site.text(&out));
     assert_code(&out, 0);
     assert_no_secret(&out);
@@ -316,7 +298,7 @@ async fn operator_to_two_clusters_then_unchanged_updated_forced() {
     // Rerun: every image and every object is unchanged, and nothing is written.
     site.emu.clear_requests();
     let puts = site.manifest_puts();
-    let out = violet(&site.ctx, &args, Some(&stdin), &[]).await;
+    let out = site.ctx.run_async(&args, Some(&stdin), &[]).await;
     snap!(site.ctx, "operator_two_clusters_rerun", site.text(&out));
     assert_code(&out, 0);
     assert!(site.kube_writes().is_empty(), "{:?}", site.kube_writes());
@@ -325,7 +307,7 @@ async fn operator_to_two_clusters_then_unchanged_updated_forced() {
     // A changed catalog source updates both objects in both clusters.
     let mut changed = args.to_vec();
     changed.extend(["--target-catalog-source", "system"]);
-    let out = violet(&site.ctx, &changed, Some(&stdin), &[]).await;
+    let out = site.ctx.run_async(&changed, Some(&stdin), &[]).await;
     assert_code(&out, 0);
     let updated = out
         .stdout
@@ -339,7 +321,7 @@ async fn operator_to_two_clusters_then_unchanged_updated_forced() {
 
     // --force re-applies what did not change.
     changed.push("--force");
-    let out = violet(&site.ctx, &changed, Some(&stdin), &[]).await;
+    let out = site.ctx.run_async(&changed, Some(&stdin), &[]).await;
     assert_code(&out, 0);
     let updated = out
         .stdout
@@ -579,7 +561,7 @@ async fn discovery_pushes_to_the_product_base_registry_with_the_secret() {
         PASSWORD,
         "--plain",
     ];
-    let out = violet(&site.ctx, &args, None, &[]).await;
+    let out = site.ctx.run_async(&args, None, &[]).await;
     snap!(site.ctx, "discovery", site.text(&out));
     assert_code(&out, 0);
     assert_no_secret(&out);
@@ -608,7 +590,7 @@ async fn discovery_pushes_to_the_product_base_registry_with_the_secret() {
     // Verbose logs do not show the registry password or the platform's either.
     let mut verbose = args.to_vec();
     verbose.push("-vv");
-    let out = violet(&site.ctx, &verbose, None, &[]).await;
+    let out = site.ctx.run_async(&verbose, None, &[]).await;
     assert_code(&out, 0);
     assert_no_secret(&out);
 }
@@ -657,7 +639,7 @@ async fn dr_standby_with_its_own_platform_and_registry() {
         "--plain",
     ];
     let stdin = format!("{}\n", registry::PASSWORD);
-    let out = violet(&standby.ctx, &args, Some(&stdin), &[]).await;
+    let out = standby.ctx.run_async(&args, Some(&stdin), &[]).await;
     let text = primary.ctx.redact(
         &standby
             .text(&out)
@@ -755,7 +737,7 @@ async fn logins_by_password_and_token_from_flags_stdin_and_environment() {
     ];
     for (args, stdin, env) in runs {
         site.emu.clear_requests();
-        let out = violet(&site.ctx, &args, stdin.as_deref(), &env).await;
+        let out = site.ctx.run_async(&args, stdin.as_deref(), &env).await;
         assert_code(&out, 0);
         assert_no_secret(&out);
         let logins = site
@@ -776,24 +758,24 @@ async fn logins_by_password_and_token_from_flags_stdin_and_environment() {
     }
     // The login used the documented client id.
     site.emu.clear_requests();
-    violet(
-        &site.ctx,
-        &join(
-            &base,
-            &[
-                "--platform-address",
-                url,
-                "--platform-username",
-                "ops",
-                "--platform-password",
-                PASSWORD,
-            ],
-        ),
-        None,
-        &[],
-    )
-    .await
-    .success();
+    site.ctx
+        .run_async(
+            &join(
+                &base,
+                &[
+                    "--platform-address",
+                    url,
+                    "--platform-username",
+                    "ops",
+                    "--platform-password",
+                    PASSWORD,
+                ],
+            ),
+            None,
+            &[],
+        )
+        .await
+        .success();
     assert!(
         site.emu.requests().iter().any(|r| r
             .starts_with("GET /console-platform/api/v1/token/login?")
@@ -803,23 +785,24 @@ async fn logins_by_password_and_token_from_flags_stdin_and_environment() {
     );
 
     // A token excludes a username and password.
-    let out = violet(
-        &site.ctx,
-        &join(
-            &base,
-            &[
-                "--platform-address",
-                url,
-                "--platform-token",
-                TOKEN,
-                "--platform-username",
-                "ops",
-            ],
-        ),
-        None,
-        &[],
-    )
-    .await;
+    let out = site
+        .ctx
+        .run_async(
+            &join(
+                &base,
+                &[
+                    "--platform-address",
+                    url,
+                    "--platform-token",
+                    TOKEN,
+                    "--platform-username",
+                    "ops",
+                ],
+            ),
+            None,
+            &[],
+        )
+        .await;
     assert_code(&out, 2);
     assert_no_secret(&out);
 }
@@ -897,7 +880,7 @@ async fn every_error_class_is_one_line_with_its_exit_code_and_no_secret() {
     let mut shown = String::new();
     for (name, args, code, needle) in cases {
         let puts = site.manifest_puts();
-        let out = violet(&site.ctx, &args, None, &[]).await;
+        let out = site.ctx.run_async(&args, None, &[]).await;
         assert_code(&out, code);
         assert_eq!(site.catalog_objects(), 0, "{name}: nothing written");
         if name == "non-admin" {
@@ -927,7 +910,7 @@ async fn every_error_class_is_one_line_with_its_exit_code_and_no_secret() {
         // The same with verbose logs: still no secret.
         let mut verbose = args.clone();
         verbose.push("-vv".into());
-        let out = violet(&site.ctx, &verbose, None, &[]).await;
+        let out = site.ctx.run_async(&verbose, None, &[]).await;
         assert_code(&out, code);
         assert_no_secret(&out);
     }
@@ -936,7 +919,7 @@ async fn every_error_class_is_one_line_with_its_exit_code_and_no_secret() {
     // The same self-signed platform with its certificate given: it works.
     let mut args = push(password(&tls_url, PASSWORD), &[]);
     args.extend(["--ca-file".to_string(), p(&cert).to_string()]);
-    let out = violet(&site.ctx, &args, None, &[]).await;
+    let out = site.ctx.run_async(&args, None, &[]).await;
     assert_code(&out, 0);
     assert_bundle_crs(&site, "global", "v2.3.0", &host, "platform");
 }
@@ -980,24 +963,25 @@ async fn crs_out_writes_files_and_not_the_platform() {
     let crs = site.ctx.path().join("crs");
     // No platform flags at all: the images still go, the resources become files.
     let host = site.reg.host();
-    let out = violet(
-        &site.ctx,
-        &[
-            "push",
-            p(&pkg.path),
-            "--dest-repo",
-            &host,
-            "--plain",
-            "--no-auth",
-            "--crs-out",
-            p(&crs),
-            "--clusters",
-            "global,region1",
-        ],
-        None,
-        &[],
-    )
-    .await;
+    let out = site
+        .ctx
+        .run_async(
+            &[
+                "push",
+                p(&pkg.path),
+                "--dest-repo",
+                &host,
+                "--plain",
+                "--no-auth",
+                "--crs-out",
+                p(&crs),
+                "--clusters",
+                "global,region1",
+            ],
+            None,
+            &[],
+        )
+        .await;
     snap!(site.ctx, "crs_out", site.text(&out));
     assert_code(&out, 0);
     assert!(site.emu.requests().is_empty());
@@ -1038,7 +1022,12 @@ async fn core_package_images_only_then_module_plugins_only() {
     assert_eq!(site.catalog_objects(), 0);
     // acp/cluster-version-operator and acp/plugin1..3 pushed at v4.3.0.
     // The table's column widths follow the temp dir's length: spaces collapsed.
-    snap!(site.ctx, "core_images_only", site.text(&out), [(r" {2,}", "  ")]);
+    snap!(
+        site.ctx,
+        "core_images_only",
+        site.text(&out),
+        [(r" {2,}", "  ")]
+    );
 
     let puts = site.manifest_puts();
     let out = site.push(&core.path, &["--skip-push", "--plain"]).await;
@@ -1048,7 +1037,12 @@ async fn core_package_images_only_then_module_plugins_only() {
     assert_eq!(plugins.len(), 3, "{plugins:?}");
     // ModulePlugin plugin1..3 created.
     // The table's column widths follow the temp dir's length: spaces collapsed.
-    snap!(site.ctx, "core_module_plugins_only", site.text(&out), [(r" {2,}", "  ")]);
+    snap!(
+        site.ctx,
+        "core_module_plugins_only",
+        site.text(&out),
+        [(r" {2,}", "  ")]
+    );
 }
 
 /// Issue #11 (bounded, visible waiting) for push: a cluster answering 503 through the proxy is

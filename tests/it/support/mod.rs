@@ -152,6 +152,25 @@ impl TestContext {
         tokio::task::block_in_place(|| self.run(args))
     }
 
+    /// Runs `violet ARGS...` with `stdin` and extra environment off the async runtime, so that an
+    /// in-process server (the platform emulator) keeps serving meanwhile.
+    pub async fn run_async<S: AsRef<OsStr>>(
+        &self,
+        args: &[S],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Output {
+        let mut cmd = self.violet();
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let stdin = stdin.map(|s| s.as_bytes().to_vec());
+        tokio::task::spawn_blocking(move || run(cmd, stdin.as_deref()))
+            .await
+            .expect("join")
+    }
+
     /// Runs `violet ARGS...` to completion with stdin closed.
     pub fn run<I, S>(&self, args: I) -> Output
     where
@@ -272,6 +291,15 @@ fn violet_runs_with_a_clean_environment() {
     let ctx = TestContext::new();
     let out = ctx.run(["version"]).success();
     assert!(out.stdout.starts_with("Version: v"), "{}", out.stdout);
+}
+
+/// A library error as the binary shows it: the `error:` line and its `hint:`, for snapshots of
+/// errors that tests meet below the command line.
+pub fn shown(err: &impl violet::error::UserError) -> String {
+    match err.hint() {
+        Some(hint) => format!("error: {err}\n  hint: {hint}"),
+        None => format!("error: {err}"),
+    }
 }
 
 /// How many upload PUTs the registry committed for `digest`, from its access log (a proxy does
