@@ -209,7 +209,8 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
     // Refusals: an existing package and a non-empty directory are never overwritten silently.
     let again = ctx.run(&["package", &dir_s, "--plain", "--no-auth"]);
     assert_eq!(again.code, 2, "{}", again.stderr);
-    assert!(again.stderr.contains("already exists") && again.stderr.contains("--force"));
+    // "... already exists", hint --force.
+    snap!(ctx, "package_exists", again.streams());
     let again = ctx.run(&[
         "create",
         &dir_s,
@@ -219,11 +220,8 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
         "--no-auth",
     ]);
     assert_eq!(again.code, 2, "{}", again.stderr);
-    assert!(
-        again.stderr.contains("directory is not empty"),
-        "{}",
-        again.stderr
-    );
+    // "... directory is not empty".
+    snap!(ctx, "create_into_non_empty", again.streams());
 }
 
 #[test]
@@ -418,12 +416,8 @@ fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
         "--no-auth",
     ]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("acp/demo:v1.0.0 has no linux/s390x image (it has linux/amd64, linux/arm64)"),
-        "{}",
-        out.stderr
-    );
+    // "acp/demo:v1.0.0 has no linux/s390x image (it has linux/amd64, linux/arm64)".
+    snap!(ctx, "no_such_platform", out.streams());
     assert!(!ctx.file("s390x").join("violet.yaml").exists());
 }
 

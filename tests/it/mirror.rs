@@ -138,17 +138,7 @@ fn missing_image_fails_with_one_line_naming_it() {
     let ctx = TestContext::new();
     let a = Registry::plain();
     let b = Registry::plain();
-    let out = ctx.run([
-        "mirror",
-        "--from",
-        &a.host(),
-        "--to",
-        &b.host(),
-        "--from-plain",
-        "--plain",
-        "--no-auth",
-        "acp/nothing:v9",
-    ]);
+    let out = ctx.mirror_plain(&a.host(), &b.host(), &["acp/nothing:v9"]);
     // The registry's 404 is a remote refusal: exit code 7.
     assert_eq!(out.code, 7, "{}", out.all());
     // One FAILED row naming acp/nothing.
@@ -194,21 +184,11 @@ fn an_upload_cut_off_mid_body_fetches_the_blob_again() {
     let (reference, digest) = &pkg.images[0];
     let rel = relative(reference);
     let report = ctx
-        .run([
-            "mirror",
-            "--from",
+        .mirror_plain(
             &a.host(),
-            "--to",
             &proxy.host(),
-            "--from-plain",
-            "--plain",
-            "--no-auth",
-            "--jobs",
-            "1",
-            "-o",
-            "json",
-            &rel,
-        ])
+            &["--jobs", "1", "-o", "json", &rel],
+        )
         .success()
         .json();
     assert_eq!(report["parity"], true, "{report:#}");
@@ -248,18 +228,11 @@ fn from_package_refuses_a_source_tag_that_moved() {
         second_digest
     );
 
-    let out = ctx.run([
-        "mirror",
-        "--from-package",
-        &pkg.path.display().to_string(),
-        "--from",
+    let out = ctx.mirror_plain(
         &a.host(),
-        "--to",
         &b.host(),
-        "--from-plain",
-        "--plain",
-        "--no-auth",
-    ]);
+        &["--from-package", &pkg.path.display().to_string()],
+    );
     let text = out.all();
     assert_eq!(out.code, 8, "{text}");
     // A FAILED line per image: "resolves to <the other digest>, not <the package's digest>".
@@ -353,19 +326,11 @@ fn uploads_cut_off_until_retries_are_spent_report_the_network_cause() {
         )
         .times(usize::MAX),
     );
-    let out = ctx.run([
-        "mirror",
-        "--from",
+    let out = ctx.mirror_plain(
         &a.host(),
-        "--to",
         &proxy.host(),
-        "--from-plain",
-        "--plain",
-        "--no-auth",
-        "--retries",
-        "1",
-        &relative(&pkg.images[0].0),
-    ]);
+        &["--retries", "1", &relative(&pkg.images[0].0)],
+    );
     let text = out.all();
     // The cause the user can act on, with its exit code: not the internal restart.
     assert_eq!(out.code, 6, "{text}");

@@ -11,8 +11,8 @@ use violet::platform::{
 };
 use violet::registry::Credentials;
 
-use crate::support::{TestContext, shown};
 use crate::support::platform::{ADMIN, ADMIN_TOKEN, PlatformEmulator, VIEWER, VIEWER_TOKEN};
+use crate::support::{TestContext, shown};
 
 fn password_args(url: &str, user: &str, password: &str) -> PlatformArgs {
     PlatformArgs {

@@ -7,7 +7,7 @@ use std::path::Path;
 use base64::Engine as _;
 
 use crate::support::packages::{
-    Container, DEMO_IMAGES, NO_TLS, PLAIN, StoreKind, assert_pushed, at_destination, bundle_spec,
+    Container, DEMO_IMAGES, NO_TLS, PLAIN, StoreKind, assert_pushed, bundle_spec,
 };
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
@@ -340,12 +340,7 @@ fn dry_run_to_two_destinations_plans_both_and_writes_nothing() {
     let out = ctx
         .push(&pkg.path, &dests, &["--plain", "--no-auth", "--dry-run"])
         .success();
-    for (reference, digest) in &pkg.images {
-        for d in &dests {
-            let line = format!("{reference} -> {}  {digest}", at_destination(reference, d));
-            assert!(out.stdout.contains(&line), "{line}\n{}", out.stdout);
-        }
-    }
+    // `SOURCE -> DESTINATION  DIGEST` for every image at both destinations.
     snap!(ctx, "dry_run", out.streams());
     for p in [&p1, &p2] {
         assert!(

@@ -12,9 +12,9 @@ use violet::digest::Digest;
 use violet::error::{ExitCode, UserError};
 use violet::registry::{BlobStream, Client, Credentials, RegistryConfig, RegistryError};
 
-use crate::support::{TestContext, shown};
 use crate::support::adversarial::{Adversarial, Origin};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
+use crate::support::{TestContext, shown};
 
 fn config(reg: &Registry, credentials: Credentials) -> RegistryConfig {
     RegistryConfig {

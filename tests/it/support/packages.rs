@@ -108,6 +108,15 @@ impl TestContext {
         cmd
     }
 
+    /// `violet mirror --from FROM --to TO --from-plain --plain --no-auth ARGS...`: between two
+    /// plain, open test registries.
+    pub fn mirror_plain(&self, from: &str, to: &str, args: &[&str]) -> Output {
+        let mut all = vec!["mirror", "--from", from, "--to", to];
+        all.extend_from_slice(&["--from-plain", "--plain", "--no-auth"]);
+        all.extend_from_slice(args);
+        self.run(all)
+    }
+
     /// Writes the two [`DEMO_IMAGES`] as a `.tar` OCI-layout package under `dir` and pushes them
     /// into the plain, open registry `host`: the source most create scenarios start from.
     pub fn seed_demo_images(&self, dir: &str, host: &str) -> SynthPackage {
