@@ -731,12 +731,8 @@ async fn gc_leaves_unmanaged_objects_unless_asked() {
     let out = ctx
         .run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--dry-run", "--include-unmanaged"]))
         .success();
-    let line = out
-        .stdout
-        .lines()
-        .find(|l| l.contains("installer-operator"))
-        .unwrap_or_default();
-    assert!(line.contains("[UNMANAGED"), "{}", out.stdout);
+    // The plan marks installer-operator [UNMANAGED ...].
+    snap!(ctx, "gc_dry_run_include_unmanaged", out.streams());
     ctx.run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--include-unmanaged", "--backup", "-"]))
         .success();
     assert!(!names(&emu, "region1", "artifacts").contains(&"installer-operator".to_string()));
@@ -931,23 +927,9 @@ async fn list_marks_a_partial_answer() {
     let base = emu.args("list", ADMIN_TOKEN, &["--retries", "0"]);
     let out = ctx.run_blocking(&base);
     assert_eq!(out.code, 6, "{out:?}");
-    assert!(
-        out.stdout
-            .starts_with("# INCOMPLETE: cluster region1 could not be read fully"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stdout.contains("incomplete:\n  - cluster: region1\n"),
-        "{}",
-        out.stdout
-    );
-    assert!(
-        out.stderr
-            .contains("error: the list is incomplete for cluster region1"),
-        "{}",
-        out.stderr
-    );
+    // "# INCOMPLETE: cluster region1 could not be read fully" first, the `incomplete:` list,
+    // and "error: the list is incomplete for cluster region1".
+    snap!(ctx, "list_incomplete", out.streams());
     let file = std::fs::read_to_string(ctx.path().join("apps.yaml")).expect("apps.yaml");
     assert_eq!(file, out.stdout);
 
@@ -960,17 +942,14 @@ async fn list_marks_a_partial_answer() {
     let mut allow = base.to_vec();
     allow.push("--allow-partial");
     let out = ctx.run_blocking(&allow).success();
-    assert!(out.stdout.contains("incomplete:"), "{}", out.stdout);
-    assert!(
-        out.stderr.contains("warning: the list is incomplete"),
-        "{}",
-        out.stderr
-    );
+    // The same list, and "warning: the list is incomplete".
+    snap!(ctx, "list_incomplete_allowed", out.streams());
 
     // A Failed cluster is marked too, even when it answers.
     let emu = platform().await;
     emu.set_cluster_phase("region2", "Failed");
     let out = ctx.run_blocking(&emu.args("list", ADMIN_TOKEN, &["--output-file", "-"]));
     assert_eq!(out.code, 7, "{out:?}");
-    assert!(out.stdout.contains("cluster: region2"), "{}", out.stdout);
+    // region2 marked incomplete.
+    snap!(ctx, "list_failed_cluster", out.streams());
 }
