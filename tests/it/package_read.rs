@@ -452,7 +452,7 @@ fn arg(p: &Path) -> &str {
 
 #[track_caller]
 fn assert_exit(out: &crate::support::Output, code: i32, needle: &str) {
-    let text = format!("{}\n{}", out.stdout, out.stderr);
+    let text = out.all();
     assert_eq!(out.code, code, "{text}");
     assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
 }

@@ -118,14 +118,9 @@ impl Site {
     /// `violet push PATH ARGS...` with the platform's token (the registry is discovered unless
     /// ARGS has --dest-repo; the test registries speak plain HTTP, hence the callers' --plain).
     async fn push(&self, path: &Path, args: &[&str]) -> Output {
-        let mut all = vec!["push", p(path)];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&[
-            "--platform-address",
-            &self.emu.url,
-            "--platform-token",
-            TOKEN,
-        ]);
+        let mut extra = vec![p(path)];
+        extra.extend_from_slice(args);
+        let all = self.emu.args("push", TOKEN, &extra);
         self.ctx.run_async(&all, None, &[]).await
     }
 
@@ -624,20 +619,19 @@ async fn dr_standby_with_its_own_platform_and_registry() {
 
     let primary_puts = primary.manifest_puts();
     let standby_host = standby.reg.host();
-    let args = [
+    let args = standby.emu.args(
         "push",
-        p(&pkg.path),
-        "--platform-address",
-        &standby.emu.url,
-        "--platform-token",
         TOKEN,
-        "--dest-repo",
-        &standby_host,
-        "--username",
-        registry::USER,
-        "--password-stdin",
-        "--plain",
-    ];
+        &[
+            p(&pkg.path),
+            "--dest-repo",
+            &standby_host,
+            "--username",
+            registry::USER,
+            "--password-stdin",
+            "--plain",
+        ],
+    );
     let stdin = format!("{}\n", registry::PASSWORD);
     let out = standby.ctx.run_async(&args, Some(&stdin), &[]).await;
     let text = primary.ctx.redact(

@@ -65,11 +65,7 @@ fn compressed_push_restarts_until_the_retry_budget_is_spent() {
     let out = ctx.push(
         &pkg.path,
         &[&proxy.host()],
-        &[
-            &["--plain", "--no-auth", "--jobs", "1"][..],
-            &["-o", "json"],
-        ]
-        .concat(),
+        &["--plain", "--no-auth", "--jobs", "1", "-o", "json"],
     );
     assert_eq!(out.code, 0, "{out:?}");
     let report = out.json();
@@ -97,13 +93,9 @@ fn compressed_push_out_of_retries_reports_the_network_cause() {
     let out = ctx.push(
         &pkg.path,
         &[&proxy.host()],
-        &[
-            &["--plain", "--no-auth", "--jobs", "1"][..],
-            &["--retries", "2"],
-        ]
-        .concat(),
+        &["--plain", "--no-auth", "--jobs", "1", "--retries", "2"],
     );
-    let all = format!("{}\n{}", out.stdout, out.stderr);
+    let all = out.all();
     assert_eq!(out.code, 6, "{all}");
     assert!(all.contains("cannot reach registry"), "{all}");
     assert!(!all.contains("cannot be re-read"), "{all}");
