@@ -50,7 +50,7 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
     let dir = ctx.file("out");
     let dir_s = dir.display().to_string();
     let out = ctx
-        .run(&[
+        .run([
             "create",
             &dir_s,
             "--artifact",
@@ -83,7 +83,7 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
 
     // The package: default documented name in the working directory, with its checksum.
     let out = ctx
-        .run(&[
+        .run([
             "package",
             &dir_s,
             "--plain",
@@ -107,9 +107,9 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
         )
     );
     let pkg_s = pkg.display().to_string();
-    ctx.run(&["verify", &pkg_s]).success();
+    ctx.run(["verify", &pkg_s]).success();
     let show = ctx
-        .run(&["show", &pkg_s, "--all", "-o", "json"])
+        .run(["show", &pkg_s, "--all", "-o", "json"])
         .success()
         .json();
     assert_eq!(show["metadata"]["type"], "bundle", "{show:#}");
@@ -133,7 +133,7 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
     );
 
     // Pushed to B, every tag resolves to the digest it has in A.
-    ctx.run(&[
+    ctx.run([
         "push",
         &pkg_s,
         "--dest-repo",
@@ -157,7 +157,7 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
 
     // What a user reads: the text reports of both commands.
     let created = ctx
-        .run(&[
+        .run([
             "create",
             &dir_s,
             "--artifact",
@@ -169,7 +169,7 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
         ])
         .success();
     let packaged = ctx
-        .run(&[
+        .run([
             "package",
             &dir_s,
             "--output",
@@ -197,7 +197,7 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
         [sha, size]
     );
     let light = ctx
-        .run(&["show", "light.tar", "--all", "-o", "json"])
+        .run(["show", "light.tar", "--all", "-o", "json"])
         .success()
         .json();
     assert_eq!(light["summary"]["images"], 0, "{light:#}");
@@ -207,11 +207,11 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
     );
 
     // Refusals: an existing package and a non-empty directory are never overwritten silently.
-    let again = ctx.run(&["package", &dir_s, "--plain", "--no-auth"]);
+    let again = ctx.run(["package", &dir_s, "--plain", "--no-auth"]);
     assert_eq!(again.code, 2, "{}", again.stderr);
     // "... already exists", hint --force.
     snap!(ctx, "package_exists", again.streams());
-    let again = ctx.run(&[
+    let again = ctx.run([
         "create",
         &dir_s,
         "--artifact",
@@ -247,7 +247,7 @@ fn plugin_chart_images_come_from_global_images_under_the_chart_registry() {
     let dir = ctx.file("plugin");
     let dir_s = dir.display().to_string();
     let report = ctx
-        .run(&[
+        .run([
             "create",
             &dir_s,
             "--artifact",
@@ -272,7 +272,7 @@ fn plugin_chart_images_come_from_global_images_under_the_chart_registry() {
     assert_eq!(meta["modulePlugin"]["kind"], "ModulePlugin");
     assert_eq!(meta["displayName"], "Demo Plugin");
     assert!(dir.join("images/index.json").is_file());
-    let show = ctx.run(&["show", &dir_s, "-o", "json"]).success().json();
+    let show = ctx.run(["show", &dir_s, "-o", "json"]).success().json();
     assert_eq!(show["summary"]["images"], 3, "{show:#}");
 
     // package reads the directory's store (no registry needed: A is stopped).
@@ -280,13 +280,13 @@ fn plugin_chart_images_come_from_global_images_under_the_chart_registry() {
     let pkg_s = pkg.display().to_string();
     drop(a);
     let report = ctx
-        .run(&["package", &dir_s, "--output", &pkg_s, "--format", "json"])
+        .run(["package", &dir_s, "--output", &pkg_s, "--format", "json"])
         .success()
         .json();
     assert_eq!(report["imagesFrom"], "directory");
-    let show = ctx.run(&["show", &pkg_s, "--all"]).success();
+    let show = ctx.run(["show", &pkg_s, "--all"]).success();
     assert!(show.stdout.contains("plugin"), "{}", show.stdout);
-    ctx.run(&[
+    ctx.run([
         "push",
         &pkg_s,
         "--dest-repo",
@@ -332,7 +332,7 @@ fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
     let dir = ctx.file("arm");
     let dir_s = dir.display().to_string();
     let out = ctx
-        .run(&[
+        .run([
             "create",
             &dir_s,
             "--artifact",
@@ -362,8 +362,8 @@ fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
 
     let pkg = ctx.file("demo-operator.stable.arm64.1.2.0.tgz");
     let pkg_s = pkg.display().to_string();
-    ctx.run(&["package", &dir_s, "--output", &pkg_s]).success();
-    ctx.run(&[
+    ctx.run(["package", &dir_s, "--output", &pkg_s]).success();
+    ctx.run([
         "push",
         &pkg_s,
         "--dest-repo",
@@ -405,7 +405,7 @@ fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
     );
 
     // A platform no image has is refused, naming the image and what it has.
-    let out = ctx.run(&[
+    let out = ctx.run([
         "create",
         &ctx.file("s390x").display().to_string(),
         "--artifact",
@@ -439,7 +439,7 @@ fn a_download_cut_short_leaves_no_package_behind() {
     let dir = ctx.file("chart");
     let dir_s = dir.display().to_string();
     let report = ctx
-        .run(&[
+        .run([
             "create",
             &dir_s,
             "--artifact",
@@ -466,7 +466,7 @@ fn a_download_cut_short_leaves_no_package_behind() {
     );
     let resumed = ctx.file("resumed.tgz");
     let resumed_s = resumed.display().to_string();
-    ctx.run(&[
+    ctx.run([
         "package",
         &dir_s,
         "--output",
@@ -481,7 +481,7 @@ fn a_download_cut_short_leaves_no_package_behind() {
         proxy.count(Some("GET"), r"^/v2/acp/demo/blobs/") > 4,
         "the downloads were cut and resumed"
     );
-    ctx.run(&["verify", &resumed_s]).success();
+    ctx.run(["verify", &resumed_s]).success();
     proxy.clear_faults();
 
     // Downloads that break off before their first byte, more often than the retries allow.
@@ -495,7 +495,7 @@ fn a_download_cut_short_leaves_no_package_behind() {
     );
     let pkg = ctx.file("demo.tgz");
     let pkg_s = pkg.display().to_string();
-    let out = ctx.run(&[
+    let out = ctx.run([
         "package",
         &dir_s,
         "--output",
@@ -517,7 +517,7 @@ fn a_download_cut_short_leaves_no_package_behind() {
 
     // With the link healthy again the same command completes.
     proxy.clear_faults();
-    ctx.run(&[
+    ctx.run([
         "package",
         &dir_s,
         "--output",
@@ -526,7 +526,7 @@ fn a_download_cut_short_leaves_no_package_behind() {
         "--no-auth",
     ])
     .success();
-    ctx.run(&["verify", &pkg_s]).success();
+    ctx.run(["verify", &pkg_s]).success();
 }
 
 #[test]
@@ -534,7 +534,7 @@ fn create_refuses_what_is_not_a_bundle_or_chart() {
     let ctx = TestContext::new();
     let a = Registry::plain();
     ctx.seed_demo_images("seed", &a.host());
-    let out = ctx.run(&[
+    let out = ctx.run([
         "create",
         &ctx.file("x").display().to_string(),
         "--artifact",
@@ -545,11 +545,11 @@ fn create_refuses_what_is_not_a_bundle_or_chart() {
     assert_eq!(out.code, 3, "{}", out.stderr);
     // "... neither an operator bundle ...".
     snap!(ctx, "not_a_bundle_or_chart", out.streams());
-    let out = ctx.run(&["create", "y", "--artifact", "acp/demo:v1", "--no-auth"]);
+    let out = ctx.run(["create", "y", "--artifact", "acp/demo:v1", "--no-auth"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     // "... no registry host ...".
     snap!(ctx, "artifact_without_host", out.streams());
-    let out = ctx.run(&["package", &ctx.file("nothing").display().to_string()]);
+    let out = ctx.run(["package", &ctx.file("nothing").display().to_string()]);
     assert_eq!(out.code, 3, "{}", out.stderr);
     snap!(ctx, "package_of_nothing", out.streams());
 }
@@ -594,7 +594,7 @@ fn sources_behind_tls_and_htpasswd_use_the_given_login_and_never_print_it() {
     let dir_s = dir.display().to_string();
 
     // Without the login the registry refuses: exit 5, a hint, nothing written.
-    let out = ctx.run(&["create", &dir_s, "--artifact", &chart, "--ca-file", &ca_s]);
+    let out = ctx.run(["create", &dir_s, "--artifact", &chart, "--ca-file", &ca_s]);
     assert_eq!(out.code, 5, "{}", out.stderr);
     assert!(!dir.join("violet.yaml").exists());
 
@@ -615,7 +615,7 @@ fn sources_behind_tls_and_htpasswd_use_the_given_login_and_never_print_it() {
         let text = format!("{}{}", out.stdout, out.stderr);
         assert!(!text.contains(PASSWORD), "password in output:\n{text}");
     }
-    let show = ctx.run(&["show", &pkg_s, "-o", "json"]).success().json();
+    let show = ctx.run(["show", &pkg_s, "-o", "json"]).success().json();
     assert_eq!(show["summary"]["images"], 2, "{show:#}");
     assert_eq!(show["metadata"]["type"], "chart");
 }
@@ -646,7 +646,7 @@ fn create_reads_bundle_layers_in_every_declared_compression() {
             form,
         );
         let dir = ctx.file(&format!("out-{i}"));
-        let out = ctx.run(&[
+        let out = ctx.run([
             "create",
             &dir.display().to_string(),
             "--artifact",

@@ -184,7 +184,7 @@ async fn list_prints_and_writes_the_documented_yaml() {
     let emu = platform().await;
     let ctx = TestContext::new();
     let out = ctx
-        .run_blocking(&emu.args("list", ADMIN_TOKEN, &[]))
+        .run_blocking(emu.args("list", ADMIN_TOKEN, &[]))
         .success();
     assert_eq!(out.stdout, EXPECTED_APPS);
     assert!(
@@ -197,7 +197,7 @@ async fn list_prints_and_writes_the_documented_yaml() {
 
     // One cluster, JSON on stdout, a file of our choosing, and nothing written to the platform.
     let out = ctx
-        .run_blocking(&emu.args(
+        .run_blocking(emu.args(
             "list",
             ADMIN_TOKEN,
             &[
@@ -223,7 +223,7 @@ async fn list_prints_and_writes_the_documented_yaml() {
 
     // `--output-file -` writes no file.
     let ctx2 = TestContext::new();
-    ctx2.run_blocking(&emu.args("list", ADMIN_TOKEN, &["--output-file", "-"]))
+    ctx2.run_blocking(emu.args("list", ADMIN_TOKEN, &["--output-file", "-"]))
         .success();
     assert!(!ctx2.path().join("apps.yaml").exists());
     assert!(!ctx2.path().join("-").exists());
@@ -346,7 +346,7 @@ async fn list_stops_when_chart_applications_are_forbidden() {
     let emu = platform_with_charts().await;
     emu.forbid("region1", "helmrequests");
     let ctx = TestContext::new();
-    let out = ctx.run_blocking(&emu.args("list", VIEWER_TOKEN, &[]));
+    let out = ctx.run_blocking(emu.args("list", VIEWER_TOKEN, &[]));
     assert_eq!(out.code, 5, "{out:?}");
     // 403 Forbidden in cluster region1, with the platform-admin-system role hint.
     snap!(ctx, "list_forbidden", out.streams());
@@ -402,7 +402,7 @@ async fn gc_dry_run_then_gc_deletes_exactly_the_candidates() {
 
     // JSON form of the same.
     let out = ctx
-        .run_blocking(&emu.args("gc", ADMIN_TOKEN, &["-o", "json"]))
+        .run_blocking(emu.args("gc", ADMIN_TOKEN, &["-o", "json"]))
         .success();
     assert_eq!(
         out.json(),
@@ -415,7 +415,7 @@ async fn gc_scope_follows_clusters() {
     let emu = platform().await;
     let ctx = TestContext::new();
     let out = ctx
-        .run_blocking(&emu.args(
+        .run_blocking(emu.args(
             "gc",
             ADMIN_TOKEN,
             &["--clusters", "region1", "--dry-run", "-o", "json"],
@@ -450,7 +450,7 @@ async fn gc_as_a_non_admin_is_refused_with_the_role_hint() {
     let emu = platform().await;
     let ctx = TestContext::new();
     let before = catalog(&emu);
-    let out = ctx.run_blocking(&emu.args("gc", VIEWER_TOKEN, &[]));
+    let out = ctx.run_blocking(emu.args("gc", VIEWER_TOKEN, &[]));
     assert_eq!(out.code, 5, "{out:?}");
     assert!(out.stderr.contains("403 Forbidden"), "{}", out.stderr);
     assert_eq!(out.stderr.matches("hint:").count(), 1, "{}", out.stderr);
@@ -471,7 +471,7 @@ async fn gc_with_a_rejected_token_stops_before_anything() {
     // The views are read first: without them gc cannot tell what is installed, so it stops.
     let emu = PlatformEmulator::start().await;
     let ctx = TestContext::new();
-    let out = ctx.run_blocking(&emu.args("gc", "not-a-token", &[]));
+    let out = ctx.run_blocking(emu.args("gc", "not-a-token", &[]));
     assert_eq!(out.code, 5, "{out:?}");
     // "... rejected the token".
     snap!(ctx, "gc_rejected_token", out.streams());
@@ -519,7 +519,7 @@ async fn gc_deletes_nothing_while_a_cluster_in_scope_is_unknown() {
     let emu = platform().await;
     let ctx = TestContext::new();
     let before = catalog(&emu);
-    let out = ctx.run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--clusters", "global,nowhere"]));
+    let out = ctx.run_blocking(emu.args("gc", ADMIN_TOKEN, &["--clusters", "global,nowhere"]));
     assert_eq!(out.code, 7, "{out:?}");
     // "error: cluster nowhere: cannot rule out that it uses the catalog", hint --skip-unreachable.
     snap!(ctx, "gc_unknown_cluster", out.error());
@@ -528,7 +528,7 @@ async fn gc_deletes_nothing_while_a_cluster_in_scope_is_unknown() {
 
     // A workload cluster whose proxy answers 502 with an empty body, every time.
     emu.make_sick("region2", 502, None);
-    let out = ctx.run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--retries", "1"]));
+    let out = ctx.run_blocking(emu.args("gc", ADMIN_TOKEN, &["--retries", "1"]));
     assert_eq!(out.code, 6, "{out:?}");
     // "cluster region2 is not answering through the platform proxy <url>/kubernetes/region2",
     // with the HTTP 502.
@@ -540,7 +540,7 @@ async fn gc_deletes_nothing_while_a_cluster_in_scope_is_unknown() {
     let emu = platform().await;
     emu.set_cluster_phase("region2", "Failed");
     let before = catalog(&emu);
-    let out = ctx.run_blocking(&emu.args("gc", ADMIN_TOKEN, &[]));
+    let out = ctx.run_blocking(emu.args("gc", ADMIN_TOKEN, &[]));
     assert_eq!(out.code, 7, "{out:?}");
     // "cluster region2: cannot rule out that it uses the catalog: the platform reports the
     // cluster in phase Failed".
@@ -549,7 +549,7 @@ async fn gc_deletes_nothing_while_a_cluster_in_scope_is_unknown() {
     // Outside --clusters, a Failed cluster still holds back what is shared with it (plugins on
     // global), but not global's own catalog entries.
     let out = ctx
-        .run_blocking(&emu.args(
+        .run_blocking(emu.args(
             "gc",
             ADMIN_TOKEN,
             &["--clusters", "global", "--dry-run", "-o", "json"],
@@ -580,7 +580,7 @@ async fn skip_unreachable_deletes_per_cluster_objects_only() {
     emu.make_sick("region2", 503, None);
     let ctx = TestContext::new();
     let before = catalog(&emu);
-    let out = ctx.run_blocking(&emu.args(
+    let out = ctx.run_blocking(emu.args(
         "gc",
         ADMIN_TOKEN,
         &["--skip-unreachable", "--retries", "0", "-o", "json"],
@@ -632,7 +632,7 @@ async fn gc_needs_two_witnesses_for_not_installed() {
     emu.seed_module_info("unused-plugin", "region2", "v1.0.0");
     // And the views do not cover topolvm in global at all, though OLM has it installed.
     let out = ctx
-        .run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--dry-run", "-o", "json"]))
+        .run_blocking(emu.args("gc", ADMIN_TOKEN, &["--dry-run", "-o", "json"]))
         .success();
     let resources = rows(&out, "resources");
     assert_eq!(
@@ -665,7 +665,7 @@ async fn gc_needs_two_witnesses_for_not_installed() {
     let emu = platform().await;
     emu.hide_operator_view("global", "topolvm-operator");
     let out = ctx
-        .run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--dry-run", "-o", "json"]))
+        .run_blocking(emu.args("gc", ADMIN_TOKEN, &["--dry-run", "-o", "json"]))
         .success();
     let resources = rows(&out, "resources");
     assert!(
@@ -693,7 +693,7 @@ async fn gc_never_empties_an_installed_operators_catalog_entry() {
         "topolvm-operator.v2.2.0",
     );
     let ctx = TestContext::new();
-    ctx.run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--backup", "-"]))
+    ctx.run_blocking(emu.args("gc", ADMIN_TOKEN, &["--backup", "-"]))
         .success();
     assert_eq!(
         names(&emu, "region1", "artifactversions"),
@@ -720,7 +720,7 @@ async fn gc_leaves_unmanaged_objects_unless_asked() {
     );
     let ctx = TestContext::new();
     let out = ctx
-        .run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--dry-run", "-o", "json"]))
+        .run_blocking(emu.args("gc", ADMIN_TOKEN, &["--dry-run", "-o", "json"]))
         .success();
     assert!(!rows(&out, "resources").contains(&"Artifact installer-operator region1".to_string()));
     assert!(
@@ -729,11 +729,11 @@ async fn gc_leaves_unmanaged_objects_unless_asked() {
         out.stdout
     );
     let out = ctx
-        .run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--dry-run", "--include-unmanaged"]))
+        .run_blocking(emu.args("gc", ADMIN_TOKEN, &["--dry-run", "--include-unmanaged"]))
         .success();
     // The plan marks installer-operator [UNMANAGED ...].
     snap!(ctx, "gc_dry_run_include_unmanaged", out.streams());
-    ctx.run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--include-unmanaged", "--backup", "-"]))
+    ctx.run_blocking(emu.args("gc", ADMIN_TOKEN, &["--include-unmanaged", "--backup", "-"]))
         .success();
     assert!(!names(&emu, "region1", "artifacts").contains(&"installer-operator".to_string()));
 }
@@ -749,7 +749,7 @@ async fn gc_backup_restores_and_changed_objects_are_kept() {
     // Someone changes region1's ArtifactVersions right after gc has read them.
     emu.touch_after_list("region1", "artifactversions");
     let out = ctx
-        .run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--backup", "undo.yaml", "-o", "json"]))
+        .run_blocking(emu.args("gc", ADMIN_TOKEN, &["--backup", "undo.yaml", "-o", "json"]))
         .success();
     assert!(
         out.stderr
@@ -848,11 +848,9 @@ async fn gc_backup_restores_and_changed_objects_are_kept() {
 
     // After restoring, gc plans the same again; a gc right after a full gc is a no-op.
     let emu = platform().await;
-    ctx.run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--backup", "-"]))
+    ctx.run_blocking(emu.args("gc", ADMIN_TOKEN, &["--backup", "-"]))
         .success();
-    let out = ctx
-        .run_blocking(&emu.args("gc", ADMIN_TOKEN, &[]))
-        .success();
+    let out = ctx.run_blocking(emu.args("gc", ADMIN_TOKEN, &[])).success();
     assert_eq!(out.stdout, "No resources were deleted.\n");
     assert!(!out.stderr.contains("Backup"), "{}", out.stderr);
 }
@@ -887,7 +885,7 @@ async fn sick_clusters_are_waited_for_visibly_and_boundedly() {
     // Two 503s, then the cluster recovers: gc waits, says so, and goes on.
     emu.make_sick("region1", 503, Some(2));
     let out = ctx
-        .run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--dry-run", "--retries", "3"]))
+        .run_blocking(emu.args("gc", ADMIN_TOKEN, &["--dry-run", "--retries", "3"]))
         .success();
     assert_eq!(
         out.stderr
@@ -900,7 +898,7 @@ async fn sick_clusters_are_waited_for_visibly_and_boundedly() {
     // 504 for good: at most --retries retries, then one clear error.
     emu.make_sick("region1", 504, None);
     emu.clear_requests();
-    let out = ctx.run_blocking(&emu.args("gc", ADMIN_TOKEN, &["--dry-run", "--retries", "2"]));
+    let out = ctx.run_blocking(emu.args("gc", ADMIN_TOKEN, &["--dry-run", "--retries", "2"]));
     assert_eq!(out.code, 6, "{out:?}");
     assert_eq!(
         out.stderr.matches("waiting: cluster region1").count(),
@@ -948,7 +946,7 @@ async fn list_marks_a_partial_answer() {
     // A Failed cluster is marked too, even when it answers.
     let emu = platform().await;
     emu.set_cluster_phase("region2", "Failed");
-    let out = ctx.run_blocking(&emu.args("list", ADMIN_TOKEN, &["--output-file", "-"]));
+    let out = ctx.run_blocking(emu.args("list", ADMIN_TOKEN, &["--output-file", "-"]));
     assert_eq!(out.code, 7, "{out:?}");
     // region2 marked incomplete.
     snap!(ctx, "list_failed_cluster", out.streams());
