@@ -50,18 +50,16 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
     let dir = ctx.file("out");
     let dir_s = dir.display().to_string();
     let out = ctx
-        .run([
-            "create",
+        .create_plain(
             &dir_s,
-            "--artifact",
             &bundle,
-            "--skip-package-images",
-            "--default-catalog-source=platform",
-            "--plain",
-            "--no-auth",
-            "-o",
-            "json",
-        ])
+            &[
+                "--skip-package-images",
+                "--default-catalog-source=platform",
+                "-o",
+                "json",
+            ],
+        )
         .success();
     let report = out.json();
     assert_eq!(report["type"], "bundle");
@@ -157,16 +155,7 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
 
     // What a user reads: the text reports of both commands.
     let created = ctx
-        .run([
-            "create",
-            &dir_s,
-            "--artifact",
-            &bundle,
-            "--skip-package-images",
-            "--force",
-            "--plain",
-            "--no-auth",
-        ])
+        .create_plain(&dir_s, &bundle, &["--skip-package-images", "--force"])
         .success();
     let packaged = ctx
         .run([
@@ -211,14 +200,7 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
     assert_eq!(again.code, 2, "{}", again.stderr);
     // "... already exists", hint --force.
     snap!(ctx, "package_exists", again.streams());
-    let again = ctx.run([
-        "create",
-        &dir_s,
-        "--artifact",
-        &bundle,
-        "--plain",
-        "--no-auth",
-    ]);
+    let again = ctx.create_plain(&dir_s, &bundle, &[]);
     assert_eq!(again.code, 2, "{}", again.stderr);
     // "... directory is not empty".
     snap!(ctx, "create_into_non_empty", again.streams());
@@ -247,16 +229,7 @@ fn plugin_chart_images_come_from_global_images_under_the_chart_registry() {
     let dir = ctx.file("plugin");
     let dir_s = dir.display().to_string();
     let report = ctx
-        .run([
-            "create",
-            &dir_s,
-            "--artifact",
-            &chart,
-            "--plain",
-            "--no-auth",
-            "-o",
-            "json",
-        ])
+        .create_plain(&dir_s, &chart, &["-o", "json"])
         .success()
         .json();
     assert_eq!(report["type"], "plugin", "{report:#}");
@@ -332,18 +305,11 @@ fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
     let dir = ctx.file("arm");
     let dir_s = dir.display().to_string();
     let out = ctx
-        .run([
-            "create",
+        .create_plain(
             &dir_s,
-            "--artifact",
             &bundle,
-            "--platforms",
-            "linux/arm64",
-            "--plain",
-            "--no-auth",
-            "-o",
-            "json",
-        ])
+            &["--platforms", "linux/arm64", "-o", "json"],
+        )
         .success();
     let report = out.json();
     let rewrites = report["rewrittenIndexes"].as_array().unwrap();
@@ -405,16 +371,11 @@ fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
     );
 
     // A platform no image has is refused, naming the image and what it has.
-    let out = ctx.run([
-        "create",
+    let out = ctx.create_plain(
         &ctx.file("s390x").display().to_string(),
-        "--artifact",
         &bundle,
-        "--platforms",
-        "linux/s390x",
-        "--plain",
-        "--no-auth",
-    ]);
+        &["--platforms", "linux/s390x"],
+    );
     assert_eq!(out.code, 2, "{}", out.stderr);
     // "acp/demo:v1.0.0 has no linux/s390x image (it has linux/amd64, linux/arm64)".
     snap!(ctx, "no_such_platform", out.streams());
@@ -439,17 +400,7 @@ fn a_download_cut_short_leaves_no_package_behind() {
     let dir = ctx.file("chart");
     let dir_s = dir.display().to_string();
     let report = ctx
-        .run([
-            "create",
-            &dir_s,
-            "--artifact",
-            &chart,
-            "--skip-package-images",
-            "--plain",
-            "--no-auth",
-            "-o",
-            "json",
-        ])
+        .create_plain(&dir_s, &chart, &["--skip-package-images", "-o", "json"])
         .success()
         .json();
     assert_eq!(report["type"], "chart");
@@ -534,14 +485,11 @@ fn create_refuses_what_is_not_a_bundle_or_chart() {
     let ctx = TestContext::new();
     let a = Registry::plain();
     ctx.seed_demo_images("seed", &a.host());
-    let out = ctx.run([
-        "create",
+    let out = ctx.create_plain(
         &ctx.file("x").display().to_string(),
-        "--artifact",
         &format!("{}/acp/demo:v1.0.0", a.host()),
-        "--plain",
-        "--no-auth",
-    ]);
+        &[],
+    );
     assert_eq!(out.code, 3, "{}", out.stderr);
     // "... neither an operator bundle ...".
     snap!(ctx, "not_a_bundle_or_chart", out.streams());
@@ -646,17 +594,11 @@ fn create_reads_bundle_layers_in_every_declared_compression() {
             form,
         );
         let dir = ctx.file(&format!("out-{i}"));
-        let out = ctx.run([
-            "create",
+        let out = ctx.create_plain(
             &dir.display().to_string(),
-            "--artifact",
             &format!("{}/{repo}:v1.2.0", a.host()),
-            "--skip-package-images",
-            "--plain",
-            "--no-auth",
-            "-o",
-            "json",
-        ]);
+            &["--skip-package-images", "-o", "json"],
+        );
         assert_eq!(out.code, 0, "{form:?} ({}): {out:?}", form.media_type());
         let meta = read_yaml(&dir.join("violet.yaml"));
         assert_eq!(meta["name"], "demo-operator", "{form:?}");

@@ -117,6 +117,21 @@ impl TestContext {
         self.run(all)
     }
 
+    /// `violet create DIR --artifact ARTIFACT --plain --no-auth ARGS...`: a package directory from
+    /// an image in a plain, open test registry.
+    pub fn create_plain(&self, dir: &str, artifact: &str, args: &[&str]) -> Output {
+        let mut all = vec![
+            "create",
+            dir,
+            "--artifact",
+            artifact,
+            "--plain",
+            "--no-auth",
+        ];
+        all.extend_from_slice(args);
+        self.run(all)
+    }
+
     /// Writes the two [`DEMO_IMAGES`] as a `.tar` OCI-layout package under `dir` and pushes them
     /// into the plain, open registry `host`: the source most create scenarios start from.
     pub fn seed_demo_images(&self, dir: &str, host: &str) -> SynthPackage {
