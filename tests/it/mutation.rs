@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
 use crate::support::TestContext;
-use crate::support::packages::{Container, PackageType, StoreKind, SynthImage, SynthSpec, synth};
+use crate::support::packages::{Container, StoreKind, SynthSpec, plugin_spec, synth};
 use crate::support::registry::Registry;
 use violet::digest::Digest;
 
@@ -630,14 +630,7 @@ fn mutate(
 }
 
 fn base_spec(container: Container, store: StoreKind) -> SynthSpec {
-    let mut spec = SynthSpec::new("mut", PackageType::Plugin);
-    spec.container = container;
-    spec.store = store;
-    let mut image = SynthImage::new("acp/mut", "v1.0.0");
-    image.layers = 1;
-    image.layer_size = 600;
-    spec.images = vec![image];
-    spec
+    plugin_spec("mut", container, store, 600)
 }
 
 /// Tags present in a docker-registry storage tree.

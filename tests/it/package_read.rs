@@ -11,7 +11,8 @@ use violet::package::{MetadataSource, Package, PackageError, blobs, load};
 
 use crate::support::TestContext;
 use crate::support::packages::{
-    Container, MediaTypes, PackageType, StoreKind, SynthImage, SynthPackage, SynthSpec, synth,
+    Container, MediaTypes, PackageType, StoreKind, SynthImage, SynthPackage, SynthSpec,
+    plugin_spec, synth,
 };
 use crate::support::registry::Registry;
 use crate::support::skopeo::{skopeo_copy_all, skopeo_inspect_raw_digest};
@@ -434,15 +435,7 @@ use crate::mutation::{Entry, edit_descriptor, read_entries, tar_bytes, write_ent
 
 /// A one-image plugin package (two platforms, manifests first) of `container` and `store`.
 fn edge_package(ctx: &TestContext, dir: &str, container: Container, store: StoreKind) -> PathBuf {
-    let mut spec = SynthSpec::new("edge", PackageType::Plugin);
-    spec.container = container;
-    spec.store = store;
-    let mut image = SynthImage::new("acp/edge", "v1.0.0");
-    image.layers = 1;
-    image.layer_size = 1000;
-    spec.images = vec![image];
-    synth::write(&spec, &ctx.path().join(dir))
-        .expect("synth")
+    ctx.write_package(dir, &plugin_spec("edge", container, store, 1000))
         .path
 }
 

@@ -41,6 +41,24 @@ pub fn bundle_spec(
     s
 }
 
+/// A one-image plugin `acp/<name>:v1.0.0` (two platforms, one layer of `layer_size` bytes): the
+/// smallest package the integrity scenarios break in one place.
+pub fn plugin_spec(
+    name: &str,
+    container: Container,
+    store: StoreKind,
+    layer_size: u64,
+) -> SynthSpec {
+    let mut spec = SynthSpec::new(name, PackageType::Plugin);
+    spec.container = container;
+    spec.store = store;
+    let mut image = SynthImage::new(format!("acp/{name}"), "v1.0.0");
+    image.layers = 1;
+    image.layer_size = layer_size;
+    spec.images = vec![image];
+    spec
+}
+
 /// `host[/prefix]/repository:tag` of an image of a synthetic package at the destination `dest`.
 pub fn at_destination(reference: &str, dest: &str) -> String {
     reference.replacen(SOURCE_REGISTRY, dest, 1)
