@@ -4,6 +4,7 @@
 #[macro_use]
 mod support;
 
+mod cli;
 mod create_package;
 mod list_gc;
 mod mirror;
