@@ -401,12 +401,17 @@ fn committed_sample_package_shows_verifies_and_is_reproducible() {
     let out = ctx
         .run([OsStr::new("verify"), sample.as_os_str()])
         .success();
-    assert!(
-        out.stdout
-            .contains("Verified successfully with checksum: 1 file(s)"),
-        "{}",
-        out.stdout
-    );
+    // "Verified successfully with checksum: 1 file(s)".
+    snap!(ctx, "sample_verify", out.streams());
+    let out = ctx
+        .run([
+            OsStr::new("show"),
+            sample.as_os_str(),
+            OsStr::new("-o"),
+            OsStr::new("json"),
+        ])
+        .success();
+    snap!(ctx, "sample_show_json", out.stdout.clone());
 
     let mut spec = SynthSpec::new("tiny-operator", PackageType::Bundle);
     spec.version = "v0.1.0".into();

@@ -224,6 +224,8 @@ impl TestContext {
                 r"\b\d+(\.\d+)?\s?(ns|µs|us|ms|s|m|h)\b".to_string(),
                 "[DURATION]",
             ),
+            // The committed sample packages under testdata/.
+            (regex::escape(env!("CARGO_MANIFEST_DIR")), "[REPO]"),
             // The elapsed time of a JSON report.
             (
                 r#""seconds": [0-9.e-]+"#.to_string(),
