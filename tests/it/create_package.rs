@@ -131,16 +131,8 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
     );
 
     // Pushed to B, every tag resolves to the digest it has in A.
-    ctx.run([
-        "push",
-        &pkg_s,
-        "--dest-repo",
-        &b.host(),
-        "--skip-crs",
-        "--plain",
-        "--no-auth",
-    ])
-    .success();
+    ctx.push(&pkg_s, &[&b.host()], &["--plain", "--no-auth"])
+        .success();
     for image in [
         "acp/demo:v1.0.0",
         "acp/demo-operator-bundle:v1.2.0",
@@ -259,16 +251,8 @@ fn plugin_chart_images_come_from_global_images_under_the_chart_registry() {
     assert_eq!(report["imagesFrom"], "directory");
     let show = ctx.run(["show", &pkg_s, "--all"]).success();
     assert!(show.stdout.contains("plugin"), "{}", show.stdout);
-    ctx.run([
-        "push",
-        &pkg_s,
-        "--dest-repo",
-        &b.host(),
-        "--skip-crs",
-        "--plain",
-        "--no-auth",
-    ])
-    .success();
+    ctx.push(&pkg_s, &[&b.host()], &["--plain", "--no-auth"])
+        .success();
     let dir_digest = |image: &str| {
         skopeo_inspect_raw_digest(
             &ctx,
@@ -329,16 +313,8 @@ fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
     let pkg = ctx.file("demo-operator.stable.arm64.1.2.0.tgz");
     let pkg_s = pkg.display().to_string();
     ctx.run(["package", &dir_s, "--output", &pkg_s]).success();
-    ctx.run([
-        "push",
-        &pkg_s,
-        "--dest-repo",
-        &b.host(),
-        "--skip-crs",
-        "--plain",
-        "--no-auth",
-    ])
-    .success();
+    ctx.push(&pkg_s, &[&b.host()], &["--plain", "--no-auth"])
+        .success();
     // B holds the rewritten index under the tag: an arm64-only index whose child is A's arm64
     // manifest, byte for byte; the pinned image keeps its whole index and digest.
     assert_eq!(digest_in(&ctx, &b.host(), "acp/demo:v1.0.0"), new_digest);

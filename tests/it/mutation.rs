@@ -722,15 +722,11 @@ fn run_mutants(per_form: usize, pushes_per_form: usize) {
                 if !verify_ok && pushed < pushes_per_form && rng.random_bool(0.5) {
                     pushed += 1;
                     let registry = Registry::plain();
-                    let o = ctx.run([
-                        "push",
+                    let o = ctx.push(
                         out.to_str().expect("utf-8"),
-                        "--dest-repo",
-                        &registry.host(),
-                        "--plain",
-                        "--no-auth",
-                        "--skip-crs",
-                    ]);
+                        &[&registry.host()],
+                        &["--plain", "--no-auth"],
+                    );
                     if o.stderr.contains("panicked") || !DOCUMENTED_CODES.contains(&o.code) {
                         failures.push(format!("{label}: push exit {}: {}", o.code, o.stderr));
                     }

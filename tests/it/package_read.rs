@@ -806,16 +806,8 @@ fn a_lightweight_package_writes_resources_only_for_images_at_the_destination() {
     assert!(!crs.exists(), "resources written for images nobody pushed");
     // Once the images are there (pushed from the full package), the resources are written.
     let full = edge_package(&ctx, "full", Container::Tar, StoreKind::OciLayout);
-    ctx.run([
-        "push",
-        arg(&full),
-        "--dest-repo",
-        &registry.host(),
-        "--plain",
-        "--no-auth",
-        "--skip-crs",
-    ])
-    .success();
+    ctx.push(arg(&full), &[&registry.host()], &["--plain", "--no-auth"])
+        .success();
     ctx.run(push_args(&pkg, &registry.host(), &crs)).success();
     assert!(crs.exists());
 }
@@ -865,15 +857,7 @@ fn two_images_for_one_reference_are_refused_before_any_upload() {
     spec.images = vec![SynthImage::new("acp/edge", "v1.0.0")];
     synth::write(&spec, &dir).unwrap();
     assert!(a.starts_with(&dir));
-    let out = ctx.run([
-        "push",
-        arg(&dir),
-        "--dest-repo",
-        &registry.host(),
-        "--plain",
-        "--no-auth",
-        "--skip-crs",
-    ]);
+    let out = ctx.push(arg(&dir), &[&registry.host()], &["--plain", "--no-auth"]);
     // "two images for one destination", naming acp/edge:v1.0.0.
     assert_refused(&ctx, "two_images_in_a_directory", &out, 4);
     assert!(
@@ -1054,15 +1038,7 @@ fn a_malformed_package_in_a_directory_makes_push_exit_4() {
     let bytes = std::fs::read(&cut).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() - 1024]).unwrap();
     let dir = ctx.path().join("dir");
-    let out = ctx.run([
-        "push",
-        arg(&dir),
-        "--dest-repo",
-        &registry.host(),
-        "--plain",
-        "--no-auth",
-        "--skip-crs",
-    ]);
+    let out = ctx.push(arg(&dir), &[&registry.host()], &["--plain", "--no-auth"]);
     assert_exit(&out, 4, "cut short");
     let row = out
         .stdout

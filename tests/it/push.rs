@@ -139,13 +139,10 @@ fn htpasswd_over_tls_with_ca_file() {
         "pkgs",
         &bundle_spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
     );
-    let out = ctx.run_stdin(
-        [
-            "push",
-            &pkg.path.display().to_string(),
-            "--dest-repo",
-            &registry.host(),
-            "--skip-crs",
+    let out = ctx.push_stdin(
+        &pkg.path,
+        &[&registry.host()],
+        &[
             "--ca-file",
             &ca.display().to_string(),
             "--username",
@@ -191,21 +188,20 @@ fn token_auth_push_mounts_shared_blobs_and_hides_tokens() {
             &["acp/demo", "acp/demo-agent", "acp/demo-web"],
         ),
     );
-    let out = ctx.run([
-        "push",
-        &pkg.path.display().to_string(),
-        "--dest-repo",
-        &registry.host(),
-        "--plain",
-        "--skip-crs",
-        "--username",
-        USER,
-        "--password",
-        PASSWORD,
-        "-vv",
-        "-o",
-        "json",
-    ]);
+    let out = ctx.push(
+        &pkg.path,
+        &[&registry.host()],
+        &[
+            "--plain",
+            "--username",
+            USER,
+            "--password",
+            PASSWORD,
+            "-vv",
+            "-o",
+            "json",
+        ],
+    );
     let out = out.success();
     let report = out.json();
     // Two shared layers (one per platform), each uploaded once and mounted into two repositories.
@@ -304,13 +300,10 @@ fn secrets_never_in_verbose_dry_run_or_json_output() {
     let out = run(cmd, None);
     assert_eq!(out.code, 5, "{out:?}");
     assert!(!out.all().contains(SECRET));
-    let out = ctx.run_stdin(
-        [
-            "push",
-            &path,
-            "--dest-repo",
-            &host,
-            "--skip-crs",
+    let out = ctx.push_stdin(
+        &path,
+        &[&host],
+        &[
             "--ca-file",
             &ca,
             "--username",
@@ -850,7 +843,7 @@ fn directory_of_five_packages_uploads_each_shared_blob_once() {
     }
     let out = ctx
         .push(
-            &ctx.path().join("dir"),
+            ctx.path().join("dir"),
             &[&proxy.host()],
             &["--plain", "--no-auth", "-o", "json"],
         )
@@ -891,7 +884,7 @@ fn directory_of_five_packages_uploads_each_shared_blob_once() {
     assert_eq!(report["bytes_uploaded"], uploaded, "{report}");
     // The rerun: everything skipped, and the text table says so.
     let out = ctx
-        .push(&ctx.path().join("dir"), &[&proxy.host()], PLAIN)
+        .push(ctx.path().join("dir"), &[&proxy.host()], PLAIN)
         .success();
     let table: Vec<&str> = out
         .stdout
@@ -947,7 +940,7 @@ fn one_corrupt_package_in_a_directory_does_not_stop_the_others() {
     .expect("write");
     // The shared layers (same seed) are carried by cut, gooda and goodb, all decoded front to
     // back; cut sorts first, so its truncated copy is tried first and the good ones must take over.
-    let out = ctx.push(&ctx.path().join("dir"), &[&registry.host()], PLAIN);
+    let out = ctx.push(ctx.path().join("dir"), &[&registry.host()], PLAIN);
     assert_ne!(out.code, 0, "{out:?}");
     let text = out.all();
     assert!(text.contains(corrupt.as_str()), "{text}");
@@ -991,7 +984,7 @@ fn one_corrupt_package_in_a_directory_does_not_stop_the_others() {
     snap!(ctx, "directory_with_corrupt_packages", results.join("\n"));
     let v = ctx
         .push(
-            &ctx.path().join("dir"),
+            ctx.path().join("dir"),
             &[&registry.host()],
             &["--plain", "--no-auth", "-o", "json"],
         )

@@ -78,7 +78,7 @@ fn two_destinations_with_their_own_credentials_one_read_and_parity() {
     let dests = [primary.host(), standby_dest.clone()];
     let dests: Vec<&str> = dests.iter().map(String::as_str).collect();
     let out = ctx.push_env(
-        &ctx.path().join("dir"),
+        ctx.path().join("dir"),
         &dests,
         &["--plain", "--dest-creds", &creds, "-o", "json"],
         &[(&var, PASSWORD)],
@@ -144,7 +144,7 @@ fn two_destinations_with_their_own_credentials_one_read_and_parity() {
     // A rerun uploads nothing and says so, destination by destination.
     let out = ctx
         .push_env(
-            &ctx.path().join("dir"),
+            ctx.path().join("dir"),
             &dests,
             &["--plain", "--dest-creds", &creds],
             &[(&var, PASSWORD)],
@@ -221,7 +221,7 @@ fn a_failing_destination_does_not_stop_the_other_and_a_rerun_completes_it() {
         &bundle_spec("eta", Container::Tar, StoreKind::OciLayout, &["acp/eta"]),
     );
     let out = ctx.push(
-        &ctx.path().join("dir"),
+        ctx.path().join("dir"),
         &[&good.host(), &proxy.host()],
         &["--plain", "--no-auth", "-o", "json"],
     );
@@ -255,7 +255,7 @@ fn a_failing_destination_does_not_stop_the_other_and_a_rerun_completes_it() {
         .collect();
     let v = ctx
         .push(
-            &ctx.path().join("dir"),
+            ctx.path().join("dir"),
             &[&good.host(), &proxy.host()],
             &["--plain", "--no-auth", "-o", "json"],
         )

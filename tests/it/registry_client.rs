@@ -753,18 +753,11 @@ fn push_through_cross_origin_uploads_keeps_the_password_home() {
     let adv = Adversarial::start(&reg.host());
     let pkg = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/tiny-operator.stable.ALL.v0.1.0.tgz");
-    let out = ctx.run([
-        "push",
-        &pkg.display().to_string(),
-        "--dest-repo",
-        &adv.host(),
-        "--skip-crs",
-        "--plain",
-        "--username",
-        USER,
-        "--password",
-        PASSWORD,
-    ]);
+    let out = ctx.push(
+        &pkg,
+        &[&adv.host()],
+        &["--plain", "--username", USER, "--password", PASSWORD],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     assert_no_credentials_at_storage(&adv, "PUT");
     assert!(!out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD));

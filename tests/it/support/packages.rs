@@ -86,14 +86,14 @@ impl TestContext {
 
     /// `violet push PATH --dest-repo D1 --dest-repo D2 ... ARGS...`, images only: `--skip-crs`, or
     /// with `--skip-push` (which needs somewhere for the catalog resources) `--crs-out <tmp>/crs`.
-    pub fn push(&self, path: &Path, dests: &[&str], args: &[&str]) -> Output {
+    pub fn push(&self, path: impl AsRef<Path>, dests: &[&str], args: &[&str]) -> Output {
         run(self.push_command(path, dests, args), None)
     }
 
     /// [`Self::push`] with extra environment (`VIOLET_PASSWORD_<HOST>` and the like).
     pub fn push_env(
         &self,
-        path: &Path,
+        path: impl AsRef<Path>,
         dests: &[&str],
         args: &[&str],
         env: &[(&str, &str)],
@@ -106,14 +106,20 @@ impl TestContext {
     }
 
     /// [`Self::push`] with `stdin` as standard input (`--password-stdin`).
-    pub fn push_stdin(&self, path: &Path, dests: &[&str], args: &[&str], stdin: &str) -> Output {
+    pub fn push_stdin(
+        &self,
+        path: impl AsRef<Path>,
+        dests: &[&str],
+        args: &[&str],
+        stdin: &str,
+    ) -> Output {
         run(self.push_command(path, dests, args), Some(stdin.as_bytes()))
     }
 
     /// The command [`Self::push`] runs, for callers that add environment or spawn it.
-    pub fn push_command(&self, path: &Path, dests: &[&str], args: &[&str]) -> Command {
+    pub fn push_command(&self, path: impl AsRef<Path>, dests: &[&str], args: &[&str]) -> Command {
         let mut cmd = self.violet();
-        cmd.arg("push").arg(path);
+        cmd.arg("push").arg(path.as_ref());
         for d in dests {
             cmd.args(["--dest-repo", d]);
         }
