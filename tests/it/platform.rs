@@ -363,12 +363,12 @@ async fn dry_run_writes_nothing_and_shows_diffs() {
         reports.iter().map(|r| r.action).collect::<Vec<_>>(),
         [WriteAction::WouldCreate, WriteAction::WouldCreate]
     );
-    assert!(
-        reports[0]
-            .diff
-            .as_deref()
-            .unwrap_or_default()
-            .contains("+  registry: r.local")
+    // The whole Artifact as added lines, "+  registry: r.local" among them.
+    let ctx = TestContext::new();
+    snap!(
+        ctx,
+        "dry_run_create_diff",
+        reports[0].diff.clone().unwrap_or_default()
     );
     assert!(writes(&emu).is_empty());
 
@@ -384,10 +384,11 @@ async fn dry_run_writes_nothing_and_shows_diffs() {
         .await
         .expect("dry run");
     assert_eq!(reports[0].action, WriteAction::WouldUpdate);
-    let diff = reports[0].diff.clone().unwrap_or_default();
-    assert!(
-        diff.contains("-  registry: r.local\n") && diff.contains("+  registry: r2.local\n"),
-        "{diff}"
+    // "-  registry: r.local" then "+  registry: r2.local".
+    snap!(
+        ctx,
+        "dry_run_update_diff",
+        reports[0].diff.clone().unwrap_or_default()
     );
     assert_eq!(reports[1].action, WriteAction::Unchanged);
     assert!(writes(&emu).is_empty());
