@@ -4,50 +4,15 @@
 
 use std::path::Path;
 
-use violet::package::{Container, PackageType, StoreKind};
-use violet::synth::{self, SynthImage, SynthSpec};
-
+use crate::support::TestContext;
 use crate::support::artifacts;
+use crate::support::packages::{Container, NO_TLS, StoreKind};
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
 use crate::support::skopeo::skopeo_inspect_raw_digest;
-use crate::support::{Output, TestContext};
-
-const NO_TLS: &[&str] = &["--tls-verify=false"];
-
-/// Two multi-arch images (linux/amd64 + linux/arm64), `acp/demo:v1.0.0` and
-/// `acp/demo-agent:v1.0.0`, pushed into the plain, open `registry`.
-fn seed_images(ctx: &TestContext, registry: &Registry) {
-    seed_images_with(ctx, registry, &["--plain", "--no-auth"], "");
-}
-
-/// [`seed_images`] with the push's registry access flags and standard input.
-fn seed_images_with(ctx: &TestContext, registry: &Registry, access: &[&str], stdin: &str) {
-    let mut spec = SynthSpec::new("seed", PackageType::Bundle);
-    spec.container = Container::Tar;
-    spec.store = StoreKind::OciLayout;
-    spec.images = ["acp/demo", "acp/demo-agent"]
-        .iter()
-        .map(|r| {
-            let mut i = SynthImage::new(*r, "v1.0.0");
-            i.shared_layers = 1;
-            i
-        })
-        .collect();
-    let pkg = synth::write(&spec, &ctx.path().join("seed")).expect("synthetic package");
-    let path = pkg.path.display().to_string();
-    let host = registry.host();
-    let mut args = vec!["push", &path, "--dest-repo", &host, "--skip-crs"];
-    args.extend(access);
-    ctx.run_stdin(args, stdin).success();
-}
 
 fn digest_in(ctx: &TestContext, host: &str, image: &str) -> String {
     skopeo_inspect_raw_digest(ctx, &format!("docker://{host}/{image}"), NO_TLS).to_string()
-}
-
-fn run(ctx: &TestContext, args: &[&str]) -> Output {
-    ctx.run(args.iter().map(|s| s.to_string()).collect::<Vec<_>>())
 }
 
 fn read_yaml(path: &Path) -> serde_json::Value {
@@ -58,7 +23,7 @@ fn read_yaml(path: &Path) -> serde_json::Value {
 /// one related image by tag and one pinned by digest (as CSVs usually pin them). Returns the
 /// bundle reference, the related images and the pinned digest.
 fn seed_bundle(ctx: &TestContext, a: &Registry) -> (String, Vec<String>, String) {
-    seed_images(ctx, a);
+    ctx.seed_demo_images("seed", &a.host());
     let agent_digest = digest_in(ctx, &a.host(), "acp/demo-agent:v1.0.0");
     let related = vec![
         format!("{}/acp/demo:v1.0.0", a.host()),
@@ -78,28 +43,24 @@ fn seed_bundle(ctx: &TestContext, a: &Registry) -> (String, Vec<String>, String)
 #[test]
 fn operator_bundle_create_package_push_keeps_every_digest() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
+    let b = Registry::plain();
     let (bundle, related, agent_digest) = seed_bundle(&ctx, &a);
 
     let dir = ctx.file("out");
     let dir_s = dir.display().to_string();
-    let out = run(
-        &ctx,
-        &[
-            "create",
+    let out = ctx
+        .create_plain(
             &dir_s,
-            "--artifact",
             &bundle,
-            "--skip-package-images",
-            "--default-catalog-source=platform",
-            "--plain",
-            "--no-auth",
-            "-o",
-            "json",
-        ],
-    )
-    .success();
+            &[
+                "--skip-package-images",
+                "--default-catalog-source=platform",
+                "-o",
+                "json",
+            ],
+        )
+        .success();
     let report = out.json();
     assert_eq!(report["type"], "bundle");
     assert_eq!(report["imagesWritten"], false);
@@ -119,18 +80,16 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "metadata only");
 
     // The package: default documented name in the working directory, with its checksum.
-    let out = run(
-        &ctx,
-        &[
+    let out = ctx
+        .run([
             "package",
             &dir_s,
             "--plain",
             "--no-auth",
             "--format",
             "json",
-        ],
-    )
-    .success();
+        ])
+        .success();
     let report = out.json();
     let pkg = ctx.path().join("demo-operator.stable.ALL.1.2.0.tgz");
     assert_eq!(ctx.path().join(report["path"].as_str().unwrap()), pkg);
@@ -146,8 +105,9 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
         )
     );
     let pkg_s = pkg.display().to_string();
-    run(&ctx, &["verify", &pkg_s]).success();
-    let show = run(&ctx, &["show", &pkg_s, "--all", "-o", "json"])
+    ctx.run(["verify", &pkg_s]).success();
+    let show = ctx
+        .run(["show", &pkg_s, "--all", "-o", "json"])
         .success()
         .json();
     assert_eq!(show["metadata"]["type"], "bundle", "{show:#}");
@@ -171,19 +131,8 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
     );
 
     // Pushed to B, every tag resolves to the digest it has in A.
-    run(
-        &ctx,
-        &[
-            "push",
-            &pkg_s,
-            "--dest-repo",
-            &b.host(),
-            "--skip-crs",
-            "--plain",
-            "--no-auth",
-        ],
-    )
-    .success();
+    ctx.push(&pkg_s, &[&b.host()], &["--plain", "--no-auth"])
+        .success();
     for image in [
         "acp/demo:v1.0.0",
         "acp/demo-operator-bundle:v1.2.0",
@@ -197,23 +146,11 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
     }
 
     // What a user reads: the text reports of both commands.
-    let created = run(
-        &ctx,
-        &[
-            "create",
-            &dir_s,
-            "--artifact",
-            &bundle,
-            "--skip-package-images",
-            "--force",
-            "--plain",
-            "--no-auth",
-        ],
-    )
-    .success();
-    let packaged = run(
-        &ctx,
-        &[
+    let created = ctx
+        .create_plain(&dir_s, &bundle, &["--skip-package-images", "--force"])
+        .success();
+    let packaged = ctx
+        .run([
             "package",
             &dir_s,
             "--output",
@@ -221,23 +158,27 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
             "--skip-package-images",
             "--plain",
             "--no-auth",
-        ],
-    )
-    .success();
-    let mut settings = ctx.insta_settings();
-    settings.add_filter(r"\b[0-9a-f]{64}\b", "[SHA256]");
-    settings.add_filter(r"\d+(\.\d+)? (B|KiB|MiB)\b", "[SIZE]");
-    settings.bind(|| {
-        insta::assert_snapshot!(
-            "create_bundle_text",
-            format!("{}{}", created.stdout, created.stderr)
-        );
-        insta::assert_snapshot!(
-            "package_light_text",
-            format!("{}{}", packaged.stdout, packaged.stderr)
-        );
-    });
-    let light = run(&ctx, &["show", "light.tar", "--all", "-o", "json"])
+        ])
+        .success();
+    let sizes = [
+        (r"\b[0-9a-f]{64}\b", "[SHA256]"),
+        (r"\d+(\.\d+)? (B|KiB|MiB)\b", "[SIZE]"),
+    ];
+    let [sha, size] = sizes;
+    snap!(
+        ctx,
+        "bundle_text",
+        format!("{}{}", created.stdout, created.stderr),
+        [sha, size]
+    );
+    snap!(
+        ctx,
+        "package_light_text",
+        format!("{}{}", packaged.stdout, packaged.stderr),
+        [sha, size]
+    );
+    let light = ctx
+        .run(["show", "light.tar", "--all", "-o", "json"])
         .success()
         .json();
     assert_eq!(light["summary"]["images"], 0, "{light:#}");
@@ -247,34 +188,22 @@ fn operator_bundle_create_package_push_keeps_every_digest() {
     );
 
     // Refusals: an existing package and a non-empty directory are never overwritten silently.
-    let again = run(&ctx, &["package", &dir_s, "--plain", "--no-auth"]);
+    let again = ctx.run(["package", &dir_s, "--plain", "--no-auth"]);
     assert_eq!(again.code, 2, "{}", again.stderr);
-    assert!(again.stderr.contains("already exists") && again.stderr.contains("--force"));
-    let again = run(
-        &ctx,
-        &[
-            "create",
-            &dir_s,
-            "--artifact",
-            &bundle,
-            "--plain",
-            "--no-auth",
-        ],
-    );
+    // "... already exists", hint --force.
+    snap!(ctx, "package_exists", again.streams());
+    let again = ctx.create_plain(&dir_s, &bundle, &[]);
     assert_eq!(again.code, 2, "{}", again.stderr);
-    assert!(
-        again.stderr.contains("directory is not empty"),
-        "{}",
-        again.stderr
-    );
+    // "... directory is not empty".
+    snap!(ctx, "create_into_non_empty", again.streams());
 }
 
 #[test]
 fn plugin_chart_images_come_from_global_images_under_the_chart_registry() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
-    seed_images(&ctx, &a);
+    let a = Registry::plain();
+    let b = Registry::plain();
+    ctx.seed_demo_images("seed", &a.host());
     let chart = format!("{}/acp/chart-demo-plugin:0.3.0", a.host());
     artifacts::push_chart(
         &artifacts::plain(&a.host()),
@@ -291,21 +220,10 @@ fn plugin_chart_images_come_from_global_images_under_the_chart_registry() {
     // Without --skip-package-images the directory carries the images and is a package itself.
     let dir = ctx.file("plugin");
     let dir_s = dir.display().to_string();
-    let report = run(
-        &ctx,
-        &[
-            "create",
-            &dir_s,
-            "--artifact",
-            &chart,
-            "--plain",
-            "--no-auth",
-            "-o",
-            "json",
-        ],
-    )
-    .success()
-    .json();
+    let report = ctx
+        .create_plain(&dir_s, &chart, &["-o", "json"])
+        .success()
+        .json();
     assert_eq!(report["type"], "plugin", "{report:#}");
     assert_eq!(report["name"], "demo-plugin");
     assert_eq!(
@@ -319,35 +237,22 @@ fn plugin_chart_images_come_from_global_images_under_the_chart_registry() {
     assert_eq!(meta["modulePlugin"]["kind"], "ModulePlugin");
     assert_eq!(meta["displayName"], "Demo Plugin");
     assert!(dir.join("images/index.json").is_file());
-    let show = run(&ctx, &["show", &dir_s, "-o", "json"]).success().json();
+    let show = ctx.run(["show", &dir_s, "-o", "json"]).success().json();
     assert_eq!(show["summary"]["images"], 3, "{show:#}");
 
     // package reads the directory's store (no registry needed: A is stopped).
     let pkg = ctx.file("demo-plugin.tar.zst");
     let pkg_s = pkg.display().to_string();
     drop(a);
-    let report = run(
-        &ctx,
-        &["package", &dir_s, "--output", &pkg_s, "--format", "json"],
-    )
-    .success()
-    .json();
+    let report = ctx
+        .run(["package", &dir_s, "--output", &pkg_s, "--format", "json"])
+        .success()
+        .json();
     assert_eq!(report["imagesFrom"], "directory");
-    let show = run(&ctx, &["show", &pkg_s, "--all"]).success();
+    let show = ctx.run(["show", &pkg_s, "--all"]).success();
     assert!(show.stdout.contains("plugin"), "{}", show.stdout);
-    run(
-        &ctx,
-        &[
-            "push",
-            &pkg_s,
-            "--dest-repo",
-            &b.host(),
-            "--skip-crs",
-            "--plain",
-            "--no-auth",
-        ],
-    )
-    .success();
+    ctx.push(&pkg_s, &[&b.host()], &["--plain", "--no-auth"])
+        .success();
     let dir_digest = |image: &str| {
         skopeo_inspect_raw_digest(
             &ctx,
@@ -377,28 +282,19 @@ fn report_host(reference: &str) -> &str {
 #[test]
 fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
+    let b = Registry::plain();
     let (bundle, _, agent_digest) = seed_bundle(&ctx, &a);
 
     let dir = ctx.file("arm");
     let dir_s = dir.display().to_string();
-    let out = run(
-        &ctx,
-        &[
-            "create",
+    let out = ctx
+        .create_plain(
             &dir_s,
-            "--artifact",
             &bundle,
-            "--platforms",
-            "linux/arm64",
-            "--plain",
-            "--no-auth",
-            "-o",
-            "json",
-        ],
-    )
-    .success();
+            &["--platforms", "linux/arm64", "-o", "json"],
+        )
+        .success();
     let report = out.json();
     let rewrites = report["rewrittenIndexes"].as_array().unwrap();
     assert_eq!(
@@ -416,20 +312,9 @@ fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
 
     let pkg = ctx.file("demo-operator.stable.arm64.1.2.0.tgz");
     let pkg_s = pkg.display().to_string();
-    run(&ctx, &["package", &dir_s, "--output", &pkg_s]).success();
-    run(
-        &ctx,
-        &[
-            "push",
-            &pkg_s,
-            "--dest-repo",
-            &b.host(),
-            "--skip-crs",
-            "--plain",
-            "--no-auth",
-        ],
-    )
-    .success();
+    ctx.run(["package", &dir_s, "--output", &pkg_s]).success();
+    ctx.push(&pkg_s, &[&b.host()], &["--plain", "--no-auth"])
+        .success();
     // B holds the rewritten index under the tag: an arm64-only index whose child is A's arm64
     // manifest, byte for byte; the pinned image keeps its whole index and digest.
     assert_eq!(digest_in(&ctx, &b.host(), "acp/demo:v1.0.0"), new_digest);
@@ -462,34 +347,22 @@ fn platform_subset_rewrites_tagged_indexes_and_keeps_pinned_ones() {
     );
 
     // A platform no image has is refused, naming the image and what it has.
-    let out = run(
-        &ctx,
-        &[
-            "create",
-            &ctx.file("s390x").display().to_string(),
-            "--artifact",
-            &bundle,
-            "--platforms",
-            "linux/s390x",
-            "--plain",
-            "--no-auth",
-        ],
+    let out = ctx.create_plain(
+        &ctx.file("s390x").display().to_string(),
+        &bundle,
+        &["--platforms", "linux/s390x"],
     );
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("acp/demo:v1.0.0 has no linux/s390x image (it has linux/amd64, linux/arm64)"),
-        "{}",
-        out.stderr
-    );
+    // "acp/demo:v1.0.0 has no linux/s390x image (it has linux/amd64, linux/arm64)".
+    snap!(ctx, "no_such_platform", out.streams());
     assert!(!ctx.file("s390x").join("violet.yaml").exists());
 }
 
 #[test]
 fn a_download_cut_short_leaves_no_package_behind() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    seed_images(&ctx, &a);
+    let a = Registry::plain();
+    ctx.seed_demo_images("seed", &a.host());
     let proxy = FaultProxy::start(&a.host());
     let chart = format!("{}/acp/chart-demo:1.0.0", proxy.host());
     artifacts::push_chart(
@@ -502,22 +375,10 @@ fn a_download_cut_short_leaves_no_package_behind() {
     );
     let dir = ctx.file("chart");
     let dir_s = dir.display().to_string();
-    let report = run(
-        &ctx,
-        &[
-            "create",
-            &dir_s,
-            "--artifact",
-            &chart,
-            "--skip-package-images",
-            "--plain",
-            "--no-auth",
-            "-o",
-            "json",
-        ],
-    )
-    .success()
-    .json();
+    let report = ctx
+        .create_plain(&dir_s, &chart, &["--skip-package-images", "-o", "json"])
+        .success()
+        .json();
     assert_eq!(report["type"], "chart");
 
     // Every blob download is cut after 1000 bytes, 20 times: each resumes where it stopped
@@ -532,25 +393,22 @@ fn a_download_cut_short_leaves_no_package_behind() {
     );
     let resumed = ctx.file("resumed.tgz");
     let resumed_s = resumed.display().to_string();
-    run(
-        &ctx,
-        &[
-            "package",
-            &dir_s,
-            "--output",
-            &resumed_s,
-            "--plain",
-            "--no-auth",
-            "--format",
-            "json",
-        ],
-    )
+    ctx.run([
+        "package",
+        &dir_s,
+        "--output",
+        &resumed_s,
+        "--plain",
+        "--no-auth",
+        "--format",
+        "json",
+    ])
     .success();
     assert!(
         proxy.count(Some("GET"), r"^/v2/acp/demo/blobs/") > 4,
         "the downloads were cut and resumed"
     );
-    run(&ctx, &["verify", &resumed_s]).success();
+    ctx.run(["verify", &resumed_s]).success();
     proxy.clear_faults();
 
     // Downloads that break off before their first byte, more often than the retries allow.
@@ -564,23 +422,18 @@ fn a_download_cut_short_leaves_no_package_behind() {
     );
     let pkg = ctx.file("demo.tgz");
     let pkg_s = pkg.display().to_string();
-    let out = run(
-        &ctx,
-        &[
-            "package",
-            &dir_s,
-            "--output",
-            &pkg_s,
-            "--plain",
-            "--no-auth",
-            "--retries",
-            "1",
-        ],
-    );
+    let out = ctx.run([
+        "package",
+        &dir_s,
+        "--output",
+        &pkg_s,
+        "--plain",
+        "--no-auth",
+        "--retries",
+        "1",
+    ]);
     assert_eq!(out.code, 6, "{}", out.stderr);
-    ctx.insta_settings().bind(|| {
-        insta::assert_snapshot!("package_download_cut", out.stderr);
-    });
+    snap!(ctx, "package_download_cut", out.stderr.clone());
     let left: Vec<_> = std::fs::read_dir(ctx.path())
         .unwrap()
         .filter_map(Result::ok)
@@ -591,54 +444,38 @@ fn a_download_cut_short_leaves_no_package_behind() {
 
     // With the link healthy again the same command completes.
     proxy.clear_faults();
-    run(
-        &ctx,
-        &[
-            "package",
-            &dir_s,
-            "--output",
-            &pkg_s,
-            "--plain",
-            "--no-auth",
-        ],
-    )
+    ctx.run([
+        "package",
+        &dir_s,
+        "--output",
+        &pkg_s,
+        "--plain",
+        "--no-auth",
+    ])
     .success();
-    run(&ctx, &["verify", &pkg_s]).success();
+    ctx.run(["verify", &pkg_s]).success();
 }
 
 #[test]
 fn create_refuses_what_is_not_a_bundle_or_chart() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    seed_images(&ctx, &a);
-    let out = run(
-        &ctx,
-        &[
-            "create",
-            &ctx.file("x").display().to_string(),
-            "--artifact",
-            &format!("{}/acp/demo:v1.0.0", a.host()),
-            "--plain",
-            "--no-auth",
-        ],
+    let a = Registry::plain();
+    ctx.seed_demo_images("seed", &a.host());
+    let out = ctx.create_plain(
+        &ctx.file("x").display().to_string(),
+        &format!("{}/acp/demo:v1.0.0", a.host()),
+        &[],
     );
     assert_eq!(out.code, 3, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("neither an operator bundle"),
-        "{}",
-        out.stderr
-    );
-    let out = run(
-        &ctx,
-        &["create", "y", "--artifact", "acp/demo:v1", "--no-auth"],
-    );
+    // "... neither an operator bundle ...".
+    snap!(ctx, "not_a_bundle_or_chart", out.streams());
+    let out = ctx.run(["create", "y", "--artifact", "acp/demo:v1", "--no-auth"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
-    assert!(out.stderr.contains("no registry host"), "{}", out.stderr);
-    let out = run(
-        &ctx,
-        &["package", &ctx.file("nothing").display().to_string()],
-    );
+    // "... no registry host ...".
+    snap!(ctx, "artifact_without_host", out.streams());
+    let out = ctx.run(["package", &ctx.file("nothing").display().to_string()]);
     assert_eq!(out.code, 3, "{}", out.stderr);
+    snap!(ctx, "package_of_nothing", out.streams());
 }
 
 #[test]
@@ -653,7 +490,14 @@ fn sources_behind_tls_and_htpasswd_use_the_given_login_and_never_print_it() {
     let ca_s = ca.display().to_string();
     let login = ["--ca-file", &ca_s, "--username", USER, "--password-stdin"];
     let stdin = format!("{PASSWORD}\n");
-    seed_images_with(&ctx, &a, &login, &stdin);
+    ctx.seed_demo_images_with(
+        "seed",
+        Container::Tar,
+        StoreKind::OciLayout,
+        &a.host(),
+        &login,
+        &stdin,
+    );
     let mut registry = artifacts::plain(&a.host());
     registry.plain = false;
     registry.ca_files = vec![ca.clone()];
@@ -674,10 +518,7 @@ fn sources_behind_tls_and_htpasswd_use_the_given_login_and_never_print_it() {
     let dir_s = dir.display().to_string();
 
     // Without the login the registry refuses: exit 5, a hint, nothing written.
-    let out = run(
-        &ctx,
-        &["create", &dir_s, "--artifact", &chart, "--ca-file", &ca_s],
-    );
+    let out = ctx.run(["create", &dir_s, "--artifact", &chart, "--ca-file", &ca_s]);
     assert_eq!(out.code, 5, "{}", out.stderr);
     assert!(!dir.join("violet.yaml").exists());
 
@@ -698,7 +539,7 @@ fn sources_behind_tls_and_htpasswd_use_the_given_login_and_never_print_it() {
         let text = format!("{}{}", out.stdout, out.stderr);
         assert!(!text.contains(PASSWORD), "password in output:\n{text}");
     }
-    let show = run(&ctx, &["show", &pkg_s, "-o", "json"]).success().json();
+    let show = ctx.run(["show", &pkg_s, "-o", "json"]).success().json();
     assert_eq!(show["summary"]["images"], 2, "{show:#}");
     assert_eq!(show["metadata"]["type"], "chart");
 }
@@ -708,8 +549,8 @@ fn sources_behind_tls_and_htpasswd_use_the_given_login_and_never_print_it() {
 fn create_reads_bundle_layers_in_every_declared_compression() {
     use crate::support::artifacts::LayerForm;
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    seed_images(&ctx, &a);
+    let a = Registry::plain();
+    ctx.seed_demo_images("seed", &a.host());
     for (i, form) in [
         LayerForm::OciZstd,
         LayerForm::OciPlain,
@@ -729,19 +570,10 @@ fn create_reads_bundle_layers_in_every_declared_compression() {
             form,
         );
         let dir = ctx.file(&format!("out-{i}"));
-        let out = run(
-            &ctx,
-            &[
-                "create",
-                &dir.display().to_string(),
-                "--artifact",
-                &format!("{}/{repo}:v1.2.0", a.host()),
-                "--skip-package-images",
-                "--plain",
-                "--no-auth",
-                "-o",
-                "json",
-            ],
+        let out = ctx.create_plain(
+            &dir.display().to_string(),
+            &format!("{}/{repo}:v1.2.0", a.host()),
+            &["--skip-package-images", "-o", "json"],
         );
         assert_eq!(out.code, 0, "{form:?} ({}): {out:?}", form.media_type());
         let meta = read_yaml(&dir.join("violet.yaml"));

@@ -1,8 +1,10 @@
 //! The one integration-test binary. `support/` starts real servers (docker-registry, token server,
 //! fault proxy, platform emulator); each other module tests one feature end to end.
 
+#[macro_use]
 mod support;
 
+mod cli;
 mod create_package;
 mod list_gc;
 mod mirror;

@@ -2,43 +2,11 @@
 //! real registry B (plain, or htpasswd over TLS), and skopeo as the independent check that every
 //! tag has the same digest in both.
 
-use violet::package::{Container, PackageType, StoreKind};
-use violet::synth::{self, SynthImage, SynthPackage, SynthSpec};
-
+use crate::support::TestContext;
+use crate::support::packages::{Container, NO_TLS, PLAIN, SOURCE_REGISTRY, StoreKind};
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
 use crate::support::skopeo::{skopeo_copy_all, skopeo_inspect_raw_digest};
-use crate::support::{Output, TestContext};
-
-const SOURCE_REGISTRY: &str = "harbor.demo.io";
-const NO_TLS: &[&str] = &["--tls-verify=false"];
-
-/// Two multi-arch images (linux/amd64 + linux/arm64) sharing their first layer, pushed into `registry`.
-fn seed(ctx: &TestContext, registry: &Registry, name: &str) -> SynthPackage {
-    let mut spec = SynthSpec::new(name, PackageType::Bundle);
-    spec.container = Container::TarGz;
-    spec.store = StoreKind::Distribution;
-    spec.images = ["acp/demo", "acp/demo-agent"]
-        .iter()
-        .map(|r| {
-            let mut i = SynthImage::new(*r, "v1.0.0");
-            i.shared_layers = 1;
-            i
-        })
-        .collect();
-    let pkg = synth::write(&spec, &ctx.path().join(name)).expect("write synthetic package");
-    ctx.run([
-        "push",
-        &pkg.path.display().to_string(),
-        "--dest-repo",
-        &registry.host(),
-        "--skip-crs",
-        "--plain",
-        "--no-auth",
-    ])
-    .success();
-    pkg
-}
 
 /// `acp/demo:v1.0.0` from `harbor.demo.io/acp/demo:v1.0.0`.
 fn relative(reference: &str) -> String {
@@ -48,16 +16,19 @@ fn relative(reference: &str) -> String {
         .to_string()
 }
 
-fn all_output(out: &Output) -> String {
-    format!("{}\n{}", out.stdout, out.stderr)
-}
-
 #[test]
 fn multi_arch_images_keep_their_index_digest_and_shared_blobs_cross_once() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
-    let pkg = seed(&ctx, &a, "demo");
+    let a = Registry::plain();
+    let b = Registry::plain();
+    let pkg = ctx.seed_demo_images_with(
+        "demo",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
     let images: Vec<String> = pkg.images.iter().map(|(r, _)| relative(r)).collect();
     let to = format!("{}/dr", b.host());
 
@@ -115,14 +86,21 @@ fn multi_arch_images_keep_their_index_digest_and_shared_blobs_cross_once() {
 #[test]
 fn from_package_to_an_authenticated_tls_registry() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
     let b = Registry::start(RegistryOptions {
         tls: true,
         auth: Auth::Htpasswd,
         ..Default::default()
     });
     let ca = b.ca_file().expect("TLS registry has a CA");
-    let pkg = seed(&ctx, &a, "pkg");
+    let pkg = ctx.seed_demo_images_with(
+        "pkg",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
     let out = ctx
         .run_stdin(
             [
@@ -143,9 +121,10 @@ fn from_package_to_an_authenticated_tls_registry() {
             &format!("{PASSWORD}\n"),
         )
         .success();
-    let text = all_output(&out);
+    let text = out.all();
     assert!(!text.contains(PASSWORD), "password in output:\n{text}");
-    assert!(text.contains("2/2 images at parity"), "{text}");
+    // Ends with "2/2 images at parity".
+    snap!(ctx, "from_package_to_tls", out.stdout.clone());
     let creds = format!("--creds={USER}:{PASSWORD}");
     let flags = ["--cert-dir", ca.parent().unwrap().to_str().unwrap(), &creds];
     for (reference, digest) in &pkg.images {
@@ -157,23 +136,13 @@ fn from_package_to_an_authenticated_tls_registry() {
 #[test]
 fn missing_image_fails_with_one_line_naming_it() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
-    let out = ctx.run([
-        "mirror",
-        "--from",
-        &a.host(),
-        "--to",
-        &b.host(),
-        "--from-plain",
-        "--plain",
-        "--no-auth",
-        "acp/nothing:v9",
-    ]);
+    let a = Registry::plain();
+    let b = Registry::plain();
+    let out = ctx.mirror_plain(&a.host(), &b.host(), &["acp/nothing:v9"]);
     // The registry's 404 is a remote refusal: exit code 7.
-    assert_eq!(out.code, 7, "{}", all_output(&out));
-    assert!(out.stdout.contains("FAILED"), "{}", out.stdout);
-    assert!(out.stdout.contains("acp/nothing"), "{}", out.stdout);
+    assert_eq!(out.code, 7, "{}", out.all());
+    // One FAILED row naming acp/nothing.
+    snap!(ctx, "missing_image", out.streams());
 
     let bad = ctx.run([
         "mirror",
@@ -185,16 +154,23 @@ fn missing_image_fails_with_one_line_naming_it() {
         "acp/x",
     ]);
     assert_eq!(bad.code, 2);
-    assert!(bad.stderr.contains("same registry"), "{}", bad.stderr);
+    snap!(ctx, "same_registry", bad.streams());
 }
 
 #[test]
 fn an_upload_cut_off_mid_body_fetches_the_blob_again() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
+    let b = Registry::plain();
     let proxy = FaultProxy::start(&b.host());
-    let pkg = seed(&ctx, &a, "cut");
+    let pkg = ctx.seed_demo_images_with(
+        "cut",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
     // The first blob body sent to B is dropped after 1000 bytes: the client restarts the upload,
     // and a GET body can be read once, so the mirror must fetch the blob from A again.
     proxy.inject(
@@ -208,21 +184,11 @@ fn an_upload_cut_off_mid_body_fetches_the_blob_again() {
     let (reference, digest) = &pkg.images[0];
     let rel = relative(reference);
     let report = ctx
-        .run([
-            "mirror",
-            "--from",
+        .mirror_plain(
             &a.host(),
-            "--to",
             &proxy.host(),
-            "--from-plain",
-            "--plain",
-            "--no-auth",
-            "--jobs",
-            "1",
-            "-o",
-            "json",
-            &rel,
-        ])
+            &["--jobs", "1", "-o", "json", &rel],
+        )
         .success()
         .json();
     assert_eq!(report["parity"], true, "{report:#}");
@@ -239,12 +205,19 @@ fn an_upload_cut_off_mid_body_fetches_the_blob_again() {
 #[test]
 fn from_package_refuses_a_source_tag_that_moved() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
-    let pkg = seed(&ctx, &a, "moved");
+    let a = Registry::plain();
+    let b = Registry::plain();
+    let pkg = ctx.seed_demo_images_with(
+        "moved",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
     // Swap the two tags at the source: each now names the other image.
     let at_a = |reference: &str| format!("docker://{}/{}", a.host(), relative(reference));
-    let (first, first_digest) = &pkg.images[0];
+    let (first, _) = &pkg.images[0];
     let (second, second_digest) = &pkg.images[1];
     let parked = format!("docker://{}/acp/parked:x", a.host());
     skopeo_copy_all(&ctx, &at_a(first), &parked);
@@ -255,33 +228,15 @@ fn from_package_refuses_a_source_tag_that_moved() {
         second_digest
     );
 
-    let out = ctx.run([
-        "mirror",
-        "--from-package",
-        &pkg.path.display().to_string(),
-        "--from",
+    let out = ctx.mirror_plain(
         &a.host(),
-        "--to",
         &b.host(),
-        "--from-plain",
-        "--plain",
-        "--no-auth",
-    ]);
-    let text = all_output(&out);
+        &["--from-package", &pkg.path.display().to_string()],
+    );
+    let text = out.all();
     assert_eq!(out.code, 8, "{text}");
-    for (reference, digest, now) in [
-        (first, first_digest, second_digest),
-        (second, second_digest, first_digest),
-    ] {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with("FAILED") && l.contains(&relative(reference)))
-            .unwrap_or_else(|| panic!("no FAILED line for {reference}:\n{text}"));
-        assert!(
-            line.contains(&format!("resolves to {now}")) && line.contains(&format!("not {digest}")),
-            "{line}"
-        );
-    }
+    // A FAILED line per image: "resolves to <the other digest>, not <the package's digest>".
+    snap!(ctx, "source_tag_moved", out.streams());
     // Nothing was tagged at the destination.
     assert_eq!(b.requests("PUT", "/manifests/"), 0, "{text}");
 }
@@ -294,7 +249,7 @@ fn source_auth_errors_name_the_source_flags() {
         auth: Auth::Htpasswd,
         ..Default::default()
     });
-    let b = Registry::start(RegistryOptions::default());
+    let b = Registry::plain();
     let base = [
         "mirror",
         "--from",
@@ -325,17 +280,13 @@ fn source_auth_errors_name_the_source_flags() {
         .env("VIOLET_USERNAME", USER)
         .env("VIOLET_PASSWORD", "destination-secret");
     let wrong = crate::support::run(cmd, None);
-    // The destination's user from the environment never reaches the source.
-    assert!(
-        anonymous.stderr.contains("requires authentication"),
-        "{}",
-        anonymous.stderr
-    );
-    for (label, out) in [("anonymous", anonymous), ("wrong password", wrong)] {
-        let text = all_output(&out);
+    // The destination's user from the environment never reaches the source: "requires
+    // authentication", and the hint names the --from-* flags and the source host.
+    for (label, out) in [("anonymous", anonymous), ("wrong_password", wrong)] {
+        let text = out.all();
         assert_eq!(out.code, 5, "{label}: {text}");
-        assert!(text.contains("--from-username"), "{label}: {text}");
         assert!(text.contains(&a.host()), "{label}: {text}");
+        snap!(ctx, format!("source_auth_{label}"), out.streams());
         for other in [
             "--username",
             "--password ",
@@ -356,10 +307,17 @@ fn source_auth_errors_name_the_source_flags() {
 #[test]
 fn uploads_cut_off_until_retries_are_spent_report_the_network_cause() {
     let ctx = TestContext::new();
-    let a = Registry::start(RegistryOptions::default());
-    let b = Registry::start(RegistryOptions::default());
+    let a = Registry::plain();
+    let b = Registry::plain();
     let proxy = FaultProxy::start(&b.host());
-    let pkg = seed(&ctx, &a, "spent");
+    let pkg = ctx.seed_demo_images_with(
+        "spent",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
     proxy.inject(
         Rule::new(
             Some("PUT"),
@@ -368,22 +326,16 @@ fn uploads_cut_off_until_retries_are_spent_report_the_network_cause() {
         )
         .times(usize::MAX),
     );
-    let out = ctx.run([
-        "mirror",
-        "--from",
+    let out = ctx.mirror_plain(
         &a.host(),
-        "--to",
         &proxy.host(),
-        "--from-plain",
-        "--plain",
-        "--no-auth",
-        "--retries",
-        "1",
-        &relative(&pkg.images[0].0),
-    ]);
-    let text = all_output(&out);
+        &["--retries", "1", &relative(&pkg.images[0].0)],
+    );
+    let text = out.all();
     // The cause the user can act on, with its exit code: not the internal restart.
     assert_eq!(out.code, 6, "{text}");
+    // The transport's own words vary with timing (reset, closed before the answer), so no
+    // snapshot here.
     assert!(text.contains("cannot reach registry"), "{text}");
     assert!(!text.contains("cannot be re-read"), "{text}");
 }

@@ -20,12 +20,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-use violet::digest::Digest;
-use violet::package::{Container, PackageType, StoreKind};
-use violet::synth::{self, SynthImage, SynthSpec};
-
 use crate::support::TestContext;
-use crate::support::registry::{Registry, RegistryOptions};
+use crate::support::packages::{Container, StoreKind, SynthSpec, plugin_spec, synth};
+use crate::support::registry::Registry;
+use violet::digest::Digest;
 
 /// The exit codes README documents.
 const DOCUMENTED_CODES: [i32; 10] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 130];
@@ -632,14 +630,7 @@ fn mutate(
 }
 
 fn base_spec(container: Container, store: StoreKind) -> SynthSpec {
-    let mut spec = SynthSpec::new("mut", PackageType::Plugin);
-    spec.container = container;
-    spec.store = store;
-    let mut image = SynthImage::new("acp/mut", "v1.0.0");
-    image.layers = 1;
-    image.layer_size = 600;
-    spec.images = vec![image];
-    spec
+    plugin_spec("mut", container, store, 600)
 }
 
 /// Tags present in a docker-registry storage tree.
@@ -730,16 +721,12 @@ fn run_mutants(per_form: usize, pushes_per_form: usize) {
                 }
                 if !verify_ok && pushed < pushes_per_form && rng.random_bool(0.5) {
                     pushed += 1;
-                    let registry = Registry::start(RegistryOptions::default());
-                    let o = ctx.run([
-                        "push",
+                    let registry = Registry::plain();
+                    let o = ctx.push(
                         out.to_str().expect("utf-8"),
-                        "--dest-repo",
-                        &registry.host(),
-                        "--plain",
-                        "--no-auth",
-                        "--skip-crs",
-                    ]);
+                        &[&registry.host()],
+                        &["--plain", "--no-auth"],
+                    );
                     if o.stderr.contains("panicked") || !DOCUMENTED_CODES.contains(&o.code) {
                         failures.push(format!("{label}: push exit {}: {}", o.code, o.stderr));
                     }

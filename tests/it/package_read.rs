@@ -4,83 +4,18 @@
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use violet::digest::Digest;
-use violet::package::{
-    Container, MetadataSource, Package, PackageError, PackageType, StoreKind, blobs, load,
-};
-use violet::synth::{self, MediaTypes, SynthImage, SynthPackage, SynthSpec};
+use violet::package::{MetadataSource, Package, PackageError, blobs, load};
 
 use crate::support::TestContext;
+use crate::support::packages::{
+    Container, MediaTypes, PackageType, StoreKind, SynthImage, SynthPackage, SynthSpec,
+    plugin_spec, synth,
+};
+use crate::support::registry::Registry;
 use crate::support::skopeo::{skopeo_copy_all, skopeo_inspect_raw_digest};
-
-/// A plain-HTTP docker-registry on a free port, private to this module until the shared launcher
-/// (`support::registry`) is merged.
-pub(crate) struct PlainRegistry {
-    child: Child,
-    pub(crate) host: String,
-    pub(crate) storage: PathBuf,
-}
-
-impl PlainRegistry {
-    pub(crate) fn start(dir: &Path) -> Self {
-        let storage = dir.join("storage");
-        std::fs::create_dir_all(&storage).expect("registry storage dir");
-        let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{level: info, accesslog: {{disabled: true}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  maintenance: {{uploadpurging: {{enabled: false}}}}\nhttp:\n  addr: 127.0.0.1:0\n  secret: test-only\n",
-                storage.display()
-            ),
-        )
-        .expect("registry config");
-        let mut child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .env_clear()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start docker-registry (apt-get install docker-registry)");
-        let mut lines = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
-        let mut host = None;
-        for line in lines.by_ref() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                host = Some(
-                    rest.split([',', '"', ' '])
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                );
-                break;
-            }
-        }
-        // The registry blocks once a full stderr pipe is not read, so keep draining it.
-        std::thread::spawn(move || for _ in lines {});
-        let Some(host) = host else {
-            let _ = child.kill();
-            panic!("docker-registry exited before listening");
-        };
-        Self {
-            child,
-            host,
-            storage,
-        }
-    }
-}
-
-impl Drop for PlainRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Three multi-arch images, the first layer of each platform shared between all of them.
 fn images() -> Vec<SynthImage> {
@@ -227,12 +162,13 @@ fn assert_show_matches_registry(
 #[test]
 fn show_lists_images_of_a_layout_written_by_skopeo() {
     let ctx = TestContext::new();
-    let registry = PlainRegistry::start(&ctx.path().join("registry"));
-    let images = push_synth_images(&ctx, &registry.host);
+    let registry = Registry::plain();
+    let host = registry.host();
+    let images = push_synth_images(&ctx, &host);
 
     let layout = ctx.path().join("layout");
     for i in &images {
-        let reference = format!("{}/{}:{}", registry.host, i.repository, i.tag);
+        let reference = format!("{}/{}:{}", host, i.repository, i.tag);
         skopeo_copy_all(
             &ctx,
             &format!("docker://{reference}"),
@@ -242,29 +178,30 @@ fn show_lists_images_of_a_layout_written_by_skopeo() {
     let package = ctx.path().join("demo-operator.stable.ALL.v1.2.3.tgz");
     tar_package(
         &package,
-        &metadata_yaml(&registry.host, &images),
+        &metadata_yaml(&host, &images),
         &layout,
         &["oci-layout", "index.json", "blobs"],
     );
 
-    assert_show_matches_registry(&ctx, &package, &registry.host, &images);
+    assert_show_matches_registry(&ctx, &package, &host, &images);
 }
 
 #[test]
 fn show_lists_images_of_a_registry_storage_tree() {
     let ctx = TestContext::new();
-    let registry = PlainRegistry::start(&ctx.path().join("registry"));
-    let images = push_synth_images(&ctx, &registry.host);
+    let registry = Registry::plain();
+    let host = registry.host();
+    let images = push_synth_images(&ctx, &host);
 
     let package = ctx.path().join("demo-operator.stable.ALL.v1.2.3.tgz");
     tar_package(
         &package,
-        &metadata_yaml(&registry.host, &images),
-        &registry.storage,
+        &metadata_yaml(&host, &images),
+        &registry.storage_dir(),
         &["docker"],
     );
 
-    assert_show_matches_registry(&ctx, &package, &registry.host, &images);
+    assert_show_matches_registry(&ctx, &package, &host, &images);
 }
 
 /// Checks an opened package against what synth wrote, nested packages included.
@@ -464,12 +401,17 @@ fn committed_sample_package_shows_verifies_and_is_reproducible() {
     let out = ctx
         .run([OsStr::new("verify"), sample.as_os_str()])
         .success();
-    assert!(
-        out.stdout
-            .contains("Verified successfully with checksum: 1 file(s)"),
-        "{}",
-        out.stdout
-    );
+    // "Verified successfully with checksum: 1 file(s)".
+    snap!(ctx, "sample_verify", out.streams());
+    let out = ctx
+        .run([
+            OsStr::new("show"),
+            sample.as_os_str(),
+            OsStr::new("-o"),
+            OsStr::new("json"),
+        ])
+        .success();
+    snap!(ctx, "sample_show_json", out.stdout.clone());
 
     let mut spec = SynthSpec::new("tiny-operator", PackageType::Bundle);
     spec.version = "v0.1.0".into();
@@ -495,19 +437,10 @@ fn committed_sample_package_shows_verifies_and_is_reproducible() {
 // ---------------------------------------------------------------------------------------------
 
 use crate::mutation::{Entry, edit_descriptor, read_entries, tar_bytes, write_entries};
-use crate::support::registry::{Registry, RegistryOptions};
 
 /// A one-image plugin package (two platforms, manifests first) of `container` and `store`.
 fn edge_package(ctx: &TestContext, dir: &str, container: Container, store: StoreKind) -> PathBuf {
-    let mut spec = SynthSpec::new("edge", PackageType::Plugin);
-    spec.container = container;
-    spec.store = store;
-    let mut image = SynthImage::new("acp/edge", "v1.0.0");
-    image.layers = 1;
-    image.layer_size = 1000;
-    spec.images = vec![image];
-    synth::write(&spec, &ctx.path().join(dir))
-        .expect("synth")
+    ctx.write_package(dir, &plugin_spec("edge", container, store, 1000))
         .path
 }
 
@@ -517,9 +450,16 @@ fn arg(p: &Path) -> &str {
 
 #[track_caller]
 fn assert_exit(out: &crate::support::Output, code: i32, needle: &str) {
-    let text = format!("{}\n{}", out.stdout, out.stderr);
+    let text = out.all();
     assert_eq!(out.code, code, "{text}");
     assert!(text.contains(needle), "expected {needle:?} in:\n{text}");
+}
+
+/// Exit `code`, and the error as shown (the `error:` line and its hint) pinned as snapshot `name`.
+#[track_caller]
+fn assert_refused(ctx: &TestContext, name: &str, out: &crate::support::Output, code: i32) {
+    assert_eq!(out.code, code, "{}", out.all());
+    snap!(ctx, name, out.error());
 }
 
 /// Rewrites a package file or directory entry by entry.
@@ -577,7 +517,7 @@ fn repositories(registry: &Registry) -> Vec<String> {
 #[test]
 fn a_tar_cut_between_entries_is_refused_by_show_verify_and_push() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     for store in [StoreKind::OciLayout, StoreKind::Distribution] {
         let pkg = edge_package(&ctx, &format!("{store:?}"), Container::Tar, store);
         let entries = read_entries(&pkg);
@@ -656,7 +596,7 @@ fn compressed_packages_must_end_cleanly() {
 #[test]
 fn a_gzip_package_with_a_bad_crc_tags_nothing() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let pkg = edge_package(&ctx, "p", Container::TarGz, StoreKind::Distribution);
     let mut bytes = std::fs::read(&pkg).expect("read");
     let n = bytes.len();
@@ -830,7 +770,7 @@ fn edit_child(
 #[test]
 fn metadata_naming_images_the_store_does_not_hold_is_malformed() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
     rewrite(&pkg, |e| {
         let yaml = String::from_utf8(e[0].data.clone()).unwrap();
@@ -838,17 +778,12 @@ fn metadata_naming_images_the_store_does_not_hold_is_malformed() {
         e[0].data =
             format!("{yaml}relatedImages:\n- harbor.demo.io/acp/missing:v1.0.0\n").into_bytes();
     });
-    assert_exit(
-        &ctx.run(["show", arg(&pkg)]),
-        4,
-        "image harbor.demo.io/acp/missing:v1.0.0: violet.yaml names this image but the package's image store does not hold it",
-    );
+    // "image harbor.demo.io/acp/missing:v1.0.0: violet.yaml names this image but the package's
+    // image store does not hold it", from show and from push.
+    assert_refused(&ctx, "missing_image_show", &ctx.run(["show", arg(&pkg)]), 4);
     let crs = ctx.path().join("crs");
-    assert_exit(
-        &ctx.run(push_args(&pkg, &registry.host(), &crs)),
-        4,
-        "does not hold it",
-    );
+    let out = ctx.run(push_args(&pkg, &registry.host(), &crs));
+    assert_refused(&ctx, "missing_image_push", &out, 4);
     assert!(!crs.exists());
     assert!(repositories(&registry).is_empty());
 }
@@ -856,7 +791,7 @@ fn metadata_naming_images_the_store_does_not_hold_is_malformed() {
 #[test]
 fn a_lightweight_package_writes_resources_only_for_images_at_the_destination() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
     // Only violet.yaml: what `violet create --skip-package-images` writes.
     rewrite(&pkg, |e| e.truncate(1));
@@ -871,16 +806,8 @@ fn a_lightweight_package_writes_resources_only_for_images_at_the_destination() {
     assert!(!crs.exists(), "resources written for images nobody pushed");
     // Once the images are there (pushed from the full package), the resources are written.
     let full = edge_package(&ctx, "full", Container::Tar, StoreKind::OciLayout);
-    ctx.run([
-        "push",
-        arg(&full),
-        "--dest-repo",
-        &registry.host(),
-        "--plain",
-        "--no-auth",
-        "--skip-crs",
-    ])
-    .success();
+    ctx.push(arg(&full), &[&registry.host()], &["--plain", "--no-auth"])
+        .success();
     ctx.run(push_args(&pkg, &registry.host(), &crs)).success();
     assert!(crs.exists());
 }
@@ -912,20 +839,14 @@ fn second_image_same_ref(entries: &mut [Entry]) {
 #[test]
 fn two_images_for_one_reference_are_refused_before_any_upload() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
     rewrite(&pkg, |e| second_image_same_ref(e));
     let crs = ctx.path().join("crs");
-    assert_exit(
-        &ctx.run(["show", arg(&pkg)]),
-        4,
-        "holds two images for this reference",
-    );
-    assert_exit(
-        &ctx.run(push_args(&pkg, &registry.host(), &crs)),
-        4,
-        "two images",
-    );
+    // "... holds two images for this reference", from show and from push.
+    assert_refused(&ctx, "two_images_show", &ctx.run(["show", arg(&pkg)]), 4);
+    let out = ctx.run(push_args(&pkg, &registry.host(), &crs));
+    assert_refused(&ctx, "two_images_push", &out, 4);
     // Across packages of a directory: same repository:tag, different content.
     let dir = ctx.path().join("dir");
     std::fs::create_dir_all(&dir).unwrap();
@@ -936,17 +857,9 @@ fn two_images_for_one_reference_are_refused_before_any_upload() {
     spec.images = vec![SynthImage::new("acp/edge", "v1.0.0")];
     synth::write(&spec, &dir).unwrap();
     assert!(a.starts_with(&dir));
-    let out = ctx.run([
-        "push",
-        arg(&dir),
-        "--dest-repo",
-        &registry.host(),
-        "--plain",
-        "--no-auth",
-        "--skip-crs",
-    ]);
-    assert_exit(&out, 4, "two images for one destination");
-    assert!(out.stderr.contains("acp/edge:v1.0.0"), "{out:?}");
+    let out = ctx.push(arg(&dir), &[&registry.host()], &["--plain", "--no-auth"]);
+    // "two images for one destination", naming acp/edge:v1.0.0.
+    assert_refused(&ctx, "two_images_in_a_directory", &out, 4);
     assert!(
         repositories(&registry).is_empty(),
         "{:?}",
@@ -957,17 +870,12 @@ fn two_images_for_one_reference_are_refused_before_any_upload() {
 #[test]
 fn invalid_tags_and_repositories_are_refused_before_any_upload() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
-    for (name, needle) in [
-        ("harbor.demo.io/acp/edge:v1+build", "is not a valid tag"),
-        (
-            "harbor.demo.io/acp/Edge:v1.0.0",
-            "is not a valid repository path",
-        ),
-        (
-            "harbor.demo.io/acp//edge:v1.0.0",
-            "is not a valid repository path",
-        ),
+    let registry = Registry::plain();
+    // "is not a valid tag", "is not a valid repository path" (twice).
+    for (case, name) in [
+        ("tag", "harbor.demo.io/acp/edge:v1+build"),
+        ("upper_case", "harbor.demo.io/acp/Edge:v1.0.0"),
+        ("empty_component", "harbor.demo.io/acp//edge:v1.0.0"),
     ] {
         let pkg = edge_package(&ctx, "p", Container::Tar, StoreKind::OciLayout);
         rewrite(&pkg, |e| {
@@ -979,8 +887,10 @@ fn invalid_tags_and_repositories_are_refused_before_any_upload() {
             })
         });
         let crs = ctx.path().join("crs");
-        assert_exit(&ctx.run(push_args(&pkg, &registry.host(), &crs)), 4, needle);
-        assert_exit(&ctx.run(["show", arg(&pkg)]), 4, needle);
+        let out = ctx.run(push_args(&pkg, &registry.host(), &crs));
+        assert_refused(&ctx, &format!("invalid_{case}_push"), &out, 4);
+        let out = ctx.run(["show", arg(&pkg)]);
+        assert_refused(&ctx, &format!("invalid_{case}_show"), &out, 4);
     }
     assert!(
         repositories(&registry).is_empty(),
@@ -1119,7 +1029,7 @@ fn a_core_package_cut_before_its_last_plugin_is_refused() {
 #[test]
 fn a_malformed_package_in_a_directory_makes_push_exit_4() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     edge_package(&ctx, "dir", Container::TarGz, StoreKind::OciLayout);
     let mut spec = SynthSpec::new("cut", PackageType::Plugin);
     spec.container = Container::Tar;
@@ -1128,15 +1038,7 @@ fn a_malformed_package_in_a_directory_makes_push_exit_4() {
     let bytes = std::fs::read(&cut).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() - 1024]).unwrap();
     let dir = ctx.path().join("dir");
-    let out = ctx.run([
-        "push",
-        arg(&dir),
-        "--dest-repo",
-        &registry.host(),
-        "--plain",
-        "--no-auth",
-        "--skip-crs",
-    ]);
+    let out = ctx.push(arg(&dir), &[&registry.host()], &["--plain", "--no-auth"]);
     assert_exit(&out, 4, "cut short");
     let row = out
         .stdout

@@ -5,63 +5,16 @@
 use std::path::Path;
 
 use base64::Engine as _;
-use violet::package::{Container, PackageType, StoreKind};
-use violet::synth::{self, SynthImage, SynthPackage, SynthSpec};
 
+use crate::support::packages::{
+    Container, DEMO_IMAGES, NO_TLS, PLAIN, StoreKind, assert_pushed, bundle_spec,
+};
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
-use crate::support::skopeo::skopeo_inspect_raw_digest;
-use crate::support::{Output, TestContext, blob_digests, puts_of, run};
+use crate::support::{TestContext, blob_digests, puts_of, run};
 
-const SOURCE_REGISTRY: &str = "harbor.demo.io";
 /// The docker "identitytoken" the test token server accepts for `USER`.
 const REFRESH_TOKEN: &str = "test-refresh-token";
-
-fn spec(name: &str, container: Container, store: StoreKind, repos: &[&str]) -> SynthSpec {
-    let mut s = SynthSpec::new(name, PackageType::Bundle);
-    s.container = container;
-    s.store = store;
-    s.images = repos
-        .iter()
-        .map(|r| {
-            let mut i = SynthImage::new(*r, "v1.0.0");
-            i.shared_layers = 1;
-            i
-        })
-        .collect();
-    s
-}
-
-fn write(ctx: &TestContext, dir: &str, spec: &SynthSpec) -> SynthPackage {
-    synth::write(spec, &ctx.path().join(dir)).expect("write synthetic package")
-}
-
-/// `violet push PATH --dest-repo D1 --dest-repo D2 ... --skip-crs ARGS...` with extra environment
-/// (`--crs-out` instead of `--skip-crs` for `--skip-push`).
-fn push_multi(
-    ctx: &TestContext,
-    path: &Path,
-    dests: &[&str],
-    args: &[&str],
-    env: &[(&str, &str)],
-) -> Output {
-    let mut cmd = ctx.violet();
-    cmd.arg("push").arg(path);
-    // --skip-push checks need somewhere for the catalog resources: files.
-    if args.contains(&"--skip-push") {
-        cmd.arg("--crs-out").arg(ctx.path().join("crs"));
-    } else {
-        cmd.arg("--skip-crs");
-    }
-    for d in dests {
-        cmd.args(["--dest-repo", d]);
-    }
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    run(cmd, None)
-}
 
 /// `VIOLET_PASSWORD_<HOST>` as documented: upper-cased, non-alphanumerics as `_`.
 fn password_var(host: &str) -> String {
@@ -76,18 +29,6 @@ fn password_var(host: &str) -> String {
         })
         .collect();
     format!("VIOLET_PASSWORD_{name}")
-}
-
-#[track_caller]
-fn assert_at(ctx: &TestContext, pkg: &SynthPackage, dest: &str, flags: &[&str]) {
-    for (reference, digest) in &pkg.images {
-        let at = format!("docker://{}", reference.replacen(SOURCE_REGISTRY, dest, 1));
-        assert_eq!(&skopeo_inspect_raw_digest(ctx, &at, flags), digest, "{at}");
-    }
-}
-
-fn plain() -> Registry {
-    Registry::start(RegistryOptions::default())
 }
 
 #[test]
@@ -113,20 +54,18 @@ fn two_destinations_with_their_own_credentials_one_read_and_parity() {
     )
     .expect("docker config");
     // A streamed package and one read by offset, sharing layers (same seed).
-    let a = write(
-        &ctx,
+    let a = ctx.write_package(
         "dir",
-        &spec(
+        &bundle_spec(
             "alpha",
             Container::TarGz,
             StoreKind::OciLayout,
             &["acp/alpha", "acp/alpha-agent"],
         ),
     );
-    let b = write(
-        &ctx,
+    let b = ctx.write_package(
         "dir",
-        &spec(
+        &bundle_spec(
             "beta",
             Container::Tar,
             StoreKind::Distribution,
@@ -138,9 +77,8 @@ fn two_destinations_with_their_own_credentials_one_read_and_parity() {
     let creds = format!("{}={USER}", primary.host());
     let dests = [primary.host(), standby_dest.clone()];
     let dests: Vec<&str> = dests.iter().map(String::as_str).collect();
-    let out = push_multi(
-        &ctx,
-        &ctx.path().join("dir"),
+    let out = ctx.push_env(
+        ctx.path().join("dir"),
         &dests,
         &["--plain", "--dest-creds", &creds, "-o", "json"],
         &[(&var, PASSWORD)],
@@ -158,13 +96,13 @@ fn two_destinations_with_their_own_credentials_one_read_and_parity() {
     }
     let basic = format!("{USER}:{PASSWORD}");
     for p in [&a, &b] {
-        assert_at(
+        assert_pushed(
             &ctx,
             p,
             &primary.host(),
             &["--tls-verify=false", "--creds", &basic],
         );
-        assert_at(
+        assert_pushed(
             &ctx,
             p,
             &standby_dest,
@@ -204,63 +142,42 @@ fn two_destinations_with_their_own_credentials_one_read_and_parity() {
     }
 
     // A rerun uploads nothing and says so, destination by destination.
-    let out = push_multi(
-        &ctx,
-        &ctx.path().join("dir"),
-        &dests,
-        &["--plain", "--dest-creds", &creds],
-        &[(&var, PASSWORD)],
-    )
-    .success();
-    ctx.insta_settings().bind(|| {
-        insta::assert_snapshot!(
-            "push_multi_rerun",
-            format!("--- stdout\n{}--- stderr\n{}", out.stdout, out.stderr)
-        );
-    });
+    let out = ctx
+        .push_env(
+            ctx.path().join("dir"),
+            &dests,
+            &["--plain", "--dest-creds", &creds],
+            &[(&var, PASSWORD)],
+        )
+        .success();
+    snap!(ctx, "rerun", out.streams());
 }
 
 #[test]
 fn parity_reports_mismatch_and_missing_and_fails() {
     let ctx = TestContext::new();
-    let (one, two, three) = (plain(), plain(), plain());
-    let pkg = write(
-        &ctx,
+    let (one, two, three) = (Registry::plain(), Registry::plain(), Registry::plain());
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec(
+        &bundle_spec(
             "demo",
             Container::TarZst,
             StoreKind::OciLayout,
             &["acp/demo"],
         ),
     );
-    push_multi(
-        &ctx,
-        &pkg.path,
-        &[&one.host(), &two.host()],
-        &["--plain", "--no-auth"],
-        &[],
-    )
-    .success();
+    ctx.push(&pkg.path, &[&one.host(), &two.host()], PLAIN)
+        .success();
     // Someone pushes other content under the same tag to the second registry only.
-    let mut other = spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]);
+    let mut other = bundle_spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]);
     other.seed = 99;
-    let other = write(&ctx, "other", &other);
-    push_multi(
-        &ctx,
-        &other.path,
-        &[&two.host()],
-        &["--plain", "--no-auth"],
-        &[],
-    )
-    .success();
+    let other = ctx.write_package("other", &other);
+    ctx.push(&other.path, &[&two.host()], PLAIN).success();
 
-    let out = push_multi(
-        &ctx,
+    let out = ctx.push(
         &pkg.path,
         &[&one.host(), &two.host(), &three.host()],
         &["--plain", "--no-auth", "--skip-push", "-o", "json"],
-        &[],
     );
     assert_eq!(out.code, 7, "{out:?}");
     let v = out.json();
@@ -271,61 +188,42 @@ fn parity_reports_mismatch_and_missing_and_fails() {
     assert_eq!(row["destinations"][1]["digest"], other.images[0].1.as_str());
     assert!(row["destinations"][2]["digest"].is_null(), "{v}");
 
-    let out = push_multi(
-        &ctx,
+    let out = ctx.push(
         &pkg.path,
         &[&one.host(), &three.host()],
         &["--plain", "--no-auth", "--skip-push"],
-        &[],
     );
     assert_eq!(out.code, 7, "{out:?}");
-    let text = ctx.redact(&out.stdout);
-    assert!(
-        text.contains("parity: 1 images, 0 OK, 0 MISMATCH, 1 MISSING"),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
-            "MISSING   {}  {}",
-            pkg.images[0].0, pkg.images[0].1
-        )),
-        "{text}"
-    );
-    assert!(
-        text.contains("127.0.0.1:[PORT]/acp/demo:v1.0.0  absent"),
-        "{text}"
-    );
+    // "parity: 1 images, 0 OK, 0 MISMATCH, 1 MISSING", the MISSING row with the package's
+    // digest, and the destination where the image is absent.
+    snap!(ctx, "parity_missing", out.streams());
 }
 
 #[test]
 fn a_failing_destination_does_not_stop_the_other_and_a_rerun_completes_it() {
     let ctx = TestContext::new();
-    let good = plain();
-    let flaky = plain();
+    let good = Registry::plain();
+    let flaky = Registry::plain();
     let proxy = FaultProxy::start(&flaky.host());
     // The standby refuses every blob upload (not retryable).
     proxy.inject(Rule::new(Some("PUT"), r"/blobs/uploads/", Fault::Status(403)).times(usize::MAX));
-    let streamed = write(
-        &ctx,
+    let streamed = ctx.write_package(
         "dir",
-        &spec(
+        &bundle_spec(
             "zeta",
             Container::TarGz,
             StoreKind::OciLayout,
             &["acp/zeta"],
         ),
     );
-    let random = write(
-        &ctx,
+    let random = ctx.write_package(
         "dir",
-        &spec("eta", Container::Tar, StoreKind::OciLayout, &["acp/eta"]),
+        &bundle_spec("eta", Container::Tar, StoreKind::OciLayout, &["acp/eta"]),
     );
-    let out = push_multi(
-        &ctx,
-        &ctx.path().join("dir"),
+    let out = ctx.push(
+        ctx.path().join("dir"),
         &[&good.host(), &proxy.host()],
         &["--plain", "--no-auth", "-o", "json"],
-        &[],
     );
     assert_ne!(out.code, 0, "{out:?}");
     let v = out.json();
@@ -346,7 +244,7 @@ fn a_failing_destination_does_not_stop_the_other_and_a_rerun_completes_it() {
         );
     }
     for p in [&streamed, &random] {
-        assert_at(&ctx, p, &good.host(), &["--tls-verify=false"]);
+        assert_pushed(&ctx, p, &good.host(), NO_TLS);
     }
 
     // The standby is back: a rerun uploads only there.
@@ -355,15 +253,14 @@ fn a_failing_destination_does_not_stop_the_other_and_a_rerun_completes_it() {
         .iter()
         .map(|d| puts_of(&good, d))
         .collect();
-    let v = push_multi(
-        &ctx,
-        &ctx.path().join("dir"),
-        &[&good.host(), &proxy.host()],
-        &["--plain", "--no-auth", "-o", "json"],
-        &[],
-    )
-    .success()
-    .json();
+    let v = ctx
+        .push(
+            ctx.path().join("dir"),
+            &[&good.host(), &proxy.host()],
+            &["--plain", "--no-auth", "-o", "json"],
+        )
+        .success()
+        .json();
     assert_eq!(v["destinations"][0]["blobs"]["uploaded"], 0, "{v}");
     let after: Vec<usize> = blob_digests(&ctx, &streamed.path)
         .iter()
@@ -371,7 +268,7 @@ fn a_failing_destination_does_not_stop_the_other_and_a_rerun_completes_it() {
         .collect();
     assert_eq!(before, after);
     for p in [&streamed, &random] {
-        assert_at(&ctx, p, &proxy.host(), &["--tls-verify=false"]);
+        assert_pushed(&ctx, p, &proxy.host(), NO_TLS);
     }
     for row in v["parity"].as_array().expect("parity") {
         assert_eq!(row["status"], "OK", "{row}");
@@ -381,37 +278,27 @@ fn a_failing_destination_does_not_stop_the_other_and_a_rerun_completes_it() {
 #[test]
 fn dest_creds_errors_are_one_line_and_name_the_variable() {
     let ctx = TestContext::new();
-    let pkg = write(
-        &ctx,
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
+        &bundle_spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/demo"]),
     );
     // Nothing listens there: the errors come before any request.
     let (a, b) = ("127.0.0.1:9", "127.0.0.1:7");
-    let out = push_multi(
-        &ctx,
+    let out = ctx.push(
         &pkg.path,
         &[a, b],
         &["--plain", "--dest-creds", "10.0.0.1:5000=admin"],
-        &[],
     );
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr
-            .contains("10.0.0.1:5000 is not the host of any --dest-repo"),
-        "{}",
-        out.stderr
-    );
-    let out = push_multi(
-        &ctx,
+    // "10.0.0.1:5000 is not the host of any --dest-repo".
+    snap!(ctx, "dest_creds_unknown_host", out.error());
+    let out = ctx.push(
         &pkg.path,
         &[a, b],
         &["--plain", "--dest-creds", "127.0.0.1:9=admin", "--no-auth"],
-        &[],
     );
     assert_eq!(out.code, 2, "{out:?}");
-    let out = push_multi(
-        &ctx,
+    let out = ctx.push(
         &pkg.path,
         &[a, b],
         &[
@@ -423,66 +310,38 @@ fn dest_creds_errors_are_one_line_and_name_the_variable() {
             "--password",
             "Zq7-secret",
         ],
-        &[],
     );
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(
-        out.stderr
-            .contains("VIOLET_PASSWORD_127_0_0_1_9 is not set"),
-        "{}",
-        out.stderr
-    );
     assert!(!out.stderr.contains("Zq7-secret"));
-    let out = push_multi(&ctx, &pkg.path, &[a, a], &["--plain", "--no-auth"], &[]);
+    // "VIOLET_PASSWORD_127_0_0_1_9 is not set".
+    snap!(ctx, "dest_creds_password_unset", out.error());
+    let out = ctx.push(&pkg.path, &[a, a], PLAIN);
     assert_eq!(out.code, 2, "{out:?}");
-    assert!(out.stderr.contains("given twice"), "{}", out.stderr);
+    // "... given twice".
+    snap!(ctx, "dest_repo_twice", out.error());
 }
 
 #[test]
 fn dry_run_to_two_destinations_plans_both_and_writes_nothing() {
     let ctx = TestContext::new();
-    let (one, two) = (plain(), plain());
+    let (one, two) = (Registry::plain(), Registry::plain());
     // The proxies count every request that reaches each registry.
     let (p1, p2) = (
         FaultProxy::start(&one.host()),
         FaultProxy::start(&two.host()),
     );
-    let pkg = write(
-        &ctx,
+    let pkg = ctx.write_package(
         "pkgs",
-        &spec(
-            "demo",
-            Container::TarZst,
-            StoreKind::OciLayout,
-            &["acp/demo", "acp/demo-agent"],
-        ),
+        &bundle_spec("demo", Container::TarZst, StoreKind::OciLayout, DEMO_IMAGES),
     );
     let second = format!("{}/dr", p2.host());
     let dests = [p1.host(), second.clone()];
     let dests: Vec<&str> = dests.iter().map(String::as_str).collect();
-    let out = push_multi(
-        &ctx,
-        &pkg.path,
-        &dests,
-        &["--plain", "--no-auth", "--dry-run"],
-        &[],
-    )
-    .success();
-    for (reference, digest) in &pkg.images {
-        for d in &dests {
-            let line = format!(
-                "{reference} -> {}  {digest}",
-                reference.replacen(SOURCE_REGISTRY, d, 1)
-            );
-            assert!(out.stdout.contains(&line), "{line}\n{}", out.stdout);
-        }
-    }
-    ctx.insta_settings().bind(|| {
-        insta::assert_snapshot!(
-            "push_multi_dry_run",
-            format!("--- stdout\n{}--- stderr\n{}", out.stdout, out.stderr)
-        );
-    });
+    let out = ctx
+        .push(&pkg.path, &dests, &["--plain", "--no-auth", "--dry-run"])
+        .success();
+    // `SOURCE -> DESTINATION  DIGEST` for every image at both destinations.
+    snap!(ctx, "dry_run", out.streams());
     for p in [&p1, &p2] {
         assert!(
             p.count(Some("GET"), ".") > 0,
@@ -546,17 +405,17 @@ fn a_blob_is_read_once_whatever_the_number_of_destinations() {
         return;
     }
     let ctx = TestContext::new();
-    let (one, two, three) = (plain(), plain(), plain());
+    let (one, two, three) = (Registry::plain(), Registry::plain(), Registry::plain());
     const LAYER: u64 = 8 << 20;
     // Read by offset and streamed through the decoder: the two ways blobs leave a package.
     for (seed, container) in [(11, Container::Tar), (12, Container::TarGz)] {
-        let mut s = spec("big", container, StoreKind::OciLayout, &["acp/big"]);
+        let mut s = bundle_spec("big", container, StoreKind::OciLayout, &["acp/big"]);
         s.seed = seed;
         s.images[0].platforms = vec!["linux/amd64".into()];
         s.images[0].layers = 1;
         s.images[0].shared_layers = 0;
         s.images[0].layer_size = LAYER;
-        let pkg = write(&ctx, &format!("pkg-{seed}"), &s);
+        let pkg = ctx.write_package(&format!("pkg-{seed}"), &s);
         let alone = push_reading(&ctx, &pkg.path, &[&one.host()]);
         let both = push_reading(&ctx, &pkg.path, &[&two.host(), &three.host()]);
         for d in blob_digests(&ctx, &pkg.path) {

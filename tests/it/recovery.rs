@@ -5,12 +5,13 @@
 use std::path::Path;
 
 use violet::digest::Digest;
-use violet::package::{Container, PackageType, StoreKind};
-use violet::synth::{self, SynthImage, SynthPackage, SynthSpec};
 
+use crate::support::packages::{
+    Container, PackageType, StoreKind, SynthImage, SynthPackage, SynthSpec,
+};
 use crate::support::proxy::{Fault, FaultProxy, Rule};
-use crate::support::registry::{Registry, RegistryOptions};
-use crate::support::{Output, TestContext, blob_digests};
+use crate::support::registry::Registry;
+use crate::support::{TestContext, blob_digests};
 
 /// One image, two platforms, layers big enough that a cut-off upload has sent some bytes.
 fn package(ctx: &TestContext, dir: &str, container: Container) -> SynthPackage {
@@ -20,7 +21,7 @@ fn package(ctx: &TestContext, dir: &str, container: Container) -> SynthPackage {
     let mut img = SynthImage::new("acp/recover", "v1.0.0");
     img.layer_size = 512 << 10;
     s.images = vec![img];
-    synth::write(&s, &ctx.path().join(dir)).expect("write synthetic package")
+    ctx.write_package(dir, &s)
 }
 
 /// The largest blob of the package: the one whose uploads the proxy cuts off.
@@ -34,22 +35,6 @@ fn largest_blob(ctx: &TestContext, path: &Path) -> Digest {
             .expect("a blob"),
         None => digests.into_iter().next().expect("a blob"),
     }
-}
-
-fn push(ctx: &TestContext, pkg: &Path, dest: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "push".to_string(),
-        pkg.display().to_string(),
-        "--dest-repo".into(),
-        dest.into(),
-        "--skip-crs".into(),
-        "--plain".into(),
-        "--no-auth".into(),
-        "--jobs".into(),
-        "1".into(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    ctx.run(args)
 }
 
 /// Cuts off the uploads of one blob `times` times, after 64 KiB of its body.
@@ -70,14 +55,18 @@ fn cut_uploads_of(proxy: &FaultProxy, digest: &Digest, times: usize) {
 #[test]
 fn compressed_push_restarts_until_the_retry_budget_is_spent() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
     let pkg = package(&ctx, "tgz", Container::TarGz);
     let victim = largest_blob(&ctx, &pkg.path);
     // Four cut-offs of the same blob need five passes over the package: more than the three a
     // fixed limit allowed, within the default --retries 5.
     cut_uploads_of(&proxy, &victim, 4);
-    let out = push(&ctx, &pkg.path, &proxy.host(), &["-o", "json"]);
+    let out = ctx.push(
+        &pkg.path,
+        &[&proxy.host()],
+        &["--plain", "--no-auth", "--jobs", "1", "-o", "json"],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     let report = out.json();
     let report = report
@@ -96,13 +85,17 @@ fn compressed_push_restarts_until_the_retry_budget_is_spent() {
 #[test]
 fn compressed_push_out_of_retries_reports_the_network_cause() {
     let ctx = TestContext::new();
-    let registry = Registry::start(RegistryOptions::default());
+    let registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
     let pkg = package(&ctx, "zst", Container::TarZst);
     let victim = largest_blob(&ctx, &pkg.path);
     cut_uploads_of(&proxy, &victim, usize::MAX);
-    let out = push(&ctx, &pkg.path, &proxy.host(), &["--retries", "2"]);
-    let all = format!("{}\n{}", out.stdout, out.stderr);
+    let out = ctx.push(
+        &pkg.path,
+        &[&proxy.host()],
+        &["--plain", "--no-auth", "--jobs", "1", "--retries", "2"],
+    );
+    let all = out.all();
     assert_eq!(out.code, 6, "{all}");
     assert!(all.contains("cannot reach registry"), "{all}");
     assert!(!all.contains("cannot be re-read"), "{all}");

@@ -4,6 +4,7 @@
 
 pub mod adversarial;
 pub mod artifacts;
+pub mod packages;
 pub mod platform;
 pub mod proxy;
 pub mod registry;
@@ -14,6 +15,25 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+/// Pins a user-visible output: `snap!(ctx, "name", text)` writes `snapshots/<module>__<name>.snap`
+/// (`push__plain_text`, `push_platform__chart`), with `ctx`'s filters for paths, ports, durations
+/// and rates applied. The one snapshot form and naming scheme of the suite.
+/// `snap!(ctx, "name", text, [(regex, replacement), ...])` adds filters of its own.
+macro_rules! snap {
+    ($ctx:expr, $name:expr, $value:expr) => {
+        snap!($ctx, $name, $value, [])
+    };
+    ($ctx:expr, $name:expr, $value:expr, [$($filter:expr),* $(,)?]) => {{
+        let module = module_path!().rsplit("::").next().unwrap_or("it");
+        let name = format!("{}__{}", module, $name);
+        let value: String = $value;
+        #[allow(unused_mut)]
+        let mut settings = $ctx.insta_settings();
+        $(let (re, rep) = $filter; settings.add_filter(re, rep);)*
+        settings.bind(|| insta::assert_snapshot!(name, value));
+    }};
+}
 
 /// One test's private world: a temp directory holding HOME, the Docker config and any files the
 /// test writes, and a way to run the `violet` binary inside it.
@@ -40,6 +60,27 @@ impl Output {
             self.stdout, self.stderr
         );
         self
+    }
+
+    /// Both streams, labelled: the form every snapshot of a whole run takes.
+    pub fn streams(&self) -> String {
+        format!("--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
+    }
+
+    /// Both streams, for "never appears anywhere" checks.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// The `error:` line and what follows it (the `hint:`), for snapshots of a failure.
+    pub fn error(&self) -> String {
+        let at = self.stderr.find("error:").unwrap_or_else(|| {
+            panic!(
+                "no error line\n--- stdout\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        });
+        self.stderr[at..].to_string()
     }
 
     pub fn json(&self) -> serde_json::Value {
@@ -101,6 +142,35 @@ impl TestContext {
             .current_dir(self.path());
     }
 
+    /// Runs `violet ARGS...` from inside a multi-threaded async test, so that an in-process server
+    /// (the platform emulator) keeps serving meanwhile.
+    pub fn run_blocking<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        tokio::task::block_in_place(|| self.run(args))
+    }
+
+    /// Runs `violet ARGS...` with `stdin` and extra environment off the async runtime, so that an
+    /// in-process server (the platform emulator) keeps serving meanwhile.
+    pub async fn run_async<S: AsRef<OsStr>>(
+        &self,
+        args: &[S],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Output {
+        let mut cmd = self.violet();
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let stdin = stdin.map(|s| s.as_bytes().to_vec());
+        tokio::task::spawn_blocking(move || run(cmd, stdin.as_deref()))
+            .await
+            .expect("join")
+    }
+
     /// Runs `violet ARGS...` to completion with stdin closed.
     pub fn run<I, S>(&self, args: I) -> Output
     where
@@ -153,6 +223,13 @@ impl TestContext {
             (
                 r"\b\d+(\.\d+)?\s?(ns|µs|us|ms|s|m|h)\b".to_string(),
                 "[DURATION]",
+            ),
+            // The committed sample packages under testdata/.
+            (regex::escape(env!("CARGO_MANIFEST_DIR")), "[REPO]"),
+            // The elapsed time of a JSON report.
+            (
+                r#""seconds": [0-9.e-]+"#.to_string(),
+                r#""seconds": [SECONDS]"#,
             ),
         ]);
         f
@@ -216,6 +293,15 @@ fn violet_runs_with_a_clean_environment() {
     let ctx = TestContext::new();
     let out = ctx.run(["version"]).success();
     assert!(out.stdout.starts_with("Version: v"), "{}", out.stdout);
+}
+
+/// A library error as the binary shows it: the `error:` line and its `hint:`, for snapshots of
+/// errors that tests meet below the command line.
+pub fn shown(err: &impl violet::error::UserError) -> String {
+    match err.hint() {
+        Some(hint) => format!("error: {err}\n  hint: {hint}"),
+        None => format!("error: {err}"),
+    }
 }
 
 /// How many upload PUTs the registry committed for `digest`, from its access log (a proxy does

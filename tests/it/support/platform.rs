@@ -149,6 +149,20 @@ fn gr(group: &str, plural: &str) -> String {
 }
 
 impl PlatformEmulator {
+    /// `COMMAND --platform-address <this emulator> --platform-token TOKEN EXTRA...`: the platform
+    /// flags every scenario passes, in one place.
+    pub fn args<'a>(&'a self, command: &'a str, token: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec![
+            command,
+            "--platform-address",
+            &self.url,
+            "--platform-token",
+            token,
+        ];
+        v.extend_from_slice(extra);
+        v
+    }
+
     /// Starts on 127.0.0.1:<free port> with clusters `global`, `region1`, `region2`.
     pub async fn start() -> PlatformEmulator {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -400,7 +400,7 @@ mod tests {
     use violet::digest::Digest;
 
     use super::*;
-    use crate::package_read::PlainRegistry;
+    use crate::support::registry::Registry;
     use crate::support::{Output, TestContext, run};
 
     /// curl through the proxy: `-s -S -i` so the status line and headers are in stdout.
@@ -494,8 +494,8 @@ mod tests {
     #[test]
     fn forwards_streams_counts_and_rewrites_locations() {
         let ctx = TestContext::new();
-        let registry = PlainRegistry::start(&ctx.path().join("registry"));
-        let proxy = FaultProxy::start(&registry.host);
+        let registry = Registry::plain();
+        let proxy = FaultProxy::start(&registry.host());
         let (file, digest) = blob(&ctx, 3 << 20);
         let put = upload(&ctx, &proxy, "test/blob", &file, digest.as_str());
         assert_eq!(status(&put), 201, "{}\n{}", put.stdout, put.stderr);
@@ -522,8 +522,8 @@ mod tests {
     #[test]
     fn injects_statuses_then_lets_requests_through() {
         let ctx = TestContext::new();
-        let registry = PlainRegistry::start(&ctx.path().join("registry"));
-        let proxy = FaultProxy::start(&registry.host);
+        let registry = Registry::plain();
+        let proxy = FaultProxy::start(&registry.host());
         let url = format!("http://{}/v2/", proxy.host());
         proxy.inject(Rule::new(Some("GET"), "^/v2/$", Fault::Status(500)).after(1));
         proxy.inject(Rule::new(
@@ -554,8 +554,8 @@ mod tests {
     #[test]
     fn resets_connections_mid_body() {
         let ctx = TestContext::new();
-        let registry = PlainRegistry::start(&ctx.path().join("registry"));
-        let proxy = FaultProxy::start(&registry.host);
+        let registry = Registry::plain();
+        let proxy = FaultProxy::start(&registry.host());
         let (file, digest) = blob(&ctx, 2 << 20);
         proxy.inject(Rule::new(
             Some("PUT"),

@@ -44,6 +44,11 @@ pub struct Registry {
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Registry {
+    /// A plain-HTTP registry without auth.
+    pub fn plain() -> Self {
+        Self::start(RegistryOptions::default())
+    }
+
     pub fn start(options: RegistryOptions) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("violet-registry.")
