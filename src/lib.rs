@@ -1,9 +1,9 @@
 //! violet: push ACP extension packages to a registry and publish their catalog resources.
 //!
 //! The pipeline, module by module:
-//! `package` (read packages by streaming) → `plan` (what to push where) → `scheduler` (one
-//! upload per blob and destination, tags after graphs) → `registry` (the OCI distribution client)
-//! → `platform` (catalog CRs) → `output` (text, JSON, progress).
+//! `package` (read packages by streaming) → `transfer` (`plan`: what to push where;
+//! `scheduler`: one read per blob for every destination, tags after graphs; `copy`: registry to
+//! registry) → `registry` (the OCI distribution client) → `platform` (catalog CRs) → `output` (text, JSON, progress).
 //!
 //! The way back, building packages on the connected side: `artifact` (what a bundle image or
 //! chart declares) → `pull` (image graphs, platform selection) → `build` (streams every blob from
@@ -17,11 +17,13 @@ pub mod digest;
 pub mod error;
 pub mod output;
 pub mod package;
-pub mod plan;
 pub mod platform;
 pub mod pull;
 pub mod registry;
-pub mod scheduler;
 pub mod signature;
 pub mod synth;
+pub mod transfer;
 pub mod writer;
+
+// Kept at the top level so `crate::plan` / `crate::scheduler` paths stay short.
+pub use transfer::{plan, scheduler};

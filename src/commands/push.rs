@@ -779,14 +779,7 @@ async fn run_async(
     if view.parity.iter().flatten().any(|r| r.status != Parity::Ok) {
         codes.push(ExitCode::Remote);
     }
-    codes.retain(|c| *c != ExitCode::Success);
-    codes.sort_by_key(|c| *c as u8);
-    codes.dedup();
-    Ok(match codes.as_slice() {
-        [] => ExitCode::Success,
-        [one] => *one,
-        _ => ExitCode::Failure,
-    })
+    Ok(crate::transfer::exit::fold(codes))
 }
 
 /// The first image a lightweight package's metadata names that is not at the destination (or

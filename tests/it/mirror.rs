@@ -154,6 +154,41 @@ fn from_package_to_an_authenticated_tls_registry() {
     }
 }
 
+/// The exit rule is push's (`transfer::exit`): one missing image among copied ones exits with the
+/// failure's class (7), not 1, and the copied image is still at parity.
+#[test]
+fn one_missing_image_among_copied_ones_exits_with_its_class() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    let pkg = seed(&ctx, &a, "partial");
+    let present = relative(&pkg.images[0].0);
+    let out = ctx.run([
+        "mirror",
+        "--from",
+        &a.host(),
+        "--to",
+        &b.host(),
+        "--from-plain",
+        "--plain",
+        "--no-auth",
+        &present,
+        "acp/nothing:v9",
+    ]);
+    assert_eq!(out.code, 7, "{}", all_output(&out));
+    assert!(
+        out.stdout.contains("1/2 images at parity"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("ok        {}/{present}", a.host())),
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn missing_image_fails_with_one_line_naming_it() {
     let ctx = TestContext::new();

@@ -91,17 +91,12 @@ impl Report {
 
     /// The exit code for the whole run: success, the shared class of every failure, or 1.
     pub fn exit_code(&self) -> ExitCode {
-        let codes: HashSet<ExitCode> = self
-            .images
-            .iter()
-            .filter(|i| i.result == ImageResult::Failed)
-            .map(|i| i.exit_code.unwrap_or(ExitCode::Failure))
-            .collect();
-        match codes.len() {
-            0 => ExitCode::Success,
-            1 => codes.into_iter().next().unwrap_or(ExitCode::Failure),
-            _ => ExitCode::Failure,
-        }
+        crate::transfer::exit::fold(
+            self.images
+                .iter()
+                .filter(|i| i.result == ImageResult::Failed)
+                .map(|i| i.exit_code.unwrap_or(ExitCode::Failure)),
+        )
     }
 }
 

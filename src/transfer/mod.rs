@@ -1,0 +1,19 @@
+//! The transfer engine: what moves image graphs into registries.
+//!
+//! * `plan`: which images of which packages go to which destination references (no I/O).
+//! * `scheduler`: package → registries. Resolve (`HEAD` per repository and blob) → transfer (one
+//!   read per blob, fanned out to every destination that lacks it; mounts inside a registry) →
+//!   commit (child manifests, then the tag, only over a complete graph) → parity (every tag read
+//!   back at every destination). Used by `push`.
+//! * `copy`: registry → registry, one image graph at a time, blobs streamed from the source's
+//!   `GET` into the destination's upload, with the same commit and parity rules. Used by `mirror`.
+//! * `exit`: the one rule that folds the outcomes of many images (and packages, catalog writes,
+//!   deletions) into one process exit code.
+//!
+//! Building a package from registries (`create`, `package`) runs the other way: `pull` → `build`
+//! → `writer`.
+
+pub mod copy;
+pub mod exit;
+pub mod plan;
+pub mod scheduler;
