@@ -3,14 +3,15 @@
 //! The pipeline, module by module:
 //! `package` (read packages by streaming) → `transfer` (`plan`: what to push where;
 //! `scheduler`: one read per blob for every destination, tags after graphs; `copy`: registry to
-//! registry) → `registry` (the OCI distribution client) → `platform` (catalog CRs) → `output` (text, JSON, progress).
+//! registry) → `registry` (the OCI distribution client) → `platform` (catalog CRs) → `output`
+//! (text, JSON, progress).
 //!
 //! The way back, building packages on the connected side: `artifact` (what a bundle image or
-//! chart declares) → `pull` (image graphs, platform selection) → `build` (streams every blob from
-//! the source registry) → `writer` (the archive, in the order readers rely on).
+//! chart declares) → `transfer::pull` (image graphs, platform selection) → `transfer::build`
+//! (streams every blob from the source registry) → `transfer::writer` (the archive, in the order
+//! readers rely on).
 
 pub mod artifact;
-pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod digest;
@@ -18,12 +19,10 @@ pub mod error;
 pub mod output;
 pub mod package;
 pub mod platform;
-pub mod pull;
 pub mod registry;
 pub mod signature;
 pub mod synth;
 pub mod transfer;
-pub mod writer;
 
-// Kept at the top level so `crate::plan` / `crate::scheduler` paths stay short.
-pub use transfer::{plan, scheduler};
+// The engine's modules keep their short paths (`crate::plan`, `crate::pull`, ...).
+pub use transfer::{build, plan, pull, scheduler, writer};

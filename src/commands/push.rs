@@ -562,7 +562,7 @@ async fn run_async(
         .into());
     }
     let multi = dests.len() > 1;
-    let scheduler = Scheduler::multi(clients.clone(), usize::from(args.jobs), Progress::hidden());
+    let scheduler = Scheduler::new(clients.clone(), usize::from(args.jobs), Progress::hidden());
 
     // Images: push them, or (--skip-push) confirm they are there.
     let mut reports: Vec<Report> = Vec::new();
@@ -613,7 +613,7 @@ async fn run_async(
             hosts.join(", ")
         ));
         let progress = Progress::new(&printer, "push");
-        let scheduler = Scheduler::multi(clients.clone(), usize::from(args.jobs), progress.clone());
+        let scheduler = Scheduler::new(clients.clone(), usize::from(args.jobs), progress.clone());
         let done = tokio::select! {
             r = scheduler.push_all(&plans) => Some(r),
             _ = tokio::signal::ctrl_c() => None,

@@ -10,10 +10,17 @@
 //! * `exit`: the one rule that folds the outcomes of many images (and packages, catalog writes,
 //!   deletions) into one process exit code.
 //!
-//! Building a package from registries (`create`, `package`) runs the other way: `pull` → `build`
-//! → `writer`.
+//! Building a package from registries (`create`, `package`) runs the other way:
+//! * `pull`: image graphs from a registry, `--platforms` selection, digest-checked blob streams
+//!   (also `copy`'s source).
+//! * `build`: every image of the package resolved and streamed, from a registry or a directory
+//!   store, into the writer.
+//! * `writer`: the package sink (tgz / tar / tar.zst / directory, `.partial` then rename).
 
+pub mod build;
 pub mod copy;
 pub mod exit;
 pub mod plan;
+pub mod pull;
 pub mod scheduler;
+pub mod writer;

@@ -253,12 +253,8 @@ pub struct ParityRow {
 }
 
 impl Scheduler {
-    pub fn new(client: Client, jobs: usize, progress: Progress) -> Self {
-        Self::multi(vec![client], jobs, progress)
-    }
-
     /// A scheduler for several destinations: each blob is read once and fanned out to all.
-    pub fn multi(clients: Vec<Client>, jobs: usize, progress: Progress) -> Self {
+    pub fn new(clients: Vec<Client>, jobs: usize, progress: Progress) -> Self {
         assert!(!clients.is_empty(), "a scheduler needs a destination");
         Self {
             clients,
@@ -267,12 +263,7 @@ impl Scheduler {
         }
     }
 
-    /// Phase 1: which blobs are missing where (first destination).
-    pub async fn resolve(&self, plan: &Plan) -> Resolution {
-        self.resolve_at(0, plan).await
-    }
-
-    /// Phase 1 at destination `k`.
+    /// Phase 1 at destination `k`: which blobs are missing in which repository.
     pub async fn resolve_at(&self, k: usize, plan: &Plan) -> Resolution {
         let mut pairs: Vec<(String, Digest)> = Vec::new();
         let mut seen = HashSet::new();
@@ -311,13 +302,8 @@ impl Scheduler {
         res
     }
 
-    /// `--skip-push`: confirms that every image is already at its destination (the tag resolves to
-    /// the package's digest) without writing anything. Missing images are reported as failed.
-    pub async fn check(&self, plan: &Plan) -> Report {
-        self.check_at(0, plan).await
-    }
-
-    /// [`Self::check`] at destination `k`.
+    /// `--skip-push` at destination `k`: confirms that every image is already there (the tag
+    /// resolves to the package's digest) without writing anything. Missing images are failed.
     pub async fn check_at(&self, k: usize, plan: &Plan) -> Report {
         let start = Instant::now();
         let client = &self.clients[k];
@@ -361,12 +347,6 @@ impl Scheduler {
             uploaded_from: HashMap::new(),
             failed_blobs: HashSet::new(),
         }
-    }
-
-    /// Runs the whole push to one destination.
-    pub async fn push(&self, plan: &Plan) -> Report {
-        let mut reports = self.push_all(std::slice::from_ref(plan)).await;
-        reports.remove(0)
     }
 
     /// Runs the whole push to every destination: `plans[k]` (from [`Plan::for_destinations`]) goes
