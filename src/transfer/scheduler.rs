@@ -56,6 +56,20 @@ pub struct ImageReport {
     pub exit_code: Option<ExitCode>,
 }
 
+impl ImageReport {
+    /// The report of an image not (yet) confirmed: failed until a phase says otherwise.
+    fn pending(img: &ImagePlan) -> Self {
+        Self {
+            source: img.source.clone(),
+            destination: img.destination.clone(),
+            digest: img.digest.clone(),
+            result: ImageResult::Failed,
+            error: None,
+            exit_code: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct BlobCounts {
     pub uploaded: usize,
@@ -310,14 +324,7 @@ impl Scheduler {
         let images: Vec<ImageReport> = stream::iter(plan.images.iter())
             .map(|img| async move {
                 let reference = img.tag.clone().unwrap_or_else(|| img.digest.to_string());
-                let mut report = ImageReport {
-                    source: img.source.clone(),
-                    destination: img.destination.clone(),
-                    digest: img.digest.clone(),
-                    result: ImageResult::Failed,
-                    error: None,
-                    exit_code: None,
-                };
+                let mut report = ImageReport::pending(img);
                 match client.manifest_exists(&img.repository, &reference).await {
                     Ok(Some(d)) if d == img.digest => report.result = ImageResult::Unchanged,
                     Ok(Some(d)) => {
@@ -859,14 +866,7 @@ impl Scheduler {
         img: &ImagePlan,
         state: &Arc<State>,
     ) -> ImageReport {
-        let mut report = ImageReport {
-            source: img.source.clone(),
-            destination: img.destination.clone(),
-            digest: img.digest.clone(),
-            result: ImageResult::Failed,
-            error: None,
-            exit_code: None,
-        };
+        let mut report = ImageReport::pending(img);
         for d in &img.blobs {
             if let Some((msg, code)) = state.failure(d) {
                 report.error = Some(msg);
