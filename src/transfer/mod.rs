@@ -4,7 +4,8 @@
 //! * `scheduler`: package → registries. Resolve (`HEAD` per repository and blob) → transfer (one
 //!   read per blob, fanned out to every destination that lacks it; mounts inside a registry) →
 //!   commit (child manifests, then the tag, only over a complete graph) → parity (every tag read
-//!   back at every destination). Used by `push`.
+//!   back at every destination). Used by `push`. `body`: the upload bodies (hashed reads from a
+//!   package, fan-out to several destinations); `report`: what a push reports.
 //! * `copy`: registry → registry, one image graph at a time, blobs streamed from the source's
 //!   `GET` into the destination's upload, with the same commit and parity rules. Used by `mirror`.
 //! * `exit`: the one rule that folds the outcomes of many images (and packages, catalog writes,
@@ -17,10 +18,12 @@
 //!   store, into the writer.
 //! * `writer`: the package sink (tgz / tar / tar.zst / directory, `.partial` then rename).
 
+mod body;
 pub mod build;
 pub mod copy;
 pub mod exit;
 pub mod plan;
 pub mod pull;
+pub mod report;
 pub mod scheduler;
 pub mod writer;
