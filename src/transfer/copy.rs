@@ -283,14 +283,27 @@ impl Copier {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let body = self.source.get_blob(source_repo, digest).await?;
-            let body = std::sync::Mutex::new(Some(pull::checked_blob(
-                body,
-                self.source.host(),
-                source_repo,
+            let opened = self.source.get_blob(source_repo, digest).await?;
+            let (host, repo) = (self.source.host().to_string(), source_repo.to_string());
+            // A source `GET` that breaks off resumes where it stopped; bad bytes end the body with
+            // an error naming the source, so the destination never commits them.
+            let body = pull::download(
+                self.source.clone(),
+                source_repo.to_string(),
                 digest.clone(),
                 size,
-            )));
+                self.retries,
+                opened,
+            )
+            .map(move |r| {
+                r.map_err(|e| match e.kind() {
+                    std::io::ErrorKind::InvalidData => {
+                        std::io::Error::new(e.kind(), format!("blob from {host}/{repo}: {e}"))
+                    }
+                    _ => e,
+                })
+            });
+            let body = std::sync::Mutex::new(Some(Box::pin(body) as BlobStream));
             let open = || -> std::io::Result<BlobStream> {
                 body.lock()
                     .ok()
