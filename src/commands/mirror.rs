@@ -187,12 +187,12 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     Ok(exit_code(&report))
 }
 
-/// The one exit rule (`transfer::exit`) over every image: a failure's class, and `Verify` (8) for
-/// an image copied but served under another digest at the destination.
+/// The one exit rule (`transfer::exit`) over every image: a failure's class, and the parity code
+/// (7, as `push`) for an image copied but served under another digest at the destination.
 fn exit_code(report: &MirrorReport) -> ExitCode {
     exit::fold(report.images.iter().map(|r| match r.status {
         Status::Ok => ExitCode::Success,
-        Status::Mismatch => ExitCode::Verify,
+        Status::Mismatch => exit::PARITY,
         Status::Failed => r.code.unwrap_or(ExitCode::Failure),
     }))
 }
@@ -420,6 +420,48 @@ fn clients(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn image(status: Status, code: Option<ExitCode>) -> ImageReport {
+        ImageReport {
+            source: "a/x:v1".into(),
+            destination: "b/x:v1".into(),
+            source_digest: None,
+            destination_digest: None,
+            manifests: 0,
+            blobs: 0,
+            size: 0,
+            status,
+            error: None,
+            code,
+        }
+    }
+
+    fn report(images: Vec<ImageReport>) -> MirrorReport {
+        MirrorReport {
+            from: "a".into(),
+            to: "b".into(),
+            parity: images.iter().all(|r| r.status == Status::Ok),
+            blobs: BlobCounts::default(),
+            images,
+        }
+    }
+
+    /// Push's rule: a parity failure exits 7 as in `push`, a failure class is kept when it is
+    /// the only one, different kinds exit 1.
+    #[test]
+    fn exit_codes_follow_the_one_rule() {
+        let ok = || image(Status::Ok, None);
+        assert_eq!(exit_code(&report(vec![ok(), ok()])), ExitCode::Success);
+        let mismatch = report(vec![ok(), image(Status::Mismatch, None)]);
+        assert_eq!(exit_code(&mismatch), ExitCode::Remote);
+        let auth = report(vec![ok(), image(Status::Failed, Some(ExitCode::Auth))]);
+        assert_eq!(exit_code(&auth), ExitCode::Auth);
+        let mixed = report(vec![
+            image(Status::Failed, Some(ExitCode::Verify)),
+            image(Status::Failed, Some(ExitCode::Network)),
+        ]);
+        assert_eq!(exit_code(&mixed), ExitCode::Failure);
+    }
 
     #[test]
     fn image_arguments() {

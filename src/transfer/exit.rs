@@ -2,6 +2,11 @@
 
 use crate::error::ExitCode;
 
+/// A destination that, read back after the copy, serves a tag under another digest than the
+/// source's (or does not have it): the registry's answer is wrong, so 7, in `push` (parity across
+/// destinations) and `mirror` alike. A *source* that no longer matches a package is `Verify` (8).
+pub const PARITY: ExitCode = ExitCode::Remote;
+
 /// Success when nothing failed; the class shared by every failure when they all agree (so a
 /// script can tell "wrong password" from "registry down" even when several images failed); 1
 /// ([`ExitCode::Failure`]) when failures differ in kind. `Success` entries are ignored, so callers

@@ -13,6 +13,7 @@ use crate::platform::args::TlsOptions;
 use crate::platform::kube::Platform;
 use crate::registry::{Client, Credentials};
 use crate::scheduler::{Parity, Report, Scheduler};
+use crate::transfer::exit;
 
 /// A file that could not be read as a package: its path, why, and the exit code that says so.
 pub(super) type BadPackage = (String, String, ExitCode);
@@ -283,7 +284,7 @@ pub(super) async fn run_async(
     // A malformed package exits 4 as `show` and `verify` say it; mixed failures exit 1.
     codes.extend(bad.iter().map(|(_, _, code)| *code));
     if view.parity.iter().flatten().any(|r| r.status != Parity::Ok) {
-        codes.push(ExitCode::Remote);
+        codes.push(exit::PARITY);
     }
-    Ok(crate::transfer::exit::fold(codes))
+    Ok(exit::fold(codes))
 }
