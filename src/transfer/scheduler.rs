@@ -378,27 +378,21 @@ impl Scheduler {
                 return report;
             }
         }
-        let mut wrote = false;
-        for d in &img.manifests {
-            let is_top = d == &img.digest;
-            if is_top && img.tag.is_some() {
-                continue;
-            }
-            match self
-                .put_manifest_if_missing(k, plan, img, d, d.as_str())
-                .await
-            {
-                Ok(w) => wrote |= w,
-                Err((msg, code)) => {
-                    report.error = Some(msg);
-                    report.exit_code = Some(code);
-                    return report;
-                }
-            }
-        }
+        // Children by digest first; the top manifest goes under its tag last (by digest when the
+        // image has no tag).
+        let mut writes: Vec<(&Digest, &str)> = img
+            .manifests
+            .iter()
+            .filter(|d| !(*d == &img.digest && img.tag.is_some()))
+            .map(|d| (d, d.as_str()))
+            .collect();
         if let Some(tag) = &img.tag {
+            writes.push((&img.digest, tag.as_str()));
+        }
+        let mut wrote = false;
+        for (digest, reference) in writes {
             match self
-                .put_manifest_if_missing(k, plan, img, &img.digest, tag)
+                .put_manifest_if_missing(k, plan, img, digest, reference)
                 .await
             {
                 Ok(w) => wrote |= w,
