@@ -131,8 +131,8 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
 
 async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     let printer = printer.with_format(args.output.format);
-    let (from, from_scheme_plain) = parse_registry("--from", &args.from)?;
-    let (to, to_scheme_plain) = parse_registry("--to", &args.to)?;
+    let (from, from_scheme_plain) = Destination::parse_flag("--from", &args.from)?;
+    let (to, to_scheme_plain) = Destination::parse_flag("--to", &args.to)?;
     let requests = requests(&args, &from, &to)?;
     if requests.is_empty() {
         return Err(Fail::usage("nothing to mirror: name images or pass --from-package").into());
@@ -152,8 +152,8 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     dest.ping().await?;
 
     let copier = Copier::new(source, dest, usize::from(args.jobs), args.retries);
-    let from_label = registry_label(&from);
-    let to_label = registry_label(&to);
+    let from_label = from.label();
+    let to_label = to.label();
     // Images run side by side; the semaphore bounds the blob transfers they start together.
     let mut images: Vec<(usize, ImageReport)> =
         futures_util::stream::iter(requests.iter().enumerate())
@@ -239,20 +239,6 @@ fn render(report: &MirrorReport) -> String {
         report.blobs.present,
     ));
     out
-}
-
-fn parse_registry(flag: &str, value: &str) -> Result<(Destination, bool), Fail> {
-    Destination::parse(value).map_err(|e| {
-        Fail::usage(e.message.replacen("--dest-repo", flag, 1))
-            .with_hint("write it as host[:port][/prefix], e.g. 192.168.1.10:11443")
-    })
-}
-
-fn registry_label(d: &Destination) -> String {
-    match &d.prefix {
-        Some(p) => format!("{}/{p}", d.host),
-        None => d.host.clone(),
-    }
 }
 
 /// Splits `repository[:tag][@digest]`.
