@@ -420,13 +420,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
                 .map(|u| u.code),
         );
     }
-    codes.sort_by_key(|c| *c as u8);
-    codes.dedup();
-    Ok(match codes.as_slice() {
-        [] => ExitCode::Success,
-        [one] => *one,
-        _ => ExitCode::Failure,
-    })
+    Ok(crate::transfer::exit::fold(codes))
 }
 
 fn keep(c: &Candidate, reason: String) -> Kept {

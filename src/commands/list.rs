@@ -261,13 +261,9 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     eprintln!(
         "  hint: fix the cluster or leave it out with --clusters; --allow-partial accepts an incomplete list (still marked as such)"
     );
-    let mut codes: Vec<ExitCode> = incomplete.iter().map(|(_, c)| *c).collect();
-    codes.sort_by_key(|c| *c as u8);
-    codes.dedup();
-    Ok(match codes.as_slice() {
-        [one] => *one,
-        _ => ExitCode::Failure,
-    })
+    Ok(crate::transfer::exit::fold(
+        incomplete.iter().map(|(_, c)| *c),
+    ))
 }
 
 /// Builds the list from the views: installed operators (phase `Installed`), plugins of the

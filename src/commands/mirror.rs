@@ -1,26 +1,21 @@
 //! `violet mirror`: registry → registry copy of images (a DR standby, a second site), with a parity
-//! report. Blobs stream from the source's GET straight into the destination's upload; nothing is
-//! staged on disk. Why a copier of its own rather than the push scheduler: `docs/mirror.md`.
+//! report. The flags, the image list and the report are here; the copying is
+//! `transfer::copy`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use futures_util::StreamExt;
 use serde::Serialize;
-use tokio::sync::{Mutex, Semaphore};
 
 use crate::cli::{OutputArgs, go_bool};
 use crate::commands::push::parse_size;
 use crate::digest::Digest;
-use crate::error::{ExitCode, Fail, classify, one_line};
+use crate::error::{ExitCode, Fail};
 use crate::output::{Printer, human_bytes};
 use crate::plan::Destination;
-use crate::pull::{self, RemoteImage};
-use crate::registry::{
-    BlobStream, Client, Credentials, RegistryConfig, RegistryError, credentials,
-};
+use crate::registry::{Client, Credentials, RegistryConfig, credentials};
+use crate::transfer::copy::{BlobCounts, Copier, ImageReport, Request, Status};
+use crate::transfer::exit;
 
 const EXAMPLES: &str = "Examples:
   # Two images from the primary site's registry to the DR standby's, under the same paths
@@ -120,56 +115,6 @@ pub struct Args {
     pub output: OutputArgs,
 }
 
-/// One image to copy: where it is read and where it goes.
-#[derive(Debug, Clone)]
-struct Request {
-    source_repo: String,
-    /// Tag or digest resolved at the source.
-    source_ref: String,
-    dest_repo: String,
-    /// Tag set at the destination, last; `None` copies by digest only.
-    tag: Option<String>,
-    /// The digest the image must have (from `@digest` or the package).
-    pinned: Option<Digest>,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct BlobCounts {
-    pub uploaded: usize,
-    pub mounted: usize,
-    pub present: usize,
-    pub bytes_uploaded: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Copied, and the destination resolves to the source's digest.
-    Ok,
-    /// The destination resolves to another digest after the copy.
-    Mismatch,
-    Failed,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ImageReport {
-    pub source: String,
-    pub destination: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_digest: Option<Digest>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub destination_digest: Option<Digest>,
-    pub manifests: usize,
-    pub blobs: usize,
-    pub size: u64,
-    pub status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    #[serde(skip)]
-    code: Option<ExitCode>,
-}
-
 #[derive(Debug, Serialize)]
 pub struct MirrorReport {
     pub from: String,
@@ -186,8 +131,8 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
 
 async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     let printer = printer.with_format(args.output.format);
-    let (from, from_scheme_plain) = parse_registry("--from", &args.from)?;
-    let (to, to_scheme_plain) = parse_registry("--to", &args.to)?;
+    let (from, from_scheme_plain) = Destination::parse_flag("--from", &args.from)?;
+    let (to, to_scheme_plain) = Destination::parse_flag("--to", &args.to)?;
     let requests = requests(&args, &from, &to)?;
     if requests.is_empty() {
         return Err(Fail::usage("nothing to mirror: name images or pass --from-package").into());
@@ -206,20 +151,9 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     source.ping().await?;
     dest.ping().await?;
 
-    let copier = Copier {
-        source,
-        dest,
-        blobs: Mutex::new(HashMap::new()),
-        transfers: Semaphore::new(usize::from(args.jobs)),
-        jobs: usize::from(args.jobs),
-        retries: args.retries,
-        uploaded: AtomicUsize::new(0),
-        mounted: AtomicUsize::new(0),
-        present: AtomicUsize::new(0),
-        bytes: AtomicU64::new(0),
-    };
-    let from_label = registry_label(&from);
-    let to_label = registry_label(&to);
+    let copier = Copier::new(source, dest, usize::from(args.jobs), args.retries);
+    let from_label = from.label();
+    let to_label = to.label();
     // Images run side by side; the semaphore bounds the blob transfers they start together.
     let mut images: Vec<(usize, ImageReport)> =
         futures_util::stream::iter(requests.iter().enumerate())
@@ -246,38 +180,21 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         from: from_label,
         to: to_label,
         parity: images.iter().all(|r| r.status == Status::Ok),
-        blobs: BlobCounts {
-            uploaded: copier.uploaded.load(Ordering::Relaxed),
-            mounted: copier.mounted.load(Ordering::Relaxed),
-            present: copier.present.load(Ordering::Relaxed),
-            bytes_uploaded: copier.bytes.load(Ordering::Relaxed),
-        },
+        blobs: copier.counts(),
         images,
     };
     printer.data(&report, || render(&report))?;
     Ok(exit_code(&report))
 }
 
-/// Failures win over mismatches; one failure class for every failed image keeps its own code.
+/// The one exit rule (`transfer::exit`) over every image: a failure's class, and the parity code
+/// (7, as `push`) for an image copied but served under another digest at the destination.
 fn exit_code(report: &MirrorReport) -> ExitCode {
-    let failed: Vec<&ImageReport> = report
-        .images
-        .iter()
-        .filter(|r| r.status == Status::Failed)
-        .collect();
-    if !failed.is_empty() {
-        if failed.len() == report.images.len()
-            && let Some(code) = failed[0].code
-            && failed.iter().all(|r| r.code == Some(code))
-        {
-            return code;
-        }
-        return ExitCode::Failure;
-    }
-    if !report.parity {
-        return ExitCode::Verify;
-    }
-    ExitCode::Success
+    exit::fold(report.images.iter().map(|r| match r.status {
+        Status::Ok => ExitCode::Success,
+        Status::Mismatch => exit::PARITY,
+        Status::Failed => r.code.unwrap_or(ExitCode::Failure),
+    }))
 }
 
 fn render(report: &MirrorReport) -> String {
@@ -322,20 +239,6 @@ fn render(report: &MirrorReport) -> String {
         report.blobs.present,
     ));
     out
-}
-
-fn parse_registry(flag: &str, value: &str) -> Result<(Destination, bool), Fail> {
-    Destination::parse(value).map_err(|e| {
-        Fail::usage(e.message.replacen("--dest-repo", flag, 1))
-            .with_hint("write it as host[:port][/prefix], e.g. 192.168.1.10:11443")
-    })
-}
-
-fn registry_label(d: &Destination) -> String {
-    match &d.prefix {
-        Some(p) => format!("{}/{p}", d.host),
-        None => d.host.clone(),
-    }
 }
 
 /// Splits `repository[:tag][@digest]`.
@@ -500,224 +403,51 @@ fn clients(
     Ok((source, dest))
 }
 
-/// Shared state of one mirror run.
-struct Copier {
-    source: Client,
-    dest: Client,
-    /// Per blob digest: a destination repository known to hold it. Holding the cell's lock while
-    /// the blob is ensured makes a blob shared by several images cross the network once; the
-    /// others mount it.
-    blobs: Mutex<HashMap<Digest, Arc<Mutex<Option<String>>>>>,
-    transfers: Semaphore,
-    /// Blob checks and transfers one image starts at once (`--jobs`).
-    jobs: usize,
-    /// `--retries`: how often a blob whose upload restarted is fetched again.
-    retries: u32,
-    uploaded: AtomicUsize,
-    mounted: AtomicUsize,
-    present: AtomicUsize,
-    bytes: AtomicU64,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Copier {
-    async fn copy(&self, req: &Request) -> ImageReport {
-        let source_label = format!(
-            "{}/{}:{}",
-            self.source.host(),
-            req.source_repo,
-            req.source_ref
-        )
-        .replacen(":sha256:", "@sha256:", 1);
-        let destination = match &req.tag {
-            Some(t) => format!("{}/{}:{t}", self.dest.host(), req.dest_repo),
-            None => format!("{}/{}@{}", self.dest.host(), req.dest_repo, req.source_ref),
-        };
-        let mut report = ImageReport {
-            source: source_label,
-            destination,
+    fn image(status: Status, code: Option<ExitCode>) -> ImageReport {
+        ImageReport {
+            source: "a/x:v1".into(),
+            destination: "b/x:v1".into(),
             source_digest: None,
             destination_digest: None,
             manifests: 0,
             blobs: 0,
             size: 0,
-            status: Status::Failed,
+            status,
             error: None,
-            code: None,
-        };
-        match self.copy_image(req, &mut report).await {
-            Ok(()) => {}
-            Err(e) => {
-                let (code, hint) = classify(&e);
-                let mut msg = one_line(&e);
-                if let Some(h) = hint {
-                    msg.push_str(&format!(" (hint: {h})"));
-                }
-                report.error = Some(msg);
-                report.code = Some(code);
-                report.status = Status::Failed;
-            }
-        }
-        report
-    }
-
-    async fn copy_image(&self, req: &Request, report: &mut ImageReport) -> anyhow::Result<()> {
-        let image = pull::resolve(&self.source, &req.source_repo, &req.source_ref).await?;
-        report.source_digest = Some(image.digest.clone());
-        report.manifests = image.manifests.len();
-        report.blobs = image.blobs.len();
-        report.size = image.size();
-        if let Some(pinned) = &req.pinned
-            && *pinned != image.digest
-        {
-            return Err(Fail::new(
-                ExitCode::Verify,
-                format!(
-                    "{} resolves to {} at the source, not {pinned}",
-                    report.source, image.digest
-                ),
-            )
-            .into());
-        }
-        let results: Vec<anyhow::Result<()>> = futures_util::stream::iter(image.blobs.iter())
-            .map(|(digest, size)| self.ensure_blob(&req.source_repo, &req.dest_repo, digest, *size))
-            .buffer_unordered(self.jobs)
-            .collect()
-            .await;
-        for r in results {
-            r?;
-        }
-        self.put_manifests(req, &image).await?;
-        // Parity: what the destination now serves for the tag (or digest), read back.
-        let reference = req.tag.clone().unwrap_or_else(|| image.digest.to_string());
-        let at_dest = self
-            .dest
-            .manifest_exists(&req.dest_repo, &reference)
-            .await?;
-        report.destination_digest = at_dest.clone();
-        report.status = if at_dest.as_ref() == Some(&image.digest) {
-            Status::Ok
-        } else {
-            Status::Mismatch
-        };
-        Ok(())
-    }
-
-    /// Children first, each by digest, so the registry never sees a manifest whose parts are
-    /// missing; the tag moves last, once the whole graph is there.
-    async fn put_manifests(&self, req: &Request, image: &RemoteImage) -> anyhow::Result<()> {
-        for m in &image.manifests {
-            if self
-                .dest
-                .manifest_exists(&req.dest_repo, m.digest.as_str())
-                .await?
-                .is_none()
-            {
-                self.dest
-                    .put_manifest(
-                        &req.dest_repo,
-                        m.digest.as_str(),
-                        &m.media_type,
-                        m.bytes.clone(),
-                    )
-                    .await?;
-            }
-        }
-        if let Some(tag) = &req.tag
-            && self
-                .dest
-                .manifest_exists(&req.dest_repo, tag)
-                .await?
-                .as_ref()
-                != Some(&image.digest)
-            && let Some(top) = image.manifests.last()
-        {
-            self.dest
-                .put_manifest(&req.dest_repo, tag, &top.media_type, top.bytes.clone())
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn ensure_blob(
-        &self,
-        source_repo: &str,
-        dest_repo: &str,
-        digest: &Digest,
-        size: u64,
-    ) -> anyhow::Result<()> {
-        let cell = self
-            .blobs
-            .lock()
-            .await
-            .entry(digest.clone())
-            .or_default()
-            .clone();
-        let mut known = cell.lock().await;
-        if known.as_deref() == Some(dest_repo) {
-            return Ok(());
-        }
-        let _permit = self.transfers.acquire().await?;
-        if self.dest.blob_exists(dest_repo, digest).await?.is_some() {
-            self.present.fetch_add(1, Ordering::Relaxed);
-        } else if let Some(from) = known.as_deref()
-            && self.dest.mount_blob(dest_repo, from, digest).await?
-        {
-            self.mounted.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.upload_from_source(source_repo, dest_repo, digest, size)
-                .await?;
-            self.uploaded.fetch_add(1, Ordering::Relaxed);
-            self.bytes.fetch_add(size, Ordering::Relaxed);
-        }
-        *known = Some(dest_repo.to_string());
-        Ok(())
-    }
-
-    /// Streams one blob from the source's `GET` into the destination's upload. The client may
-    /// need to restart an upload (a reset, a 5xx) and a `GET` body can be read only once, so the
-    /// opener hands out the opened body once; a restart ends in `SourceNotRewindable`, and the
-    /// blob is fetched and sent again here, within the same retry budget.
-    async fn upload_from_source(
-        &self,
-        source_repo: &str,
-        dest_repo: &str,
-        digest: &Digest,
-        size: u64,
-    ) -> Result<(), RegistryError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let body = self.source.get_blob(source_repo, digest).await?;
-            let body = std::sync::Mutex::new(Some(pull::checked_blob(
-                body,
-                self.source.host(),
-                source_repo,
-                digest.clone(),
-                size,
-            )));
-            let open = || -> std::io::Result<BlobStream> {
-                body.lock()
-                    .ok()
-                    .and_then(|mut b| b.take())
-                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::Unsupported))
-            };
-            match self
-                .dest
-                .upload_blob(dest_repo, digest, size, &open, &|_| {})
-                .await
-            {
-                Err(RegistryError::SourceNotRewindable { .. }) if attempt <= self.retries => {
-                    tracing::debug!(%digest, dest_repo, attempt, "upload restarts; fetching the blob again");
-                }
-                other => return other,
-            }
+            code,
         }
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    fn report(images: Vec<ImageReport>) -> MirrorReport {
+        MirrorReport {
+            from: "a".into(),
+            to: "b".into(),
+            parity: images.iter().all(|r| r.status == Status::Ok),
+            blobs: BlobCounts::default(),
+            images,
+        }
+    }
+
+    /// Push's rule: a parity failure exits 7 as in `push`, a failure class is kept when it is
+    /// the only one, different kinds exit 1.
+    #[test]
+    fn exit_codes_follow_the_one_rule() {
+        let ok = || image(Status::Ok, None);
+        assert_eq!(exit_code(&report(vec![ok(), ok()])), ExitCode::Success);
+        let mismatch = report(vec![ok(), image(Status::Mismatch, None)]);
+        assert_eq!(exit_code(&mismatch), ExitCode::Remote);
+        let auth = report(vec![ok(), image(Status::Failed, Some(ExitCode::Auth))]);
+        assert_eq!(exit_code(&auth), ExitCode::Auth);
+        let mixed = report(vec![
+            image(Status::Failed, Some(ExitCode::Verify)),
+            image(Status::Failed, Some(ExitCode::Network)),
+        ]);
+        assert_eq!(exit_code(&mixed), ExitCode::Failure);
+    }
 
     #[test]
     fn image_arguments() {

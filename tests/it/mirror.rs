@@ -133,6 +133,41 @@ fn from_package_to_an_authenticated_tls_registry() {
     }
 }
 
+/// The exit rule is push's (`transfer::exit`): one missing image among copied ones exits with the
+/// failure's class (7), not 1, and the copied image is still at parity.
+#[test]
+fn one_missing_image_among_copied_ones_exits_with_its_class() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    let pkg = seed(&ctx, &a, "partial");
+    let present = relative(&pkg.images[0].0);
+    let out = ctx.run([
+        "mirror",
+        "--from",
+        &a.host(),
+        "--to",
+        &b.host(),
+        "--from-plain",
+        "--plain",
+        "--no-auth",
+        &present,
+        "acp/nothing:v9",
+    ]);
+    assert_eq!(out.code, 7, "{}", all_output(&out));
+    assert!(
+        out.stdout.contains("1/2 images at parity"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("ok        {}/{present}", a.host())),
+        "{}",
+        out.stdout
+    );
+}
+
 #[test]
 fn missing_image_fails_with_one_line_naming_it() {
     let ctx = TestContext::new();
@@ -199,6 +234,57 @@ fn an_upload_cut_off_mid_body_fetches_the_blob_again() {
     assert_eq!(
         blob_gets,
         report["blobs"]["uploaded"].as_u64().unwrap() as usize + 1
+    );
+}
+
+/// A source download that breaks off continues where it stopped (`Range`), as `package` does:
+/// the same engine stream (`transfer::pull::download`).
+#[test]
+fn a_source_download_cut_off_mid_body_resumes_with_range() {
+    let ctx = TestContext::new();
+    let a = Registry::start(RegistryOptions::default());
+    let b = Registry::start(RegistryOptions::default());
+    let pkg = seed(&ctx, &a, "resume");
+    let proxy = FaultProxy::start(&a.host());
+    // Every blob body from A is cut after 1000 bytes, 3 times in all.
+    proxy.inject(
+        Rule::new(
+            Some("GET"),
+            "/blobs/sha256:",
+            Fault::ResetDuringResponse { after_bytes: 1000 },
+        )
+        .times(3),
+    );
+    let (reference, digest) = &pkg.images[0];
+    let rel = relative(reference);
+    let report = ctx
+        .run([
+            "mirror",
+            "--from",
+            &proxy.host(),
+            "--to",
+            &b.host(),
+            "--from-plain",
+            "--plain",
+            "--no-auth",
+            "--jobs",
+            "1",
+            "-o",
+            "json",
+            &rel,
+        ])
+        .success()
+        .json();
+    assert_eq!(report["parity"], true, "{report:#}");
+    let at_b = skopeo_inspect_raw_digest(&ctx, &format!("docker://{}/{rel}", b.host()), NO_TLS);
+    assert_eq!(&at_b, digest);
+    // One GET per blob, plus a continuation for each body the cut reached (a config shorter
+    // than 1000 bytes is whole before the cut).
+    let blob_gets = proxy.count(Some("GET"), "/blobs/sha256:");
+    let uploaded = report["blobs"]["uploaded"].as_u64().unwrap() as usize;
+    assert!(
+        blob_gets > uploaded && blob_gets <= uploaded + 3,
+        "{blob_gets} blob GETs for {uploaded} blobs: {report:#}"
     );
 }
 

@@ -24,8 +24,13 @@ impl Destination {
     /// Parses `host[:port][/prefix]`. A scheme is tolerated (`https://h` is `h`; `http://h` asks
     /// for `--plain`, returned as the second value) because users paste URLs.
     pub fn parse(s: &str) -> Result<(Self, bool), Fail> {
+        Self::parse_flag("--dest-repo", s)
+    }
+
+    /// [`Self::parse`] for a value given with `flag` (`--from`, `--to`), which the error names.
+    pub fn parse_flag(flag: &str, s: &str) -> Result<(Self, bool), Fail> {
         let bad = |why: &str| {
-            Fail::usage(format!("invalid --dest-repo {s:?}: {why}"))
+            Fail::usage(format!("invalid {flag} {s:?}: {why}"))
                 .with_hint("write it as host[:port][/prefix], e.g. 192.168.1.10:11443")
         };
         let mut rest = s.trim();
@@ -66,6 +71,14 @@ impl Destination {
             },
             plain,
         ))
+    }
+
+    /// `host[/prefix]`, as the user wrote it (without a scheme).
+    pub fn label(&self) -> String {
+        match &self.prefix {
+            Some(p) => format!("{}/{p}", self.host),
+            None => self.host.clone(),
+        }
     }
 
     /// The destination repository for an image's original repository path.
@@ -352,5 +365,13 @@ mod tests {
         assert!(Destination::parse("/x").is_err());
         assert!(Destination::parse("h/UPPER").is_err());
         assert!(Destination::parse("h o").is_err());
+        let e = Destination::parse_flag("--from", "ftp://x").unwrap_err();
+        assert!(
+            e.message.starts_with("invalid --from \"ftp://x\""),
+            "{}",
+            e.message
+        );
+        let (d, _) = Destination::parse("h:5000/dr/").unwrap();
+        assert_eq!(d.label(), "h:5000/dr");
     }
 }

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::artifact::Reference;
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::output::progress::Progress;
 use crate::package::metadata::{METADATA_FILE, Metadata};
 use crate::package::{Package, blobs};
@@ -322,19 +322,22 @@ pub async fn write(
                 BlobSource::Remote {
                     client, repository, ..
                 } => {
-                    let stream = handle.block_on(client.get_blob(repository, digest))?;
+                    let opened = handle.block_on(client.get_blob(repository, digest))?;
+                    let stream = {
+                        let _runtime = handle.enter();
+                        crate::pull::download(
+                            client.clone(),
+                            repository.clone(),
+                            digest.clone(),
+                            size,
+                            retries,
+                            opened,
+                        )
+                    };
                     let mut reader = StreamRead {
                         handle: handle.clone(),
-                        client: client.clone(),
-                        repository: repository.clone(),
-                        digest: digest.clone(),
-                        size,
                         stream,
                         chunk: Bytes::new(),
-                        received: 0,
-                        hasher: Hasher::new(),
-                        stalls: 0,
-                        retries,
                         progress: progress.clone(),
                         failed: None,
                     };
@@ -408,102 +411,27 @@ fn download_error(
     }
 }
 
-/// A blocking reader over a blob download: each `read` waits for the next chunk on the runtime.
-///
-/// A download that breaks off resumes where it stopped (`Range: bytes=N-`), as long as each
-/// attempt brings bytes; `retries` attempts in a row without a byte give up. The bytes are hashed
-/// on the way and the digest and size are checked at the end, before the entry is complete.
+/// A blocking reader over a blob download ([`crate::pull::download`]: resumed where it broke
+/// off, hashed and checked on the way): each `read` waits for the next chunk on the runtime.
 struct StreamRead {
     handle: tokio::runtime::Handle,
-    client: Client,
-    repository: String,
-    digest: Digest,
-    size: u64,
     stream: BlobStream,
     chunk: Bytes,
-    received: u64,
-    hasher: Hasher,
-    /// Attempts in a row that brought no byte.
-    stalls: u32,
-    retries: u32,
     progress: Progress,
     /// Set when the download itself failed (as opposed to the writer).
     failed: Option<io::ErrorKind>,
-}
-
-impl StreamRead {
-    fn fail(&mut self, e: io::Error) -> io::Error {
-        self.failed = Some(e.kind());
-        e
-    }
-
-    /// Re-opens the download at the byte reached, or says why not.
-    fn resume(&mut self, e: io::Error) -> io::Result<()> {
-        if e.kind() == io::ErrorKind::InvalidData || self.stalls >= self.retries {
-            return Err(self.fail(e));
-        }
-        self.stalls += 1;
-        tracing::debug!(digest = %self.digest, at = self.received, error = %e, "download broke off; resuming");
-        let resumed = self.handle.block_on(self.client.get_blob_from(
-            &self.repository,
-            &self.digest,
-            self.received,
-        ));
-        match resumed {
-            Ok(stream) => {
-                self.stream = stream;
-                Ok(())
-            }
-            Err(err) => Err(self.fail(io::Error::other(err))),
-        }
-    }
-
-    fn check_end(&mut self) -> io::Result<()> {
-        let got = std::mem::take(&mut self.hasher).finish();
-        if got == self.digest && self.received == self.size {
-            return Ok(());
-        }
-        let e = io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "{} bytes hashing to {got} (expected {} bytes)",
-                self.received, self.size
-            ),
-        );
-        Err(self.fail(e))
-    }
 }
 
 impl Read for StreamRead {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.chunk.is_empty() {
             match self.handle.block_on(self.stream.next()) {
-                Some(Ok(chunk)) => {
-                    if !chunk.is_empty() {
-                        self.stalls = 0;
-                    }
-                    self.received += chunk.len() as u64;
-                    if self.received > self.size {
-                        let e = io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("more than the {} bytes its descriptor names", self.size),
-                        );
-                        return Err(self.fail(e));
-                    }
-                    self.hasher.update(&chunk);
-                    self.chunk = chunk;
+                Some(Ok(chunk)) => self.chunk = chunk,
+                Some(Err(e)) => {
+                    self.failed = Some(e.kind());
+                    return Err(e);
                 }
-                Some(Err(e)) => self.resume(e)?,
-                None if self.received < self.size => {
-                    self.resume(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("the body ended at byte {} of {}", self.received, self.size),
-                    ))?;
-                }
-                None => {
-                    self.check_end()?;
-                    return Ok(0);
-                }
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.chunk.len());

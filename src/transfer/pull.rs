@@ -176,48 +176,84 @@ async fn walk_fetched(
     Ok(digest)
 }
 
-/// Wraps the body of a blob `GET` (from [`Client::get_blob`]): the bytes are hashed on the way,
-/// and a wrong digest or size fails the stream at its end, before the consumer can commit anything.
-pub fn checked_blob(
-    opened: BlobStream,
-    host: &str,
-    repo: &str,
+/// A blob download as one checked stream, for every engine path that reads blobs from a registry
+/// (`package`/`create` into a package, `mirror` into another registry, small blobs into memory).
+///
+/// `opened` is the body of the first `GET` (from [`Client::get_blob`], so a refusal is a typed
+/// error before any byte). A body that breaks off, or ends early, is resumed where it stopped
+/// (`Range: bytes=N-`, [`Client::get_blob_from`]) as long as each attempt brings bytes; `retries`
+/// attempts in a row without a byte give up with the last cause. The bytes are hashed on the way:
+/// more bytes than `size`, or a wrong digest or size at the end, end the stream with an
+/// `InvalidData` error before the consumer can commit anything.
+pub fn download(
+    client: Client,
+    repo: String,
     digest: Digest,
     size: u64,
+    retries: u32,
+    opened: BlobStream,
 ) -> BlobStream {
-    let (host, repo) = (host.to_string(), repo.to_string());
-    let checked = futures_util::stream::unfold(
-        (opened, Some(Hasher::new()), 0u64),
-        move |(mut inner, hasher, seen)| {
-            let (host, repo, digest) = (host.clone(), repo.clone(), digest.clone());
-            async move {
-                let mut hasher = hasher?;
-                match inner.next().await {
-                    Some(Ok(chunk)) => {
-                        hasher.update(&chunk);
-                        let seen = seen + chunk.len() as u64;
-                        Some((Ok(chunk), (inner, Some(hasher), seen)))
+    // The client's request futures are not `Send` for every lifetime, so the resuming loop runs
+    // on a blocking thread that drives them on the runtime, behind a bounded queue.
+    let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut body = opened;
+        let mut hasher = Hasher::new();
+        let mut received: u64 = 0;
+        // Attempts in a row that brought no byte.
+        let mut stalls: u32 = 0;
+        let end: io::Error = loop {
+            let cause = match handle.block_on(body.next()) {
+                Some(Ok(chunk)) => {
+                    if !chunk.is_empty() {
+                        stalls = 0;
                     }
-                    Some(Err(e)) => Some((Err(e), (inner, None, seen))),
-                    None => {
-                        let got = hasher.finish();
-                        if got == digest && seen == size {
-                            None
-                        } else {
-                            let err = io::Error::new(
-                                io::ErrorKind::InvalidData,
-                                format!(
-                                    "blob {digest} from {host}/{repo} has {seen} bytes hashing to {got} (expected {size} bytes)"
-                                ),
-                            );
-                            Some((Err(err), (inner, None, seen)))
-                        }
+                    received += chunk.len() as u64;
+                    if received > size {
+                        break io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("more than the {size} bytes its descriptor names"),
+                        );
                     }
+                    hasher.update(&chunk);
+                    if tx.blocking_send(Ok(chunk)).is_err() {
+                        return;
+                    }
+                    continue;
                 }
+                Some(Err(e)) if e.kind() == io::ErrorKind::InvalidData => break e,
+                Some(Err(e)) => e,
+                None if received < size => io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the body ended at byte {received} of {size}"),
+                ),
+                None => {
+                    let got = std::mem::take(&mut hasher).finish();
+                    if got == digest && received == size {
+                        return;
+                    }
+                    break io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{received} bytes hashing to {got} (expected {size} bytes)"),
+                    );
+                }
+            };
+            if stalls >= retries {
+                break cause;
             }
-        },
-    );
-    Box::pin(checked)
+            stalls += 1;
+            tracing::debug!(%digest, at = received, error = %cause, "download broke off; resuming");
+            match handle.block_on(client.get_blob_from(&repo, &digest, received)) {
+                Ok(b) => body = b,
+                Err(e) => break io::Error::other(e),
+            }
+        };
+        let _ = tx.blocking_send(Err(end));
+    });
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
 }
 
 /// A `--platforms` selection: `os/arch` matches every variant of that architecture,
@@ -488,13 +524,20 @@ pub async fn fetch_small(
     digest: &Digest,
     size: u64,
 ) -> Result<Vec<u8>, RegistryError> {
-    let stream = client.get_blob(repo, digest).await?;
-    let mut stream = checked_blob(stream, client.host(), repo, digest.clone(), size);
+    let opened = client.get_blob(repo, digest).await?;
+    let mut stream = download(
+        client.clone(),
+        repo.to_string(),
+        digest.clone(),
+        size,
+        client.retries(),
+        opened,
+    );
     let mut out = Vec::with_capacity(size as usize);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| RegistryError::Other {
             registry: client.host().into(),
-            message: e.to_string(),
+            message: format!("blob {digest} from {}/{repo}: {e}", client.host()),
         })?;
         if out.len() as u64 + chunk.len() as u64 > size {
             return Err(RegistryError::Protocol {

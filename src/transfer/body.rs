@@ -1,0 +1,198 @@
+//! Blob bodies for uploads: read from a package on a blocking thread and hashed on the way (a
+//! wrong digest or size ends the body with an error, so no registry commits the blob), fanned out
+//! to several destinations behind bounded queues, or fed from one sequential pass over a
+//! compressed package.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures_util::{StreamExt, stream};
+
+use crate::digest::{Digest, Hasher};
+use crate::output::progress::Progress;
+use crate::package::{self, BlobLocation};
+use crate::registry::BlobStream;
+
+/// Read size for blob bodies: large enough to keep syscalls cheap, small enough that `jobs`
+/// uploads with a few chunks queued each stay far below the memory budget.
+const CHUNK: usize = 256 << 10;
+/// Chunks queued between a blob reader thread and its upload.
+const QUEUE: usize = 8;
+
+pub(super) fn entry_label(pkg: &package::Package, loc: &BlobLocation) -> String {
+    let nest: String = loc.nest.iter().map(|n| format!("!{n}")).collect();
+    format!("{}{nest} entry {}", pkg.path.display(), loc.entry)
+}
+
+/// Streams a readable blob from a blocking thread, hashing as it goes; the last item is an error
+/// when the bytes do not match the digest, which aborts the upload before the registry commits it.
+pub(super) fn spawn_reader(
+    mut reader: Box<dyn Read + Send>,
+    digest: Digest,
+    size: u64,
+    label: String,
+    progress: Progress,
+    sent: Arc<AtomicU64>,
+) -> BlobStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(QUEUE);
+    tokio::task::spawn_blocking(move || {
+        let _ = pump(&mut reader, &digest, size, &label, &tx, &progress, &sent);
+    });
+    receiver_stream(rx)
+}
+
+/// Fans one blob body out to `n` upload bodies, each behind its own bounded queue: the source is
+/// read once, a slow destination slows the reader (memory stays `n × QUEUE` chunks), and a
+/// destination whose upload stopped (its body dropped) is left out while the others keep being
+/// fed. An error from the source (digest mismatch) reaches every body, so no registry commits
+/// the blob. The returned future does the copying and must be polled alongside the uploads.
+pub(super) fn fan_out(
+    source: std::io::Result<BlobStream>,
+    n: usize,
+) -> (
+    Vec<std::io::Result<BlobStream>>,
+    futures_util::future::BoxFuture<'static, ()>,
+) {
+    let done = || -> futures_util::future::BoxFuture<'static, ()> { Box::pin(async {}) };
+    let mut src = match source {
+        Err(e) => {
+            let copies = (0..n)
+                .map(|_| Err(std::io::Error::new(e.kind(), e.to_string())))
+                .collect();
+            return (copies, done());
+        }
+        Ok(s) if n == 1 => return (vec![Ok(s)], done()),
+        Ok(s) => s,
+    };
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..n)
+        .map(|_| tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(QUEUE))
+        .unzip();
+    let work = async move {
+        let mut txs: Vec<Option<tokio::sync::mpsc::Sender<std::io::Result<Bytes>>>> =
+            txs.into_iter().map(Some).collect();
+        while let Some(item) = src.next().await {
+            match item {
+                Ok(chunk) => {
+                    for slot in txs.iter_mut() {
+                        if let Some(tx) = slot
+                            && tx.send(Ok(chunk.clone())).await.is_err()
+                        {
+                            *slot = None;
+                        }
+                    }
+                    if txs.iter().all(Option::is_none) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    for tx in txs.iter().flatten() {
+                        let _ = tx
+                            .send(Err(std::io::Error::new(e.kind(), e.to_string())))
+                            .await;
+                    }
+                    return;
+                }
+            }
+        }
+    };
+    (
+        rxs.into_iter().map(|rx| Ok(receiver_stream(rx))).collect(),
+        Box::pin(work),
+    )
+}
+
+fn receiver_stream(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> BlobStream {
+    Box::pin(stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// Copies `size` bytes from `reader` into `tx`; returns Err when the receiver went away.
+fn pump(
+    reader: &mut dyn Read,
+    digest: &Digest,
+    size: u64,
+    label: &str,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    progress: &Progress,
+    sent: &AtomicU64,
+) -> Result<(), ()> {
+    let mut hasher = Hasher::new();
+    let mut total: u64 = 0;
+    loop {
+        let mut buf = vec![0u8; CHUNK];
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ =
+                    tx.blocking_send(Err(std::io::Error::other(format!("reading {label}: {e}"))));
+                return Err(());
+            }
+        };
+        buf.truncate(n);
+        hasher.update(&buf);
+        total += n as u64;
+        if total > size {
+            break;
+        }
+        tx.blocking_send(Ok(Bytes::from(buf))).map_err(|_| ())?;
+        progress.read(digest.as_str(), total - n as u64, n as u64);
+        sent.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    let actual = hasher.finish();
+    if total != size || &actual != digest {
+        let msg = if total != size {
+            format!("{label}: blob {digest} size mismatch: expected {size} bytes, read {total}")
+        } else {
+            format!("{label}: blob does not match its digest (expected {digest}, got {actual})")
+        };
+        let _ = tx.blocking_send(Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            msg,
+        )));
+        return Err(());
+    }
+    Ok(())
+}
+
+/// One sequential pass over a compressed package: each wanted blob is handed to the async side as
+/// a body stream while this thread feeds it.
+pub(super) fn stream_pass(
+    pkg: &package::Package,
+    wanted: &HashSet<Digest>,
+    tx: tokio::sync::mpsc::Sender<(Digest, String, BlobStream)>,
+    progress: Progress,
+) -> Result<(), package::PackageError> {
+    let size_of = |d: &Digest| pkg.blobs.get(d).map_or(0, |b| b.size);
+    package::blobs::stream(
+        pkg,
+        &|d| wanted.contains(d),
+        &mut |digest, location, reader| {
+            let (btx, brx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(QUEUE);
+            let label = entry_label(pkg, location);
+            if tx
+                .blocking_send((digest.clone(), label.clone(), receiver_stream(brx)))
+                .is_err()
+            {
+                return Ok(package::blobs::Flow::Stop);
+            }
+            let sent = AtomicU64::new(0);
+            // A failed upload drops the receiver; the rest of this entry is skipped by the reader.
+            let _ = pump(
+                reader,
+                digest,
+                size_of(digest),
+                &label,
+                &btx,
+                &progress,
+                &sent,
+            );
+            Ok(package::blobs::Flow::Continue)
+        },
+    )
+}

@@ -1,0 +1,29 @@
+//! The transfer engine: what moves image graphs into registries.
+//!
+//! * `plan`: which images of which packages go to which destination references (no I/O).
+//! * `scheduler`: package → registries. Resolve (`HEAD` per repository and blob) → transfer (one
+//!   read per blob, fanned out to every destination that lacks it; mounts inside a registry) →
+//!   commit (child manifests, then the tag, only over a complete graph) → parity (every tag read
+//!   back at every destination). Used by `push`. `body`: the upload bodies (hashed reads from a
+//!   package, fan-out to several destinations); `report`: what a push reports.
+//! * `copy`: registry → registry, one image graph at a time, blobs streamed from the source's
+//!   `GET` into the destination's upload, with the same commit and parity rules. Used by `mirror`.
+//! * `exit`: the one rule that folds the outcomes of many images (and packages, catalog writes,
+//!   deletions) into one process exit code.
+//!
+//! Building a package from registries (`create`, `package`) runs the other way:
+//! * `pull`: image graphs from a registry, `--platforms` selection, digest-checked blob streams
+//!   (also `copy`'s source).
+//! * `build`: every image of the package resolved and streamed, from a registry or a directory
+//!   store, into the writer.
+//! * `writer`: the package sink (tgz / tar / tar.zst / directory, `.partial` then rename).
+
+mod body;
+pub mod build;
+pub mod copy;
+pub mod exit;
+pub mod plan;
+pub mod pull;
+pub mod report;
+pub mod scheduler;
+pub mod writer;

@@ -1,0 +1,454 @@
+//! The blob scheduler: turns a [`Plan`] into registry operations.
+//!
+//! 1. **Resolve**: `HEAD` every (repository, blob) pair; present blobs are skipped.
+//! 2. **Transfer**: every missing digest is uploaded exactly once (into the first repository that
+//!    needs it), at most `jobs` at a time, largest first; every other repository that needs it waits
+//!    for that upload and then mounts it (or uploads again where the registry declines the mount).
+//!    Blobs behind a decompressor are uploaded during one sequential pass over the package.
+//! 3. **Commit**: per image, child manifests by digest, then the tag — only when every blob and
+//!    child manifest of the image is confirmed present, so a failed run never leaves a tag over an
+//!    incomplete graph.
+//! 4. **Parity** (several destinations): every tag read back at every destination.
+//!
+//! Phase 2 is `upload.rs`; the blob bodies it sends are `transfer::body`; the reports all phases
+//! fill are `transfer::report`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures_util::{StreamExt, stream};
+
+use crate::digest::Digest;
+use crate::error::{ExitCode, UserError};
+use crate::output::progress::Progress;
+use crate::plan::{ImagePlan, Plan};
+use crate::registry::Client;
+
+mod upload;
+
+pub use super::report::{
+    BlobCounts, ImageReport, ImageResult, Parity, ParityCell, ParityRow, Report,
+};
+
+/// Concurrent HEAD requests while resolving (cheap requests; more hides round-trip latency).
+const RESOLVE_CONCURRENCY: usize = 16;
+
+/// The outcome of resolving: which (repository, digest) pairs are missing.
+#[derive(Debug, Default)]
+pub struct Resolution {
+    pub missing: BTreeMap<Digest, Vec<String>>,
+    pub present: HashSet<(String, Digest)>,
+    pub errors: HashMap<Digest, (String, ExitCode)>,
+}
+
+impl Resolution {
+    /// A repository of the plan that already holds `digest`, to mount it from.
+    pub fn present_in(&self, digest: &Digest) -> Option<&str> {
+        self.present
+            .iter()
+            .find(|(_, d)| d == digest)
+            .map(|(repo, _)| repo.as_str())
+    }
+
+    /// Missing digests that no repository of the plan holds: these need their bytes uploaded
+    /// (the others are mounted).
+    pub fn to_upload(&self) -> impl Iterator<Item = &Digest> {
+        self.missing.keys().filter(|d| self.present_in(d).is_none())
+    }
+
+    /// Bytes that a push would upload (each missing digest once).
+    pub fn bytes_to_upload(&self, plan: &Plan) -> u64 {
+        self.to_upload()
+            .filter_map(|d| plan.blobs.get(d))
+            .map(|b| b.size)
+            .sum()
+    }
+}
+
+#[derive(Clone)]
+pub struct Scheduler {
+    /// One client per destination, in `--dest-repo` order; plan `k` of a multi-destination push
+    /// goes to client `k`.
+    clients: Vec<Client>,
+    jobs: usize,
+    progress: Progress,
+}
+
+/// Per blob digest: the destinations (index into the scheduler's clients) that still need it, each
+/// with the repositories there that need it.
+type Needs = BTreeMap<Digest, Targets>;
+/// (destination index, repositories there) for one blob.
+type Targets = Vec<(usize, Vec<String>)>;
+
+/// Shared mutable state of one run at one destination.
+#[derive(Default)]
+struct State {
+    /// Blob failures by digest: message and exit code.
+    failed: Mutex<HashMap<Digest, (String, ExitCode)>>,
+    /// The package (index into the plan) whose bytes were uploaded for each digest, so the
+    /// per-package table can say which package's bytes moved.
+    from: Mutex<HashMap<Digest, usize>>,
+    uploaded: AtomicU64,
+    mounted: AtomicU64,
+    bytes: AtomicU64,
+    /// Per blob, how many of its bytes were sent to this destination so far (furthest point).
+    reached: Mutex<HashMap<Digest, u64>>,
+    /// Bytes sent to this destination again: a retried attempt or a further pass re-sends what an
+    /// earlier attempt already sent.
+    resent: AtomicU64,
+}
+
+impl State {
+    fn fail(&self, digest: &Digest, msg: String, code: ExitCode) {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(digest.clone())
+            .or_insert((msg, code));
+    }
+    fn failure(&self, digest: &Digest) -> Option<(String, ExitCode)> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .cloned()
+    }
+    /// The upload progress callback for one blob: the client reports the bytes sent so far in
+    /// the current attempt (0 when an attempt starts); bytes up to the furthest point reached by
+    /// an earlier attempt are counted as re-sent.
+    fn meter<'a>(&'a self, digest: &'a Digest) -> impl Fn(u64) + Send + Sync + 'a {
+        let last = AtomicU64::new(0);
+        move |sent: u64| {
+            let start = last.swap(sent, Ordering::Relaxed);
+            let start = if sent < start { 0 } else { start };
+            if sent == start {
+                return;
+            }
+            let mut reached = self.reached.lock().unwrap_or_else(|e| e.into_inner());
+            let hw = reached.entry(digest.clone()).or_insert(0);
+            let fresh = sent.saturating_sub((*hw).max(start));
+            *hw = (*hw).max(sent);
+            self.resent
+                .fetch_add(sent - start - fresh, Ordering::Relaxed);
+        }
+    }
+
+    fn uploaded(&self, digest: &Digest, package: usize, size: u64) {
+        self.uploaded.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        self.from
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(digest.clone())
+            .or_insert(package);
+    }
+}
+
+impl Scheduler {
+    /// A scheduler for several destinations: each blob is read once and fanned out to all.
+    pub fn new(clients: Vec<Client>, jobs: usize, progress: Progress) -> Self {
+        assert!(!clients.is_empty(), "a scheduler needs a destination");
+        Self {
+            clients,
+            jobs: jobs.max(1),
+            progress,
+        }
+    }
+
+    /// Phase 1 at destination `k`: which blobs are missing in which repository.
+    pub async fn resolve_at(&self, k: usize, plan: &Plan) -> Resolution {
+        let mut pairs: Vec<(String, Digest)> = Vec::new();
+        let mut seen = HashSet::new();
+        for img in &plan.images {
+            for d in &img.blobs {
+                if seen.insert((img.repository.clone(), d.clone())) {
+                    pairs.push((img.repository.clone(), d.clone()));
+                }
+            }
+        }
+        let results: Vec<_> = stream::iter(pairs)
+            .map(|(repo, d)| {
+                let client = self.clients[k].clone();
+                async move {
+                    let r = client.blob_exists(&repo, &d).await;
+                    (repo, d, r)
+                }
+            })
+            .buffered(RESOLVE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut res = Resolution::default();
+        for (repo, d, r) in results {
+            match r {
+                Ok(Some(_)) => {
+                    res.present.insert((repo, d));
+                }
+                Ok(None) => res.missing.entry(d).or_default().push(repo),
+                Err(e) => {
+                    res.errors
+                        .entry(d)
+                        .or_insert_with(|| (e.to_string(), e.exit_code()));
+                }
+            }
+        }
+        res
+    }
+
+    /// `--skip-push` at destination `k`: confirms that every image is already there (the tag
+    /// resolves to the package's digest) without writing anything. Missing images are failed.
+    pub async fn check_at(&self, k: usize, plan: &Plan) -> Report {
+        let start = Instant::now();
+        let client = &self.clients[k];
+        let images: Vec<ImageReport> = stream::iter(plan.images.iter())
+            .map(|img| async move {
+                let reference = img.tag.clone().unwrap_or_else(|| img.digest.to_string());
+                let mut report = ImageReport::pending(img);
+                match client.manifest_exists(&img.repository, &reference).await {
+                    Ok(Some(d)) if d == img.digest => report.result = ImageResult::Unchanged,
+                    Ok(Some(d)) => {
+                        report.error = Some(format!("{} points at {d}, not at the package's {}; push the images first", img.destination, img.digest));
+                        report.exit_code = Some(ExitCode::Remote);
+                    }
+                    Ok(None) => {
+                        report.error = Some(format!("{} is not in the registry; push the images first (without --skip-push)", img.destination));
+                        report.exit_code = Some(ExitCode::Remote);
+                    }
+                    Err(e) => {
+                        report.error = Some(e.to_string());
+                        report.exit_code = Some(e.exit_code());
+                    }
+                }
+                report
+            })
+            .buffered(RESOLVE_CONCURRENCY)
+            .collect()
+            .await;
+        Report {
+            images,
+            blobs: BlobCounts::default(),
+            bytes_uploaded: 0,
+            bytes_resent: 0,
+            seconds: start.elapsed().as_secs_f64(),
+            uploaded_from: HashMap::new(),
+            failed_blobs: HashSet::new(),
+        }
+    }
+
+    /// Runs the whole push to every destination: `plans[k]` (from [`Plan::for_destinations`]) goes
+    /// to client `k`. Each missing blob is read from its package once and streamed to every
+    /// destination that lacks it; a destination that fails does not fail the others.
+    pub async fn push_all(&self, plans: &[Plan]) -> Vec<Report> {
+        let start = Instant::now();
+        let resolutions: Vec<Resolution> = futures_util::future::join_all(
+            plans
+                .iter()
+                .enumerate()
+                .map(|(k, plan)| self.resolve_at(k, plan)),
+        )
+        .await;
+        let states: Vec<Arc<State>> = resolutions
+            .iter()
+            .map(|res| {
+                let state = State::default();
+                for (d, (msg, code)) in &res.errors {
+                    state.fail(d, msg.clone(), *code);
+                }
+                Arc::new(state)
+            })
+            .collect();
+        // Progress counts bytes read from the packages: each blob once, whatever the fan-out.
+        let to_read: HashSet<&Digest> = resolutions.iter().flat_map(|r| r.to_upload()).collect();
+        self.progress.set_total(
+            to_read
+                .iter()
+                .filter_map(|d| plans[0].blobs.get(*d))
+                .map(|b| b.size)
+                .sum(),
+        );
+
+        let mut needs = Needs::new();
+        for (k, res) in resolutions.iter().enumerate() {
+            for (d, repos) in self.mount_present(k, res, &states[k]).await {
+                needs.entry(d).or_default().push((k, repos));
+            }
+        }
+        self.transfer(&plans[0], &needs, &states).await;
+        self.transfer_alternates(&plans[0], &resolutions, &states)
+            .await;
+
+        let committed: Vec<Vec<ImageReport>> =
+            futures_util::future::join_all(plans.iter().enumerate().map(|(k, plan)| {
+                let state = &states[k];
+                stream::iter(plan.images.iter())
+                    .map(move |img| self.commit(k, plan, img, state))
+                    .buffered(self.jobs)
+                    .collect::<Vec<ImageReport>>()
+            }))
+            .await;
+        self.progress.finish();
+
+        let seconds = start.elapsed().as_secs_f64();
+        committed
+            .into_iter()
+            .zip(states)
+            .zip(&resolutions)
+            .map(|((images, state), res)| {
+                let failed = state.failed.lock().unwrap_or_else(|e| e.into_inner());
+                Report {
+                    images,
+                    blobs: BlobCounts {
+                        uploaded: state.uploaded.load(Ordering::Relaxed) as usize,
+                        mounted: state.mounted.load(Ordering::Relaxed) as usize,
+                        skipped: res.present.len(),
+                        failed: failed.len(),
+                    },
+                    bytes_uploaded: state.bytes.load(Ordering::Relaxed),
+                    bytes_resent: state.resent.load(Ordering::Relaxed),
+                    seconds,
+                    uploaded_from: state.from.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                    failed_blobs: failed.keys().cloned().collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// After a multi-destination push: `HEAD` every image's tag (or digest) at every destination
+    /// and compare. `plans` must come from one [`Plan::for_destinations`] (same image order).
+    pub async fn parity(&self, plans: &[Plan]) -> Vec<ParityRow> {
+        let count = plans.first().map_or(0, |p| p.images.len());
+        stream::iter(0..count)
+            .map(|i| async move {
+                let cells = futures_util::future::join_all(plans.iter().enumerate().map(
+                    |(k, plan)| async move {
+                        let img = &plan.images[i];
+                        let reference = img.tag.clone().unwrap_or_else(|| img.digest.to_string());
+                        let (digest, error) = match self.clients[k]
+                            .manifest_exists(&img.repository, &reference)
+                            .await
+                        {
+                            Ok(d) => (d, None),
+                            Err(e) => (None, Some(e.to_string())),
+                        };
+                        ParityCell {
+                            destination: img.destination.clone(),
+                            digest,
+                            error,
+                        }
+                    },
+                ))
+                .await;
+                let expected = plans[0].images[i].digest.clone();
+                let status = if cells
+                    .iter()
+                    .any(|c| c.digest.as_ref().is_some_and(|d| d != &expected))
+                {
+                    Parity::Mismatch
+                } else if cells.iter().any(|c| c.digest.is_none()) {
+                    Parity::Missing
+                } else {
+                    Parity::Ok
+                };
+                ParityRow {
+                    image: plans[0].images[i].source.clone(),
+                    expected,
+                    status,
+                    destinations: cells,
+                }
+            })
+            .buffered(RESOLVE_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// Phase 3: manifests children first, then the tag, for one image.
+    async fn commit(
+        &self,
+        k: usize,
+        plan: &Plan,
+        img: &ImagePlan,
+        state: &Arc<State>,
+    ) -> ImageReport {
+        let mut report = ImageReport::pending(img);
+        for d in &img.blobs {
+            if let Some((msg, code)) = state.failure(d) {
+                report.error = Some(msg);
+                report.exit_code = Some(code);
+                return report;
+            }
+        }
+        // Children by digest first; the top manifest goes under its tag last (by digest when the
+        // image has no tag).
+        let mut writes: Vec<(&Digest, &str)> = img
+            .manifests
+            .iter()
+            .filter(|d| !(*d == &img.digest && img.tag.is_some()))
+            .map(|d| (d, d.as_str()))
+            .collect();
+        if let Some(tag) = &img.tag {
+            writes.push((&img.digest, tag.as_str()));
+        }
+        let mut wrote = false;
+        for (digest, reference) in writes {
+            match self
+                .put_manifest_if_missing(k, plan, img, digest, reference)
+                .await
+            {
+                Ok(w) => wrote |= w,
+                Err((msg, code)) => {
+                    report.error = Some(msg);
+                    report.exit_code = Some(code);
+                    return report;
+                }
+            }
+        }
+        report.result = if wrote {
+            ImageResult::Pushed
+        } else {
+            ImageResult::Unchanged
+        };
+        report
+    }
+
+    /// PUTs a manifest under `reference` unless it already resolves to `digest`. Returns whether it wrote.
+    async fn put_manifest_if_missing(
+        &self,
+        k: usize,
+        plan: &Plan,
+        img: &ImagePlan,
+        digest: &Digest,
+        reference: &str,
+    ) -> Result<bool, (String, ExitCode)> {
+        let Some(m) = plan.manifest(img, digest) else {
+            return Err((
+                format!("{}: manifest {digest} is not in the package", img.source),
+                ExitCode::BadPackage,
+            ));
+        };
+        match self.clients[k]
+            .manifest_exists(&img.repository, reference)
+            .await
+        {
+            Ok(Some(existing)) if &existing == digest => return Ok(false),
+            Ok(_) => {}
+            Err(e) => return Err((e.to_string(), e.exit_code())),
+        }
+        let pushed = self.clients[k]
+            .put_manifest(&img.repository, reference, &m.media_type, m.bytes.clone())
+            .await
+            .map_err(|e| (e.to_string(), e.exit_code()))?;
+        if &pushed != digest {
+            return Err((
+                format!(
+                    "{}: registry {} stored {} as {pushed}, not {digest}; the registry rewrote the manifest",
+                    img.destination,
+                    self.clients[k].host(),
+                    reference
+                ),
+                ExitCode::Remote,
+            ));
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,419 @@
+//! Phase 2, mount/transfer: each missing blob read once from a package (by offset, or in a
+//! sequential pass over a compressed one) and fanned out to every destination that lacks it;
+//! the other repositories of a registry mount it; a blob whose package fails is taken from
+//! another package of the run that carries it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures_util::{StreamExt, stream};
+
+use super::{Needs, Resolution, Scheduler, State, Targets};
+use crate::digest::Digest;
+use crate::error::{ExitCode, UserError};
+use crate::output::progress::Progress;
+use crate::package;
+use crate::plan::Plan;
+use crate::registry::{BlobStream, Client, RegistryError};
+use crate::transfer::body::{entry_label, fan_out, spawn_reader, stream_pass};
+
+impl Scheduler {
+    /// Phase 2: read each needed digest once and upload it to every destination that lacks it,
+    /// then mount it into the other repositories there. `src` gives the packages and blob sources.
+    pub(super) async fn transfer(&self, src: &Plan, needs: &Needs, states: &[Arc<State>]) {
+        let mut random: Vec<(&Digest, &Targets)> = Vec::new();
+        let mut streamed: BTreeMap<usize, Vec<Digest>> = BTreeMap::new();
+        for (d, targets) in needs {
+            let Some(b) = src.blobs.get(d) else {
+                continue;
+            };
+            if src.packages[b.package].container.random_access() {
+                random.push((d, targets));
+            } else {
+                streamed.entry(b.package).or_default().push(d.clone());
+            }
+        }
+        // Largest first: the long uploads start early and the small ones fill the gaps.
+        random.sort_by_key(|(d, _)| std::cmp::Reverse(src.blobs.get(*d).map_or(0, |b| b.size)));
+
+        let random_work = stream::iter(random)
+            .map(|(d, targets)| self.transfer_random(src, d, targets, states))
+            .buffer_unordered(self.jobs)
+            .collect::<Vec<()>>();
+        let streamed_work = stream::iter(streamed)
+            .map(|(pi, digests)| self.transfer_streamed(src, pi, digests, needs, states))
+            .buffer_unordered(2)
+            .collect::<Vec<()>>();
+        futures_util::future::join(random_work, streamed_work).await;
+    }
+
+    /// A blob whose package turned out unreadable or corrupt is taken from another package of the
+    /// run that carries the same digest, so one bad package of a directory does not fail the
+    /// images of the good ones that share its blobs.
+    pub(super) async fn transfer_alternates(
+        &self,
+        src: &Plan,
+        res: &[Resolution],
+        states: &[Arc<State>],
+    ) {
+        for round in 0.. {
+            let mut blobs = BTreeMap::new();
+            let mut needs = Needs::new();
+            for (d, b) in &src.blobs {
+                let Some((pi, location)) = b.alternates.get(round) else {
+                    continue;
+                };
+                for (k, state) in states.iter().enumerate() {
+                    let mut failed = state.failed.lock().unwrap_or_else(|e| e.into_inner());
+                    let source_failure = failed
+                        .get(d)
+                        .is_some_and(|(_, c)| matches!(c, ExitCode::BadPackage | ExitCode::Input));
+                    let (Some(repos), true) = (res[k].missing.get(d), source_failure) else {
+                        continue;
+                    };
+                    failed.remove(d);
+                    needs.entry(d.clone()).or_default().push((k, repos.clone()));
+                    blobs.insert(
+                        d.clone(),
+                        crate::plan::BlobSource {
+                            package: *pi,
+                            location: location.clone(),
+                            size: b.size,
+                            alternates: Vec::new(),
+                        },
+                    );
+                }
+            }
+            if blobs.is_empty() {
+                return;
+            }
+            let retry = Plan {
+                destination: src.destination.clone(),
+                packages: src.packages.clone(),
+                images: Vec::new(),
+                blobs,
+            };
+            self.transfer(&retry, &needs, states).await;
+        }
+    }
+
+    /// A missing digest that another repository of the plan already holds (an earlier push of
+    /// another image) is mounted from there: no bytes move. Returns what is still missing: the
+    /// digests nobody holds, and the repositories where the registry declined the mount.
+    pub(super) async fn mount_present(
+        &self,
+        k: usize,
+        res: &Resolution,
+        state: &Arc<State>,
+    ) -> BTreeMap<Digest, Vec<String>> {
+        let client = &self.clients[k];
+        let mut left: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+        let mut mounts = Vec::new();
+        for (d, repos) in &res.missing {
+            match res.present_in(d) {
+                Some(from) => mounts.extend(repos.iter().map(|r| (d, r, from))),
+                None => {
+                    left.insert(d.clone(), repos.clone());
+                }
+            }
+        }
+        let results: Vec<_> = stream::iter(mounts)
+            .map(|(d, repo, from)| async move { (d, repo, client.mount_blob(repo, from, d).await) })
+            .buffer_unordered(self.jobs)
+            .collect()
+            .await;
+        for (d, repo, r) in results {
+            match r {
+                Ok(true) => {
+                    state.mounted.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => left.entry(d.clone()).or_default().push(repo.clone()),
+                Err(e) => state.fail(d, format!("blob {d}: {e}"), e.exit_code()),
+            }
+        }
+        left
+    }
+
+    /// One blob of a package read by offset: one reader, its chunks fanned out to one upload per
+    /// destination. A retried attempt or a declined mount at one destination re-reads the blob
+    /// for that destination alone (the package can be read again; the others are not held back).
+    pub(super) async fn transfer_random(
+        &self,
+        src: &Plan,
+        digest: &Digest,
+        targets: &[(usize, Vec<String>)],
+        states: &[Arc<State>],
+    ) {
+        let Some(b) = src.blobs.get(digest) else {
+            return;
+        };
+        let pkg = src.packages[b.package].clone();
+        let label = entry_label(&pkg, &b.location);
+        let open = |progress: Progress| -> std::io::Result<BlobStream> {
+            let reader = package::blobs::open(&pkg, &b.location)
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::Unsupported,
+                        "blob is not randomly readable",
+                    )
+                })?;
+            Ok(spawn_reader(
+                reader,
+                digest.clone(),
+                b.size,
+                label.clone(),
+                progress,
+                Arc::new(AtomicU64::new(0)),
+            ))
+        };
+        // Re-reads add to the bar only past the point the blob was read to before; the rest is
+        // counted as read again.
+        let private = || open(self.progress.clone());
+        let (bodies, tee_work) = fan_out(open(self.progress.clone()), targets.len());
+        let (label, private) = (&label, &private);
+        let uploads = targets
+            .iter()
+            .zip(bodies)
+            .map(|((k, repos), body)| async move {
+                let state = &states[*k];
+                let client = &self.clients[*k];
+                let Some((first, others)) = repos.split_first() else {
+                    return;
+                };
+                let slot = Mutex::new(Some(body));
+                let opener = || -> std::io::Result<BlobStream> {
+                    let shared = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    match shared {
+                        Some(body) => body,
+                        None => private(),
+                    }
+                };
+                match client
+                    .upload_blob(first, digest, b.size, &opener, &state.meter(digest))
+                    .await
+                {
+                    Ok(()) => state.uploaded(digest, b.package, b.size),
+                    Err(e) => {
+                        state.fail(digest, blob_error(digest, label, &e), e.exit_code());
+                        return;
+                    }
+                }
+                for repo in others {
+                    match client.mount_blob(repo, first, digest).await {
+                        Ok(true) => {
+                            state.mounted.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(false) => match client
+                            .upload_blob(repo, digest, b.size, private, &state.meter(digest))
+                            .await
+                        {
+                            Ok(()) => state.uploaded(digest, b.package, b.size),
+                            Err(e) => {
+                                state.fail(digest, blob_error(digest, label, &e), e.exit_code())
+                            }
+                        },
+                        Err(e) => state.fail(digest, blob_error(digest, label, &e), e.exit_code()),
+                    }
+                }
+            });
+        futures_util::future::join(tee_work, futures_util::future::join_all(uploads)).await;
+    }
+
+    /// Uploads the missing blobs of a compressed package in one decoding pass, in archive order,
+    /// each blob fanned out to every destination that needs it. A blob whose upload fails mid-pass
+    /// cannot be re-read: it is retried in a further pass for the destinations that still need it
+    /// (bounded by the client's retry budget), never by buffering it on disk.
+    pub(super) async fn transfer_streamed(
+        &self,
+        src: &Plan,
+        pi: usize,
+        digests: Vec<Digest>,
+        needs: &Needs,
+        states: &[Arc<State>],
+    ) {
+        let pkg = src.packages[pi].clone();
+        // Per digest, the destinations that still need it.
+        let mut todo: HashMap<Digest, HashSet<usize>> = digests
+            .into_iter()
+            .map(|d| {
+                let ks = needs
+                    .get(&d)
+                    .map(|t| t.iter().map(|(k, _)| *k).collect())
+                    .unwrap_or_default();
+                (d, ks)
+            })
+            .collect();
+        let handled: Vec<Digest> = todo.keys().cloned().collect();
+        // A blob that failed mid-pass costs its destination one attempt of `--retries`, like a
+        // retried request: the passes end when the budget of the most patient destination is spent.
+        let max_passes = self.clients.iter().map(Client::retries).max().unwrap_or(0) + 1;
+        for pass in 0..max_passes {
+            todo.retain(|_, ks| !ks.is_empty());
+            if todo.is_empty() {
+                break;
+            }
+            if pass > 0 {
+                // The growing wait a retried request gets, so a registry that is down has the
+                // whole budget's time to come back.
+                let wait = crate::registry::retry::backoff(pass, None);
+                tracing::info!(
+                    pass = pass + 1,
+                    of = max_passes,
+                    wait_ms = wait.as_millis() as u64,
+                    blobs = todo.len(),
+                    "another pass over the package for blobs whose upload must restart"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<(Digest, String, BlobStream)>(1);
+            let wanted: HashSet<Digest> = todo.keys().cloned().collect();
+            let reader_pkg = pkg.clone();
+            let progress = self.progress.clone();
+            let reader = tokio::task::spawn_blocking(move || {
+                stream_pass(&reader_pkg, &wanted, tx, progress)
+            });
+            let mut mounts = Vec::new();
+            // Uploads overlap: the reader hands over the next blob as soon as this one's bytes are
+            // sent, while the registries are still committing it. The decoder stays the only
+            // reader, so at most `jobs` blobs are ever in flight.
+            let mut inflight = futures_util::stream::FuturesUnordered::new();
+            let mut receiving = true;
+            while receiving || !inflight.is_empty() {
+                tokio::select! {
+                    msg = rx.recv(), if receiving && inflight.len() < self.jobs => {
+                        let Some((digest, label, body)) = msg else {
+                            receiving = false;
+                            continue;
+                        };
+                        let (Some(ks), Some(all)) = (todo.get(&digest), needs.get(&digest)) else {
+                            continue;
+                        };
+                        let targets: Vec<(usize, String, Vec<String>)> = all
+                            .iter()
+                            .filter(|(k, repos)| ks.contains(k) && !repos.is_empty())
+                            .map(|(k, repos)| (*k, repos[0].clone(), repos[1..].to_vec()))
+                            .collect();
+                        if targets.is_empty() {
+                            continue;
+                        }
+                        let size = src.blobs.get(&digest).map_or(0, |b| b.size);
+                        let (bodies, tee_work) = fan_out(Ok(body), targets.len());
+                        let uploads: Vec<_> = targets.into_iter().zip(bodies).map(|((k, first, others), body)| {
+                            let digest = digest.clone();
+                            async move {
+                                let slot = Mutex::new(Some(body));
+                                let opener = || -> std::io::Result<BlobStream> {
+                                    slot.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_else(|| {
+                                        Err(std::io::Error::new(
+                                            std::io::ErrorKind::Unsupported,
+                                            "a streamed blob cannot be re-read in the same pass",
+                                        ))
+                                    })
+                                };
+                                let r = self.clients[k].upload_blob(&first, &digest, size, &opener, &states[k].meter(&digest)).await;
+                                (k, first, others, r)
+                            }
+                        }).collect();
+                        inflight.push(async move {
+                            let (_, results) = futures_util::future::join(
+                                tee_work,
+                                futures_util::future::join_all(uploads),
+                            )
+                            .await;
+                            (digest, label, size, results)
+                        });
+                    }
+                    Some((digest, label, size, results)) = inflight.next(), if !inflight.is_empty() => {
+                        for (k, first, others, r) in results {
+                            match r {
+                                Ok(()) => {
+                                    states[k].uploaded(&digest, pi, size);
+                                    if let Some(ks) = todo.get_mut(&digest) {
+                                        ks.remove(&k);
+                                    }
+                                    mounts.push((k, digest.clone(), first, others, label.clone()));
+                                }
+                                Err(e) => {
+                                    let code = e.exit_code();
+                                    let source = is_source_error(&e);
+                                    // Only a restart forced by a retriable failure (or a
+                                    // refreshed token) goes to the next pass, while this
+                                    // destination's budget lasts; its cause is what is reported
+                                    // at the end. Anything else is the client's final answer.
+                                    let restart = matches!(e, RegistryError::SourceNotRewindable { .. });
+                                    let budget = self.clients[k].retries() + 1;
+                                    let fatal = !restart || source || pass + 1 >= budget;
+                                    if fatal {
+                                        if let Some(ks) = todo.get_mut(&digest) {
+                                            ks.remove(&k);
+                                        }
+                                        let code = if source { ExitCode::BadPackage } else { code };
+                                        states[k].fail(&digest, blob_error(&digest, &label, &e), code);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let reader_error = match reader.await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some((e.to_string(), e.exit_code())),
+                Err(e) => Some((format!("package reader stopped: {e}"), ExitCode::Failure)),
+            };
+            if let Some((msg, code)) = reader_error {
+                // The package failed its integrity check (a corrupt trailer, a cut): blobs it
+                // already gave are not trusted either, so no image of it gets a tag (another
+                // package carrying the same blob can still provide it, as an alternate).
+                for d in &handled {
+                    for state in states {
+                        state.fail(d, msg.clone(), code);
+                    }
+                }
+                todo.clear();
+            }
+            for (k, digest, first, others, label) in mounts {
+                let client = &self.clients[k];
+                for repo in others {
+                    match client.mount_blob(&repo, &first, &digest).await {
+                        Ok(true) => {
+                            states[k].mounted.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(false) => {
+                            states[k].fail(
+                                &digest,
+                                format!(
+                                    "{} declined to mount {digest} into {repo} from {first}",
+                                    client.host()
+                                ),
+                                ExitCode::Remote,
+                            );
+                        }
+                        Err(e) => {
+                            states[k].fail(&digest, blob_error(&digest, &label, &e), e.exit_code())
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The package's bytes were wrong (digest or size mismatch found while streaming): retrying cannot help.
+fn is_source_error(e: &RegistryError) -> bool {
+    matches!(e, RegistryError::Source { .. })
+}
+
+fn blob_error(digest: &Digest, label: &str, e: &RegistryError) -> String {
+    let msg = e.to_string();
+    // A source error already names the package entry: do not say it twice.
+    if msg.contains(label) {
+        msg
+    } else if msg.contains(digest.as_str()) {
+        format!("{msg} ({label})")
+    } else {
+        format!("blob {digest} ({label}): {msg}")
+    }
+}
