@@ -140,7 +140,14 @@ fn one_missing_image_among_copied_ones_exits_with_its_class() {
     let ctx = TestContext::new();
     let a = Registry::start(RegistryOptions::default());
     let b = Registry::start(RegistryOptions::default());
-    let pkg = seed(&ctx, &a, "partial");
+    let pkg = ctx.seed_demo_images_with(
+        "partial",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
     let present = relative(&pkg.images[0].0);
     let out = ctx.run([
         "mirror",
@@ -154,7 +161,7 @@ fn one_missing_image_among_copied_ones_exits_with_its_class() {
         &present,
         "acp/nothing:v9",
     ]);
-    assert_eq!(out.code, 7, "{}", all_output(&out));
+    assert_eq!(out.code, 7, "{}", out.all());
     assert!(
         out.stdout.contains("1/2 images at parity"),
         "{}",
@@ -244,7 +251,14 @@ fn a_source_download_cut_off_mid_body_resumes_with_range() {
     let ctx = TestContext::new();
     let a = Registry::start(RegistryOptions::default());
     let b = Registry::start(RegistryOptions::default());
-    let pkg = seed(&ctx, &a, "resume");
+    let pkg = ctx.seed_demo_images_with(
+        "resume",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
     let proxy = FaultProxy::start(&a.host());
     // Every blob body from A is cut after 1000 bytes, 3 times in all.
     proxy.inject(
