@@ -9,6 +9,7 @@
 //! chart declares) → `pull` (image graphs, platform selection) → `build` (streams every blob from
 //! the source registry) → `writer` (the archive, in the order readers rely on).
 
+pub mod args;
 pub mod artifact;
 pub mod build;
 pub mod cli;

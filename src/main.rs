@@ -1,7 +1,5 @@
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    let cli = violet::cli::Cli::parse();
+    let cli = violet::cli::parse();
     match violet::cli::run(cli) {
         Ok(code) => code.into(),
         Err(err) => {

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::OutputArgs;
-use crate::commands::list::ConnectArgs;
+use crate::args::OutputArgs;
+use crate::args::platform::ConnectArgs;
 use crate::error::{ExitCode, Fail, UserError};
 use crate::output::Printer;
 use crate::platform::PlatformError;
@@ -199,7 +199,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     } else {
         views::cluster_states(&platform).await?
     };
-    let scope = scope(&args.connect, &platform, &operators, &printer).await?;
+    let scope = args.connect.scope(&platform, &operators, &printer).await?;
     tracing::debug!("gc scope: {scope:?}");
 
     let mut unknown: Vec<Unknown> = Vec::new();
@@ -496,46 +496,6 @@ pub fn restorable(obj: &Value) -> Value {
         }
     }
     o
-}
-
-/// The clusters to scan: `--clusters`, else the platform's cluster list plus `global`; when the
-/// platform does not list its clusters, `global` plus the clusters the OperatorViews name.
-pub(crate) async fn scope(
-    args: &ConnectArgs,
-    platform: &Platform,
-    operators: &[OperatorView],
-    printer: &Printer,
-) -> anyhow::Result<Vec<String>> {
-    if let Some(set) = args.cluster_filter() {
-        return Ok(ordered(set));
-    }
-    let mut set: BTreeSet<String> = [GLOBAL.to_string()].into();
-    if args.platform.kubeconfig.is_some() {
-        // Cluster names from the platform are not kubeconfig contexts.
-        printer.warn("--kubeconfig without --clusters: only the global cluster is scanned");
-        return Ok(ordered(set));
-    }
-    match views::cluster_states(platform).await? {
-        // Every cluster, whatever its phase: one that is not running is reported, never ignored.
-        Some(states) => set.extend(states.into_iter().map(|(n, _)| n)),
-        None => {
-            printer.warn("the platform does not list its clusters (clusters.platform.tkestack.io): scanning global and the clusters named by OperatorViews; pass --clusters to choose");
-            set.extend(
-                operators
-                    .iter()
-                    .map(|o| o.cluster.clone())
-                    .filter(|c| !c.is_empty()),
-            );
-        }
-    }
-    Ok(ordered(set))
-}
-
-/// `global` first, then by name.
-fn ordered(set: BTreeSet<String>) -> Vec<String> {
-    let mut v: Vec<String> = set.into_iter().collect();
-    v.sort_by_key(|c| (c != GLOBAL, c.clone()));
-    v
 }
 
 async fn scan_cluster(

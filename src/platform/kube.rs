@@ -13,8 +13,8 @@ use reqwest::header::{AUTHORIZATION, HeaderValue, USER_AGENT};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::platform::args::{PlatformAuth, Target, TlsOptions};
-use crate::platform::{PlatformArgs, PlatformError, Result, login, transport_error};
+use crate::platform::target::{PlatformAuth, Target, TlsOptions};
+use crate::platform::{PlatformError, Result, login, transport_error};
 
 /// The cluster the platform itself runs in: plugins, discovery and the default for operators.
 pub const GLOBAL: &str = "global";
@@ -108,10 +108,10 @@ pub struct Cluster {
 }
 
 impl Platform {
-    /// Resolves the flags, logs in (username/password) and returns the connection. Nothing is
-    /// checked against a cluster yet: [`Platform::cluster`] does that per cluster.
-    pub async fn connect(args: &PlatformArgs, tls: &TlsOptions) -> Result<Platform> {
-        match args.target()? {
+    /// Logs in (username/password) and returns the connection. Nothing is checked against a
+    /// cluster yet: [`Platform::cluster`] does that per cluster.
+    pub async fn connect(target: Target, tls: &TlsOptions) -> Result<Platform> {
+        match target {
             Target::Platform {
                 address,
                 auth,

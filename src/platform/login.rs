@@ -12,7 +12,7 @@ use rsa::{Pkcs1v15Encrypt, RsaPublicKey};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::platform::args::TlsOptions;
+use crate::platform::target::TlsOptions;
 use crate::platform::{PlatformError, Result, transport_error};
 
 /// The identity provider of password logins: the platform's local user store.
