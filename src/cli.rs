@@ -128,7 +128,7 @@ fn init_tracing(verbose: u8) {
 }
 
 #[cfg(test)]
-mod log_tests {
+mod tests {
     use super::*;
 
     #[test]
@@ -152,6 +152,21 @@ mod log_tests {
             .try_get_matches_from(["violet", "gc", "--dry-run=maybe"])
             .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn show_args_parse() {
+        let cli = try_parse_from(["violet", "show", "x.tgz", "--all", "-o", "json"]).unwrap();
+        let Command::Show(a) = cli.command else {
+            panic!()
+        };
+        assert!(a.all);
+        assert_eq!(a.output.format, crate::output::Format::Json);
+        let cli = try_parse_from(["violet", "show", "x.tgz", "--all=false"]).unwrap();
+        let Command::Show(a) = cli.command else {
+            panic!()
+        };
+        assert!(!a.all);
     }
 
     #[test]

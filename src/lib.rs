@@ -16,6 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod digest;
 pub mod error;
+pub mod outcome;
 pub mod output;
 pub mod package;
 pub mod plan;

@@ -440,20 +440,4 @@ pub(crate) mod tests {
         assert_eq!(v["errors"][0]["path"], "/p/bad.tgz");
         assert_eq!(v["packages"][0]["summary"]["blobs"], 2);
     }
-
-    #[test]
-    fn args_parse() {
-        let cli =
-            crate::cli::try_parse_from(["violet", "show", "x.tgz", "--all", "-o", "json"]).unwrap();
-        let crate::cli::Command::Show(a) = cli.command else {
-            panic!()
-        };
-        assert!(a.all);
-        assert_eq!(a.output.format, crate::output::Format::Json);
-        let cli = crate::cli::try_parse_from(["violet", "show", "x.tgz", "--all=false"]).unwrap();
-        let crate::cli::Command::Show(a) = cli.command else {
-            panic!()
-        };
-        assert!(!a.all);
-    }
 }

@@ -6,8 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 
-use crate::platform::crs::NAMESPACE;
-use crate::platform::kube::{GLOBAL, Platform, Resource};
+use crate::platform::kube::{GLOBAL, NAMESPACE, Platform, Resource};
 use crate::platform::{PlatformError, Result};
 use crate::registry::Credentials;
 

@@ -19,6 +19,9 @@ use crate::platform::{PlatformError, Result, login, transport_error};
 /// The cluster the platform itself runs in: plugins, discovery and the default for operators.
 pub const GLOBAL: &str = "global";
 
+/// The platform's system namespace: where the catalog resources and the registry secret live.
+pub const NAMESPACE: &str = "cpaas-system";
+
 /// The `User-Agent` of every platform request, so the platform's audit log can attribute them.
 pub fn user_agent() -> String {
     format!("violet/{}", env!("CARGO_PKG_VERSION"))
@@ -209,7 +212,7 @@ impl Platform {
                         "cluster name {name:?} does not make a valid URL: {e}"
                     ))
                 })?);
-                cfg.default_namespace = crate::platform::crs::NAMESPACE.to_string();
+                cfg.default_namespace = NAMESPACE.to_string();
                 cfg.accept_invalid_certs = tls.insecure;
                 cfg.connect_timeout = Some(Duration::from_secs(15));
                 cfg.default_retry = false;

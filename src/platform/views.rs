@@ -62,7 +62,7 @@ pub fn helm_request_resource() -> Resource {
 
 /// Namespace where the platform installs its own charts (cluster plugins included): not user
 /// applications, so `list` leaves its HelmRequests out, as it leaves core plugins out.
-pub const PLATFORM_NAMESPACE: &str = "cpaas-system";
+pub const PLATFORM_NAMESPACE: &str = crate::platform::kube::NAMESPACE;
 
 /// One HelmRequest as `list` needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
