@@ -25,5 +25,6 @@ pub mod pull;
 pub mod registry;
 pub mod scheduler;
 pub mod signature;
+#[cfg(feature = "testkit")]
 pub mod synth;
 pub mod writer;

@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::package::metadata::METADATA_FILE;
+use crate::package::oci_layout::ImagePlatform;
 use crate::package::{Container, PackageType, StoreKind};
 use crate::writer::HashingWriter;
 
@@ -478,20 +479,11 @@ fn tar_header(path: &str, size: u64, dir: bool) -> io::Result<tar::Header> {
     Ok(h)
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Platform {
-    architecture: String,
-    os: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    variant: Option<String>,
-}
-
-fn parse_platform(p: &str) -> Platform {
+fn parse_platform(p: &str) -> ImagePlatform {
     let mut parts = p.split('/');
     let os = parts.next().unwrap_or("linux").to_string();
     let architecture = parts.next().unwrap_or("amd64").to_string();
-    Platform {
+    ImagePlatform {
         architecture,
         os,
         variant: parts.next().map(str::to_string),
@@ -505,7 +497,7 @@ struct Descriptor {
     digest: Digest,
     size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    platform: Option<Platform>,
+    platform: Option<ImagePlatform>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     annotations: BTreeMap<String, String>,
 }

@@ -14,7 +14,7 @@ use crate::digest::Digest;
 use crate::package::archive::{self, Ctx, EntryInfo, MAX_SMALL_FILE, MAX_SMALL_TOTAL};
 use crate::package::blobs::Flow;
 use crate::package::metadata::{self, FileNameInfo, METADATA_FILE};
-use crate::package::oci_layout::{self, ConfigPlatform, Descriptor, RawManifest, Root};
+use crate::package::oci_layout::{self, Descriptor, ImagePlatform, RawManifest, Root};
 use crate::package::{
     Blob, BlobLocation, Container, Image, Manifest, Metadata, MetadataSource, Package,
     PackageError, PackageType, Store, StoreKind, distribution, mediatype,
@@ -330,9 +330,9 @@ impl<'h> Scan<'h> {
                 {
                     self.broken.insert(info.path.clone(), e.to_string());
                 }
-                if let Some(p) = serde_json::from_slice::<ConfigPlatform>(&bytes)
+                if let Some(p) = serde_json::from_slice::<ImagePlatform>(&bytes)
                     .ok()
-                    .and_then(ConfigPlatform::render)
+                    .and_then(|p| p.render())
                 {
                     self.config_platforms.insert(info.path.clone(), p);
                 }
