@@ -1,4 +1,4 @@
-//! `violet gc`: delete the catalog resources nothing uses any more (violet-facts §2.5):
+//! `violet gc`: delete the catalog resources nothing uses any more (`docs/platform.md`):
 //! Artifacts of operators installed nowhere in their cluster, ArtifactVersions older than the
 //! installed one, ModulePlugins installed in no cluster, and ModuleConfigs older than every
 //! installed version. Candidates come from the OperatorView and ModulePluginView records; every

@@ -1,5 +1,5 @@
 //! `violet list`: the aligned and agnostic extensions installed on the platform, per cluster, as
-//! the `applications:` YAML that the Customer Portal imports (violet-facts §2.4).
+//! the `applications:` YAML that the Customer Portal imports (`docs/platform.md`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

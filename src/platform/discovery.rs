@@ -1,6 +1,6 @@
 //! The platform registry, for pushes without `--dest-repo`: the address from ProductBase `base`
 //! and the credentials from secret `cpaas-system/registry-admin` in the global cluster, as Alauda's
-//! own scripts read them (violet-facts §5.3).
+//! own installer scripts read them (`docs/platform.md`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;

@@ -1,4 +1,4 @@
-//! Username/password login: the platform's documented Dex flow (violet-facts §5.1), local identity
+//! Username/password login: the platform's documented Dex flow (`docs/platform.md`), local identity
 //! provider only, with the password RSA-encrypted under the key Dex serves.
 
 use std::collections::BTreeMap;
