@@ -23,6 +23,23 @@ pub struct OutputArgs {
     pub format: Format,
 }
 
+/// TLS trust and retries of the connections a command makes. The help texts are the registry's;
+/// `list` and `gc` replace them with the platform's meaning.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TransportArgs {
+    /// Do not verify TLS certificates (self-signed registries; every destination).
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Trust this CA certificate (PEM) in addition to the system roots, for every destination. Repeatable.
+    #[arg(long = "ca-file", value_name = "PEM")]
+    pub ca_files: Vec<std::path::PathBuf>,
+
+    /// Retries for a failed request (connection reset, 5xx, 429), with exponential backoff.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
+}
+
 /// Parses a Go-style boolean value (`true`, `false`, `1`, `0`, `t`, `f`, case-insensitive),
 /// as cobra accepts for `--flag=value`.
 pub fn go_bool(s: &str) -> Result<bool, String> {

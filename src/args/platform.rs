@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::PathBuf;
 
-use crate::args::{StdinSecret, read_secret};
+use crate::args::{StdinSecret, TransportArgs, read_secret};
 use crate::error::Fail;
 use crate::output::Printer;
 use crate::platform::PlatformError;
@@ -138,6 +138,11 @@ fn non_empty(s: &Option<String>) -> Option<String> {
 
 /// Platform connection and cluster selection, shared by `list` and `gc`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(
+    mut_arg("insecure", |a| a.help("Do not verify the platform's TLS certificate")),
+    mut_arg("ca_files", |a| a.help("Trust this CA certificate (PEM) for the platform, in addition to the system roots. Repeatable")),
+    mut_arg("retries", |a| a.help("Retries for a cluster that answers 429/502/503/504 through the platform proxy (with backoff, at most 2 minutes in all per call); a line on stderr says when violet is waiting")),
+)]
 pub struct ConnectArgs {
     /// Only these clusters (comma separated). Default: every cluster the platform lists.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
@@ -146,18 +151,8 @@ pub struct ConnectArgs {
     #[command(flatten)]
     pub platform: PlatformArgs,
 
-    /// Do not verify the platform's TLS certificate.
-    #[arg(long)]
-    pub insecure: bool,
-
-    /// Trust this CA certificate (PEM) for the platform, in addition to the system roots. Repeatable.
-    #[arg(long = "ca-file", value_name = "PEM")]
-    pub ca_files: Vec<PathBuf>,
-
-    /// Retries for a cluster that answers 429/502/503/504 through the platform proxy (with backoff,
-    /// at most 2 minutes in all per call); a line on stderr says when violet is waiting.
-    #[arg(long, default_value_t = 5)]
-    pub retries: u32,
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 impl ConnectArgs {
@@ -183,16 +178,17 @@ impl ConnectArgs {
         if self.cluster_filter().is_some_and(|c| c.is_empty()) {
             return Err(Fail::usage("--clusters is empty").into());
         }
-        if self.insecure {
+        let t = &self.transport;
+        if t.insecure {
             printer.warn("--insecure: TLS certificates are not verified");
         }
         let tls = TlsOptions {
-            ca_files: self.ca_files.clone(),
-            insecure: self.insecure,
+            ca_files: t.ca_files.clone(),
+            insecure: t.insecure,
         };
         let mut platform = self.platform.connect(&tls).await?;
         platform.set_waiting(crate::platform::kube::Waiting {
-            retries: self.retries,
+            retries: t.retries,
             ..Default::default()
         });
         Ok(platform)

@@ -5,9 +5,7 @@
 //! destination, `create` and `package` through [`SourceArgs`] for the source registries. Where the
 //! meaning differs per command, the command replaces the help text with `mut_arg`, not the flag.
 
-use std::path::PathBuf;
-
-use crate::args::{StdinSecret, parse_size, read_stdin_secret};
+use crate::args::{StdinSecret, TransportArgs, parse_size, read_stdin_secret};
 use crate::build::{SourceConfig, Sources};
 use crate::error::Fail;
 use crate::output::Printer;
@@ -37,17 +35,16 @@ pub struct RegistryAccess {
     #[arg(long)]
     pub plain: bool,
 
-    /// Do not verify TLS certificates (self-signed registries; every destination).
-    #[arg(long)]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
 
-    /// Trust this CA certificate (PEM) in addition to the system roots, for every destination. Repeatable.
-    #[arg(long = "ca-file", value_name = "PEM")]
-    pub ca_files: Vec<PathBuf>,
-
-    /// Retries for a failed request (connection reset, 5xx, 429), with exponential backoff.
-    #[arg(long, default_value_t = 5)]
-    pub retries: u32,
+// `access.insecure`, `access.retries`: the transport flags read as the registry's own.
+impl std::ops::Deref for RegistryAccess {
+    type Target = TransportArgs;
+    fn deref(&self) -> &TransportArgs {
+        &self.transport
+    }
 }
 
 impl RegistryAccess {
