@@ -234,9 +234,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             Some(p) => Some(p.to_string()),
             None => Some(format!(
                 "violet-gc-backup-{}.yaml",
-                humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                    .to_string()
-                    .replace(':', "")
+                utc_stamp(std::time::SystemTime::now())
             )),
         };
         if let Some(path) = &path {
@@ -575,9 +573,43 @@ fn render(rows: &[Candidate], dry_run: bool) -> String {
     out
 }
 
+/// `2026-11-29T231407Z`: the UTC time in RFC 3339 without the colons a file name should not hold.
+fn utc_stamp(now: std::time::SystemTime) -> String {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's civil_from_days).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backup_file_stamp_is_utc_without_colons() {
+        let at =
+            |secs: u64| utc_stamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T000000Z");
+        assert_eq!(at(951_782_400), "2000-02-29T000000Z");
+        assert_eq!(at(1_795_993_447), "2026-11-29T230407Z");
+        assert_eq!(at(4_107_542_399), "2100-02-28T235959Z");
+    }
     use crate::platform::views::Lifecycle;
     use crate::platform::views::Subscription;
     use serde_json::json;
