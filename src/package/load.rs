@@ -536,7 +536,7 @@ impl<'h> Scan<'h> {
         let mut tags: HashMap<(&str, &str), &Digest> = HashMap::new();
         for image in images {
             let r = &image.reference;
-            if !crate::plan::valid_repository(&r.repository) {
+            if !crate::registry::names::valid_repository(&r.repository) {
                 return Err(bad(
                     r,
                     format!(
@@ -546,7 +546,7 @@ impl<'h> Scan<'h> {
                 ));
             }
             if let Some(tag) = &r.tag {
-                if !crate::plan::valid_tag(tag) {
+                if !crate::registry::names::valid_tag(tag) {
                     return Err(bad(
                         r,
                         format!(
