@@ -600,6 +600,8 @@ fn utc_stamp(now: std::time::SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::views::{Lifecycle, Subscription};
+    use serde_json::json;
 
     #[test]
     fn backup_file_stamp_is_utc_without_colons() {
@@ -610,9 +612,6 @@ mod tests {
         assert_eq!(at(1_795_993_447), "2026-11-29T230407Z");
         assert_eq!(at(4_107_542_399), "2100-02-28T235959Z");
     }
-    use crate::platform::views::Lifecycle;
-    use crate::platform::views::Subscription;
-    use serde_json::json;
 
     fn view(cluster: &str, name: &str, phase: &str, csv: &str) -> OperatorView {
         OperatorView {
