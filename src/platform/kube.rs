@@ -447,17 +447,7 @@ impl Cluster {
         namespace: Option<&str>,
         obj: &Value,
     ) -> Result<Value> {
-        let name = obj_name(obj);
-        let o = from_value(obj)?;
-        let api = self.api(r, namespace);
-        let pp = post_params();
-        match self.retrying("create", || api.create(&pp, &o)).await {
-            Ok(o) => Ok(to_value(o)),
-            Err(e) => Err(self.error(
-                e,
-                &format!("create {}", Self::describe(r, namespace, &name)),
-            )),
-        }
+        self.write(r, namespace, obj, false).await
     }
 
     /// Full update; `obj` carries the `resourceVersion` it was based on, so a concurrent change is a 409.
@@ -467,20 +457,33 @@ impl Cluster {
         namespace: Option<&str>,
         obj: &Value,
     ) -> Result<Value> {
+        self.write(r, namespace, obj, true).await
+    }
+
+    /// A create (POST) or a full update (PUT), retried; a failure names the verb and the object.
+    async fn write(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        obj: &Value,
+        replace: bool,
+    ) -> Result<Value> {
         let name = obj_name(obj);
         let o = from_value(obj)?;
         let api = self.api(r, namespace);
         let pp = post_params();
-        match self
-            .retrying("update", || api.replace(&name, &pp, &o))
-            .await
-        {
-            Ok(o) => Ok(to_value(o)),
-            Err(e) => Err(self.error(
+        let verb = if replace { "update" } else { "create" };
+        let written = if replace {
+            self.retrying(verb, || api.replace(&name, &pp, &o)).await
+        } else {
+            self.retrying(verb, || api.create(&pp, &o)).await
+        };
+        written.map(to_value).map_err(|e| {
+            self.error(
                 e,
-                &format!("update {}", Self::describe(r, namespace, &name)),
-            )),
-        }
+                &format!("{verb} {}", Self::describe(r, namespace, &name)),
+            )
+        })
     }
 
     /// Deletes an object; `Ok(false)` when it was already gone (a 404 is not a failure for a
