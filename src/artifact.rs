@@ -1,4 +1,4 @@
-//! What `violet create --artifact` learns from the main artifact (violet-facts §3.3–3.4, §4.7):
+//! What `violet create --artifact` learns from the main artifact (`docs/build.md`):
 //!
 //! * an **operator bundle image**: the ClusterServiceVersion under `manifests/` (name, version,
 //!   `olm.skipRange`, `replaces`, display name and `relatedImages`) and `metadata/annotations.yaml`

@@ -1,11 +1,12 @@
 //! Command line: global flags, the subcommand enum, and dispatch.
 //!
 //! Documented violet command lines follow Go/cobra conventions; clap accepts `--flag value` and
-//! `--flag=value` natively, booleans take an optional `=true|false` (see [`go_bool`]) and lists are
+//! `--flag=value` natively, booleans take an optional `=true|false` (see [`args::go_booleans`]) and lists are
 //! comma separated.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::args;
 use crate::commands;
 use crate::error::ExitCode;
 use crate::output::{Format, Printer};
@@ -25,7 +26,7 @@ pub struct Cli {
     pub verbose: u8,
 
     /// Same as -v (violet's spelling).
-    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
+    #[arg(long, global = true)]
     pub debug: bool,
 
     /// Print nothing but errors (and the data asked for with --output json|yaml).
@@ -50,22 +51,25 @@ pub enum Command {
     Completion(commands::completion::Args),
 }
 
-/// Parses a Go-style boolean value (`true`, `false`, `1`, `0`, `t`, `f`, case-insensitive),
-/// as cobra accepts for `--flag=value`.
-pub fn go_bool(s: &str) -> Result<bool, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "true" | "t" | "1" => Ok(true),
-        "false" | "f" | "0" => Ok(false),
-        _ => Err(format!("invalid boolean {s:?} (use true or false)")),
-    }
+/// The command line with violet's conventions applied to every flag ([`args::go_booleans`]):
+/// what `main` parses and what `completion` describes.
+pub fn command() -> clap::Command {
+    args::go_booleans(Cli::command())
 }
 
-/// Output format flag shared by the commands whose output is data.
-#[derive(Debug, Clone, clap::Args)]
-pub struct OutputArgs {
-    /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+/// Parses `argv` as `violet` does (tests).
+pub fn try_parse_from<I, T>(argv: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::from_arg_matches(&command().try_get_matches_from(argv)?)
+}
+
+/// Parses the process's arguments; exits with clap's message and code on a bad command line.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -124,8 +128,46 @@ fn init_tracing(verbose: u8) {
 }
 
 #[cfg(test)]
-mod log_tests {
+mod tests {
     use super::*;
+
+    #[test]
+    fn every_boolean_flag_takes_a_go_value() {
+        let cmd = command();
+        for (line, want) in [
+            (&["violet", "push", "x", "--dry-run"][..], true),
+            (&["violet", "push", "x", "--dry-run=false"][..], false),
+            (&["violet", "push", "x", "--dry-run=T"][..], true),
+            (&["violet", "push", "x"][..], false),
+        ] {
+            let m = cmd.clone().try_get_matches_from(line).unwrap();
+            let cli = Cli::from_arg_matches(&m).unwrap();
+            let Command::Push(p) = cli.command else {
+                panic!("not push")
+            };
+            assert_eq!(p.dry_run, want, "{line:?}");
+        }
+        let err = cmd
+            .clone()
+            .try_get_matches_from(["violet", "gc", "--dry-run=maybe"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn show_args_parse() {
+        let cli = try_parse_from(["violet", "show", "x.tgz", "--all", "-o", "json"]).unwrap();
+        let Command::Show(a) = cli.command else {
+            panic!()
+        };
+        assert!(a.all);
+        assert_eq!(a.output.format, crate::output::Format::Json);
+        let cli = try_parse_from(["violet", "show", "x.tgz", "--all=false"]).unwrap();
+        let Command::Show(a) = cli.command else {
+            panic!()
+        };
+        assert!(!a.all);
+    }
 
     #[test]
     fn verbosity_levels_match_the_help() {

@@ -1,5 +1,8 @@
 //! Exit codes and the user-facing error contract: one line naming the thing at fault, an optional
 //! hint saying what to do, and a distinct exit code per class of failure.
+//!
+//! A leaf: each domain error (`PackageError`, `RegistryError`, `PlatformError`) implements
+//! [`UserError`] itself; `crate::outcome` turns any error chain into the code, hint and line.
 
 use std::fmt;
 
@@ -88,79 +91,5 @@ impl UserError for Fail {
     }
     fn hint(&self) -> Option<String> {
         self.hint.clone()
-    }
-}
-
-/// Finds the first [`UserError`] in an anyhow chain, so commands can use `?` and `.context()` freely.
-pub fn classify(err: &anyhow::Error) -> (ExitCode, Option<String>) {
-    for cause in err.chain() {
-        if let Some(e) = cause.downcast_ref::<Fail>() {
-            return (e.exit_code(), e.hint());
-        }
-        if let Some(e) = cause.downcast_ref::<crate::package::PackageError>() {
-            return (e.exit_code(), e.hint());
-        }
-        if let Some(e) = cause.downcast_ref::<crate::registry::RegistryError>() {
-            return (e.exit_code(), e.hint());
-        }
-        if let Some(e) = cause.downcast_ref::<crate::platform::PlatformError>() {
-            return (e.exit_code(), e.hint());
-        }
-        if let Some(e) = cause.downcast_ref::<std::io::Error>() {
-            let _ = e;
-            return (ExitCode::Input, None);
-        }
-    }
-    (ExitCode::Failure, None)
-}
-
-/// Renders an error chain as one line: `outer: inner: innermost`, skipping a cause the line
-/// already says (a context that repeats its source, or a path both name), with every control
-/// character escaped: errors quote package-taken names, which must not start a forged line.
-pub fn one_line(err: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let s = cause.to_string();
-        if parts.last().is_none_or(|p| !p.contains(&s)) {
-            parts.push(s);
-        }
-    }
-    crate::output::escape(&dedup_path_prefix(&parts.join(": "))).into_owned()
-}
-
-/// `a: a: rest` -> `a: rest`: a context naming the package and a package error naming it again.
-pub fn dedup_path_prefix(line: &str) -> String {
-    let mut out = line.to_string();
-    loop {
-        let Some((first, rest)) = out.split_once(": ") else {
-            return out;
-        };
-        match rest.strip_prefix(first).and_then(|r| r.strip_prefix(": ")) {
-            Some(tail) if !first.is_empty() => out = format!("{first}: {tail}"),
-            _ => return out,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_line_names_the_path_once_and_escapes() {
-        let inner = crate::package::PackageError::Corrupt {
-            path: "pkg.tar".into(),
-            entry: Some("a\nerror: forged".into()),
-            detail: "cut".into(),
-        };
-        let err = anyhow::Error::new(inner).context("pkg.tar: pkg.tar: reading");
-        let line = one_line(&err);
-        assert!(!line.contains('\n'), "{line}");
-        assert!(
-            line.starts_with("pkg.tar: reading: pkg.tar: archive"),
-            "{line}"
-        );
-        assert_eq!(dedup_path_prefix("p: p: p: x"), "p: x");
-        assert_eq!(dedup_path_prefix("p: q: x"), "p: q: x");
     }
 }

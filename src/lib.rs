@@ -11,16 +11,19 @@
 //! (streams every blob from the source registry) → `transfer::writer` (the archive, in the order
 //! readers rely on).
 
+pub mod args;
 pub mod artifact;
 pub mod cli;
 pub mod commands;
 pub mod digest;
 pub mod error;
+pub mod outcome;
 pub mod output;
 pub mod package;
 pub mod platform;
 pub mod registry;
 pub mod signature;
+#[cfg(feature = "testkit")]
 pub mod synth;
 pub mod transfer;
 

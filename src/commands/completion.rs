@@ -1,6 +1,5 @@
 //! `violet completion <shell>`.
 
-use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::error::ExitCode;
@@ -17,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut cmd = crate::cli::Cli::command();
+    let mut cmd = crate::cli::command();
     clap_complete::generate(args.shell, &mut cmd, "violet", &mut std::io::stdout());
     Ok(ExitCode::Success)
 }

@@ -6,15 +6,16 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::args::OutputArgs;
+use crate::args::registry::SourceArgs;
 use crate::artifact::{self, Reference};
-use crate::build::{self, Images, Rewrite, SourceConfig, Sources};
-use crate::cli::{OutputArgs, go_bool};
+use crate::build::{self, Images, Rewrite};
+use crate::commands::shared::rewrite_line;
 use crate::error::{ExitCode, Fail};
 use crate::output::Printer;
 use crate::output::progress::{Progress, human_bytes};
 use crate::package::{Container, PackageType};
 use crate::pull::PlatformFilter;
-use crate::registry::credentials;
 use crate::writer::{PackageWriter, STORE_ROOT};
 
 const EXAMPLES: &str = "Examples:
@@ -26,70 +27,6 @@ const EXAMPLES: &str = "Examples:
   # A cluster plugin chart (global.images of values.yaml), metadata only; images pulled by 'package'
   violet create log-center --artifact harbor.example.com/acp/chart-log-center:v1.2.0 --skip-package-images
   violet package log-center --output log-center.ALL.v1.2.0.tgz";
-
-/// Source registry access, shared by `create` and `package`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SourceArgs {
-    /// Source registry user, for every registry the images come from (default: the docker/podman
-    /// login stored for each registry, else anonymous).
-    #[arg(long, env = "VIOLET_USERNAME")]
-    pub username: Option<String>,
-
-    /// Source registry password (prefer --password-stdin or VIOLET_PASSWORD: argv is visible in `ps`).
-    #[arg(long, env = "VIOLET_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
-
-    /// Read the source registry password from standard input.
-    #[arg(long, conflicts_with = "password")]
-    pub password_stdin: bool,
-
-    /// The source registries need no authentication (ignore stored credentials).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
-    pub no_auth: bool,
-
-    /// The source registries speak plain HTTP.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
-    pub plain: bool,
-
-    /// Do not verify the source registries' TLS certificates.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
-    pub insecure: bool,
-
-    /// Trust this CA certificate (PEM) for the source registries, in addition to the system roots. Repeatable.
-    #[arg(long = "ca-file", value_name = "PEM")]
-    pub ca_files: Vec<PathBuf>,
-
-    /// Retries for a failed request (connection reset, 5xx, 429), with exponential backoff.
-    #[arg(long, default_value_t = 5)]
-    pub retries: u32,
-}
-
-impl SourceArgs {
-    pub fn sources(&self, printer: &Printer) -> anyhow::Result<Sources> {
-        let password = if self.password_stdin {
-            Some(credentials::read_password(std::io::stdin().lock())?)
-        } else {
-            self.password.clone()
-        };
-        if self.username.is_some() != password.is_some() && !self.no_auth {
-            return Err(Fail::usage("--username and --password go together")
-                .with_hint("or pass --password-stdin with --username")
-                .into());
-        }
-        if self.insecure {
-            printer.warn("--insecure: TLS certificates of the source registries are not verified");
-        }
-        Ok(Sources::new(SourceConfig {
-            username: self.username.clone(),
-            password,
-            no_auth: self.no_auth,
-            plain: self.plain,
-            insecure: self.insecure,
-            ca_files: self.ca_files.clone(),
-            retries: self.retries,
-        }))
-    }
-}
 
 /// Create a package source directory from an operator bundle image or an OCI Helm chart.
 #[derive(Debug, clap::Args)]
@@ -113,7 +50,7 @@ pub struct Args {
     pub default_catalog_source: Option<String>,
 
     /// Write the metadata only (a lightweight package); 'violet package' pulls the images.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
+    #[arg(long)]
     pub skip_package_images: bool,
 
     /// ModulePlugin YAML to use instead of the chart's module-plugin.yaml (makes a chart a cluster plugin).
@@ -125,7 +62,7 @@ pub struct Args {
     pub artifact_name: Option<String>,
 
     /// Write into a non-empty directory, replacing its violet.yaml and image store.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
+    #[arg(long)]
     pub force: bool,
 
     #[command(flatten)]
@@ -289,17 +226,6 @@ fn render(r: &CreateReport) -> String {
     }
     s.push_str(&format!("Next: violet package {}\n", r.dir.display()));
     s
-}
-
-pub(crate) fn rewrite_line(r: &Rewrite) -> String {
-    format!(
-        "{}: index rewritten to {} ({}; was {}, dropped {})",
-        r.image,
-        r.kept.join(", "),
-        r.digest,
-        r.original,
-        r.dropped.join(", ")
-    )
 }
 
 /// Refuses a non-empty directory (or a file) unless `--force`: an earlier package's files would

@@ -1,16 +1,16 @@
 //! `violet list`: the aligned and agnostic extensions installed on the platform, per cluster, as
-//! the `applications:` YAML that the Customer Portal imports (violet-facts §2.4).
+//! the `applications:` YAML that the Customer Portal imports (`docs/platform.md`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::cli::{OutputArgs, go_bool};
+use crate::args::OutputArgs;
+use crate::args::platform::ConnectArgs;
 use crate::error::{ExitCode, Fail, UserError};
 use crate::output::Printer;
-use crate::platform::args::{PlatformArgs, TlsOptions};
-use crate::platform::kube::{GLOBAL, Platform};
+use crate::platform::kube::GLOBAL;
 use crate::platform::views::{self, ChartView, OperatorView, PluginView};
 
 const EXAMPLES: &str = "Examples:
@@ -23,69 +23,6 @@ const EXAMPLES: &str = "Examples:
 
   # JSON on stdout and no file
   violet list --platform-address https://acp.example.com --platform-token \"$TOKEN\" -o json --output-file -";
-
-/// Platform connection and cluster selection, shared by `list` and `gc`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ConnectArgs {
-    /// Only these clusters (comma separated). Default: every cluster the platform lists.
-    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
-    pub clusters: Option<Vec<String>>,
-
-    #[command(flatten)]
-    pub platform: PlatformArgs,
-
-    /// Do not verify the platform's TLS certificate.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
-    pub insecure: bool,
-
-    /// Trust this CA certificate (PEM) for the platform, in addition to the system roots. Repeatable.
-    #[arg(long = "ca-file", value_name = "PEM")]
-    pub ca_files: Vec<PathBuf>,
-
-    /// Retries for a cluster that answers 429/502/503/504 through the platform proxy (with backoff,
-    /// at most 2 minutes in all per call); a line on stderr says when violet is waiting.
-    #[arg(long, default_value_t = 5)]
-    pub retries: u32,
-}
-
-impl ConnectArgs {
-    /// The `--clusters` names, trimmed, empty ones dropped; `None` when not given.
-    pub fn cluster_filter(&self) -> Option<BTreeSet<String>> {
-        self.clusters.as_ref().map(|c| {
-            c.iter()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        })
-    }
-
-    /// Checks that a platform was given, then logs in.
-    pub async fn connect(&self, printer: &Printer) -> anyhow::Result<Platform> {
-        if !self.platform.is_configured() {
-            return Err(Fail::usage(
-                "no platform given: pass --platform-address with --platform-token or --platform-username/--platform-password",
-            )
-            .with_hint("or --kubeconfig FILE to talk straight to the global cluster's API server")
-            .into());
-        }
-        if self.cluster_filter().is_some_and(|c| c.is_empty()) {
-            return Err(Fail::usage("--clusters is empty").into());
-        }
-        if self.insecure {
-            printer.warn("--insecure: TLS certificates are not verified");
-        }
-        let tls = TlsOptions {
-            ca_files: self.ca_files.clone(),
-            insecure: self.insecure,
-        };
-        let mut platform = Platform::connect(&self.platform, &tls).await?;
-        platform.set_waiting(crate::platform::kube::Waiting {
-            retries: self.retries,
-            ..Default::default()
-        });
-        Ok(platform)
-    }
-}
 
 /// List the installed operators, cluster plugins (aligned and agnostic life cycle; core plugins are left out) and chart applications.
 #[derive(Debug, clap::Args)]
@@ -165,7 +102,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     let filter = args.connect.cluster_filter();
     // Chart applications are recorded in each cluster, not in global's views. Global is always
     // read: captain's multi-cluster requests live there and name their target (`spec.clusterName`).
-    let scope = super::gc::scope(&args.connect, &platform, &operators, &printer).await?;
+    let scope = args.connect.scope(&platform, &operators, &printer).await?;
     let mut read = scope.clone();
     if !read.iter().any(|c| c == GLOBAL) {
         read.insert(0, GLOBAL.to_string());

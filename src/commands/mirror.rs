@@ -7,13 +7,15 @@ use std::path::PathBuf;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::cli::{OutputArgs, go_bool};
-use crate::commands::push::parse_size;
+use crate::args::OutputArgs;
+use crate::args::parse_size;
+use crate::args::registry::RegistryAccess;
+use crate::args::{StdinSecret, read_stdin_secret};
 use crate::digest::Digest;
 use crate::error::{ExitCode, Fail};
 use crate::output::{Printer, human_bytes};
 use crate::plan::Destination;
-use crate::registry::{Client, Credentials, RegistryConfig, credentials};
+use crate::registry::{Client, Credentials, credentials};
 use crate::transfer::copy::{BlobCounts, Copier, ImageReport, Request, Status};
 use crate::transfer::exit;
 
@@ -29,7 +31,16 @@ const EXAMPLES: &str = "Examples:
 
 /// Copy images from one registry to another and report whether every tag has the same digest on both.
 #[derive(Debug, clap::Args)]
-#[command(after_help = EXAMPLES)]
+#[command(
+    after_help = EXAMPLES,
+    mut_arg("username", |a| a.help("Destination registry user")),
+    mut_arg("password", |a| a.help("Destination registry password (prefer --password-stdin or VIOLET_PASSWORD: argv is visible in `ps`)")),
+    mut_arg("password_stdin", |a| a.help("Read the destination registry password from standard input")),
+    mut_arg("no_auth", |a| a.help("The destination registry needs no authentication")),
+    mut_arg("plain", |a| a.help("The destination registry speaks plain HTTP")),
+    mut_arg("insecure", |a| a.help("Do not verify the destination registry's TLS certificate")),
+    mut_arg("ca_files", |a| a.help("Trust this CA certificate (PEM) for both registries, in addition to the system roots. Repeatable")),
+)]
 pub struct Args {
     /// Images to copy, relative to --from: `repository[:tag]` or `repository@sha256:…` (default tag: latest).
     #[arg(value_name = "IMAGE")]
@@ -60,48 +71,19 @@ pub struct Args {
     pub from_password_stdin: bool,
 
     /// The source registry needs no authentication (ignore stored credentials).
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
+    #[arg(long)]
     pub from_no_auth: bool,
 
     /// The source registry speaks plain HTTP.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
+    #[arg(long)]
     pub from_plain: bool,
 
     /// Do not verify the source registry's TLS certificate.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
+    #[arg(long)]
     pub from_insecure: bool,
 
-    /// Destination registry user.
-    #[arg(long, env = "VIOLET_USERNAME")]
-    pub username: Option<String>,
-
-    /// Destination registry password (prefer --password-stdin or VIOLET_PASSWORD: argv is visible in `ps`).
-    #[arg(long, env = "VIOLET_PASSWORD", hide_env_values = true)]
-    pub password: Option<String>,
-
-    /// Read the destination registry password from standard input.
-    #[arg(long, conflicts_with = "password")]
-    pub password_stdin: bool,
-
-    /// The destination registry needs no authentication.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
-    pub no_auth: bool,
-
-    /// The destination registry speaks plain HTTP.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
-    pub plain: bool,
-
-    /// Do not verify the destination registry's TLS certificate.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
-    pub insecure: bool,
-
-    /// Trust this CA certificate (PEM) for both registries, in addition to the system roots. Repeatable.
-    #[arg(long = "ca-file", value_name = "PEM")]
-    pub ca_files: Vec<PathBuf>,
-
-    /// Retries for a failed request (connection reset, 5xx, 429), with exponential backoff.
-    #[arg(long, default_value_t = 5)]
-    pub retries: u32,
+    #[command(flatten)]
+    pub dest: RegistryAccess,
 
     /// Upload blobs in chunks of this size (e.g. 4MiB) instead of one streamed request.
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
@@ -145,13 +127,13 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         .into());
     }
     let (source, dest) = clients(&args, &from, from_scheme_plain, &to, to_scheme_plain)?;
-    if args.insecure || args.from_insecure {
+    if args.dest.insecure || args.from_insecure {
         printer.warn("--insecure: TLS certificates are not verified");
     }
     source.ping().await?;
     dest.ping().await?;
 
-    let copier = Copier::new(source, dest, usize::from(args.jobs), args.retries);
+    let copier = Copier::new(source, dest, usize::from(args.jobs), args.dest.retries);
     let from_label = from.label();
     let to_label = to.label();
     // Images run side by side; the semaphore bounds the blob transfers they start together.
@@ -340,15 +322,14 @@ fn clients(
     to_scheme_plain: bool,
 ) -> anyhow::Result<(Client, Client)> {
     let from_password = if args.from_password_stdin {
-        Some(credentials::read_password(std::io::stdin().lock())?)
+        Some(read_stdin_secret(
+            "--from-password-stdin",
+            StdinSecret::WholeText,
+        )?)
     } else {
         args.from_password.clone()
     };
-    let password = if args.password_stdin {
-        Some(credentials::read_password(std::io::stdin().lock())?)
-    } else {
-        args.password.clone()
-    };
+    let password = args.dest.password()?;
     // The source may be anonymous (public or pull-open registries), so no credential rule here.
     let source_credentials = if args.from_no_auth {
         Credentials::Anonymous
@@ -373,32 +354,22 @@ fn clients(
     };
     let resolved = credentials::resolve(
         &to.host,
-        args.username.as_deref(),
+        args.dest.username.as_deref(),
         password.as_deref(),
-        args.no_auth,
+        args.dest.no_auth,
     )?;
     resolved.require_for_push(&to.host)?;
-    let config =
-        |host: &str, plain: bool, insecure: bool, credentials: Credentials| RegistryConfig {
-            host: host.to_string(),
-            plain,
-            insecure,
-            ca_files: args.ca_files.clone(),
-            credentials,
-            retries: args.retries,
-            chunk_size: args.chunk_size,
-        };
-    let source = Client::mirror_source(config(
-        &from.host,
-        args.from_plain || from_scheme_plain,
-        args.from_insecure,
-        source_credentials,
-    ))?;
-    let dest = Client::new(config(
+    let mut source_config =
+        args.dest
+            .config(&from.host, false, source_credentials, args.chunk_size);
+    source_config.plain = args.from_plain || from_scheme_plain;
+    source_config.insecure = args.from_insecure;
+    let source = Client::mirror_source(source_config)?;
+    let dest = Client::new(args.dest.config(
         &to.host,
-        args.plain || to_scheme_plain,
-        args.insecure,
+        to_scheme_plain,
         resolved.credentials,
+        args.chunk_size,
     ))?;
     Ok((source, dest))
 }

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::args::registry::SourceArgs;
 use crate::artifact::Reference;
 use crate::build::{self, BuildReport, Images, Rewrite};
-use crate::cli::go_bool;
-use crate::commands::create::{SourceArgs, rewrite_line};
+use crate::commands::shared::rewrite_line;
 use crate::error::{ExitCode, Fail};
 use crate::output::progress::{Progress, human_bytes};
 use crate::output::{Format, Printer};
@@ -40,11 +40,11 @@ pub struct Args {
     pub output: Option<PathBuf>,
 
     /// Carry the metadata only (a lightweight package), no images.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
+    #[arg(long)]
     pub skip_package_images: bool,
 
     /// Replace an existing output file.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
+    #[arg(long)]
     pub force: bool,
 
     /// gzip level for .tgz (0-9). Layers are compressed already, so the default is the fastest.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::cli::{OutputArgs, go_bool};
+use crate::args::OutputArgs;
 use crate::error::{ExitCode, Fail, UserError};
 use crate::output::{Printer, escape};
 use crate::package::{Package, PackageError, load};
@@ -22,7 +22,7 @@ pub struct Args {
     pub path: PathBuf,
 
     /// Also show the main artifact and every related image.
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, default_value = "false", hide_default_value = true)]
+    #[arg(long)]
     pub all: bool,
 
     #[command(flatten)]
@@ -439,24 +439,5 @@ pub(crate) mod tests {
         let v = serde_json::to_value(&dir).unwrap();
         assert_eq!(v["errors"][0]["path"], "/p/bad.tgz");
         assert_eq!(v["packages"][0]["summary"]["blobs"], 2);
-    }
-
-    #[test]
-    fn args_parse() {
-        use clap::Parser;
-        let cli =
-            crate::cli::Cli::try_parse_from(["violet", "show", "x.tgz", "--all", "-o", "json"])
-                .unwrap();
-        let crate::cli::Command::Show(a) = cli.command else {
-            panic!()
-        };
-        assert!(a.all);
-        assert_eq!(a.output.format, crate::output::Format::Json);
-        let cli =
-            crate::cli::Cli::try_parse_from(["violet", "show", "x.tgz", "--all=false"]).unwrap();
-        let crate::cli::Command::Show(a) = cli.command else {
-            panic!()
-        };
-        assert!(!a.all);
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::cli::OutputArgs;
+use crate::args::OutputArgs;
 use crate::error::{ExitCode, Fail};
 use crate::output::Printer;
 use crate::package::metadata::archive_stem;

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::cli::OutputArgs;
+use crate::args::OutputArgs;
 use crate::error::ExitCode;
 use crate::output::Printer;
 

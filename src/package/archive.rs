@@ -7,8 +7,13 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::package::blobs::Flow;
 use crate::package::{Container, PackageError};
+
+/// What a walk's callback wants done with the rest of the archive.
+pub enum Flow {
+    Continue,
+    Stop,
+}
 
 /// Largest entry we accept at all: anything bigger is a forged header, not a real image layer.
 pub(crate) const MAX_ENTRY_SIZE: u64 = 1 << 40;

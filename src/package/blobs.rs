@@ -6,6 +6,8 @@ use std::io::{self, BufReader, Cursor, Read};
 use std::os::unix::fs::FileExt;
 
 use crate::digest::{Digest, Hasher};
+// `Flow` lives with the archive walk that obeys it; the blob stream passes it through.
+pub use crate::package::archive::Flow;
 use crate::package::archive::{self, Ctx, EntryInfo};
 use crate::package::{BlobLocation, Container, Package, PackageError};
 
@@ -103,12 +105,6 @@ impl Read for Pread {
 /// The [`stream`] callback: digest, where it sits, and a reader over exactly its bytes.
 pub type BlobVisitor<'a> =
     dyn FnMut(&Digest, &BlobLocation, &mut dyn Read) -> Result<Flow, PackageError> + 'a;
-
-/// What the [`stream`] callback wants done with the rest of the archive.
-pub enum Flow {
-    Continue,
-    Stop,
-}
 
 /// Reads the package file once from start to end (decompressing as it goes, descending into nested
 /// archives) and calls `f` for every blob entry whose digest is in `wanted` (manifests and blobs of

@@ -25,18 +25,21 @@ pub(crate) struct Descriptor {
     #[serde(default)]
     pub size: Option<u64>,
     #[serde(default)]
-    pub platform: Option<Platform>,
+    pub platform: Option<ImagePlatform>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub(crate) struct Platform {
-    #[serde(default)]
-    pub os: String,
+/// The OS/architecture of an image (`linux/arm64/v8`): a descriptor's `platform`, or the fields
+/// of an image config. Not the ACP platform (`crate::platform`). Serialized in the field order of
+/// the images `synth` writes, since their digests are pinned.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub(crate) struct ImagePlatform {
     #[serde(default)]
     pub architecture: String,
     #[serde(default)]
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
 }
 
@@ -58,7 +61,7 @@ impl Descriptor {
     }
 }
 
-impl Platform {
+impl ImagePlatform {
     pub fn render(&self) -> Option<String> {
         if self.os.is_empty() || self.architecture.is_empty() {
             return None;
@@ -111,28 +114,6 @@ impl RawManifest {
                 }
                 .to_string()
             })
-    }
-}
-
-/// The `os`/`architecture`/`variant` of an image config blob.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ConfigPlatform {
-    #[serde(default)]
-    pub os: String,
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default)]
-    pub variant: Option<String>,
-}
-
-impl ConfigPlatform {
-    pub fn render(self) -> Option<String> {
-        Platform {
-            os: self.os,
-            architecture: self.architecture,
-            variant: self.variant,
-        }
-        .render()
     }
 }
 

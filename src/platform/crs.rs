@@ -7,9 +7,10 @@ use serde_json::{Map, Value, json};
 
 use crate::package::{Metadata, Package, PackageType};
 use crate::platform::kube::{GLOBAL, Resource};
+// Declared beside GLOBAL, so that the Kubernetes client does not depend on the CR builders.
+pub use crate::platform::kube::NAMESPACE;
 use crate::platform::{PlatformError, Result};
 
-pub const NAMESPACE: &str = "cpaas-system";
 pub const DEFAULT_CATALOG_SOURCE: &str = "platform";
 pub const DEFAULT_CHART_REPO: &str = "public-charts";
 pub const APP_API_VERSION: &str = "app.alauda.io/v1alpha1";

@@ -1,13 +1,12 @@
 //! The platform registry, for pushes without `--dest-repo`: the address from ProductBase `base`
 //! and the credentials from secret `cpaas-system/registry-admin` in the global cluster, as Alauda's
-//! own scripts read them (violet-facts §5.3).
+//! own installer scripts read them (`docs/platform.md`).
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 
-use crate::platform::crs::NAMESPACE;
-use crate::platform::kube::{GLOBAL, Platform, Resource};
+use crate::platform::kube::{GLOBAL, NAMESPACE, Platform, Resource};
 use crate::platform::{PlatformError, Result};
 use crate::registry::Credentials;
 

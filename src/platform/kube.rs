@@ -13,11 +13,14 @@ use reqwest::header::{AUTHORIZATION, HeaderValue, USER_AGENT};
 use serde_json::Value;
 use tokio::sync::Mutex;
 
-use crate::platform::args::{PlatformAuth, Target, TlsOptions};
-use crate::platform::{PlatformArgs, PlatformError, Result, login, transport_error};
+use crate::platform::target::{PlatformAuth, Target, TlsOptions};
+use crate::platform::{PlatformError, Result, login, transport_error};
 
 /// The cluster the platform itself runs in: plugins, discovery and the default for operators.
 pub const GLOBAL: &str = "global";
+
+/// The platform's system namespace: where the catalog resources and the registry secret live.
+pub const NAMESPACE: &str = "cpaas-system";
 
 /// The `User-Agent` of every platform request, so the platform's audit log can attribute them.
 pub fn user_agent() -> String {
@@ -108,10 +111,10 @@ pub struct Cluster {
 }
 
 impl Platform {
-    /// Resolves the flags, logs in (username/password) and returns the connection. Nothing is
-    /// checked against a cluster yet: [`Platform::cluster`] does that per cluster.
-    pub async fn connect(args: &PlatformArgs, tls: &TlsOptions) -> Result<Platform> {
-        match args.target()? {
+    /// Logs in (username/password) and returns the connection. Nothing is checked against a
+    /// cluster yet: [`Platform::cluster`] does that per cluster.
+    pub async fn connect(target: Target, tls: &TlsOptions) -> Result<Platform> {
+        match target {
             Target::Platform {
                 address,
                 auth,
@@ -209,7 +212,7 @@ impl Platform {
                         "cluster name {name:?} does not make a valid URL: {e}"
                     ))
                 })?);
-                cfg.default_namespace = crate::platform::crs::NAMESPACE.to_string();
+                cfg.default_namespace = NAMESPACE.to_string();
                 cfg.accept_invalid_certs = tls.insecure;
                 cfg.connect_timeout = Some(Duration::from_secs(15));
                 cfg.default_retry = false;
@@ -444,17 +447,7 @@ impl Cluster {
         namespace: Option<&str>,
         obj: &Value,
     ) -> Result<Value> {
-        let name = obj_name(obj);
-        let o = from_value(obj)?;
-        let api = self.api(r, namespace);
-        let pp = post_params();
-        match self.retrying("create", || api.create(&pp, &o)).await {
-            Ok(o) => Ok(to_value(o)),
-            Err(e) => Err(self.error(
-                e,
-                &format!("create {}", Self::describe(r, namespace, &name)),
-            )),
-        }
+        self.write(r, namespace, obj, false).await
     }
 
     /// Full update; `obj` carries the `resourceVersion` it was based on, so a concurrent change is a 409.
@@ -464,20 +457,33 @@ impl Cluster {
         namespace: Option<&str>,
         obj: &Value,
     ) -> Result<Value> {
+        self.write(r, namespace, obj, true).await
+    }
+
+    /// A create (POST) or a full update (PUT), retried; a failure names the verb and the object.
+    async fn write(
+        &self,
+        r: &Resource,
+        namespace: Option<&str>,
+        obj: &Value,
+        replace: bool,
+    ) -> Result<Value> {
         let name = obj_name(obj);
         let o = from_value(obj)?;
         let api = self.api(r, namespace);
         let pp = post_params();
-        match self
-            .retrying("update", || api.replace(&name, &pp, &o))
-            .await
-        {
-            Ok(o) => Ok(to_value(o)),
-            Err(e) => Err(self.error(
+        let verb = if replace { "update" } else { "create" };
+        let written = if replace {
+            self.retrying(verb, || api.replace(&name, &pp, &o)).await
+        } else {
+            self.retrying(verb, || api.create(&pp, &o)).await
+        };
+        written.map(to_value).map_err(|e| {
+            self.error(
                 e,
-                &format!("update {}", Self::describe(r, namespace, &name)),
-            )),
-        }
+                &format!("{verb} {}", Self::describe(r, namespace, &name)),
+            )
+        })
     }
 
     /// Deletes an object; `Ok(false)` when it was already gone (a 404 is not a failure for a

@@ -1,4 +1,4 @@
-//! Username/password login: the platform's documented Dex flow (violet-facts §5.1), local identity
+//! Username/password login: the platform's documented Dex flow (`docs/platform.md`), local identity
 //! provider only, with the password RSA-encrypted under the key Dex serves.
 
 use std::collections::BTreeMap;
@@ -12,7 +12,7 @@ use rsa::{Pkcs1v15Encrypt, RsaPublicKey};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::platform::args::TlsOptions;
+use crate::platform::target::TlsOptions;
 use crate::platform::{PlatformError, Result, transport_error};
 
 /// The identity provider of password logins: the platform's local user store.

@@ -5,11 +5,11 @@
 //! [`publish`] and [`crs_out`]. Decisions are documented in `docs/platform.md`.
 
 pub mod apply;
-pub mod args;
 pub mod crs;
 pub mod discovery;
 pub mod kube;
 pub mod login;
+pub mod target;
 pub mod views;
 
 use std::path::PathBuf;
@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use crate::error::{ExitCode, UserError};
 
 pub use apply::{ApplyOptions, WriteAction, WriteReport, crs_out, publish};
-pub use args::{PlatformArgs, TlsOptions};
 pub use crs::{CatalogInputs, CatalogPlan, PlannedObject, PushedArtifact};
 pub use kube::Platform;
+pub use target::TlsOptions;
 
 /// Hint shared by every 403: the documented account requirement.
 const ADMIN_HINT: &str = "the account needs the platform-admin-system role (role property System); \

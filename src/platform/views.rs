@@ -1,7 +1,7 @@
 //! Read-only access to what the platform knows about installed extensions, for `violet list` and
 //! `violet gc`: the OperatorView and ModulePluginView records of the global cluster, the cluster
 //! list, and the catalog objects (Artifact, ArtifactVersion, ModulePlugin, ModuleConfig) that `gc`
-//! may delete. Field paths are those of violet-facts §4.6; choices are in `docs/platform.md`.
+//! may delete. Field paths are those of the platform's view CRDs; choices are in `docs/platform.md`.
 
 use std::cmp::Ordering;
 
@@ -55,14 +55,14 @@ pub fn module_config_resource() -> Resource {
 }
 
 /// Captain's `helmrequests` (`app.alauda.io/v1`), namespaced, in every cluster: the records of
-/// chart applications (violet-facts §2.4 "Helm chart applications created from chart references").
+/// chart applications (the platform's "Helm chart applications created from chart references").
 pub fn helm_request_resource() -> Resource {
     Resource::new("app.alauda.io", "v1", "HelmRequest", "helmrequests", true)
 }
 
 /// Namespace where the platform installs its own charts (cluster plugins included): not user
 /// applications, so `list` leaves its HelmRequests out, as it leaves core plugins out.
-pub const PLATFORM_NAMESPACE: &str = "cpaas-system";
+pub const PLATFORM_NAMESPACE: &str = crate::platform::kube::NAMESPACE;
 
 /// One HelmRequest as `list` needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,7 +202,7 @@ impl OperatorView {
     }
 
     /// Whether this view is about the Artifact `name`: by the recorded artifact name, or by the
-    /// naming rules of violet-facts §4.1 (`<package>` and the older `operatorhub-<package>`).
+    /// platform's naming rules for operator Artifacts (`<package>` and the older `operatorhub-<package>`).
     pub fn refers_to_artifact(&self, name: &str) -> bool {
         (!self.artifact.is_empty() && self.artifact == name)
             || self.name == name

@@ -9,8 +9,6 @@
 //!
 //! `--no-auth` skips all of them.
 
-use std::io::Read;
-
 use docker_credential::{CredentialRetrievalError, DockerCredential};
 
 use crate::error::{ExitCode, Fail};
@@ -191,25 +189,6 @@ fn convert(
     }
 }
 
-/// Reads a password from `input` (stdin for `--password-stdin`): the whole text minus one
-/// trailing newline (`\n` or `\r\n`), so passwords may end in spaces.
-pub fn read_password(mut input: impl Read) -> Result<String, Fail> {
-    let mut s = String::new();
-    input.read_to_string(&mut s).map_err(|e| {
-        Fail::new(
-            ExitCode::Input,
-            format!("cannot read the password from stdin: {e}"),
-        )
-    })?;
-    if let Some(rest) = s.strip_suffix('\n') {
-        s = rest.strip_suffix('\r').unwrap_or(rest).to_string();
-    }
-    if s.is_empty() {
-        return Err(Fail::usage("--password-stdin: stdin holds no password"));
-    }
-    Ok(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,13 +259,5 @@ mod tests {
         assert!(matches!(c, Some(Credentials::IdentityToken { ref token, .. }) if token == "rt"));
         let got = docker_credential::get_credential_from_reader(config.as_bytes(), "other");
         assert!(convert("other", "docker config", got).unwrap().is_none());
-    }
-
-    #[test]
-    fn password_from_stdin() {
-        assert_eq!(read_password(&b"s3cret \n"[..]).unwrap(), "s3cret ");
-        assert_eq!(read_password(&b"s3cret\r\n"[..]).unwrap(), "s3cret");
-        assert_eq!(read_password(&b"a\n\n"[..]).unwrap(), "a\n");
-        assert!(read_password(&b"\n"[..]).is_err());
     }
 }

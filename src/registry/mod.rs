@@ -186,6 +186,7 @@ impl UserError for RegistryError {
 pub mod auth;
 pub mod client;
 pub mod credentials;
+pub mod names;
 pub mod retry;
 pub mod transport;
 

@@ -12,7 +12,8 @@ use serde::Serialize;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::digest::Digest;
-use crate::error::{ExitCode, Fail, classify, one_line};
+use crate::error::{ExitCode, Fail};
+use crate::outcome::{classify, one_line};
 use crate::pull::{self, RemoteImage};
 use crate::registry::{BlobStream, Client, RegistryError};
 

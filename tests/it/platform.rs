@@ -5,36 +5,36 @@ use violet::error::{ExitCode, UserError};
 use violet::package::metadata::OperatorInfo;
 use violet::package::{Metadata, PackageType};
 use violet::platform::crs::{CatalogInputs, CatalogPlan, PushedArtifact};
+use violet::platform::target::{PlatformAuth, Target, normalize_address};
 use violet::platform::{
-    ApplyOptions, Platform, PlatformArgs, PlatformError, TlsOptions, WriteAction, WriteReport,
-    crs_out, publish,
+    ApplyOptions, Platform, PlatformError, TlsOptions, WriteAction, WriteReport, crs_out, publish,
 };
 use violet::registry::Credentials;
 
 use crate::support::platform::{ADMIN, ADMIN_TOKEN, PlatformEmulator, VIEWER, VIEWER_TOKEN};
 use crate::support::{TestContext, shown};
 
-fn password_args(url: &str, user: &str, password: &str) -> PlatformArgs {
-    PlatformArgs {
-        platform_address: Some(url.into()),
-        platform_username: Some(user.into()),
-        platform_password: Some(password.into()),
+fn password_args(url: &str, user: &str, password: &str) -> Target {
+    Target::Platform {
+        address: normalize_address(url).expect("address"),
+        auth: PlatformAuth::Password {
+            username: user.into(),
+            password: password.into(),
+        },
         client_id: "alauda-auth".into(),
-        ..Default::default()
     }
 }
 
-fn token_args(url: &str, token: &str) -> PlatformArgs {
-    PlatformArgs {
-        platform_address: Some(url.into()),
-        platform_token: Some(token.into()),
+fn token_args(url: &str, token: &str) -> Target {
+    Target::Platform {
+        address: normalize_address(url).expect("address"),
+        auth: PlatformAuth::Token(token.into()),
         client_id: "alauda-auth".into(),
-        ..Default::default()
     }
 }
 
-async fn connect(args: &PlatformArgs) -> Result<Platform, PlatformError> {
-    Platform::connect(args, &TlsOptions::default()).await
+async fn connect(target: &Target) -> Result<Platform, PlatformError> {
+    Platform::connect(target.clone(), &TlsOptions::default()).await
 }
 
 fn bundle(version: &str) -> Metadata {
@@ -607,7 +607,7 @@ async fn self_signed_platform_needs_ca_file_or_insecure() {
         ca_files: vec![ca],
         insecure: false,
     };
-    let platform = Platform::connect(&password_args(&url, ADMIN.0, ADMIN.1), &tls)
+    let platform = Platform::connect(password_args(&url, ADMIN.0, ADMIN.1), &tls)
         .await
         .expect("login with CA");
     let reports = publish(
@@ -623,7 +623,7 @@ async fn self_signed_platform_needs_ca_file_or_insecure() {
         ca_files: vec![],
         insecure: true,
     };
-    let token = Platform::connect(&token_args(&url, ADMIN_TOKEN), &insecure)
+    let token = Platform::connect(token_args(&url, ADMIN_TOKEN), &insecure)
         .await
         .expect("connect");
     let again = publish(
@@ -658,11 +658,9 @@ async fn kubeconfig_contexts_name_clusters() {
         context("region1", "region1"),
     );
     std::fs::write(&kubeconfig, text).expect("write kubeconfig");
-    let args = PlatformArgs {
-        kubeconfig: Some(kubeconfig),
+    let args = Target::Kubeconfig {
+        path: kubeconfig,
         context: Some("acp-global".into()),
-        client_id: "alauda-auth".into(),
-        ..Default::default()
     };
     let platform = connect(&args).await.expect("kubeconfig");
     let p = plan(&bundle("v1.0.0"), "r.local", &["global", "region1"]);

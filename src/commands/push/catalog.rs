@@ -112,10 +112,10 @@ pub(super) async fn write(
         }
         match catalog_plan(pkg, dest, args) {
             Err(e) => {
-                let (code, hint) = crate::error::classify(&e);
+                let (code, hint) = crate::outcome::classify(&e);
                 outcome.code = Some(code);
                 outcome.hint = hint;
-                outcome.error = Some(crate::error::one_line(&e));
+                outcome.error = Some(crate::outcome::one_line(&e));
             }
             Ok(cplan) => {
                 for w in &cplan.warnings {

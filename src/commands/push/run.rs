@@ -9,7 +9,7 @@ use crate::error::{ExitCode, Fail};
 use crate::output::{Printer, Progress, human_bytes};
 use crate::package::{self, Package};
 use crate::plan::{Destination, Plan};
-use crate::platform::args::TlsOptions;
+use crate::platform::TlsOptions;
 use crate::platform::kube::Platform;
 use crate::registry::{Client, Credentials};
 use crate::scheduler::{Parity, Report, Scheduler};
@@ -104,7 +104,7 @@ pub(super) async fn run_async(
     let needs_platform =
         (!args.skip_crs && args.crs_out.is_none()) || args.registry.dest_repo.is_empty();
     let platform = if needs_platform && args.platform.is_configured() {
-        let mut p = Platform::connect(&args.platform, &tls).await?;
+        let mut p = args.platform.connect(&tls).await?;
         p.set_waiting(crate::platform::kube::Waiting {
             retries: args.registry.retries,
             ..Default::default()

@@ -1,28 +1,27 @@
-//! `violet gc`: delete the catalog resources nothing uses any more (violet-facts §2.5):
+//! `violet gc`: delete the catalog resources nothing uses any more (`docs/platform.md`):
 //! Artifacts of operators installed nowhere in their cluster, ArtifactVersions older than the
 //! installed one, ModulePlugins installed in no cluster, and ModuleConfigs older than every
 //! installed version. Candidates come from the OperatorView and ModulePluginView records; every
 //! rule errs on the side of keeping (see docs/platform.md).
 
-use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::OutputArgs;
-use crate::commands::list::ConnectArgs;
+use crate::args::OutputArgs;
+use crate::args::platform::ConnectArgs;
 use crate::error::{ExitCode, Fail, UserError};
 use crate::output::Printer;
 use crate::platform::PlatformError;
-use crate::platform::crs::{
-    Kind, LABEL_ARTIFACT_VERSION, LABEL_BUNDLE_VERSION, LABEL_MANAGED_BY, LABEL_TYPE, MANAGED_BY,
-};
+use crate::platform::crs::Kind;
 use crate::platform::kube::{Cluster, GLOBAL, Platform};
-use crate::platform::views::{
-    self, ANNOTATION_CSV_NAME, LABEL_MODULE_NAME, OperatorView, PluginView, Subscription,
-    compare_versions, csv_version,
-};
+mod plan;
+
+use plan::s;
+pub use plan::{Candidate, GcKind, Kept, plan_operators, plan_plugins};
+
+use crate::platform::views::{self, OperatorView, PluginView};
 
 const EXAMPLES: &str = "Examples:
   # See what would be deleted, and why
@@ -61,66 +60,6 @@ pub struct Args {
 
     #[command(flatten)]
     pub output: OutputArgs,
-}
-
-/// The kinds `gc` deletes, in the order the summary lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub enum GcKind {
-    Artifact,
-    ArtifactVersion,
-    ModulePlugin,
-    ModuleConfig,
-}
-
-impl GcKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            GcKind::Artifact => "Artifact",
-            GcKind::ArtifactVersion => "ArtifactVersion",
-            GcKind::ModulePlugin => "ModulePlugin",
-            GcKind::ModuleConfig => "ModuleConfig",
-        }
-    }
-
-    /// Objects on global that every cluster's installations depend on.
-    fn shared(self) -> bool {
-        matches!(self, GcKind::ModulePlugin | GcKind::ModuleConfig)
-    }
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-/// One object to delete and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Candidate {
-    #[serde(rename = "type")]
-    pub kind: GcKind,
-    pub name: String,
-    pub cluster: String,
-    pub reason: String,
-    /// Not labelled `cpaas.io/managed-by: violet` (only with --include-unmanaged).
-    #[serde(skip_serializing_if = "is_false")]
-    pub unmanaged: bool,
-    /// The object as listed: the backup's source and the delete's preconditions.
-    #[serde(skip)]
-    pub object: Value,
-    /// The object this one is deleted before (an ArtifactVersion's Artifact, a config's plugin):
-    /// when this one is kept, the parent must be kept too, or the cascade would take it anyway.
-    #[serde(skip)]
-    pub parent: Option<String>,
-}
-
-/// An object gc looked at and keeps, for a reason worth telling (a disagreement, an unknown
-/// cluster, a change since planning, not managed by violet).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Kept {
-    #[serde(rename = "type")]
-    pub kind: GcKind,
-    pub name: String,
-    pub cluster: String,
-    pub reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -199,7 +138,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     } else {
         views::cluster_states(&platform).await?
     };
-    let scope = scope(&args.connect, &platform, &operators, &printer).await?;
+    let scope = args.connect.scope(&platform, &operators, &printer).await?;
     tracing::debug!("gc scope: {scope:?}");
 
     let mut unknown: Vec<Unknown> = Vec::new();
@@ -295,9 +234,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             Some(p) => Some(p.to_string()),
             None => Some(format!(
                 "violet-gc-backup-{}.yaml",
-                humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-                    .to_string()
-                    .replace(':', "")
+                utc_stamp(std::time::SystemTime::now())
             )),
         };
         if let Some(path) = &path {
@@ -492,46 +429,6 @@ pub fn restorable(obj: &Value) -> Value {
     o
 }
 
-/// The clusters to scan: `--clusters`, else the platform's cluster list plus `global`; when the
-/// platform does not list its clusters, `global` plus the clusters the OperatorViews name.
-pub(crate) async fn scope(
-    args: &ConnectArgs,
-    platform: &Platform,
-    operators: &[OperatorView],
-    printer: &Printer,
-) -> anyhow::Result<Vec<String>> {
-    if let Some(set) = args.cluster_filter() {
-        return Ok(ordered(set));
-    }
-    let mut set: BTreeSet<String> = [GLOBAL.to_string()].into();
-    if args.platform.kubeconfig.is_some() {
-        // Cluster names from the platform are not kubeconfig contexts.
-        printer.warn("--kubeconfig without --clusters: only the global cluster is scanned");
-        return Ok(ordered(set));
-    }
-    match views::cluster_states(platform).await? {
-        // Every cluster, whatever its phase: one that is not running is reported, never ignored.
-        Some(states) => set.extend(states.into_iter().map(|(n, _)| n)),
-        None => {
-            printer.warn("the platform does not list its clusters (clusters.platform.tkestack.io): scanning global and the clusters named by OperatorViews; pass --clusters to choose");
-            set.extend(
-                operators
-                    .iter()
-                    .map(|o| o.cluster.clone())
-                    .filter(|c| !c.is_empty()),
-            );
-        }
-    }
-    Ok(ordered(set))
-}
-
-/// `global` first, then by name.
-fn ordered(set: BTreeSet<String>) -> Vec<String> {
-    let mut v: Vec<String> = set.into_iter().collect();
-    v.sort_by_key(|c| (c != GLOBAL, c.clone()));
-    v
-}
-
 async fn scan_cluster(
     platform: &Platform,
     name: &str,
@@ -596,380 +493,6 @@ fn execution_order(candidates: &[Candidate]) -> Vec<&Candidate> {
     let mut v: Vec<&Candidate> = candidates.iter().collect();
     v.sort_by_key(|c| rank(c.kind));
     v
-}
-
-fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
-}
-
-fn label<'a>(v: &'a Value, key: &str) -> &'a str {
-    v["metadata"]["labels"][key].as_str().unwrap_or("")
-}
-
-fn managed(v: &Value) -> bool {
-    label(v, LABEL_MANAGED_BY) == MANAGED_BY
-}
-
-/// Builds candidates, or keeps unmanaged objects (unless `include_unmanaged`).
-struct Planner<'a> {
-    cluster: &'a str,
-    include_unmanaged: bool,
-    out: Vec<Candidate>,
-    kept: Vec<Kept>,
-}
-
-impl Planner<'_> {
-    fn add(
-        &mut self,
-        kind: GcKind,
-        obj: &Value,
-        is_managed: bool,
-        parent: Option<&str>,
-        reason: String,
-    ) {
-        let name = s(obj, "/metadata/name").to_string();
-        if !is_managed && !self.include_unmanaged {
-            self.kept.push(Kept {
-                kind,
-                name,
-                cluster: self.cluster.to_string(),
-                reason: "not managed by violet".into(),
-            });
-            return;
-        }
-        self.out.push(Candidate {
-            kind,
-            name,
-            cluster: self.cluster.to_string(),
-            reason,
-            unmanaged: !is_managed,
-            object: obj.clone(),
-            parent: parent.map(str::to_string),
-        });
-    }
-
-    fn keep(&mut self, kind: GcKind, name: &str, reason: String) {
-        self.kept.push(Kept {
-            kind,
-            name: name.to_string(),
-            cluster: self.cluster.to_string(),
-            reason,
-        });
-    }
-}
-
-/// Operator catalog candidates of one cluster. Only bundle Artifacts are considered (chart
-/// Artifacts have no OperatorView to decide with). Two witnesses must agree that an operator is
-/// not installed: the OperatorViews and the cluster's own OLM Subscriptions.
-pub fn plan_operators(
-    cluster: &str,
-    operators: &[OperatorView],
-    subscriptions: &[Subscription],
-    artifacts: &[Value],
-    versions: &[Value],
-    include_unmanaged: bool,
-) -> (Vec<Candidate>, Vec<Kept>) {
-    let here: Vec<&OperatorView> = operators.iter().filter(|o| o.cluster == cluster).collect();
-    let mut p = Planner {
-        cluster,
-        include_unmanaged,
-        out: Vec::new(),
-        kept: Vec::new(),
-    };
-    for artifact in artifacts {
-        let is_bundle =
-            s(artifact, "/spec/type") == "bundle" || label(artifact, LABEL_TYPE) == "bundle";
-        let name = s(artifact, "/metadata/name");
-        if !is_bundle || name.is_empty() {
-            continue;
-        }
-        let artifact_managed = managed(artifact);
-        let uid = s(artifact, "/metadata/uid");
-        let own: Vec<&Value> = versions
-            .iter()
-            .filter(|v| {
-                label(v, LABEL_ARTIFACT_VERSION) == name
-                    || v["metadata"]["ownerReferences"]
-                        .as_array()
-                        .is_some_and(|r| {
-                            r.iter().any(|o| {
-                                o["kind"] == "Artifact" && !uid.is_empty() && o["uid"] == uid
-                            })
-                        })
-            })
-            .collect();
-        let users: Vec<&&OperatorView> = here
-            .iter()
-            .filter(|o| o.refers_to_artifact(name) && o.has_installation())
-            .collect();
-        let subs: Vec<&Subscription> = subscriptions
-            .iter()
-            .filter(|s| {
-                !s.package.is_empty()
-                    && (s.package == name || format!("operatorhub-{}", s.package) == name)
-            })
-            .collect();
-        match (users.is_empty(), subs.is_empty()) {
-            (true, true) => {
-                for v in &own {
-                    p.add(
-                        GcKind::ArtifactVersion,
-                        v,
-                        artifact_managed || managed(v),
-                        Some(name),
-                        format!("operator of Artifact {name} is not installed"),
-                    );
-                }
-                p.add(
-                    GcKind::Artifact,
-                    artifact,
-                    artifact_managed,
-                    None,
-                    "operator is not installed (views and OLM agree)".into(),
-                );
-                continue;
-            }
-            (true, false) => {
-                let s0 = subs[0];
-                p.keep(
-                    GcKind::Artifact,
-                    name,
-                    format!(
-                        "views and cluster disagree: no OperatorView shows an installation, but Subscription {}/{} installs {}",
-                        s0.namespace,
-                        s0.name,
-                        if s0.installed_csv.is_empty() { "it" } else { &s0.installed_csv }
-                    ),
-                );
-                continue;
-            }
-            (false, true) => {
-                p.keep(
-                    GcKind::Artifact,
-                    name,
-                    "views and cluster disagree: an OperatorView shows an installation, but the cluster has no Subscription for it".into(),
-                );
-                continue;
-            }
-            (false, false) => {}
-        }
-        // An installation without a known CSV (installing, waiting for approval): keep every version.
-        if users.iter().any(|u| u.installed_csv.is_empty())
-            || subs.iter().any(|s| s.installed_csv.is_empty())
-        {
-            continue;
-        }
-        let view_csvs: BTreeSet<&str> = users.iter().map(|u| u.installed_csv.as_str()).collect();
-        let olm_csvs: BTreeSet<&str> = subs.iter().map(|s| s.installed_csv.as_str()).collect();
-        if view_csvs != olm_csvs {
-            p.keep(
-                GcKind::Artifact,
-                name,
-                format!(
-                    "views and cluster disagree on the installed version: views say {}, OLM says {}; all versions kept",
-                    view_csvs.iter().copied().collect::<Vec<_>>().join(", "),
-                    olm_csvs.iter().copied().collect::<Vec<_>>().join(", ")
-                ),
-            );
-            continue;
-        }
-        let installed: Vec<(&str, Option<String>)> = view_csvs
-            .iter()
-            .map(|csv| (*csv, csv_version(csv)))
-            .collect();
-        // The newest version stays, whatever is installed: the operator never drops out of the catalog.
-        let newest: Option<&str> = own
-            .iter()
-            .filter_map(|v| av_version(v, name).map(|ver| (s(v, "/metadata/name"), ver)))
-            .filter(|(_, ver)| compare_versions(ver, "0").is_some())
-            .max_by(|a, b| compare_versions(&a.1, &b.1).unwrap_or(Ordering::Equal))
-            .map(|(n, _)| n);
-        for v in &own {
-            let av_name = s(v, "/metadata/name");
-            let Some(av_version) = av_version(v, name) else {
-                continue;
-            };
-            let is_installed = installed.iter().any(|(csv, ver)| {
-                v["metadata"]["annotations"][ANNOTATION_CSV_NAME].as_str() == Some(*csv)
-                    || s(v, "/status/version") == *csv
-                    || av_name == *csv
-                    || ver
-                        .as_deref()
-                        .and_then(|iv| compare_versions(&av_version, iv))
-                        == Some(Ordering::Equal)
-            });
-            if is_installed || Some(av_name) == newest {
-                continue;
-            }
-            // Older than every installed version; newer ones are uploads waiting for an upgrade.
-            let older = installed.iter().all(|(_, ver)| {
-                ver.as_deref()
-                    .and_then(|iv| compare_versions(&av_version, iv))
-                    == Some(Ordering::Less)
-            });
-            if older {
-                let shown: Vec<&str> = installed.iter().map(|(c, _)| *c).collect();
-                p.add(
-                    GcKind::ArtifactVersion,
-                    v,
-                    artifact_managed || managed(v),
-                    Some(name),
-                    format!("older than the installed {}", shown.join(", ")),
-                );
-            }
-        }
-    }
-    (p.out, p.kept)
-}
-
-/// The version of an ArtifactVersion: its bundle-version label, the version of its CSV
-/// annotation, or the part of its name after `<artifact>.`.
-fn av_version(v: &Value, artifact: &str) -> Option<String> {
-    let lbl = label(v, LABEL_BUNDLE_VERSION);
-    if !lbl.is_empty() {
-        return Some(lbl.to_string());
-    }
-    if let Some(ver) = v["metadata"]["annotations"][ANNOTATION_CSV_NAME]
-        .as_str()
-        .and_then(csv_version)
-    {
-        return Some(ver);
-    }
-    s(v, "/metadata/name")
-        .strip_prefix(&format!("{artifact}."))
-        .map(str::to_string)
-}
-
-/// Plugin candidates (global cluster): ModulePlugins of aligned/agnostic plugins installed in no
-/// cluster, with all their ModuleConfigs, and ModuleConfigs older than every installed version.
-/// The ModulePluginViews and the ModuleInfo records must agree (`infos` None: not readable, so
-/// nothing is deleted). A plugin without a ModulePluginView is never touched.
-pub fn plan_plugins(
-    views: &[PluginView],
-    infos: Option<&[(String, String, String)]>,
-    module_plugins: &[Value],
-    configs: &[Value],
-    include_unmanaged: bool,
-) -> (Vec<Candidate>, Vec<Kept>) {
-    let mut p = Planner {
-        cluster: GLOBAL,
-        include_unmanaged,
-        out: Vec::new(),
-        kept: Vec::new(),
-    };
-    for view in views.iter().filter(|v| v.lifecycle.in_scope()) {
-        let m = view.module.as_str();
-        let own_configs: Vec<&Value> = configs
-            .iter()
-            .filter(|c| label(c, LABEL_MODULE_NAME) == m)
-            .collect();
-        let own_plugins: Vec<&Value> = module_plugins
-            .iter()
-            .filter(|p| s(p, "/metadata/name") == m || label(p, LABEL_MODULE_NAME) == m)
-            .collect();
-        let plugin_managed = own_plugins.iter().any(|p| managed(p));
-        let Some(infos) = infos else {
-            if !own_plugins.is_empty() {
-                p.keep(
-                    GcKind::ModulePlugin,
-                    m,
-                    "the platform's ModuleInfo records cannot be read: plugin use is unproven"
-                        .into(),
-                );
-            }
-            continue;
-        };
-        let recorded: Vec<&(String, String, String)> =
-            infos.iter().filter(|(im, _, _)| im == m).collect();
-        match (view.installed.is_empty(), recorded.is_empty()) {
-            (true, true) => {
-                for c in &own_configs {
-                    p.add(
-                        GcKind::ModuleConfig,
-                        c,
-                        plugin_managed || managed(c),
-                        Some(m),
-                        format!("plugin {m} is installed in no cluster"),
-                    );
-                }
-                for mp in &own_plugins {
-                    p.add(
-                        GcKind::ModulePlugin,
-                        mp,
-                        managed(mp),
-                        None,
-                        "installed in no cluster (view and ModuleInfo agree)".into(),
-                    );
-                }
-                continue;
-            }
-            (true, false) => {
-                p.keep(
-                    GcKind::ModulePlugin,
-                    m,
-                    format!(
-                        "views and records disagree: the view lists no installation, but ModuleInfo records one in cluster {}",
-                        recorded[0].1
-                    ),
-                );
-                continue;
-            }
-            (false, true) => {
-                p.keep(
-                    GcKind::ModulePlugin,
-                    m,
-                    "views and records disagree: the view lists an installation, but no ModuleInfo records it".into(),
-                );
-                continue;
-            }
-            (false, false) => {}
-        }
-        let mut installed: Vec<&str> = view
-            .installed
-            .iter()
-            .map(|(_, v)| v.as_str())
-            .chain(recorded.iter().map(|(_, _, v)| v.as_str()))
-            .filter(|v| !v.is_empty())
-            .collect();
-        installed.sort();
-        installed.dedup();
-        // The newest version the plugin offers stays, whatever is installed.
-        let offered: Vec<&str> = own_plugins
-            .iter()
-            .flat_map(|p| [s(p, "/spec/version"), s(p, "/status/latestVersion")])
-            .filter(|v| !v.is_empty())
-            .collect();
-        for c in &own_configs {
-            let name = s(c, "/metadata/name");
-            let version = match s(c, "/spec/version") {
-                "" => name.strip_prefix(&format!("{m}-")).unwrap_or(""),
-                v => v,
-            };
-            if version.is_empty() {
-                continue;
-            }
-            let same = |other: &&str| compare_versions(version, other) == Some(Ordering::Equal);
-            if installed.iter().any(same) || offered.iter().any(same) {
-                continue;
-            }
-            let older = installed
-                .iter()
-                .all(|iv| compare_versions(version, iv) == Some(Ordering::Less));
-            if older {
-                p.add(
-                    GcKind::ModuleConfig,
-                    c,
-                    plugin_managed || managed(c),
-                    Some(m),
-                    format!(
-                        "older than every installed version ({})",
-                        installed.join(", ")
-                    ),
-                );
-            }
-        }
-    }
-    (p.out, p.kept)
 }
 
 fn render_kept(kept: &[Kept]) -> String {
@@ -1044,11 +567,45 @@ fn render(rows: &[Candidate], dry_run: bool) -> String {
     out
 }
 
+/// `2026-11-29T231407Z`: the UTC time in RFC 3339 without the colons a file name should not hold.
+fn utc_stamp(now: std::time::SystemTime) -> String {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's civil_from_days).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::views::Lifecycle;
+    use crate::platform::views::{Lifecycle, Subscription};
     use serde_json::json;
+
+    #[test]
+    fn backup_file_stamp_is_utc_without_colons() {
+        let at =
+            |secs: u64| utc_stamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        assert_eq!(at(0), "1970-01-01T000000Z");
+        assert_eq!(at(951_782_400), "2000-02-29T000000Z");
+        assert_eq!(at(1_795_993_447), "2026-11-29T230407Z");
+        assert_eq!(at(4_107_542_399), "2100-02-28T235959Z");
+    }
 
     fn view(cluster: &str, name: &str, phase: &str, csv: &str) -> OperatorView {
         OperatorView {

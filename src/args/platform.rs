@@ -1,9 +1,16 @@
-//! Platform connection flags, flattened into `violet push` (and any command that writes CRs).
+//! The platform connection flags (`push`, `list`, `gc`) and the cluster scope of `list` and `gc`.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::PathBuf;
 
-use crate::platform::{PlatformError, Result};
+use crate::args::{StdinSecret, TransportArgs, read_secret};
+use crate::error::Fail;
+use crate::output::Printer;
+use crate::platform::PlatformError;
+use crate::platform::kube::{GLOBAL, Platform};
+use crate::platform::target::{PlatformAuth, Target, TlsOptions, normalize_address};
+use crate::platform::views::{self, OperatorView};
 
 /// How to reach the clusters that receive the catalog resources.
 #[derive(Clone, Default, clap::Args)]
@@ -69,61 +76,19 @@ impl std::fmt::Debug for PlatformArgs {
     }
 }
 
-/// TLS settings for the platform; the push command shares its `--ca-file`/`--insecure` with the registry.
-#[derive(Debug, Clone, Default)]
-pub struct TlsOptions {
-    /// Extra trusted CA certificates (PEM).
-    pub ca_files: Vec<PathBuf>,
-    /// Do not verify the platform's certificate.
-    pub insecure: bool,
-}
-
-/// The resolved way to authenticate against the platform. `Debug` never shows the secret.
-#[derive(Clone)]
-pub enum PlatformAuth {
-    Token(String),
-    Password { username: String, password: String },
-}
-
-impl std::fmt::Debug for PlatformAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PlatformAuth::Token(_) => f.write_str("Token(<redacted>)"),
-            PlatformAuth::Password { username, .. } => {
-                write!(f, "Password({username}, <redacted>)")
-            }
-        }
-    }
-}
-
-/// Where the Kubernetes calls go.
-#[derive(Debug, Clone)]
-pub enum Target {
-    /// `<address>/kubernetes/<cluster>/...` with a platform token.
-    Platform {
-        address: String,
-        auth: PlatformAuth,
-        client_id: String,
-    },
-    /// Kubeconfig contexts.
-    Kubeconfig {
-        path: PathBuf,
-        context: Option<String>,
-    },
-}
-
 impl PlatformArgs {
     /// Whether any way to reach a cluster was given (the push command skips CRs, or fails, without one).
     pub fn is_configured(&self) -> bool {
         self.platform_address.is_some() || self.kubeconfig.is_some()
     }
 
-    /// Checks the flag combination and reads the password from stdin when asked to.
-    pub fn target(&self) -> Result<Target> {
-        self.target_with_stdin(&mut std::io::stdin().lock())
+    /// Checks the flag combination, reads the password from stdin when asked to, and logs in.
+    pub async fn connect(&self, tls: &TlsOptions) -> anyhow::Result<Platform> {
+        let target = self.target_with_stdin(&mut std::io::stdin().lock())?;
+        Ok(Platform::connect(target, tls).await?)
     }
 
-    fn target_with_stdin(&self, stdin: &mut dyn Read) -> Result<Target> {
+    fn target_with_stdin(&self, stdin: &mut dyn Read) -> anyhow::Result<Target> {
         if let Some(path) = &self.kubeconfig {
             return Ok(Target::Kubeconfig {
                 path: path.clone(),
@@ -131,24 +96,24 @@ impl PlatformArgs {
             });
         }
         let Some(address) = self.platform_address.as_deref() else {
-            return Err(PlatformError::Usage(
-                "no platform given: pass --platform-address (or --kubeconfig)".into(),
-            ));
+            return Err(
+                usage("no platform given: pass --platform-address (or --kubeconfig)").into(),
+            );
         };
         let address = normalize_address(address)?;
         let auth = if let Some(token) = non_empty(&self.platform_token) {
             PlatformAuth::Token(token)
         } else {
             let Some(username) = non_empty(&self.platform_username) else {
-                return Err(PlatformError::Usage(
-                    "platform credentials missing: pass --platform-token, or --platform-username with --platform-password".into(),
-                ));
+                return Err(usage(
+                    "platform credentials missing: pass --platform-token, or --platform-username with --platform-password",
+                ).into());
             };
             let password = if self.platform_password_stdin {
-                read_first_line(stdin)?
+                read_secret(stdin, "--platform-password-stdin", StdinSecret::FirstLine)?
             } else {
                 non_empty(&self.platform_password).ok_or_else(|| {
-                    PlatformError::Usage(format!(
+                    usage(&format!(
                         "no password for platform user {username:?}: pass --platform-password, VIOLET_PLATFORM_PASSWORD or --platform-password-stdin"
                     ))
                 })?
@@ -163,55 +128,111 @@ impl PlatformArgs {
     }
 }
 
+fn usage(message: &str) -> PlatformError {
+    PlatformError::Usage(message.to_string())
+}
+
 fn non_empty(s: &Option<String>) -> Option<String> {
     s.as_ref().filter(|s| !s.is_empty()).cloned()
 }
 
-fn read_first_line(stdin: &mut dyn Read) -> Result<String> {
-    let mut buf = String::new();
-    stdin.read_to_string(&mut buf).map_err(|e| {
-        PlatformError::Usage(format!("cannot read the platform password from stdin: {e}"))
-    })?;
-    let line = buf.lines().next().unwrap_or("").to_string();
-    if line.is_empty() {
-        return Err(PlatformError::Usage(
-            "--platform-password-stdin: stdin is empty".into(),
-        ));
-    }
-    Ok(line)
+/// Platform connection and cluster selection, shared by `list` and `gc`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    mut_arg("insecure", |a| a.help("Do not verify the platform's TLS certificate")),
+    mut_arg("ca_files", |a| a.help("Trust this CA certificate (PEM) for the platform, in addition to the system roots. Repeatable")),
+    mut_arg("retries", |a| a.help("Retries for a cluster that answers 429/502/503/504 through the platform proxy (with backoff, at most 2 minutes in all per call); a line on stderr says when violet is waiting")),
+)]
+pub struct ConnectArgs {
+    /// Only these clusters (comma separated). Default: every cluster the platform lists.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    pub clusters: Option<Vec<String>>,
+
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
-/// Accepts `host`, `host:port` or a URL; the platform is HTTPS unless the URL says `http://`.
-/// Returns the URL without a trailing slash.
-pub fn normalize_address(address: &str) -> Result<String> {
-    let trimmed = address.trim().trim_end_matches('/');
-    // Credentials in the URL would end up in logs, error messages and the process list, and the
-    // platform proxy ignores them anyway: refuse without echoing the address.
-    let authority = trimmed
-        .split_once("://")
-        .map_or(trimmed, |(_, rest)| rest)
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or("");
-    if authority.contains('@') {
-        return Err(PlatformError::AddressCredentials);
+impl ConnectArgs {
+    /// The `--clusters` names, trimmed, empty ones dropped; `None` when not given.
+    pub fn cluster_filter(&self) -> Option<BTreeSet<String>> {
+        self.clusters.as_ref().map(|c| {
+            c.iter()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
     }
-    let with_scheme = if trimmed.contains("://") {
-        trimmed.to_string()
-    } else {
-        format!("https://{trimmed}")
-    };
-    let url = url::Url::parse(&with_scheme).map_err(|e| {
-        PlatformError::Usage(format!(
-            "--platform-address {address:?} is not a valid URL: {e}"
-        ))
-    })?;
-    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-        return Err(PlatformError::Usage(format!(
-            "--platform-address {address:?} must be an http(s) URL such as https://acp.example.com"
-        )));
+
+    /// Checks that a platform was given, then logs in.
+    pub async fn connect(&self, printer: &Printer) -> anyhow::Result<Platform> {
+        if !self.platform.is_configured() {
+            return Err(Fail::usage(
+                "no platform given: pass --platform-address with --platform-token or --platform-username/--platform-password",
+            )
+            .with_hint("or --kubeconfig FILE to talk straight to the global cluster's API server")
+            .into());
+        }
+        if self.cluster_filter().is_some_and(|c| c.is_empty()) {
+            return Err(Fail::usage("--clusters is empty").into());
+        }
+        let t = &self.transport;
+        if t.insecure {
+            printer.warn("--insecure: TLS certificates are not verified");
+        }
+        let tls = TlsOptions {
+            ca_files: t.ca_files.clone(),
+            insecure: t.insecure,
+        };
+        let mut platform = self.platform.connect(&tls).await?;
+        platform.set_waiting(crate::platform::kube::Waiting {
+            retries: t.retries,
+            ..Default::default()
+        });
+        Ok(platform)
     }
-    Ok(url.as_str().trim_end_matches('/').to_string())
+
+    /// The clusters to scan: `--clusters`, else the platform's cluster list plus `global`; when the
+    /// platform does not list its clusters, `global` plus the clusters the OperatorViews name.
+    pub async fn scope(
+        &self,
+        platform: &Platform,
+        operators: &[OperatorView],
+        printer: &Printer,
+    ) -> anyhow::Result<Vec<String>> {
+        if let Some(set) = self.cluster_filter() {
+            return Ok(ordered(set));
+        }
+        let mut set: BTreeSet<String> = [GLOBAL.to_string()].into();
+        if self.platform.kubeconfig.is_some() {
+            // Cluster names from the platform are not kubeconfig contexts.
+            printer.warn("--kubeconfig without --clusters: only the global cluster is scanned");
+            return Ok(ordered(set));
+        }
+        match views::cluster_states(platform).await? {
+            // Every cluster, whatever its phase: one that is not running is reported, never ignored.
+            Some(states) => set.extend(states.into_iter().map(|(n, _)| n)),
+            None => {
+                printer.warn("the platform does not list its clusters (clusters.platform.tkestack.io): scanning global and the clusters named by OperatorViews; pass --clusters to choose");
+                set.extend(
+                    operators
+                        .iter()
+                        .map(|o| o.cluster.clone())
+                        .filter(|c| !c.is_empty()),
+                );
+            }
+        }
+        Ok(ordered(set))
+    }
+}
+
+/// `global` first, then by name.
+fn ordered(set: BTreeSet<String>) -> Vec<String> {
+    let mut v: Vec<String> = set.into_iter().collect();
+    v.sort_by_key(|c| (c != GLOBAL, c.clone()));
+    v
 }
 
 #[cfg(test)]
@@ -267,38 +288,5 @@ mod tests {
         let a = parse(&["--platform-address", "https://acp"]).unwrap();
         let err = a.target_with_stdin(&mut "".as_bytes()).unwrap_err();
         assert!(err.to_string().contains("--platform-token"), "{err}");
-    }
-
-    #[test]
-    fn debug_redacts() {
-        let auth = PlatformAuth::Password {
-            username: "u".into(),
-            password: "hunter2".into(),
-        };
-        assert!(!format!("{auth:?}").contains("hunter2"));
-        assert!(!format!("{:?}", PlatformAuth::Token("tok".into())).contains("tok)"));
-    }
-
-    #[test]
-    fn address_forms() {
-        assert_eq!(
-            normalize_address("http://1.2.3.4:8080/").unwrap(),
-            "http://1.2.3.4:8080"
-        );
-        assert!(normalize_address("ftp://x").is_err());
-    }
-
-    #[test]
-    fn address_with_credentials_is_refused_without_echo() {
-        for a in [
-            "https://admin:S3cr3t-pw@acp.example.com",
-            "admin:S3cr3t-pw@acp.example.com:8443/x",
-            "http://S3cr3t-pw@1.2.3.4",
-        ] {
-            let err = normalize_address(a).unwrap_err();
-            assert!(matches!(err, PlatformError::AddressCredentials));
-            assert!(!err.to_string().contains("S3cr3t-pw"), "{err}");
-        }
-        assert!(normalize_address("https://acp.example.com/path@x").is_ok());
     }
 }
