@@ -519,3 +519,72 @@ fn a_source_descriptor_without_size_is_refused_before_any_upload() {
     assert_eq!(b.requests("POST", "/blobs/uploads/"), 0, "{}", out.all());
     assert_eq!(b.requests("PUT", "/manifests/"), 0, "{}", out.all());
 }
+
+#[test]
+fn progress_counts_each_crossing_blob_once() {
+    // `mirror` shows progress like `push`: the bytes read from the source for every blob that
+    // crosses, its total growing as images resolve; mounted and present blobs add nothing.
+    use violet::output::progress::Progress;
+    use violet::registry::{Client, Credentials, RegistryConfig};
+    use violet::transfer::copy::{Copier, Request, Status};
+
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let b = Registry::plain();
+    let pkg = ctx.seed_demo_images_with(
+        "demo",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
+    let client = |reg: &Registry| {
+        Client::new(RegistryConfig {
+            host: reg.host(),
+            plain: true,
+            insecure: false,
+            ca_files: Vec::new(),
+            credentials: Credentials::Anonymous,
+            retries: 2,
+            chunk_size: None,
+        })
+        .expect("client")
+    };
+    let requests: Vec<Request> = pkg
+        .images
+        .iter()
+        .map(|(reference, _)| {
+            let rel = relative(reference);
+            let (repo, tag) = rel.rsplit_once(':').expect("tagged");
+            Request {
+                source_repo: repo.into(),
+                source_ref: tag.into(),
+                dest_repo: repo.into(),
+                tag: Some(tag.into()),
+                pinned: None,
+            }
+        })
+        .collect();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let run = |progress: &Progress| {
+        rt.block_on(async {
+            let copier = Copier::new(client(&a), client(&b), 4, 2).with_progress(progress.clone());
+            for req in &requests {
+                let report = copier.copy(req).await;
+                assert_eq!(report.status, Status::Ok, "{report:?}");
+            }
+            copier.counts()
+        })
+    };
+    let first = Progress::hidden();
+    let counts = run(&first);
+    assert!(counts.bytes_uploaded > 0, "{counts:?}");
+    assert_eq!(first.done(), counts.bytes_uploaded, "{counts:?}");
+    assert_eq!(first.resent(), 0);
+    // Everything is in place now: nothing crosses, nothing is counted.
+    let second = Progress::hidden();
+    let counts = run(&second);
+    assert_eq!(counts.bytes_uploaded, 0, "{counts:?}");
+    assert_eq!(second.done(), 0);
+}
