@@ -13,6 +13,7 @@ use crate::args::registry::RegistryAccess;
 use crate::args::{StdinSecret, read_stdin_secret};
 use crate::digest::Digest;
 use crate::error::{ExitCode, Fail};
+use crate::output::progress::Progress;
 use crate::output::{Printer, human_bytes};
 use crate::plan::Destination;
 use crate::registry::{Client, Credentials, credentials};
@@ -133,7 +134,9 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     source.ping().await?;
     dest.ping().await?;
 
-    let copier = Copier::new(source, dest, usize::from(args.jobs), args.dest.retries);
+    let progress = Progress::new(&printer, "mirror");
+    let copier = Copier::new(source, dest, usize::from(args.jobs), args.dest.retries)
+        .with_progress(progress.clone());
     let from_label = from.label();
     let to_label = to.label();
     // Images run side by side; the semaphore bounds the blob transfers they start together.
@@ -156,6 +159,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             .buffer_unordered(usize::from(args.jobs))
             .collect()
             .await;
+    progress.finish();
     images.sort_by_key(|(i, _)| *i);
     let images: Vec<ImageReport> = images.into_iter().map(|(_, r)| r).collect();
     let report = MirrorReport {

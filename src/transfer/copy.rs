@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, Semaphore};
 use crate::digest::Digest;
 use crate::error::{ExitCode, Fail};
 use crate::outcome::{classify, one_line};
+use crate::output::progress::Progress;
 use crate::pull::{self, RemoteImage};
 use crate::registry::{BlobStream, Client, RegistryError};
 
@@ -85,6 +86,9 @@ pub struct Copier {
     mounted: AtomicUsize,
     present: AtomicUsize,
     bytes: AtomicU64,
+    /// Bytes read from the source for blobs that cross, as `push` counts bytes read from its
+    /// packages.
+    progress: Progress,
 }
 
 impl Copier {
@@ -102,7 +106,15 @@ impl Copier {
             mounted: AtomicUsize::new(0),
             present: AtomicUsize::new(0),
             bytes: AtomicU64::new(0),
+            progress: Progress::hidden(),
         }
+    }
+
+    /// Reports the bytes read from the source to `progress` (its total grows by each blob that
+    /// has to cross).
+    pub fn with_progress(mut self, progress: Progress) -> Self {
+        self.progress = progress;
+        self
     }
 
     /// What the run moved so far.
@@ -261,6 +273,7 @@ impl Copier {
         {
             self.mounted.fetch_add(1, Ordering::Relaxed);
         } else {
+            self.progress.grow(size);
             self.upload_from_source(source_repo, dest_repo, digest, size)
                 .await?;
             self.uploaded.fetch_add(1, Ordering::Relaxed);
@@ -286,6 +299,10 @@ impl Copier {
             attempt += 1;
             let opened = self.source.get_blob(source_repo, digest).await?;
             let (host, repo) = (self.source.host().to_string(), source_repo.to_string());
+            // Each attempt's body starts at byte 0; bytes read before by an earlier attempt count
+            // as read again, not as progress.
+            let (progress, key, read) =
+                (self.progress.clone(), digest.to_string(), AtomicU64::new(0));
             // A source `GET` that breaks off resumes where it stopped; bad bytes end the body with
             // an error naming the source, so the destination never commits them.
             let body = pull::download(
@@ -297,6 +314,10 @@ impl Copier {
                 opened,
             )
             .map(move |r| {
+                if let Ok(chunk) = &r {
+                    let n = chunk.len() as u64;
+                    progress.read(&key, read.fetch_add(n, Ordering::Relaxed), n);
+                }
                 r.map_err(|e| match e.kind() {
                     std::io::ErrorKind::InvalidData => {
                         std::io::Error::new(e.kind(), format!("blob from {host}/{repo}: {e}"))

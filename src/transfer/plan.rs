@@ -149,19 +149,28 @@ pub struct ImagePlan {
     pub size: u64,
 }
 
-/// Everything a push does, before it touches the network.
+/// One destination of a plan: where each image of the run lands there.
+#[derive(Debug)]
+pub struct Target {
+    pub destination: Destination,
+    /// The run's images at this destination; image `i` is the same image at every target.
+    pub images: Vec<ImagePlan>,
+}
+
+/// Everything a push does, before it touches the network: the sources once (packages and one
+/// place to read each blob) and one target per destination.
 #[derive(Debug)]
 pub struct Plan {
-    pub destination: Destination,
     /// Every package, nested ones flattened (a nested package appears after its parent).
     pub packages: Vec<Arc<Package>>,
-    pub images: Vec<ImagePlan>,
     /// Every config/layer blob by digest, with one place to read it from.
     pub blobs: BTreeMap<Digest, BlobSource>,
+    /// One per `--dest-repo`, in order; target `k` goes to the scheduler's client `k`.
+    pub targets: Vec<Target>,
 }
 
 impl Plan {
-    pub fn new(packages: &[Package], destination: Destination) -> Self {
+    pub fn new(packages: &[Package], destinations: &[Destination]) -> Self {
         let mut flat: Vec<Arc<Package>> = Vec::new();
         for p in packages {
             for q in p.flatten() {
@@ -195,33 +204,24 @@ impl Plan {
                 }
             }
         }
-        let images = images_for(&flat, &destination);
+        let targets = destinations
+            .iter()
+            .map(|d| Target {
+                destination: d.clone(),
+                images: images_for(&flat, d),
+            })
+            .collect();
         Self {
-            destination,
             packages: flat,
-            images,
             blobs,
+            targets,
         }
     }
 
-    /// One plan per destination, all sharing the packages and blob sources of the first, so that
-    /// image `i` of every plan is the same image and a blob read once can feed every destination.
-    pub fn for_destinations(packages: &[Package], destinations: &[Destination]) -> Vec<Self> {
-        let Some((first, rest)) = destinations.split_first() else {
-            return Vec::new();
-        };
-        let base = Self::new(packages, first.clone());
-        let mut out: Vec<Self> = rest
-            .iter()
-            .map(|d| Self {
-                destination: d.clone(),
-                packages: base.packages.clone(),
-                images: images_for(&base.packages, d),
-                blobs: base.blobs.clone(),
-            })
-            .collect();
-        out.insert(0, base);
-        out
+    /// The images at the first destination: the run's images once (each target lists the same
+    /// images in the same order).
+    pub fn images(&self) -> &[ImagePlan] {
+        self.targets.first().map_or(&[], |t| &t.images)
     }
 
     /// Finds a manifest's bytes and media type in the package that carries the image.

@@ -5,11 +5,11 @@ use std::io;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use serde::Deserialize;
 
 use crate::digest::{Digest, Hasher};
 use crate::error::Fail;
 use crate::package::mediatype;
+use crate::package::oci_layout::RawManifest;
 use crate::registry::{BlobStream, Client, RegistryError};
 
 /// One manifest or index of an image, exactly as the registry served it.
@@ -39,26 +39,6 @@ impl RemoteImage {
                 .map(|m| m.bytes.len() as u64)
                 .sum::<u64>()
     }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Descriptor {
-    digest: String,
-    size: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Document {
-    #[serde(default)]
-    media_type: Option<String>,
-    #[serde(default)]
-    manifests: Option<Vec<Descriptor>>,
-    #[serde(default)]
-    config: Option<Descriptor>,
-    #[serde(default)]
-    layers: Option<Vec<Descriptor>>,
 }
 
 /// An index nested deeper than this is refused: real images use one level; the bound keeps a
@@ -125,7 +105,8 @@ async fn walk_fetched(
         what: format!("manifest {repo}@{digest}"),
         message,
     };
-    let doc: Document =
+    // The same lenient shape the package readers use: unknown fields stay in the raw bytes.
+    let doc: RawManifest =
         serde_json::from_slice(&bytes).map_err(|e| invalid(format!("not a manifest: {e}")))?;
     // The body's own mediaType wins: registries sometimes serve a generic Content-Type.
     let media_type = doc
@@ -161,8 +142,13 @@ async fn walk_fetched(
             .ok_or_else(|| invalid("neither an index nor an image manifest".into()))?;
         for d in std::iter::once(config).chain(doc.layers.unwrap_or_default()) {
             let blob = Digest::parse(&d.digest).map_err(|e| invalid(format!("bad digest: {e}")))?;
+            // The size is what the download is checked against, so a descriptor without one
+            // cannot be copied.
+            let size = d
+                .size
+                .ok_or_else(|| invalid(format!("descriptor of {blob} has no size")))?;
             if !image.blobs.iter().any(|(b, _)| *b == blob) {
-                image.blobs.push((blob, d.size));
+                image.blobs.push((blob, size));
             }
         }
     }
@@ -574,10 +560,10 @@ mod tests {
     #[test]
     fn parses_index_and_manifest_shapes() {
         let index = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":10}]}"#;
-        let doc: Document = serde_json::from_slice(index).unwrap();
+        let doc: RawManifest = serde_json::from_slice(index).unwrap();
         assert_eq!(doc.manifests.unwrap().len(), 1);
         let manifest = br#"{"schemaVersion":2,"config":{"digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":2},"layers":[]}"#;
-        let doc: Document = serde_json::from_slice(manifest).unwrap();
+        let doc: RawManifest = serde_json::from_slice(manifest).unwrap();
         assert!(doc.config.is_some() && doc.manifests.is_none());
     }
 }

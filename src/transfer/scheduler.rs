@@ -69,8 +69,8 @@ impl Resolution {
 
 #[derive(Clone)]
 pub struct Scheduler {
-    /// One client per destination, in `--dest-repo` order; plan `k` of a multi-destination push
-    /// goes to client `k`.
+    /// One client per destination, in `--dest-repo` order; the plan's target `k` goes to
+    /// client `k`.
     clients: Vec<Client>,
     jobs: usize,
     progress: Progress,
@@ -161,7 +161,7 @@ impl Scheduler {
     pub async fn resolve_at(&self, k: usize, plan: &Plan) -> Resolution {
         let mut pairs: Vec<(String, Digest)> = Vec::new();
         let mut seen = HashSet::new();
-        for img in &plan.images {
+        for img in &plan.targets[k].images {
             for d in &img.blobs {
                 if seen.insert((img.repository.clone(), d.clone())) {
                     pairs.push((img.repository.clone(), d.clone()));
@@ -201,7 +201,7 @@ impl Scheduler {
     pub async fn check_at(&self, k: usize, plan: &Plan) -> Report {
         let start = Instant::now();
         let client = &self.clients[k];
-        let images: Vec<ImageReport> = stream::iter(plan.images.iter())
+        let images: Vec<ImageReport> = stream::iter(plan.targets[k].images.iter())
             .map(|img| async move {
                 let reference = img.tag.clone().unwrap_or_else(|| img.digest.to_string());
                 let mut report = ImageReport::pending(img);
@@ -236,16 +236,13 @@ impl Scheduler {
         }
     }
 
-    /// Runs the whole push to every destination: `plans[k]` (from [`Plan::for_destinations`]) goes
-    /// to client `k`. Each missing blob is read from its package once and streamed to every
-    /// destination that lacks it; a destination that fails does not fail the others.
-    pub async fn push_all(&self, plans: &[Plan]) -> Vec<Report> {
+    /// Runs the whole push to every destination: the plan's target `k` goes to client `k`. Each
+    /// missing blob is read from its package once and streamed to every destination that lacks
+    /// it; a destination that fails does not fail the others. One report per target.
+    pub async fn push_all(&self, plan: &Plan) -> Vec<Report> {
         let start = Instant::now();
         let resolutions: Vec<Resolution> = futures_util::future::join_all(
-            plans
-                .iter()
-                .enumerate()
-                .map(|(k, plan)| self.resolve_at(k, plan)),
+            (0..plan.targets.len()).map(|k| self.resolve_at(k, plan)),
         )
         .await;
         let states: Vec<Arc<State>> = resolutions
@@ -263,7 +260,7 @@ impl Scheduler {
         self.progress.set_total(
             to_read
                 .iter()
-                .filter_map(|d| plans[0].blobs.get(*d))
+                .filter_map(|d| plan.blobs.get(*d))
                 .map(|b| b.size)
                 .sum(),
         );
@@ -274,14 +271,13 @@ impl Scheduler {
                 needs.entry(d).or_default().push((k, repos));
             }
         }
-        self.transfer(&plans[0], &needs, &states).await;
-        self.transfer_alternates(&plans[0], &resolutions, &states)
-            .await;
+        self.transfer(plan, &needs, &states).await;
+        self.transfer_alternates(plan, &resolutions, &states).await;
 
         let committed: Vec<Vec<ImageReport>> =
-            futures_util::future::join_all(plans.iter().enumerate().map(|(k, plan)| {
+            futures_util::future::join_all(plan.targets.iter().enumerate().map(|(k, target)| {
                 let state = &states[k];
-                stream::iter(plan.images.iter())
+                stream::iter(target.images.iter())
                     .map(move |img| self.commit(k, plan, img, state))
                     .buffered(self.jobs)
                     .collect::<Vec<ImageReport>>()
@@ -315,14 +311,14 @@ impl Scheduler {
     }
 
     /// After a multi-destination push: `HEAD` every image's tag (or digest) at every destination
-    /// and compare. `plans` must come from one [`Plan::for_destinations`] (same image order).
-    pub async fn parity(&self, plans: &[Plan]) -> Vec<ParityRow> {
-        let count = plans.first().map_or(0, |p| p.images.len());
+    /// and compare (image `i` is the same image at every target).
+    pub async fn parity(&self, plan: &Plan) -> Vec<ParityRow> {
+        let count = plan.images().len();
         stream::iter(0..count)
             .map(|i| async move {
-                let cells = futures_util::future::join_all(plans.iter().enumerate().map(
-                    |(k, plan)| async move {
-                        let img = &plan.images[i];
+                let cells = futures_util::future::join_all(plan.targets.iter().enumerate().map(
+                    |(k, target)| async move {
+                        let img = &target.images[i];
                         let reference = img.tag.clone().unwrap_or_else(|| img.digest.to_string());
                         let (digest, error) = match self.clients[k]
                             .manifest_exists(&img.repository, &reference)
@@ -339,7 +335,7 @@ impl Scheduler {
                     },
                 ))
                 .await;
-                let expected = plans[0].images[i].digest.clone();
+                let expected = plan.images()[i].digest.clone();
                 let status = if cells
                     .iter()
                     .any(|c| c.digest.as_ref().is_some_and(|d| d != &expected))
@@ -351,7 +347,7 @@ impl Scheduler {
                     Parity::Ok
                 };
                 ParityRow {
-                    image: plans[0].images[i].source.clone(),
+                    image: plan.images()[i].source.clone(),
                     expected,
                     status,
                     destinations: cells,

@@ -439,3 +439,152 @@ fn uploads_cut_off_until_retries_are_spent_report_the_network_cause() {
     assert!(text.contains("cannot reach registry"), "{text}");
     assert!(!text.contains("cannot be re-read"), "{text}");
 }
+
+/// `curl` with `args`, failing the test on an HTTP error.
+fn curl(args: &[&str]) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--fail-with-body"])
+        .args(args)
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_source_descriptor_without_size_is_refused_before_any_upload() {
+    // The size is what a mirrored blob's download is checked against; a source manifest whose
+    // config descriptor has none is refused by name instead of copied unchecked.
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let b = Registry::plain();
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_digest = violet::digest::Digest::of(config).to_string();
+    let config_file = ctx.path().join("config.json");
+    std::fs::write(&config_file, config).expect("write config");
+    // Monolithic upload: open a session, then PUT the whole body with the digest.
+    let session = String::from_utf8(
+        std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%header{location}",
+                "-X",
+                "POST",
+            ])
+            .arg(format!("{}/v2/acp/nosize/blobs/uploads/", a.url()))
+            .output()
+            .expect("curl")
+            .stdout,
+    )
+    .expect("location");
+    let session = if session.starts_with('/') {
+        format!("{}{session}", a.url())
+    } else {
+        session
+    };
+    let sep = if session.contains('?') { '&' } else { '?' };
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", config_file.display()),
+        &format!("{session}{sep}digest={config_digest}"),
+    ]);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config_digest}"}},"layers":[]}}"#
+    );
+    curl(&[
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+        &manifest,
+        &format!("{}/v2/acp/nosize/manifests/v1", a.url()),
+    ]);
+    let out = ctx.mirror_plain(&a.host(), &b.host(), &["acp/nosize:v1"]);
+    assert_eq!(out.code, 7, "{}", out.all());
+    // One FAILED row naming the image, the descriptor and what is missing.
+    snap!(ctx, "descriptor_without_size", out.streams());
+    assert_eq!(b.requests("POST", "/blobs/uploads/"), 0, "{}", out.all());
+    assert_eq!(b.requests("PUT", "/manifests/"), 0, "{}", out.all());
+}
+
+#[test]
+fn progress_counts_each_crossing_blob_once() {
+    // `mirror` shows progress like `push`: the bytes read from the source for every blob that
+    // crosses, its total growing as images resolve; mounted and present blobs add nothing.
+    use violet::output::progress::Progress;
+    use violet::registry::{Client, Credentials, RegistryConfig};
+    use violet::transfer::copy::{Copier, Request, Status};
+
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let b = Registry::plain();
+    let pkg = ctx.seed_demo_images_with(
+        "demo",
+        Container::TarGz,
+        StoreKind::Distribution,
+        &a.host(),
+        PLAIN,
+        "",
+    );
+    let client = |reg: &Registry| {
+        Client::new(RegistryConfig {
+            host: reg.host(),
+            plain: true,
+            insecure: false,
+            ca_files: Vec::new(),
+            credentials: Credentials::Anonymous,
+            retries: 2,
+            chunk_size: None,
+        })
+        .expect("client")
+    };
+    let requests: Vec<Request> = pkg
+        .images
+        .iter()
+        .map(|(reference, _)| {
+            let rel = relative(reference);
+            let (repo, tag) = rel.rsplit_once(':').expect("tagged");
+            Request {
+                source_repo: repo.into(),
+                source_ref: tag.into(),
+                dest_repo: repo.into(),
+                tag: Some(tag.into()),
+                pinned: None,
+            }
+        })
+        .collect();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let run = |progress: &Progress| {
+        rt.block_on(async {
+            let copier = Copier::new(client(&a), client(&b), 4, 2).with_progress(progress.clone());
+            for req in &requests {
+                let report = copier.copy(req).await;
+                assert_eq!(report.status, Status::Ok, "{report:?}");
+            }
+            copier.counts()
+        })
+    };
+    let first = Progress::hidden();
+    let counts = run(&first);
+    assert!(counts.bytes_uploaded > 0, "{counts:?}");
+    assert_eq!(first.done(), counts.bytes_uploaded, "{counts:?}");
+    assert_eq!(first.resent(), 0);
+    // Everything is in place now: nothing crosses, nothing is counted.
+    let second = Progress::hidden();
+    let counts = run(&second);
+    assert_eq!(counts.bytes_uploaded, 0, "{counts:?}");
+    assert_eq!(second.done(), 0);
+}

@@ -76,7 +76,7 @@ pub(super) struct PackageRow {
 /// The per-package table: bytes per package come from which package each uploaded blob was read
 /// from, so the column sums to what moved; a shared blob counts as skipped for the others.
 pub(super) fn package_rows(
-    plans: &[Plan],
+    plan: &Plan,
     reports: &[Report],
     catalog: &[CatalogOutcome],
     parity: Option<&[ParityRow]>,
@@ -84,9 +84,6 @@ pub(super) fn package_rows(
     pushed: bool,
 ) -> Vec<PackageRow> {
     let mut rows = Vec::new();
-    let Some(plan) = plans.first() else {
-        return rows;
-    };
     for (pi, pkg) in plan.packages.iter().enumerate() {
         let mut digests: Vec<&crate::digest::Digest> =
             pkg.images.iter().flat_map(|i| &i.blobs).collect();
@@ -117,7 +114,7 @@ pub(super) fn package_rows(
                     .filter(|w| matches!(w.action, WriteAction::Created | WriteAction::Updated))
                     .count()
         });
-        let multi = plans.len() > 1;
+        let multi = plan.targets.len() > 1;
         let image_error = reports
             .iter()
             .flat_map(|r| &r.images)

@@ -142,9 +142,8 @@ pub(super) async fn run_async(
     }
     let dests: Vec<Destination> = targets.into_iter().map(|(d, _, _)| d).collect();
     let dest = dests[0].clone();
-    let plans = Plan::for_destinations(&packages, &dests);
-    let plan = &plans[0];
-    if let Some((a, b)) = crate::plan::conflicting_tags(&plan.images) {
+    let plan = Plan::new(&packages, &dests);
+    if let Some((a, b)) = crate::plan::conflicting_tags(plan.images()) {
         let label = |i: &crate::plan::ImagePlan| plan.packages[i.package].label();
         return Err(Fail::new(
             ExitCode::BadPackage,
@@ -174,10 +173,10 @@ pub(super) async fn run_async(
         for (k, client) in clients.iter().enumerate() {
             match client.ping().await {
                 Ok(()) if !args.skip_push => {
-                    let r = scheduler.resolve_at(k, &plans[k]).await;
+                    let r = scheduler.resolve_at(k, &plan).await;
                     if let Some((n, b)) = &mut to_upload {
                         *n += r.to_upload().count();
-                        *b += r.bytes_to_upload(&plans[k]);
+                        *b += r.bytes_to_upload(&plan);
                     }
                 }
                 Ok(()) => to_upload = None,
@@ -188,7 +187,7 @@ pub(super) async fn run_async(
             }
         }
         dry_images = Some(DryRunImages {
-            images: plans.iter().flat_map(|p| &p.images).collect(),
+            images: plan.targets.iter().flat_map(|t| &t.images).collect(),
             blobs,
             bytes,
             blobs_to_upload: to_upload.map(|(n, _)| n),
@@ -198,7 +197,7 @@ pub(super) async fn run_async(
     } else if args.skip_push {
         for (k, client) in clients.iter().enumerate() {
             client.ping().await?;
-            reports.push(scheduler.check_at(k, &plans[k]).await);
+            reports.push(scheduler.check_at(k, &plan).await);
         }
     } else {
         for client in &clients {
@@ -206,7 +205,7 @@ pub(super) async fn run_async(
         }
         printer.info(format!(
             "Pushing {} images ({} blobs, {}) from {} to {}",
-            plan.images.len(),
+            plan.images().len(),
             blobs,
             human_bytes(bytes),
             args.path.display(),
@@ -215,7 +214,7 @@ pub(super) async fn run_async(
         let progress = Progress::new(&printer, "push");
         let scheduler = Scheduler::new(clients.clone(), usize::from(args.jobs), progress.clone());
         let done = tokio::select! {
-            r = scheduler.push_all(&plans) => Some(r),
+            r = scheduler.push_all(&plan) => Some(r),
             _ = tokio::signal::ctrl_c() => None,
         };
         progress.finish();
@@ -227,7 +226,7 @@ pub(super) async fn run_async(
     }
     // Several destinations: every tag must resolve to the same digest in each.
     let parity = if multi && !args.dry_run {
-        Some(scheduler.parity(&plans).await)
+        Some(scheduler.parity(&plan).await)
     } else {
         None
     };
@@ -251,7 +250,7 @@ pub(super) async fn run_async(
     };
 
     let pushed = !args.dry_run && !args.skip_push;
-    let rows = package_rows(&plans, &reports, &catalog, parity.as_deref(), &bad, pushed);
+    let rows = package_rows(&plan, &reports, &catalog, parity.as_deref(), &bad, pushed);
     let view = PushOutput {
         destination: &dest,
         destinations: if multi {

@@ -88,11 +88,11 @@ impl Scheduler {
             if blobs.is_empty() {
                 return;
             }
+            // The alternates as the only sources; no targets, since only blobs move here.
             let retry = Plan {
-                destination: src.destination.clone(),
                 packages: src.packages.clone(),
-                images: Vec::new(),
                 blobs,
+                targets: Vec::new(),
             };
             self.transfer(&retry, &needs, states).await;
         }
