@@ -2,6 +2,7 @@
 # Benchmark: violet push vs skopeo copy --all, measured in one run on this machine.
 #
 #   scripts/bench.sh [--runs N] [--size-mib M] [--big-layer-mib L]
+#   VIOLET=/path/to/other/violet scripts/bench.sh   # measure another build (an older commit, a static one)
 #
 # Builds a two-architecture package of M MiB (default 1000: 1 image x 2 platforms x 5 layers) with
 # incompressible layers as an OCI layout, in .tar and .tgz form. For each of N runs (default 3), each
@@ -25,13 +26,14 @@ done
 
 need_tools docker-registry:docker-registry skopeo:skopeo curl:curl /usr/bin/time:time
 cargo build --release --quiet --bin violet --example mkpkg
-VIOLET=$PWD/target/release/violet
+VIOLET=${VIOLET:-$PWD/target/release/violet}
 MKPKG=$PWD/target/release/examples/mkpkg
 
 WORK=$(mktemp -d /tmp/violet-bench.XXXXXX)
 trap 'for d in "$WORK"/reg*; do registry_stop "$d"; done; rm -rf "$WORK"' EXIT
 
 LAYER_MIB=$(( SIZE_MIB / 10 ))
+echo "violet under test: $VIOLET ($("$VIOLET" version | head -1))" >&2
 echo "generating a ${SIZE_MIB} MiB package (2 platforms x 5 layers x ${LAYER_MIB} MiB)..." >&2
 mkdir -p "$WORK/pkg"
 TAR=$("$MKPKG" --out "$WORK/pkg" --type bundle --name bench --version v1.0.0 --images 1 --layers 5 --layer-size "${LAYER_MIB}M" --container tar --store oci)
