@@ -10,7 +10,6 @@ use crate::args::OutputArgs;
 use crate::args::registry::SourceArgs;
 use crate::artifact::{self, Reference};
 use crate::build::{self, Images, Rewrite};
-use crate::commands::shared::rewrite_line;
 use crate::error::{ExitCode, Fail};
 use crate::output::Printer;
 use crate::output::progress::{Progress, human_bytes};
@@ -133,7 +132,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     metadata.manifests_first = true;
     let rewrites = build::rewrites(&pulled);
     for r in &rewrites {
-        printer.info(rewrite_line(r));
+        printer.info(r.to_string());
     }
     for p in pulled.iter().filter(|p| p.selected.kept_whole) {
         printer.info(format!(

@@ -7,7 +7,6 @@ pub mod list;
 pub mod mirror;
 pub mod package;
 pub mod push;
-pub mod shared;
 pub mod show;
 pub mod verify;
 pub mod version;

@@ -8,7 +8,6 @@ use serde::Serialize;
 use crate::args::registry::SourceArgs;
 use crate::artifact::Reference;
 use crate::build::{self, BuildReport, Images, Rewrite};
-use crate::commands::shared::rewrite_line;
 use crate::error::{ExitCode, Fail};
 use crate::output::progress::{Progress, human_bytes};
 use crate::output::{Format, Printer};
@@ -121,7 +120,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         let pulled = build::resolve_all(&mut sources, &references, filter.as_ref()).await?;
         rewrites = build::rewrites(&pulled);
         for r in &rewrites {
-            printer.info(rewrite_line(r));
+            printer.info(r.to_string());
         }
         if meta.architectures.is_empty() {
             meta.architectures = build::platforms(&pulled, filter.as_ref());

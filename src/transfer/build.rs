@@ -101,6 +101,21 @@ pub struct Rewrite {
     pub dropped: Vec<String>,
 }
 
+/// The info line `create` and `package` print for an index that `--platforms` rewrote.
+impl std::fmt::Display for Rewrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: index rewritten to {} ({}; was {}, dropped {})",
+            self.image,
+            self.kept.join(", "),
+            self.digest,
+            self.original,
+            self.dropped.join(", ")
+        )
+    }
+}
+
 /// Resolves every reference keeping the `filter` platforms; the first one is the artifact.
 pub async fn resolve_all(
     sources: &mut Sources,
