@@ -59,6 +59,9 @@ pub struct Args {
     #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
     pub to: String,
 
+    // The source's flags are declared here, not as a prefixed `RegistryAccess`: clap's derive has
+    // no prefixed flatten (clap-rs/clap#3513), and the source block is another subset anyway (no
+    // --from-ca-file or --from-retries, its own variables, one stdin shared with --password-stdin).
     /// Source registry user (default: docker/podman credentials for the source host, else anonymous).
     #[arg(long, env = "VIOLET_FROM_USERNAME")]
     pub from_username: Option<String>,
