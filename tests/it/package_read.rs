@@ -610,6 +610,24 @@ fn a_gzip_package_with_a_bad_crc_tags_nothing() {
         .join("docker/registry/v2/repositories/acp/edge/_manifests/tags");
     assert!(!tags.exists(), "a tag landed: {out:?}");
     assert!(!crs.exists());
+
+    // The rerun finds every blob at the registry already, and still reads the package to its end:
+    // the images of a package the first run refused are not tagged now either. Under --quiet the
+    // table is not printed, but each failed image still says why on stderr.
+    let host = registry.host();
+    let mut quiet = push_args(&pkg, &host, &crs);
+    quiet.push("-q");
+    let out = ctx.run(quiet);
+    assert_exit(&out, 4, "checksum");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "one image, one error line: {out:?}");
+    assert!(errors[0].contains("acp/edge"), "{out:?}");
+    assert!(!tags.exists(), "a tag landed: {out:?}");
 }
 
 #[test]

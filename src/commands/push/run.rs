@@ -277,6 +277,19 @@ pub(super) async fn run_async(
         None
     };
     out.data(&view, || render(&view, &reports, args.skip_push, root))?;
+    // Under --quiet the table is not printed, but a failed image is an error: each still gets
+    // its line, so a quiet run that exits non-zero says why.
+    if out.quiet && matches!(out.format, crate::output::Format::Text) {
+        for image in reports.iter().flat_map(|r| &r.images) {
+            if matches!(image.result, crate::scheduler::ImageResult::Failed) {
+                eprintln!(
+                    "error: {}: {}",
+                    crate::output::escape(&image.destination),
+                    crate::output::escape(image.error.as_deref().unwrap_or("not pushed"))
+                );
+            }
+        }
+    }
 
     let mut codes: Vec<ExitCode> = reports.iter().map(Report::exit_code).collect();
     codes.extend(view.catalog.iter().filter_map(|c| c.code));

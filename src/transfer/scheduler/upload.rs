@@ -34,6 +34,14 @@ impl Scheduler {
                 streamed.entry(b.package).or_default().push(d.clone());
             }
         }
+        // A compressed package is only proven complete (end-of-archive blocks, stream trailer) by
+        // reading it to its end: when none of its blobs is missing, one pass still reads it, so a
+        // rerun never tags the images of a package the first run refused.
+        for (pi, pkg) in src.packages.iter().enumerate() {
+            if !pkg.container.random_access() {
+                streamed.entry(pi).or_default();
+            }
+        }
         // Largest first: the long uploads start early and the small ones fill the gaps.
         random.sort_by_key(|(d, _)| std::cmp::Reverse(src.blobs.get(*d).map_or(0, |b| b.size)));
 
@@ -245,13 +253,25 @@ impl Scheduler {
                 (d, ks)
             })
             .collect();
-        let handled: Vec<Digest> = todo.keys().cloned().collect();
+        let verify_only = todo.is_empty();
+        // The blobs a failed end check makes untrusted: those this pass gives; when it only
+        // verifies, those only this package carries (a blob another package also carries is
+        // proven by that one), so that no image of the refused package is tagged.
+        let handled: Vec<Digest> = if verify_only {
+            src.blobs
+                .iter()
+                .filter(|(_, b)| b.package == pi && b.alternates.is_empty())
+                .map(|(d, _)| d.clone())
+                .collect()
+        } else {
+            todo.keys().cloned().collect()
+        };
         // A blob that failed mid-pass costs its destination one attempt of `--retries`, like a
         // retried request: the passes end when the budget of the most patient destination is spent.
         let max_passes = self.clients.iter().map(Client::retries).max().unwrap_or(0) + 1;
         for pass in 0..max_passes {
             todo.retain(|_, ks| !ks.is_empty());
-            if todo.is_empty() {
+            if todo.is_empty() && !(verify_only && pass == 0) {
                 break;
             }
             if pass > 0 {
