@@ -3,10 +3,25 @@
 //! tag has the same digest in both.
 
 use crate::support::TestContext;
-use crate::support::packages::{Container, NO_TLS, PLAIN, SOURCE_REGISTRY, StoreKind};
+use crate::support::packages::{
+    Container, NO_TLS, PLAIN, SOURCE_REGISTRY, StoreKind, SynthPackage,
+};
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
 use crate::support::skopeo::{skopeo_copy_all, skopeo_inspect_raw_digest};
+
+/// The demo images as a `.tgz` distribution-store package named `name`, pushed into `registry`:
+/// the source every mirror scenario starts from.
+fn seed(ctx: &TestContext, name: &str, registry: &Registry) -> SynthPackage {
+    ctx.seed_demo_images_with(
+        name,
+        Container::TarGz,
+        StoreKind::Distribution,
+        &registry.host(),
+        PLAIN,
+        "",
+    )
+}
 
 /// `acp/demo:v1.0.0` from `harbor.demo.io/acp/demo:v1.0.0`.
 fn relative(reference: &str) -> String {
@@ -21,14 +36,7 @@ fn multi_arch_images_keep_their_index_digest_and_shared_blobs_cross_once() {
     let ctx = TestContext::new();
     let a = Registry::plain();
     let b = Registry::plain();
-    let pkg = ctx.seed_demo_images_with(
-        "demo",
-        Container::TarGz,
-        StoreKind::Distribution,
-        &a.host(),
-        PLAIN,
-        "",
-    );
+    let pkg = seed(&ctx, "demo", &a);
     let images: Vec<String> = pkg.images.iter().map(|(r, _)| relative(r)).collect();
     let to = format!("{}/dr", b.host());
 
@@ -93,14 +101,7 @@ fn from_package_to_an_authenticated_tls_registry() {
         ..Default::default()
     });
     let ca = b.ca_file().expect("TLS registry has a CA");
-    let pkg = ctx.seed_demo_images_with(
-        "pkg",
-        Container::TarGz,
-        StoreKind::Distribution,
-        &a.host(),
-        PLAIN,
-        "",
-    );
+    let pkg = seed(&ctx, "pkg", &a);
     let out = ctx
         .run_stdin(
             [
@@ -140,14 +141,7 @@ fn one_missing_image_among_copied_ones_exits_with_its_class() {
     let ctx = TestContext::new();
     let a = Registry::start(RegistryOptions::default());
     let b = Registry::start(RegistryOptions::default());
-    let pkg = ctx.seed_demo_images_with(
-        "partial",
-        Container::TarGz,
-        StoreKind::Distribution,
-        &a.host(),
-        PLAIN,
-        "",
-    );
+    let pkg = seed(&ctx, "partial", &a);
     let present = relative(&pkg.images[0].0);
     let out = ctx.run([
         "mirror",
@@ -205,14 +199,7 @@ fn an_upload_cut_off_mid_body_fetches_the_blob_again() {
     let a = Registry::plain();
     let b = Registry::plain();
     let proxy = FaultProxy::start(&b.host());
-    let pkg = ctx.seed_demo_images_with(
-        "cut",
-        Container::TarGz,
-        StoreKind::Distribution,
-        &a.host(),
-        PLAIN,
-        "",
-    );
+    let pkg = seed(&ctx, "cut", &a);
     // The first blob body sent to B is dropped after 1000 bytes: the client restarts the upload,
     // and a GET body can be read once, so the mirror must fetch the blob from A again.
     proxy.inject(
@@ -251,14 +238,7 @@ fn a_source_download_cut_off_mid_body_resumes_with_range() {
     let ctx = TestContext::new();
     let a = Registry::start(RegistryOptions::default());
     let b = Registry::start(RegistryOptions::default());
-    let pkg = ctx.seed_demo_images_with(
-        "resume",
-        Container::TarGz,
-        StoreKind::Distribution,
-        &a.host(),
-        PLAIN,
-        "",
-    );
+    let pkg = seed(&ctx, "resume", &a);
     let proxy = FaultProxy::start(&a.host());
     // Every blob body from A is cut after 1000 bytes, 3 times in all.
     proxy.inject(
@@ -307,14 +287,7 @@ fn from_package_refuses_a_source_tag_that_moved() {
     let ctx = TestContext::new();
     let a = Registry::plain();
     let b = Registry::plain();
-    let pkg = ctx.seed_demo_images_with(
-        "moved",
-        Container::TarGz,
-        StoreKind::Distribution,
-        &a.host(),
-        PLAIN,
-        "",
-    );
+    let pkg = seed(&ctx, "moved", &a);
     // Swap the two tags at the source: each now names the other image.
     let at_a = |reference: &str| format!("docker://{}/{}", a.host(), relative(reference));
     let (first, _) = &pkg.images[0];
@@ -410,14 +383,7 @@ fn uploads_cut_off_until_retries_are_spent_report_the_network_cause() {
     let a = Registry::plain();
     let b = Registry::plain();
     let proxy = FaultProxy::start(&b.host());
-    let pkg = ctx.seed_demo_images_with(
-        "spent",
-        Container::TarGz,
-        StoreKind::Distribution,
-        &a.host(),
-        PLAIN,
-        "",
-    );
+    let pkg = seed(&ctx, "spent", &a);
     proxy.inject(
         Rule::new(
             Some("PUT"),
@@ -531,14 +497,7 @@ fn progress_counts_each_crossing_blob_once() {
     let ctx = TestContext::new();
     let a = Registry::plain();
     let b = Registry::plain();
-    let pkg = ctx.seed_demo_images_with(
-        "demo",
-        Container::TarGz,
-        StoreKind::Distribution,
-        &a.host(),
-        PLAIN,
-        "",
-    );
+    let pkg = seed(&ctx, "demo", &a);
     let client = |reg: &Registry| {
         Client::new(RegistryConfig {
             host: reg.host(),
