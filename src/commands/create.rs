@@ -157,15 +157,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     } else {
         Progress::new(&printer, "create")
     };
-    let report = build::write(
-        writer,
-        &metadata,
-        Vec::new(),
-        images,
-        progress,
-        args.source.retries,
-    )
-    .await?;
+    let report = build::write(writer, &metadata, Vec::new(), images, progress).await?;
 
     let out = CreateReport {
         dir: args.dir.clone(),

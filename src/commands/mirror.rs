@@ -1,10 +1,9 @@
 //! `violet mirror`: registry → registry copy of images (a DR standby, a second site), with a parity
-//! report. The flags, the image list and the report are here; the copying is
-//! `transfer::copy`.
+//! report. The flags, the image list and the report are here; the copying is `transfer::copy`
+//! (the scheduler `push` uses, reading from the source registry).
 
 use std::path::PathBuf;
 
-use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::args::OutputArgs;
@@ -17,7 +16,7 @@ use crate::output::progress::Progress;
 use crate::output::{Printer, human_bytes};
 use crate::plan::Destination;
 use crate::registry::{Client, Credentials, credentials};
-use crate::transfer::copy::{BlobCounts, Copier, ImageReport, Request, Status};
+use crate::transfer::copy::{self, BlobCounts, ImageReport, Request, Status};
 use crate::transfer::exit;
 
 const EXAMPLES: &str = "Examples:
@@ -138,39 +137,17 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     dest.ping().await?;
 
     let progress = Progress::new(&printer, "mirror");
-    let copier = Copier::new(source, dest, usize::from(args.jobs), args.dest.retries)
-        .with_progress(progress.clone());
-    let from_label = from.label();
-    let to_label = to.label();
-    // Images run side by side; the semaphore bounds the blob transfers they start together.
-    let mut images: Vec<(usize, ImageReport)> =
-        futures_util::stream::iter(requests.iter().enumerate())
-            .map(|(i, req)| {
-                let copier = &copier;
-                let printer = &printer;
-                async move {
-                    let report = copier.copy(req).await;
-                    if report.status == Status::Ok {
-                        printer.info(format!(
-                            "mirrored {} -> {}",
-                            report.source, report.destination
-                        ));
-                    }
-                    (i, report)
-                }
-            })
-            .buffer_unordered(usize::from(args.jobs))
-            .collect()
-            .await;
-    progress.finish();
-    images.sort_by_key(|(i, _)| *i);
-    let images: Vec<ImageReport> = images.into_iter().map(|(_, r)| r).collect();
+    let copied = copy::run(&source, &dest, &requests, usize::from(args.jobs), progress).await;
+    for r in copied.images.iter().filter(|r| r.status == Status::Ok) {
+        printer.info(format!("mirrored {} -> {}", r.source, r.destination));
+    }
+    let (from_label, to_label) = (from.label(), to.label());
     let report = MirrorReport {
         from: from_label,
         to: to_label,
-        parity: images.iter().all(|r| r.status == Status::Ok),
-        blobs: copier.counts(),
-        images,
+        parity: copied.images.iter().all(|r| r.status == Status::Ok),
+        blobs: copied.blobs,
+        images: copied.images,
     };
     printer.data(&report, || render(&report))?;
     Ok(exit_code(&report))

@@ -132,7 +132,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     let extra = extra_files(&args.dir)?;
     let writer = PackageWriter::create(&output, container, args.gzip_level)?;
     let progress = Progress::new(&printer, "package");
-    let build = build::write(writer, &meta, extra, images, progress, args.source.retries).await?;
+    let build = build::write(writer, &meta, extra, images, progress).await?;
     let report = PackageReport {
         package_type: meta.package_type,
         name: meta.name.clone(),

@@ -110,15 +110,6 @@ impl Progress {
         }
     }
 
-    /// Adds `n` bytes to the total, for runs that learn their work as they go (`mirror` resolves
-    /// each image while others already copy).
-    pub fn grow(&self, n: u64) {
-        let total = self.inner.total.fetch_add(n, Ordering::Relaxed) + n;
-        if let Some(b) = &self.inner.bar {
-            b.set_length(total);
-        }
-    }
-
     /// Counts `n` bytes done, never past the total once one is set.
     pub fn add(&self, n: u64) {
         let total = self.inner.total.load(Ordering::Relaxed);

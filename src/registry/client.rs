@@ -99,6 +99,15 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
+/// The host only: the rest holds credentials and tokens, which no output may show.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("host", &self.host())
+            .finish()
+    }
+}
+
 struct Inner {
     config: RegistryConfig,
     base: Url,

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -17,13 +18,15 @@ use serde::Serialize;
 
 use crate::artifact::Reference;
 use crate::digest::Digest;
+use crate::error::{ExitCode, Fail};
 use crate::output::progress::Progress;
+use crate::package::Package;
 use crate::package::metadata::{METADATA_FILE, Metadata};
-use crate::package::{Package, blobs};
 use crate::pull::{self, PlatformFilter, Selected};
 use crate::registry::{
     BlobStream, Client, Credentials, RegistryConfig, RegistryError, credentials,
 };
+use crate::transfer::source::Origin;
 use crate::writer::{self, LayoutEntry, PackageWriter, Written};
 
 /// How to reach the source registries (`--username/--password/--no-auth/--plain/--insecure`).
@@ -199,32 +202,12 @@ pub struct BuildReport {
     pub blob_bytes: u64,
 }
 
-enum BlobSource {
-    Remote {
-        size: u64,
-        client: Client,
-        repository: String,
-    },
-    Local {
-        size: u64,
-        location: crate::package::BlobLocation,
-    },
-}
-
-impl BlobSource {
-    fn size(&self) -> u64 {
-        match self {
-            BlobSource::Remote { size, .. } | BlobSource::Local { size, .. } => *size,
-        }
-    }
-}
-
 /// What goes into the package, each manifest and blob once, in first-seen order.
 #[derive(Default)]
 struct Contents {
     layout: Vec<LayoutEntry>,
     manifests: Vec<(Digest, Bytes)>,
-    blobs: Vec<(Digest, BlobSource)>,
+    blobs: Vec<(Digest, u64, Origin)>,
     seen: std::collections::HashSet<Digest>,
 }
 
@@ -235,24 +218,23 @@ impl Contents {
         }
     }
 
-    fn blob(&mut self, digest: &Digest, source: impl FnOnce() -> BlobSource) {
+    fn blob(&mut self, digest: &Digest, size: u64, origin: impl FnOnce() -> Origin) {
         if self.seen.insert(digest.clone()) {
-            self.blobs.push((digest.clone(), source()));
+            self.blobs.push((digest.clone(), size, origin()));
         }
     }
 }
 
 /// Writes a package: `violet.yaml`, `extra` files, the OCI layout's `index.json`, every manifest,
 /// then every config and layer blob once. Runs on a blocking thread; remote bytes are pulled
-/// through the current tokio runtime, a download that breaks off resuming where it stopped
-/// (`retries` attempts in a row without progress give up).
+/// through the current tokio runtime ([`Origin::open`]: checked against their digests, a download
+/// that breaks off resuming where it stopped, within each source client's `--retries`).
 pub async fn write(
     mut writer: PackageWriter,
     metadata: &Metadata,
     extra: Vec<(String, PathBuf)>,
     images: Images,
     progress: Progress,
-    retries: u32,
 ) -> anyhow::Result<BuildReport> {
     let mut yaml = serde_saphyr::to_string(metadata)?;
     if !yaml.ends_with('\n') {
@@ -268,7 +250,6 @@ pub async fn write(
             writer.add_reader(entry, size, file)?;
         }
         let mut c = Contents::default();
-        let mut local_pkg = None;
         match images {
             Images::None => {}
             Images::Remote(pulled) => {
@@ -285,8 +266,7 @@ pub async fn write(
                         c.manifest(&m.digest, || m.bytes.clone());
                     }
                     for (d, size) in &image.blobs {
-                        c.blob(d, || BlobSource::Remote {
-                            size: *size,
+                        c.blob(d, *size, || Origin::Registry {
                             client: p.client.clone(),
                             repository: p.reference.repository.clone(),
                         });
@@ -294,6 +274,7 @@ pub async fn write(
                 }
             }
             Images::Local(pkg) => {
+                let pkg: Arc<Package> = Arc::from(pkg);
                 for image in &pkg.images {
                     c.layout.push(LayoutEntry {
                         reference: image.reference.to_string(),
@@ -305,13 +286,13 @@ pub async fn write(
                         c.manifest(d, || pkg.manifests[d].bytes.clone());
                     }
                     for d in &image.blobs {
-                        c.blob(d, || BlobSource::Local {
-                            size: pkg.blobs[d].size,
+                        c.blob(d, pkg.blobs[d].size, || Origin::Package {
+                            package: 0,
+                            pkg: pkg.clone(),
                             location: pkg.blobs[d].location.clone(),
                         });
                     }
                 }
-                local_pkg = Some(pkg);
             }
         }
         let Contents {
@@ -320,7 +301,7 @@ pub async fn write(
             blobs: blob_list,
             ..
         } = c;
-        let blob_bytes: u64 = blob_list.iter().map(|(_, source)| source.size()).sum();
+        let blob_bytes: u64 = blob_list.iter().map(|(_, size, _)| size).sum();
         progress.set_total(blob_bytes);
         if !layout.is_empty() {
             for (name, bytes) in writer::layout_files(&layout)? {
@@ -330,55 +311,33 @@ pub async fn write(
         for (d, bytes) in &manifests {
             writer.add_bytes(&writer::blob_entry(d), bytes)?;
         }
-        for (digest, source) in &blob_list {
+        for (digest, size, origin) in &blob_list {
             let entry = writer::blob_entry(digest);
-            let size = source.size();
-            match source {
-                BlobSource::Remote {
-                    client, repository, ..
-                } => {
-                    let opened = handle.block_on(client.get_blob(repository, digest))?;
-                    let stream = {
-                        let _runtime = handle.enter();
-                        crate::pull::download(
-                            client.clone(),
-                            repository.clone(),
-                            digest.clone(),
-                            size,
-                            retries,
-                            opened,
-                        )
-                    };
-                    let mut reader = StreamRead {
-                        handle: handle.clone(),
-                        stream,
-                        chunk: Bytes::new(),
-                        progress: progress.clone(),
-                        failed: None,
-                    };
-                    if let Err(e) = writer.add_reader(&entry, size, &mut reader) {
-                        // A broken download is the registry's or the link's fault, not the disk's.
-                        return Err(match reader.failed {
-                            Some(kind) => {
-                                download_error(client, repository, digest, kind, e).into()
-                            }
-                            None => e.into(),
-                        });
+            // The body is checked against the digest on the way: the writer's entry ends in an
+            // error, never in wrong bytes, and the package is not finished.
+            let first = handle.block_on(origin.prepare(digest))?;
+            let stream = {
+                let _runtime = handle.enter();
+                origin.open(digest, *size, progress.clone(), first)?
+            };
+            let mut reader = StreamRead {
+                handle: handle.clone(),
+                stream,
+                chunk: Bytes::new(),
+                failed: None,
+            };
+            if let Err(e) = writer.add_reader(&entry, *size, &mut reader) {
+                // A broken download is the registry's or the link's fault, not the disk's.
+                return Err(match (reader.failed, origin) {
+                    (Some(kind), Origin::Registry { client, repository }) => {
+                        download_error(client, repository, digest, kind, e).into()
                     }
-                }
-                BlobSource::Local { location, .. } => {
-                    let pkg = local_pkg
-                        .as_ref()
-                        .expect("local blobs come with their package");
-                    let reader = blobs::open(pkg, location)?.ok_or_else(|| {
-                        io::Error::other(format!("{}: cannot read {}", pkg.label(), location.entry))
-                    })?;
-                    let reader = Counted {
-                        inner: reader,
-                        progress: progress.clone(),
-                    };
-                    writer.add_reader(&entry, size, reader)?;
-                }
+                    // The directory's store no longer holds what its index names.
+                    (Some(_), Origin::Package { .. }) => Fail::new(ExitCode::BadPackage, e.to_string())
+                        .with_hint("the directory changed after it was written; run `violet create` again to rewrite its images")
+                        .into(),
+                    _ => e.into(),
+                });
             }
         }
         progress.finish();
@@ -432,7 +391,6 @@ struct StreamRead {
     handle: tokio::runtime::Handle,
     stream: BlobStream,
     chunk: Bytes,
-    progress: Progress,
     /// Set when the download itself failed (as opposed to the writer).
     failed: Option<io::ErrorKind>,
 }
@@ -451,20 +409,6 @@ impl Read for StreamRead {
         }
         let n = buf.len().min(self.chunk.len());
         buf[..n].copy_from_slice(&self.chunk.split_to(n));
-        self.progress.add(n as u64);
-        Ok(n)
-    }
-}
-
-struct Counted<R> {
-    inner: R,
-    progress: Progress,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.add(n as u64);
         Ok(n)
     }
 }

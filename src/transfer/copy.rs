@@ -1,22 +1,23 @@
-//! Registry → registry: one image graph at a time (`mirror`). Blobs stream from the source's `GET`
-//! straight into the destination's upload; nothing is staged on disk. The rules are the
-//! scheduler's: a blob crosses the network once per run (the others mount it), manifests go
-//! children first, the tag last over a complete graph, and the tag is read back for parity.
-
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+//! Registry → registry (`mirror`): every image is resolved at the source, then the run is the
+//! scheduler's, as for `push`, with the source registry as the blobs' [`Origin`]: each blob read
+//! once from the source's `GET` (resumed with `Range` where it breaks off) and streamed into the
+//! destination's upload, shared blobs mounted, manifests children first, the tag last over a
+//! complete graph, then every tag read back (parity). Nothing is staged on disk. What is left
+//! here is the mirror's view of the one report.
+//!
+//! [`Origin`]: crate::transfer::source::Origin
 
 use futures_util::StreamExt;
 use serde::Serialize;
-use tokio::sync::{Mutex, Semaphore};
 
 use crate::digest::Digest;
 use crate::error::{ExitCode, Fail};
 use crate::outcome::{classify, one_line};
 use crate::output::progress::Progress;
-use crate::pull::{self, RemoteImage};
-use crate::registry::{BlobStream, Client, RegistryError};
+use crate::plan::{Destination, Plan, RemoteCopy};
+use crate::pull;
+use crate::registry::Client;
+use crate::scheduler::{ImageResult, Scheduler};
 
 /// One image to copy: where it is read and where it goes.
 #[derive(Debug, Clone)]
@@ -31,6 +32,7 @@ pub struct Request {
     pub pinned: Option<Digest>,
 }
 
+/// The run's blob counts as `mirror` reports them (`present`: already at the destination).
 #[derive(Debug, Default, Serialize)]
 pub struct BlobCounts {
     pub uploaded: usize,
@@ -49,6 +51,8 @@ pub enum Status {
     Failed,
 }
 
+/// One image as `mirror` reports it: the engine's image report with the source's side and the
+/// read-back digest.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageReport {
@@ -69,279 +73,145 @@ pub struct ImageReport {
     pub code: Option<ExitCode>,
 }
 
-/// Shared state of one mirror run.
-pub struct Copier {
-    source: Client,
-    dest: Client,
-    /// Per blob digest: a destination repository known to hold it. Holding the cell's lock while
-    /// the blob is ensured makes a blob shared by several images cross the network once; the
-    /// others mount it.
-    blobs: Mutex<HashMap<Digest, Arc<Mutex<Option<String>>>>>,
-    transfers: Semaphore,
-    /// Blob checks and transfers one image starts at once (`--jobs`).
-    jobs: usize,
-    /// `--retries`: how often a blob whose upload restarted is fetched again.
-    retries: u32,
-    uploaded: AtomicUsize,
-    mounted: AtomicUsize,
-    present: AtomicUsize,
-    bytes: AtomicU64,
-    /// Bytes read from the source for blobs that cross, as `push` counts bytes read from its
-    /// packages.
-    progress: Progress,
+/// What a mirror run did: one row per request, in request order, and the blob counts.
+#[derive(Debug)]
+pub struct Copied {
+    pub images: Vec<ImageReport>,
+    pub blobs: BlobCounts,
 }
 
-impl Copier {
-    /// `jobs` bounds the blob transfers of all images together; `retries` is how often a blob
-    /// whose upload restarted is fetched from the source again.
-    pub fn new(source: Client, dest: Client, jobs: usize, retries: u32) -> Self {
-        Self {
-            source,
-            dest,
-            blobs: Mutex::new(HashMap::new()),
-            transfers: Semaphore::new(jobs),
-            jobs,
-            retries,
-            uploaded: AtomicUsize::new(0),
-            mounted: AtomicUsize::new(0),
-            present: AtomicUsize::new(0),
-            bytes: AtomicU64::new(0),
-            progress: Progress::hidden(),
-        }
-    }
+/// Copies every requested image from `source` to `dest`. `jobs` bounds the resolves and the
+/// blob transfers in flight; `progress` counts the bytes read from the source for the blobs that
+/// cross. A failure is recorded in its image's row (with its class), never returned, so one image
+/// does not stop the others.
+pub async fn run(
+    source: &Client,
+    dest: &Client,
+    requests: &[Request],
+    jobs: usize,
+    progress: Progress,
+) -> Copied {
+    let resolved: Vec<Result<RemoteCopy, ImageReport>> = futures_util::stream::iter(requests)
+        .map(|req| resolve(source, dest, req))
+        .buffered(jobs.max(1))
+        .collect()
+        .await;
+    let copies: Vec<RemoteCopy> = resolved
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .cloned()
+        .collect();
+    let destination = Destination {
+        host: dest.host().to_string(),
+        prefix: None,
+    };
+    let plan = Plan::from_registry(source, &destination, &copies);
+    let scheduler = Scheduler::new(vec![dest.clone()], jobs, progress);
+    let report = scheduler.push_all(&plan).await.remove(0);
+    let parity = scheduler.parity(&plan).await;
 
-    /// Reports the bytes read from the source to `progress` (its total grows by each blob that
-    /// has to cross).
-    pub fn with_progress(mut self, progress: Progress) -> Self {
-        self.progress = progress;
-        self
-    }
-
-    /// What the run moved so far.
-    pub fn counts(&self) -> BlobCounts {
-        BlobCounts {
-            uploaded: self.uploaded.load(Ordering::Relaxed),
-            mounted: self.mounted.load(Ordering::Relaxed),
-            present: self.present.load(Ordering::Relaxed),
-            bytes_uploaded: self.bytes.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Copies one image; a failure is recorded in the report (with its class), never returned,
-    /// so one image does not stop the others.
-    pub async fn copy(&self, req: &Request) -> ImageReport {
-        let source_label = format!(
-            "{}/{}:{}",
-            self.source.host(),
-            req.source_repo,
-            req.source_ref
-        )
-        .replacen(":sha256:", "@sha256:", 1);
-        let destination = match &req.tag {
-            Some(t) => format!("{}/{}:{t}", self.dest.host(), req.dest_repo),
-            None => format!("{}/{}@{}", self.dest.host(), req.dest_repo, req.source_ref),
-        };
-        let mut report = ImageReport {
-            source: source_label,
-            destination,
-            source_digest: None,
-            destination_digest: None,
-            manifests: 0,
-            blobs: 0,
-            size: 0,
-            status: Status::Failed,
-            error: None,
-            code: None,
-        };
-        match self.copy_image(req, &mut report).await {
-            Ok(()) => {}
-            Err(e) => {
-                let (code, hint) = classify(&e);
-                let mut msg = one_line(&e);
-                if let Some(h) = hint {
-                    msg.push_str(&format!(" (hint: {h})"));
-                }
-                report.error = Some(msg);
-                report.code = Some(code);
-                report.status = Status::Failed;
-            }
-        }
-        report
-    }
-
-    async fn copy_image(&self, req: &Request, report: &mut ImageReport) -> anyhow::Result<()> {
-        let image = pull::resolve(&self.source, &req.source_repo, &req.source_ref).await?;
-        report.source_digest = Some(image.digest.clone());
-        report.manifests = image.manifests.len();
-        report.blobs = image.blobs.len();
-        report.size = image.size();
-        if let Some(pinned) = &req.pinned
-            && *pinned != image.digest
-        {
-            return Err(Fail::new(
-                ExitCode::Verify,
-                format!(
-                    "{} resolves to {} at the source, not {pinned}",
-                    report.source, image.digest
-                ),
-            )
-            .into());
-        }
-        let results: Vec<anyhow::Result<()>> = futures_util::stream::iter(image.blobs.iter())
-            .map(|(digest, size)| self.ensure_blob(&req.source_repo, &req.dest_repo, digest, *size))
-            .buffer_unordered(self.jobs)
-            .collect()
-            .await;
-        for r in results {
-            r?;
-        }
-        self.put_manifests(req, &image).await?;
-        // Parity: what the destination now serves for the tag (or digest), read back.
-        let reference = req.tag.clone().unwrap_or_else(|| image.digest.to_string());
-        let at_dest = self
-            .dest
-            .manifest_exists(&req.dest_repo, &reference)
-            .await?;
-        report.destination_digest = at_dest.clone();
-        report.status = if at_dest.as_ref() == Some(&image.digest) {
-            Status::Ok
-        } else {
-            Status::Mismatch
-        };
-        Ok(())
-    }
-
-    /// Children first, each by digest, so the registry never sees a manifest whose parts are
-    /// missing; the tag moves last, once the whole graph is there.
-    async fn put_manifests(&self, req: &Request, image: &RemoteImage) -> anyhow::Result<()> {
-        for m in &image.manifests {
-            if self
-                .dest
-                .manifest_exists(&req.dest_repo, m.digest.as_str())
-                .await?
-                .is_none()
-            {
-                self.dest
-                    .put_manifest(
-                        &req.dest_repo,
-                        m.digest.as_str(),
-                        &m.media_type,
-                        m.bytes.clone(),
-                    )
-                    .await?;
-            }
-        }
-        if let Some(tag) = &req.tag
-            && self
-                .dest
-                .manifest_exists(&req.dest_repo, tag)
-                .await?
-                .as_ref()
-                != Some(&image.digest)
-            && let Some(top) = image.manifests.last()
-        {
-            self.dest
-                .put_manifest(&req.dest_repo, tag, &top.media_type, top.bytes.clone())
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn ensure_blob(
-        &self,
-        source_repo: &str,
-        dest_repo: &str,
-        digest: &Digest,
-        size: u64,
-    ) -> anyhow::Result<()> {
-        let cell = self
-            .blobs
-            .lock()
-            .await
-            .entry(digest.clone())
-            .or_default()
-            .clone();
-        let mut known = cell.lock().await;
-        if known.as_deref() == Some(dest_repo) {
-            return Ok(());
-        }
-        let _permit = self.transfers.acquire().await?;
-        if self.dest.blob_exists(dest_repo, digest).await?.is_some() {
-            self.present.fetch_add(1, Ordering::Relaxed);
-        } else if let Some(from) = known.as_deref()
-            && self.dest.mount_blob(dest_repo, from, digest).await?
-        {
-            self.mounted.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.progress.grow(size);
-            self.upload_from_source(source_repo, dest_repo, digest, size)
-                .await?;
-            self.uploaded.fetch_add(1, Ordering::Relaxed);
-            self.bytes.fetch_add(size, Ordering::Relaxed);
-        }
-        *known = Some(dest_repo.to_string());
-        Ok(())
-    }
-
-    /// Streams one blob from the source's `GET` into the destination's upload. The client may
-    /// need to restart an upload (a reset, a 5xx) and a `GET` body can be read only once, so the
-    /// opener hands out the opened body once; a restart ends in `SourceNotRewindable`, and the
-    /// blob is fetched and sent again here, within the same retry budget.
-    async fn upload_from_source(
-        &self,
-        source_repo: &str,
-        dest_repo: &str,
-        digest: &Digest,
-        size: u64,
-    ) -> Result<(), RegistryError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let opened = self.source.get_blob(source_repo, digest).await?;
-            let (host, repo) = (self.source.host().to_string(), source_repo.to_string());
-            // Each attempt's body starts at byte 0; bytes read before by an earlier attempt count
-            // as read again, not as progress.
-            let (progress, key, read) =
-                (self.progress.clone(), digest.to_string(), AtomicU64::new(0));
-            // A source `GET` that breaks off resumes where it stopped; bad bytes end the body with
-            // an error naming the source, so the destination never commits them.
-            let body = pull::download(
-                self.source.clone(),
-                source_repo.to_string(),
-                digest.clone(),
-                size,
-                self.retries,
-                opened,
-            )
-            .map(move |r| {
-                if let Ok(chunk) = &r {
-                    let n = chunk.len() as u64;
-                    progress.read(&key, read.fetch_add(n, Ordering::Relaxed), n);
-                }
-                r.map_err(|e| match e.kind() {
-                    std::io::ErrorKind::InvalidData => {
-                        std::io::Error::new(e.kind(), format!("blob from {host}/{repo}: {e}"))
-                    }
-                    _ => e,
-                })
-            });
-            let body = std::sync::Mutex::new(Some(Box::pin(body) as BlobStream));
-            let open = || -> std::io::Result<BlobStream> {
-                body.lock()
-                    .ok()
-                    .and_then(|mut b| b.take())
-                    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::Unsupported))
+    let mut done = copies.iter().zip(report.images).zip(parity);
+    let images = resolved
+        .into_iter()
+        .map(|r| {
+            let Ok(_) = r else {
+                return r.err().expect("a failed resolve");
             };
-            match self
-                .dest
-                .upload_blob(dest_repo, digest, size, &open, &|_| {})
-                .await
-            {
-                Err(RegistryError::SourceNotRewindable { .. }) if attempt <= self.retries => {
-                    tracing::debug!(%digest, dest_repo, attempt, "upload restarts; fetching the blob again");
-                }
-                other => return other,
+            let ((copy, pushed), parity) = done.next().expect("one report per copy");
+            let mut row = ImageReport {
+                source: copy.source.clone(),
+                destination: pushed.destination,
+                source_digest: Some(copy.image.digest.clone()),
+                destination_digest: None,
+                manifests: copy.image.manifests.len(),
+                blobs: copy.image.blobs.len(),
+                size: copy.image.size(),
+                status: Status::Failed,
+                error: pushed.error,
+                code: pushed.exit_code,
+            };
+            if pushed.result == ImageResult::Failed {
+                row.code = row.code.or(Some(ExitCode::Failure));
+                return row;
             }
-        }
+            // Parity: what the destination now serves for the tag (or digest), read back.
+            let cell = parity.destinations.into_iter().next();
+            match cell {
+                Some(c) if c.error.is_some() => {
+                    row.error = c.error;
+                    row.code = Some(c.code.unwrap_or(ExitCode::Remote));
+                }
+                Some(c) => {
+                    row.status = if c.digest.as_ref() == Some(&copy.image.digest) {
+                        Status::Ok
+                    } else {
+                        Status::Mismatch
+                    };
+                    row.destination_digest = c.digest;
+                }
+                None => row.status = Status::Mismatch,
+            }
+            row
+        })
+        .collect();
+    Copied {
+        images,
+        blobs: BlobCounts {
+            uploaded: report.blobs.uploaded,
+            mounted: report.blobs.mounted,
+            present: report.blobs.skipped,
+            bytes_uploaded: report.bytes_uploaded,
+        },
     }
+}
+
+/// Resolves one request's image graph at the source and checks its pinned digest; a failure is
+/// the image's report row.
+async fn resolve(source: &Client, dest: &Client, req: &Request) -> Result<RemoteCopy, ImageReport> {
+    let source_label = format!("{}/{}:{}", source.host(), req.source_repo, req.source_ref)
+        .replacen(":sha256:", "@sha256:", 1);
+    let failed = |image: Option<&pull::RemoteImage>, e: anyhow::Error| {
+        let (code, hint) = classify(&e);
+        let mut msg = one_line(&e);
+        if let Some(h) = hint {
+            msg.push_str(&format!(" (hint: {h})"));
+        }
+        ImageReport {
+            source: source_label.clone(),
+            destination: match &req.tag {
+                Some(t) => format!("{}/{}:{t}", dest.host(), req.dest_repo),
+                None => format!("{}/{}@{}", dest.host(), req.dest_repo, req.source_ref),
+            },
+            source_digest: image.map(|i| i.digest.clone()),
+            destination_digest: None,
+            manifests: image.map_or(0, |i| i.manifests.len()),
+            blobs: image.map_or(0, |i| i.blobs.len()),
+            size: image.map_or(0, pull::RemoteImage::size),
+            status: Status::Failed,
+            error: Some(msg),
+            code: Some(code),
+        }
+    };
+    let image = pull::resolve(source, &req.source_repo, &req.source_ref)
+        .await
+        .map_err(|e| failed(None, e.into()))?;
+    if let Some(pinned) = &req.pinned
+        && *pinned != image.digest
+    {
+        let e = Fail::new(
+            ExitCode::Verify,
+            format!(
+                "{source_label} resolves to {} at the source, not {pinned}",
+                image.digest
+            ),
+        );
+        return Err(failed(Some(&image), e.into()));
+    }
+    Ok(RemoteCopy {
+        source: source_label,
+        source_repository: req.source_repo.clone(),
+        repository: req.dest_repo.clone(),
+        tag: req.tag.clone(),
+        image,
+    })
 }

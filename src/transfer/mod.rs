@@ -6,16 +6,18 @@
 //!   commit (child manifests, then the tag, only over a complete graph) → parity (every tag read
 //!   back at every destination). Used by `push`. `body`: the upload bodies (hashed reads from a
 //!   package, fan-out to several destinations); `report`: what a push reports.
-//! * `copy`: registry → registry, one image graph at a time, blobs streamed from the source's
-//!   `GET` into the destination's upload, with the same commit and parity rules. Used by `mirror`.
+//! * `source`: where a blob's bytes are read ([`source::Origin`]: a package entry, a source
+//!   registry's repository), every body checked against its digest; the one opener of all paths.
+//! * `copy`: registry → registry (`mirror`): images resolved at the source, then the same
+//!   scheduler run with the source registry as the blobs' origin, and the mirror's report view.
 //! * `exit`: the one rule that folds the outcomes of many images (and packages, catalog writes,
 //!   deletions) into one process exit code.
 //!
 //! Building a package from registries (`create`, `package`) runs the other way:
-//! * `pull`: image graphs from a registry, `--platforms` selection, digest-checked blob streams
-//!   (also `copy`'s source).
-//! * `build`: every image of the package resolved and streamed, from a registry or a directory
-//!   store, into the writer.
+//! * `pull`: image graphs from a registry, `--platforms` selection, the digest-checked download
+//!   that resumes with `Range` (under `source`'s registry origin).
+//! * `build`: every image of the package resolved and streamed, from its [`source::Origin`] (a
+//!   registry or a directory store), into the writer.
 //! * `writer`: the package sink (tgz / tar / tar.zst / directory, `.partial` then rename).
 
 mod body;
@@ -26,4 +28,5 @@ pub mod plan;
 pub mod pull;
 pub mod report;
 pub mod scheduler;
+pub mod source;
 pub mod writer;

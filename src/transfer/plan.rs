@@ -8,7 +8,10 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::error::Fail;
-use crate::package::{BlobLocation, Package};
+use crate::package::Package;
+use crate::registry::Client;
+use crate::transfer::pull::RemoteManifest;
+use crate::transfer::source::Origin;
 
 /// `--dest-repo host[:port][/prefix]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -116,22 +119,20 @@ pub fn conflicting_tags(images: &[ImagePlan]) -> Option<(&ImagePlan, &ImagePlan)
 /// Where one blob's bytes can be read from.
 #[derive(Debug, Clone)]
 pub struct BlobSource {
-    /// Index into [`Plan::packages`].
-    pub package: usize,
-    pub location: BlobLocation,
+    pub origin: Origin,
     pub size: u64,
-    /// Other packages of the run that carry the same digest, tried in order when this one turns
-    /// out unreadable or corrupt.
-    pub alternates: Vec<(usize, BlobLocation)>,
+    /// Other places of the run that carry the same digest (packages of a directory), tried in
+    /// order when this one turns out unreadable or corrupt.
+    pub alternates: Vec<Origin>,
 }
 
 /// One image to push.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImagePlan {
-    /// Index into [`Plan::packages`].
+    /// Index into [`Plan::packages`] (0 for an image read from a registry).
     #[serde(skip)]
     pub package: usize,
-    /// Original reference as recorded in the package.
+    /// Original reference as recorded in the package (or read at the source registry).
     pub source: String,
     /// `host/repository[:tag]` at the destination.
     pub destination: String,
@@ -157,12 +158,15 @@ pub struct Target {
     pub images: Vec<ImagePlan>,
 }
 
-/// Everything a push does, before it touches the network: the sources once (packages and one
-/// place to read each blob) and one target per destination.
+/// Everything a transfer does, before it touches the network: the sources once (packages, or a
+/// source registry's manifests; one place to read each blob) and one target per destination.
 #[derive(Debug)]
 pub struct Plan {
-    /// Every package, nested ones flattened (a nested package appears after its parent).
+    /// Every package, nested ones flattened (a nested package appears after its parent); empty
+    /// when the images come from a registry.
     pub packages: Vec<Arc<Package>>,
+    /// Manifests read from a source registry (`mirror`), by digest.
+    pub remote_manifests: HashMap<Digest, RemoteManifest>,
     /// Every config/layer blob by digest, with one place to read it from.
     pub blobs: BTreeMap<Digest, BlobSource>,
     /// One per `--dest-repo`, in order; target `k` goes to the scheduler's client `k`.
@@ -179,28 +183,29 @@ impl Plan {
                 flat.push(Arc::new(q));
             }
         }
-        let mut blobs = BTreeMap::new();
+        let mut blobs: BTreeMap<Digest, BlobSource> = BTreeMap::new();
         for (pi, pkg) in flat.iter().enumerate() {
             for (digest, blob) in &pkg.blobs {
-                let source = blobs.entry(digest.clone()).or_insert_with(|| BlobSource {
+                let origin = Origin::Package {
                     package: pi,
+                    pkg: pkg.clone(),
                     location: blob.location.clone(),
+                };
+                let source = blobs.entry(digest.clone()).or_insert_with(|| BlobSource {
+                    origin: origin.clone(),
                     size: blob.size,
                     alternates: Vec::new(),
                 });
-                if source.package == pi {
+                if source.origin.package() == Some(pi) {
                     continue;
                 }
                 // Prefer a package read by offset (parallel, retryable) over one that must be
                 // decoded front to back; the other copies stay as fallbacks.
-                if pkg.container.random_access() && !flat[source.package].container.random_access()
-                {
-                    let old = (source.package, source.location.clone());
-                    source.package = pi;
-                    source.location = blob.location.clone();
+                if origin.random_access() && !source.origin.random_access() {
+                    let old = std::mem::replace(&mut source.origin, origin);
                     source.alternates.insert(0, old);
                 } else {
-                    source.alternates.push((pi, blob.location.clone()));
+                    source.alternates.push(origin);
                 }
             }
         }
@@ -213,8 +218,64 @@ impl Plan {
             .collect();
         Self {
             packages: flat,
+            remote_manifests: HashMap::new(),
             blobs,
             targets,
+        }
+    }
+
+    /// A plan for images read from a source registry (`mirror`): each image with its repository
+    /// at the source, the repository and tag it gets at `destination`, and its graph.
+    pub fn from_registry(
+        source: &Client,
+        destination: &Destination,
+        images: &[RemoteCopy],
+    ) -> Self {
+        let mut blobs = BTreeMap::new();
+        let mut remote_manifests = HashMap::new();
+        let mut planned = Vec::new();
+        for copy in images {
+            let image = &copy.image;
+            for (digest, size) in &image.blobs {
+                blobs.entry(digest.clone()).or_insert_with(|| BlobSource {
+                    origin: Origin::Registry {
+                        client: source.clone(),
+                        repository: copy.source_repository.clone(),
+                    },
+                    size: *size,
+                    alternates: Vec::new(),
+                });
+            }
+            for m in &image.manifests {
+                remote_manifests
+                    .entry(m.digest.clone())
+                    .or_insert_with(|| m.clone());
+            }
+            let destination_ref = match &copy.tag {
+                Some(t) => format!("{}/{}:{t}", destination.host, copy.repository),
+                None => format!("{}/{}@{}", destination.host, copy.repository, image.digest),
+            };
+            planned.push(ImagePlan {
+                package: 0,
+                source: copy.source.clone(),
+                destination: destination_ref,
+                repository: copy.repository.clone(),
+                tag: copy.tag.clone(),
+                digest: image.digest.clone(),
+                platforms: Vec::new(),
+                manifests: image.manifests.iter().map(|m| m.digest.clone()).collect(),
+                blobs: image.blobs.iter().map(|(d, _)| d.clone()).collect(),
+                size: image.size(),
+            });
+        }
+        Self {
+            packages: Vec::new(),
+            remote_manifests,
+            blobs,
+            targets: vec![Target {
+                destination: destination.clone(),
+                images: planned,
+            }],
         }
     }
 
@@ -224,22 +285,36 @@ impl Plan {
         self.targets.first().map_or(&[], |t| &t.images)
     }
 
-    /// Finds a manifest's bytes and media type in the package that carries the image.
-    pub fn manifest(
-        &self,
-        image: &ImagePlan,
-        digest: &Digest,
-    ) -> Option<&crate::package::Manifest> {
-        self.packages[image.package]
-            .manifests
-            .get(digest)
+    /// A manifest's media type and exact bytes: from the package that carries the image, another
+    /// package of the run, or the source registry.
+    pub fn manifest(&self, image: &ImagePlan, digest: &Digest) -> Option<(&str, &bytes::Bytes)> {
+        if let Some(m) = self.remote_manifests.get(digest) {
+            return Some((&m.media_type, &m.bytes));
+        }
+        self.packages
+            .get(image.package)
+            .and_then(|p| p.manifests.get(digest))
             .or_else(|| self.packages.iter().find_map(|p| p.manifests.get(digest)))
+            .map(|m| (m.media_type.as_str(), &m.bytes))
     }
 
     /// Unique blobs and bytes the plan references.
     pub fn totals(&self) -> (usize, u64) {
         (self.blobs.len(), self.blobs.values().map(|b| b.size).sum())
     }
+}
+
+/// One image of a registry → registry copy, resolved at the source.
+#[derive(Debug, Clone)]
+pub struct RemoteCopy {
+    /// `host/repository:tag` (or `@digest`) at the source, for reports.
+    pub source: String,
+    pub source_repository: String,
+    /// The repository at the destination.
+    pub repository: String,
+    /// The tag set last at the destination; `None` copies by digest only.
+    pub tag: Option<String>,
+    pub image: crate::transfer::pull::RemoteImage,
 }
 
 /// The images of `flat` at `destination`, in package order. The same image (same repository,

@@ -166,7 +166,8 @@ async fn walk_fetched(
 /// (`package`/`create` into a package, `mirror` into another registry, small blobs into memory).
 ///
 /// `opened` is the body of the first `GET` (from [`Client::get_blob`], so a refusal is a typed
-/// error before any byte). A body that breaks off, or ends early, is resumed where it stopped
+/// error before any byte); without it the first `GET` is made here, and its refusal ends the
+/// stream as an error. A body that breaks off, or ends early, is resumed where it stopped
 /// (`Range: bytes=N-`, [`Client::get_blob_from`]) as long as each attempt brings bytes; `retries`
 /// attempts in a row without a byte give up with the last cause. The bytes are hashed on the way:
 /// more bytes than `size`, or a wrong digest or size at the end, end the stream with an
@@ -177,14 +178,23 @@ pub fn download(
     digest: Digest,
     size: u64,
     retries: u32,
-    opened: BlobStream,
+    opened: Option<BlobStream>,
 ) -> BlobStream {
     // The client's request futures are not `Send` for every lifetime, so the resuming loop runs
     // on a blocking thread that drives them on the runtime, behind a bounded queue.
     let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(8);
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let mut body = opened;
+        let mut body = match opened {
+            Some(body) => body,
+            None => match handle.block_on(client.get_blob(&repo, &digest)) {
+                Ok(body) => body,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(io::Error::other(e)));
+                    return;
+                }
+            },
+        };
         let mut hasher = Hasher::new();
         let mut received: u64 = 0;
         // Attempts in a row that brought no byte.
@@ -517,7 +527,7 @@ pub async fn fetch_small(
         digest.clone(),
         size,
         client.retries(),
-        opened,
+        Some(opened),
     );
     let mut out = Vec::with_capacity(size as usize);
     while let Some(chunk) = stream.next().await {

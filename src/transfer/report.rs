@@ -118,6 +118,9 @@ pub struct ParityCell {
     pub digest: Option<Digest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The class of `error`, for the run's exit code.
+    #[serde(skip)]
+    pub code: Option<ExitCode>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -135,14 +135,16 @@ impl State {
         }
     }
 
-    fn uploaded(&self, digest: &Digest, package: usize, size: u64) {
+    fn uploaded(&self, digest: &Digest, package: Option<usize>, size: u64) {
         self.uploaded.fetch_add(1, Ordering::Relaxed);
         self.bytes.fetch_add(size, Ordering::Relaxed);
-        self.from
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(digest.clone())
-            .or_insert(package);
+        if let Some(package) = package {
+            self.from
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(digest.clone())
+                .or_insert(package);
+        }
     }
 }
 
@@ -320,17 +322,18 @@ impl Scheduler {
                     |(k, target)| async move {
                         let img = &target.images[i];
                         let reference = img.tag.clone().unwrap_or_else(|| img.digest.to_string());
-                        let (digest, error) = match self.clients[k]
+                        let (digest, error, code) = match self.clients[k]
                             .manifest_exists(&img.repository, &reference)
                             .await
                         {
-                            Ok(d) => (d, None),
-                            Err(e) => (None, Some(e.to_string())),
+                            Ok(d) => (d, None, None),
+                            Err(e) => (None, Some(e.to_string()), Some(e.exit_code())),
                         };
                         ParityCell {
                             destination: img.destination.clone(),
                             digest,
                             error,
+                            code,
                         }
                     },
                 ))
@@ -416,7 +419,7 @@ impl Scheduler {
         digest: &Digest,
         reference: &str,
     ) -> Result<bool, (String, ExitCode)> {
-        let Some(m) = plan.manifest(img, digest) else {
+        let Some((media_type, bytes)) = plan.manifest(img, digest) else {
             return Err((
                 format!("{}: manifest {digest} is not in the package", img.source),
                 ExitCode::BadPackage,
@@ -431,7 +434,7 @@ impl Scheduler {
             Err(e) => return Err((e.to_string(), e.exit_code())),
         }
         let pushed = self.clients[k]
-            .put_manifest(&img.repository, reference, &m.media_type, m.bytes.clone())
+            .put_manifest(&img.repository, reference, media_type, bytes.clone())
             .await
             .map_err(|e| (e.to_string(), e.exit_code()))?;
         if &pushed != digest {

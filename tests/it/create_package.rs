@@ -275,6 +275,47 @@ fn plugin_chart_images_come_from_global_images_under_the_chart_registry() {
     }
 }
 
+#[test]
+fn package_refuses_a_directory_blob_that_does_not_match_its_digest() {
+    // `package DIR` reads the directory's store through the same digest-checked bodies as
+    // `push`: a blob changed on disk (same size) ends the build, and no package is left behind.
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    ctx.seed_demo_images("seed", &a.host());
+    let chart = format!("{}/acp/chart-demo-plugin:0.3.0", a.host());
+    artifacts::push_chart(
+        &artifacts::plain(&a.host()),
+        "acp/chart-demo-plugin",
+        "demo-plugin",
+        "0.3.0",
+        &[("agent", "acp/demo-agent", "v1.0.0")],
+        true,
+    );
+    let dir = ctx.file("plugin");
+    let dir_s = dir.display().to_string();
+    ctx.create_plain(&dir_s, &chart, &[]).success();
+    let blobs = dir.join("images/blobs/sha256");
+    let largest = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&largest).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&largest, bytes).unwrap();
+
+    let pkg = ctx.file("bad.tgz");
+    let out = ctx.run(["package", &dir_s, "--output", &pkg.display().to_string()]);
+    assert_eq!(out.code, 4, "{}", out.all());
+    snap!(ctx, "package_directory_blob_digest_mismatch", out.streams());
+    assert!(!pkg.exists(), "no package is written");
+    assert!(
+        !ctx.file("bad.tgz.partial").exists(),
+        "no partial file is left"
+    );
+}
+
 fn report_host(reference: &str) -> &str {
     reference.split('/').next().unwrap()
 }

@@ -489,10 +489,10 @@ fn a_source_descriptor_without_size_is_refused_before_any_upload() {
 #[test]
 fn progress_counts_each_crossing_blob_once() {
     // `mirror` shows progress like `push`: the bytes read from the source for every blob that
-    // crosses, its total growing as images resolve; mounted and present blobs add nothing.
+    // crosses (its total known once every image is resolved); mounted and present blobs add nothing.
     use violet::output::progress::Progress;
     use violet::registry::{Client, Credentials, RegistryConfig};
-    use violet::transfer::copy::{Copier, Request, Status};
+    use violet::transfer::copy::{self, Request, Status};
 
     let ctx = TestContext::new();
     let a = Registry::plain();
@@ -528,12 +528,11 @@ fn progress_counts_each_crossing_blob_once() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let run = |progress: &Progress| {
         rt.block_on(async {
-            let copier = Copier::new(client(&a), client(&b), 4, 2).with_progress(progress.clone());
-            for req in &requests {
-                let report = copier.copy(req).await;
+            let copied = copy::run(&client(&a), &client(&b), &requests, 4, progress.clone()).await;
+            for report in &copied.images {
                 assert_eq!(report.status, Status::Ok, "{report:?}");
             }
-            copier.counts()
+            copied.blobs
         })
     };
     let first = Progress::hidden();

@@ -4,7 +4,7 @@
 //! another package of the run that carries it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{StreamExt, stream};
@@ -12,11 +12,9 @@ use futures_util::{StreamExt, stream};
 use super::{Needs, Resolution, Scheduler, State, Targets};
 use crate::digest::Digest;
 use crate::error::{ExitCode, UserError};
-use crate::output::progress::Progress;
-use crate::package;
 use crate::plan::Plan;
 use crate::registry::{BlobStream, Client, RegistryError};
-use crate::transfer::body::{entry_label, fan_out, spawn_reader, stream_pass};
+use crate::transfer::body::{fan_out, stream_pass};
 
 impl Scheduler {
     /// Phase 2: read each needed digest once and upload it to every destination that lacks it,
@@ -28,10 +26,11 @@ impl Scheduler {
             let Some(b) = src.blobs.get(d) else {
                 continue;
             };
-            if src.packages[b.package].container.random_access() {
-                random.push((d, targets));
-            } else {
-                streamed.entry(b.package).or_default().push(d.clone());
+            match b.origin.package() {
+                Some(pi) if !b.origin.random_access() => {
+                    streamed.entry(pi).or_default().push(d.clone())
+                }
+                _ => random.push((d, targets)),
             }
         }
         // A compressed package is only proven complete (end-of-archive blocks, stream trailer) by
@@ -69,7 +68,7 @@ impl Scheduler {
             let mut blobs = BTreeMap::new();
             let mut needs = Needs::new();
             for (d, b) in &src.blobs {
-                let Some((pi, location)) = b.alternates.get(round) else {
+                let Some(origin) = b.alternates.get(round) else {
                     continue;
                 };
                 for (k, state) in states.iter().enumerate() {
@@ -85,8 +84,7 @@ impl Scheduler {
                     blobs.insert(
                         d.clone(),
                         crate::plan::BlobSource {
-                            package: *pi,
-                            location: location.clone(),
+                            origin: origin.clone(),
                             size: b.size,
                             alternates: Vec::new(),
                         },
@@ -99,6 +97,7 @@ impl Scheduler {
             // The alternates as the only sources; no targets, since only blobs move here.
             let retry = Plan {
                 packages: src.packages.clone(),
+                remote_manifests: HashMap::new(),
                 blobs,
                 targets: Vec::new(),
             };
@@ -143,9 +142,10 @@ impl Scheduler {
         left
     }
 
-    /// One blob of a package read by offset: one reader, its chunks fanned out to one upload per
-    /// destination. A retried attempt or a declined mount at one destination re-reads the blob
-    /// for that destination alone (the package can be read again; the others are not held back).
+    /// One blob that can be read on its own (a package entry by offset, a source registry's
+    /// repository): one read, its chunks fanned out to one upload per destination. A retried
+    /// attempt or a declined mount at one destination reads the blob again for that destination
+    /// alone (the others are not held back).
     pub(super) async fn transfer_random(
         &self,
         src: &Plan,
@@ -156,30 +156,25 @@ impl Scheduler {
         let Some(b) = src.blobs.get(digest) else {
             return;
         };
-        let pkg = src.packages[b.package].clone();
-        let label = entry_label(&pkg, &b.location);
-        let open = |progress: Progress| -> std::io::Result<BlobStream> {
-            let reader = package::blobs::open(&pkg, &b.location)
-                .map_err(|e| std::io::Error::other(e.to_string()))?
-                .ok_or_else(|| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::Unsupported,
-                        "blob is not randomly readable",
-                    )
-                })?;
-            Ok(spawn_reader(
-                reader,
-                digest.clone(),
-                b.size,
-                label.clone(),
-                progress,
-                Arc::new(AtomicU64::new(0)),
-            ))
+        let label = b.origin.label();
+        // A source that refuses the blob (a registry's 404 or 401) fails it with that answer's
+        // class at every destination, before any upload starts.
+        let first = match b.origin.prepare(digest).await {
+            Ok(first) => first,
+            Err(e) => {
+                for (k, _) in targets {
+                    states[*k].fail(digest, blob_error(digest, &label, &e), e.exit_code());
+                }
+                return;
+            }
         };
         // Re-reads add to the bar only past the point the blob was read to before; the rest is
         // counted as read again.
-        let private = || open(self.progress.clone());
-        let (bodies, tee_work) = fan_out(open(self.progress.clone()), targets.len());
+        let private = || b.origin.open(digest, b.size, self.progress.clone(), None);
+        let (bodies, tee_work) = fan_out(
+            b.origin.open(digest, b.size, self.progress.clone(), first),
+            targets.len(),
+        );
         let (label, private) = (&label, &private);
         let uploads = targets
             .iter()
@@ -202,7 +197,7 @@ impl Scheduler {
                     .upload_blob(first, digest, b.size, &opener, &state.meter(digest))
                     .await
                 {
-                    Ok(()) => state.uploaded(digest, b.package, b.size),
+                    Ok(()) => state.uploaded(digest, b.origin.package(), b.size),
                     Err(e) => {
                         state.fail(digest, blob_error(digest, label, &e), e.exit_code());
                         return;
@@ -217,7 +212,7 @@ impl Scheduler {
                             .upload_blob(repo, digest, b.size, private, &state.meter(digest))
                             .await
                         {
-                            Ok(()) => state.uploaded(digest, b.package, b.size),
+                            Ok(()) => state.uploaded(digest, b.origin.package(), b.size),
                             Err(e) => {
                                 state.fail(digest, blob_error(digest, label, &e), e.exit_code())
                             }
@@ -260,7 +255,7 @@ impl Scheduler {
         let handled: Vec<Digest> = if verify_only {
             src.blobs
                 .iter()
-                .filter(|(_, b)| b.package == pi && b.alternates.is_empty())
+                .filter(|(_, b)| b.origin.package() == Some(pi) && b.alternates.is_empty())
                 .map(|(d, _)| d.clone())
                 .collect()
         } else {
@@ -349,7 +344,7 @@ impl Scheduler {
                         for (k, first, others, r) in results {
                             match r {
                                 Ok(()) => {
-                                    states[k].uploaded(&digest, pi, size);
+                                    states[k].uploaded(&digest, Some(pi), size);
                                     if let Some(ks) = todo.get_mut(&digest) {
                                         ks.remove(&k);
                                     }
