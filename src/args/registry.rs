@@ -2,11 +2,13 @@
 //!
 //! [`RegistryAccess`] is the block every registry-facing command shares (user, password, TLS,
 //! retries). `push` flattens it into [`RegistryArgs`] (its destinations), `mirror` uses it for the
-//! destination, `create` and `package` through [`SourceArgs`] for the source registries. Where the
+//! destination (and [`MirrorSourceArgs`] for its source), `create` and `package` through
+//! [`SourceArgs`] for the source registries. Every [`RegistryConfig`] is made by
+//! [`RegistryAccess::config`]. Where the
 //! meaning differs per command, the command replaces the help text with `mut_arg`, not the flag.
 
 use crate::args::{StdinSecret, TransportArgs, parse_size, read_stdin_secret};
-use crate::build::{SourceConfig, Sources};
+use crate::build::{SourceLogin, Sources};
 use crate::error::Fail;
 use crate::output::Printer;
 use crate::plan::Destination;
@@ -39,14 +41,6 @@ pub struct RegistryAccess {
     pub transport: TransportArgs,
 }
 
-// `access.insecure`, `access.retries`: the transport flags read as the registry's own.
-impl std::ops::Deref for RegistryAccess {
-    type Target = TransportArgs;
-    fn deref(&self) -> &TransportArgs {
-        &self.transport
-    }
-}
-
 impl RegistryAccess {
     /// The password of `--password`/`VIOLET_PASSWORD`, or read from stdin (once per run: stdin
     /// holds one password).
@@ -73,10 +67,10 @@ impl RegistryAccess {
         RegistryConfig {
             host: host.to_string(),
             plain: self.plain || scheme_plain,
-            insecure: self.insecure,
-            ca_files: self.ca_files.clone(),
+            insecure: self.transport.insecure,
+            ca_files: self.transport.ca_files.clone(),
             credentials,
-            retries: self.retries,
+            retries: self.transport.retries,
             chunk_size,
         }
     }
@@ -111,15 +105,6 @@ pub struct RegistryArgs {
     /// Upload blobs in chunks of this size (e.g. 4MiB) instead of one streamed request.
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     pub chunk_size: Option<u64>,
-}
-
-// The access flags read as the destination's own (`args.registry.insecure`), as they did when
-// they were declared in this struct.
-impl std::ops::Deref for RegistryArgs {
-    type Target = RegistryAccess;
-    fn deref(&self) -> &RegistryAccess {
-        &self.access
-    }
 }
 
 impl RegistryArgs {
@@ -173,10 +158,11 @@ impl RegistryArgs {
         password: Option<&str>,
         dest_user: Option<&str>,
     ) -> anyhow::Result<RegistryConfig> {
-        let explicit = self.no_auth || self.username.is_some() || password.is_some();
+        let access = &self.access;
+        let explicit = access.no_auth || access.username.is_some() || password.is_some();
         let credentials = match (dest_user, discovered) {
             (Some(user), _) => {
-                if self.no_auth {
+                if access.no_auth {
                     return Err(
                         Fail::usage("--no-auth cannot be combined with --dest-creds").into(),
                     );
@@ -205,9 +191,9 @@ impl RegistryArgs {
             _ => {
                 let resolved = credentials::resolve(
                     &dest.host,
-                    self.username.as_deref(),
+                    access.username.as_deref(),
                     password,
-                    self.no_auth,
+                    access.no_auth,
                 )?;
                 resolved.require_for_push(&dest.host)?;
                 resolved.credentials
@@ -251,14 +237,6 @@ pub struct SourceArgs {
     pub access: RegistryAccess,
 }
 
-// `args.source.retries` reads the access flags, as for `RegistryArgs`.
-impl std::ops::Deref for SourceArgs {
-    type Target = RegistryAccess;
-    fn deref(&self) -> &RegistryAccess {
-        &self.access
-    }
-}
-
 impl SourceArgs {
     pub fn sources(&self, printer: &Printer) -> anyhow::Result<Sources> {
         let a = &self.access;
@@ -268,17 +246,96 @@ impl SourceArgs {
                 .with_hint("or pass --password-stdin with --username")
                 .into());
         }
-        if a.insecure {
+        if a.transport.insecure {
             printer.warn("--insecure: TLS certificates of the source registries are not verified");
         }
-        Ok(Sources::new(SourceConfig {
-            username: a.username.clone(),
-            password,
-            no_auth: a.no_auth,
-            plain: a.plain,
-            insecure: a.insecure,
-            ca_files: a.ca_files.clone(),
-            retries: a.retries,
-        }))
+        // Host and credentials are each source registry's own, filled in per host.
+        let template = a.config("", false, Credentials::Anonymous, None);
+        Ok(Sources::new(
+            template,
+            SourceLogin {
+                username: a.username.clone(),
+                password,
+                no_auth: a.no_auth,
+            },
+        ))
+    }
+}
+
+/// The source registry of `mirror` (`--from-*`). Declared apart, not as a prefixed
+/// [`RegistryAccess`]: clap's derive has no prefixed flatten (clap-rs/clap#3513), and the source
+/// block is another subset anyway (no --from-ca-file or --from-retries: those are shared with the
+/// destination; its own variables; one stdin shared with --password-stdin).
+#[derive(Debug, Clone, clap::Args)]
+pub struct MirrorSourceArgs {
+    /// Source registry user (default: docker/podman credentials for the source host, else anonymous).
+    #[arg(long, env = "VIOLET_FROM_USERNAME")]
+    pub from_username: Option<String>,
+
+    /// Source registry password (prefer --from-password-stdin or VIOLET_FROM_PASSWORD).
+    #[arg(long, env = "VIOLET_FROM_PASSWORD", hide_env_values = true)]
+    pub from_password: Option<String>,
+
+    /// Read the source registry password from standard input.
+    #[arg(long, conflicts_with_all = ["from_password", "password_stdin"])]
+    pub from_password_stdin: bool,
+
+    /// The source registry needs no authentication (ignore stored credentials).
+    #[arg(long)]
+    pub from_no_auth: bool,
+
+    /// The source registry speaks plain HTTP.
+    #[arg(long)]
+    pub from_plain: bool,
+
+    /// Do not verify the source registry's TLS certificate.
+    #[arg(long)]
+    pub from_insecure: bool,
+}
+
+impl MirrorSourceArgs {
+    /// The source registry's configuration: its own login flags (or its stored login, or
+    /// anonymous: a source may be pull-open), `--from-plain`/`--from-insecure`, and the
+    /// destination's CA files and retries.
+    pub fn config(
+        &self,
+        from: &Destination,
+        scheme_plain: bool,
+        shared: &RegistryAccess,
+        chunk_size: Option<u64>,
+    ) -> anyhow::Result<RegistryConfig> {
+        let password = if self.from_password_stdin {
+            Some(read_stdin_secret(
+                "--from-password-stdin",
+                StdinSecret::WholeText,
+            )?)
+        } else {
+            self.from_password.clone()
+        };
+        let credentials = if self.from_no_auth {
+            Credentials::Anonymous
+        } else {
+            match (&self.from_username, password) {
+                (Some(u), Some(p)) => Credentials::Basic {
+                    username: u.clone(),
+                    password: p,
+                },
+                (Some(_), None) | (None, Some(_)) => {
+                    return Err(
+                        Fail::usage("--from-username and --from-password go together")
+                            .with_hint("or pass --from-password-stdin with --from-username")
+                            .into(),
+                    );
+                }
+                // Stored logins only: VIOLET_USERNAME/VIOLET_PASSWORD belong to the destination.
+                (None, None) => credentials::resolve_stored(&from.host)
+                    .map(|r| r.credentials)
+                    .unwrap_or_default(),
+            }
+        };
+        let mut config = shared.config(&from.host, false, credentials, chunk_size);
+        config.plain = self.from_plain || scheme_plain;
+        config.insecure = self.from_insecure;
+        Ok(config)
     }
 }

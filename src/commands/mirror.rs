@@ -8,14 +8,13 @@ use serde::Serialize;
 
 use crate::args::OutputArgs;
 use crate::args::parse_size;
-use crate::args::registry::RegistryAccess;
-use crate::args::{StdinSecret, read_stdin_secret};
+use crate::args::registry::{MirrorSourceArgs, RegistryAccess};
 use crate::digest::Digest;
 use crate::error::{ExitCode, Fail};
 use crate::output::progress::Progress;
 use crate::output::{Printer, human_bytes};
 use crate::plan::Destination;
-use crate::registry::{Client, Credentials, credentials};
+use crate::registry::{Client, credentials};
 use crate::transfer::copy::{self, BlobCounts, ImageReport, Request, Status};
 use crate::transfer::exit;
 
@@ -58,32 +57,8 @@ pub struct Args {
     #[arg(long, value_name = "HOST[:PORT][/PREFIX]")]
     pub to: String,
 
-    // The source's flags are declared here, not as a prefixed `RegistryAccess`: clap's derive has
-    // no prefixed flatten (clap-rs/clap#3513), and the source block is another subset anyway (no
-    // --from-ca-file or --from-retries, its own variables, one stdin shared with --password-stdin).
-    /// Source registry user (default: docker/podman credentials for the source host, else anonymous).
-    #[arg(long, env = "VIOLET_FROM_USERNAME")]
-    pub from_username: Option<String>,
-
-    /// Source registry password (prefer --from-password-stdin or VIOLET_FROM_PASSWORD).
-    #[arg(long, env = "VIOLET_FROM_PASSWORD", hide_env_values = true)]
-    pub from_password: Option<String>,
-
-    /// Read the source registry password from standard input.
-    #[arg(long, conflicts_with_all = ["from_password", "password_stdin"])]
-    pub from_password_stdin: bool,
-
-    /// The source registry needs no authentication (ignore stored credentials).
-    #[arg(long)]
-    pub from_no_auth: bool,
-
-    /// The source registry speaks plain HTTP.
-    #[arg(long)]
-    pub from_plain: bool,
-
-    /// Do not verify the source registry's TLS certificate.
-    #[arg(long)]
-    pub from_insecure: bool,
+    #[command(flatten)]
+    pub source: MirrorSourceArgs,
 
     #[command(flatten)]
     pub dest: RegistryAccess,
@@ -130,7 +105,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         .into());
     }
     let (source, dest) = clients(&args, &from, from_scheme_plain, &to, to_scheme_plain)?;
-    if args.dest.insecure || args.from_insecure {
+    if args.dest.transport.insecure || args.source.from_insecure {
         printer.warn("--insecure: TLS certificates are not verified");
     }
     source.ping().await?;
@@ -305,37 +280,10 @@ fn clients(
     to: &Destination,
     to_scheme_plain: bool,
 ) -> anyhow::Result<(Client, Client)> {
-    let from_password = if args.from_password_stdin {
-        Some(read_stdin_secret(
-            "--from-password-stdin",
-            StdinSecret::WholeText,
-        )?)
-    } else {
-        args.from_password.clone()
-    };
+    let source = args
+        .source
+        .config(from, from_scheme_plain, &args.dest, args.chunk_size)?;
     let password = args.dest.password()?;
-    // The source may be anonymous (public or pull-open registries), so no credential rule here.
-    let source_credentials = if args.from_no_auth {
-        Credentials::Anonymous
-    } else {
-        match (&args.from_username, &from_password) {
-            (Some(u), Some(p)) => Credentials::Basic {
-                username: u.clone(),
-                password: p.clone(),
-            },
-            (Some(_), None) | (None, Some(_)) => {
-                return Err(
-                    Fail::usage("--from-username and --from-password go together")
-                        .with_hint("or pass --from-password-stdin with --from-username")
-                        .into(),
-                );
-            }
-            // Stored logins only: VIOLET_USERNAME/VIOLET_PASSWORD belong to the destination.
-            (None, None) => credentials::resolve_stored(&from.host)
-                .map(|r| r.credentials)
-                .unwrap_or_default(),
-        }
-    };
     let resolved = credentials::resolve(
         &to.host,
         args.dest.username.as_deref(),
@@ -343,19 +291,13 @@ fn clients(
         args.dest.no_auth,
     )?;
     resolved.require_for_push(&to.host)?;
-    let mut source_config =
-        args.dest
-            .config(&from.host, false, source_credentials, args.chunk_size);
-    source_config.plain = args.from_plain || from_scheme_plain;
-    source_config.insecure = args.from_insecure;
-    let source = Client::mirror_source(source_config)?;
     let dest = Client::new(args.dest.config(
         &to.host,
         to_scheme_plain,
         resolved.credentials,
         args.chunk_size,
     ))?;
-    Ok((source, dest))
+    Ok((Client::mirror_source(source)?, dest))
 }
 
 #[cfg(test)]

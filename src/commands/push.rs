@@ -100,7 +100,7 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     if args.skip_crs && args.skip_push {
         return Err(Fail::usage("--skip-crs and --skip-push cannot be used together").into());
     }
-    if args.registry.password_stdin && args.platform.platform_password_stdin {
+    if args.registry.access.password_stdin && args.platform.platform_password_stdin {
         return Err(Fail::usage("--password-stdin and --platform-password-stdin cannot both read stdin")
             .with_hint("pass one of the passwords through its environment variable (VIOLET_PASSWORD, VIOLET_PLATFORM_PASSWORD)")
             .into());

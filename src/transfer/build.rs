@@ -29,28 +29,29 @@ use crate::registry::{
 use crate::transfer::source::Origin;
 use crate::writer::{self, LayoutEntry, PackageWriter, Written};
 
-/// How to reach the source registries (`--username/--password/--no-auth/--plain/--insecure`).
+/// Who to be at the source registries: `--username/--password` for every one of them, or each
+/// host's stored docker/podman login (else anonymous); `--no-auth` for none.
 #[derive(Debug, Clone, Default)]
-pub struct SourceConfig {
+pub struct SourceLogin {
     pub username: Option<String>,
     pub password: Option<String>,
     pub no_auth: bool,
-    pub plain: bool,
-    pub insecure: bool,
-    pub ca_files: Vec<PathBuf>,
-    pub retries: u32,
 }
 
 /// One client per source registry host, made on first use.
 pub struct Sources {
-    config: SourceConfig,
+    /// The flags' configuration (TLS, retries) without a host or credentials: each client is
+    /// this, for its host, with the login that applies there.
+    template: RegistryConfig,
+    login: SourceLogin,
     clients: HashMap<String, Client>,
 }
 
 impl Sources {
-    pub fn new(config: SourceConfig) -> Self {
+    pub fn new(template: RegistryConfig, login: SourceLogin) -> Self {
         Self {
-            config,
+            template,
+            login,
             clients: HashMap::new(),
         }
     }
@@ -61,21 +62,17 @@ impl Sources {
         if let Some(c) = self.clients.get(host) {
             return Ok(c.clone());
         }
-        let c = &self.config;
-        let credentials = if c.no_auth {
+        let l = &self.login;
+        let credentials = if l.no_auth {
             Credentials::Anonymous
         } else {
-            credentials::resolve(host, c.username.as_deref(), c.password.as_deref(), false)?
+            credentials::resolve(host, l.username.as_deref(), l.password.as_deref(), false)?
                 .credentials
         };
         let client = Client::new(RegistryConfig {
             host: host.to_string(),
-            plain: c.plain,
-            insecure: c.insecure,
-            ca_files: c.ca_files.clone(),
             credentials,
-            retries: c.retries,
-            chunk_size: None,
+            ..self.template.clone()
         })?;
         self.clients.insert(host.to_string(), client.clone());
         Ok(client)

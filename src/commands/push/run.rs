@@ -95,10 +95,10 @@ pub(super) async fn run_async(
 ) -> anyhow::Result<ExitCode> {
     let out = printer.with_format(args.output.format);
     let tls = TlsOptions {
-        ca_files: args.registry.ca_files.clone(),
-        insecure: args.registry.insecure,
+        ca_files: args.registry.access.transport.ca_files.clone(),
+        insecure: args.registry.access.transport.insecure,
     };
-    if args.registry.insecure {
+    if args.registry.access.transport.insecure {
         printer.warn("--insecure: TLS certificates are not verified");
     }
     let needs_platform =
@@ -106,7 +106,7 @@ pub(super) async fn run_async(
     let platform = if needs_platform && args.platform.is_configured() {
         let mut p = args.platform.connect(&tls).await?;
         p.set_waiting(crate::platform::kube::Waiting {
-            retries: args.registry.retries,
+            retries: args.registry.access.transport.retries,
             ..Default::default()
         });
         Some(p)
@@ -128,7 +128,7 @@ pub(super) async fn run_async(
     let targets = destinations(&args, platform.as_ref(), &printer).await?;
     let hosts: Vec<String> = targets.iter().map(|(d, _, _)| d.host.clone()).collect();
     let dest_users = args.registry.dest_users(&hosts)?;
-    let password = args.registry.password()?;
+    let password = args.registry.access.password()?;
     let mut clients = Vec::new();
     for (dest, plain, discovered) in &targets {
         let user = dest_users
