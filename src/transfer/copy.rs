@@ -114,9 +114,9 @@ pub async fn run(
     let images = resolved
         .into_iter()
         .map(|r| {
-            let Ok(_) = r else {
-                return r.err().expect("a failed resolve");
-            };
+            if let Err(failed) = r {
+                return failed;
+            }
             let ((copy, pushed), parity) = done.next().expect("one report per copy");
             let mut row = ImageReport {
                 source: copy.source.clone(),

@@ -297,7 +297,7 @@ async fn bad_ca_file_and_unreachable_registry() {
     let reg = Registry::plain();
     let mut cfg = config(&reg, Credentials::Anonymous);
     cfg.ca_files = vec!["/nonexistent/ca.pem".into()];
-    let err = Client::new(cfg).err().expect("bad CA file refused");
+    let err = Client::new(cfg).expect_err("bad CA file refused");
     snap!(TestContext::new(), "bad_ca_file", shown(&err));
 
     let mut reg = reg;
