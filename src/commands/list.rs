@@ -415,14 +415,7 @@ mod tests {
     use crate::platform::views::Lifecycle;
 
     fn op(cluster: &str, name: &str, phase: &str, csv: &str, display: &str) -> OperatorView {
-        OperatorView {
-            cluster: cluster.into(),
-            name: name.into(),
-            phase: phase.into(),
-            artifact: name.into(),
-            installed_csv: csv.into(),
-            display_name: display.into(),
-        }
+        OperatorView::sample(cluster, name, phase, csv, display)
     }
 
     #[test]

@@ -30,6 +30,20 @@ struct Inner {
     ticker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
+impl Inner {
+    fn new(bar: Option<ProgressBar>) -> Self {
+        Self {
+            total: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            resent: AtomicU64::new(0),
+            reached: Mutex::new(HashMap::new()),
+            finished: AtomicBool::new(false),
+            bar,
+            ticker: Mutex::new(None),
+        }
+    }
+}
+
 impl Progress {
     /// Chooses the display from the printer: bars on a terminal, lines otherwise.
     pub fn new(printer: &Printer, label: &str) -> Self {
@@ -46,15 +60,7 @@ impl Progress {
             bar
         });
         let p = Self {
-            inner: Arc::new(Inner {
-                total: AtomicU64::new(0),
-                done: AtomicU64::new(0),
-                resent: AtomicU64::new(0),
-                reached: Mutex::new(HashMap::new()),
-                finished: AtomicBool::new(false),
-                bar,
-                ticker: Mutex::new(None),
-            }),
+            inner: Arc::new(Inner::new(bar)),
         };
         if printer.progress_lines() {
             let weak = Arc::downgrade(&p.inner);
@@ -91,15 +97,7 @@ impl Progress {
     /// A progress that displays nothing (tests, dry runs).
     pub fn hidden() -> Self {
         Self {
-            inner: Arc::new(Inner {
-                total: AtomicU64::new(0),
-                done: AtomicU64::new(0),
-                resent: AtomicU64::new(0),
-                reached: Mutex::new(HashMap::new()),
-                finished: AtomicBool::new(false),
-                bar: None,
-                ticker: Mutex::new(None),
-            }),
+            inner: Arc::new(Inner::new(None)),
         }
     }
 

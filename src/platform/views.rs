@@ -176,6 +176,19 @@ pub struct OperatorView {
 }
 
 impl OperatorView {
+    /// A view for unit tests: the artifact named as the operator.
+    #[cfg(test)]
+    pub fn sample(cluster: &str, name: &str, phase: &str, csv: &str, display: &str) -> Self {
+        OperatorView {
+            cluster: cluster.into(),
+            name: name.into(),
+            phase: phase.into(),
+            artifact: name.into(),
+            installed_csv: csv.into(),
+            display_name: display.into(),
+        }
+    }
+
     pub fn from_value(v: &Value) -> OperatorView {
         let s = |p: &str| str_at(v, p);
         OperatorView {

@@ -608,14 +608,7 @@ mod tests {
     }
 
     fn view(cluster: &str, name: &str, phase: &str, csv: &str) -> OperatorView {
-        OperatorView {
-            cluster: cluster.into(),
-            name: name.into(),
-            phase: phase.into(),
-            artifact: name.into(),
-            installed_csv: csv.into(),
-            display_name: String::new(),
-        }
+        OperatorView::sample(cluster, name, phase, csv, "")
     }
 
     fn artifact(name: &str) -> Value {
