@@ -71,6 +71,11 @@ pub struct Args {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 
+    /// Check every blob and child manifest even of images whose tag at the destination already
+    /// points at the source's digest (by default such an image is complete and is skipped).
+    #[arg(long)]
+    pub verify_existing: bool,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -112,7 +117,15 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     dest.ping().await?;
 
     let progress = Progress::new(&printer, "mirror");
-    let copied = copy::run(&source, &dest, &requests, usize::from(args.jobs), progress).await;
+    let copied = copy::run(
+        &source,
+        &dest,
+        &requests,
+        usize::from(args.jobs),
+        args.verify_existing,
+        progress,
+    )
+    .await;
     for r in copied.images.iter().filter(|r| r.status == Status::Ok) {
         printer.info(format!("mirrored {} -> {}", r.source, r.destination));
     }

@@ -56,6 +56,12 @@ pub struct Args {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 
+    /// Check every blob and child manifest even of images whose tag already points at the
+    /// package's digest (by default such an image is complete: a registry accepts a manifest only
+    /// over blobs it holds). For registries that may have lost blobs under existing tags.
+    #[arg(long)]
+    pub verify_existing: bool,
+
     /// Push images only; do not create catalog resources on the platform.
     #[arg(long)]
     pub skip_crs: bool,

@@ -81,7 +81,8 @@ pub struct Copied {
 }
 
 /// Copies every requested image from `source` to `dest`. `jobs` bounds the resolves and the
-/// blob transfers in flight; `progress` counts the bytes read from the source for the blobs that
+/// blob transfers in flight; `verify_existing` checks the blobs of images already at the
+/// destination too; `progress` counts the bytes read from the source for the blobs that
 /// cross. A failure is recorded in its image's row (with its class), never returned, so one image
 /// does not stop the others.
 pub async fn run(
@@ -89,6 +90,7 @@ pub async fn run(
     dest: &Client,
     requests: &[Request],
     jobs: usize,
+    verify_existing: bool,
     progress: Progress,
 ) -> Copied {
     let resolved: Vec<Result<RemoteCopy, ImageReport>> = futures_util::stream::iter(requests)
@@ -106,7 +108,8 @@ pub async fn run(
         prefix: None,
     };
     let plan = Plan::from_registry(source, &destination, &copies);
-    let scheduler = Scheduler::new(vec![dest.clone()], jobs, progress);
+    let scheduler =
+        Scheduler::new(vec![dest.clone()], jobs, progress).verify_existing(verify_existing);
     let report = scheduler.push_all(&plan).await.remove(0);
     let parity = scheduler.parity(&plan).await;
 

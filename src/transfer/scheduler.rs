@@ -74,6 +74,9 @@ pub struct Scheduler {
     clients: Vec<Client>,
     jobs: usize,
     progress: Progress,
+    /// Check every blob even under a tag that already resolves to the image's digest
+    /// (`--verify-existing`), for registries not trusted to hold complete graphs.
+    verify_existing: bool,
 }
 
 /// Per blob digest: the destinations (index into the scheduler's clients) that still need it, each
@@ -156,17 +159,65 @@ impl Scheduler {
             clients,
             jobs: jobs.max(1),
             progress,
+            verify_existing: false,
         }
     }
 
-    /// Phase 1 at destination `k`: which blobs are missing in which repository.
-    pub async fn resolve_at(&self, k: usize, plan: &Plan) -> Resolution {
+    /// `--verify-existing`: an image whose tag already resolves to its digest still has every
+    /// blob checked (and every child manifest), instead of being taken as complete.
+    pub fn verify_existing(mut self, yes: bool) -> Self {
+        self.verify_existing = yes;
+        self
+    }
+
+    /// Phase 0 at destination `k`: the images whose reference (tag, or digest) already resolves
+    /// to the image's digest. A registry accepts a manifest only when it holds every blob and
+    /// child manifest it references, so such an image is complete there and none of its blobs
+    /// needs a check; a rerun of a pushed package costs one request per image, not one per blob.
+    async fn present_at(&self, k: usize, plan: &Plan) -> HashSet<usize> {
+        if self.verify_existing {
+            return HashSet::new();
+        }
+        let client = &self.clients[k];
+        stream::iter(plan.targets[k].images.iter().enumerate())
+            .map(|(i, img)| async move {
+                let reference = img.tag.clone().unwrap_or_else(|| img.digest.to_string());
+                let found = client.manifest_exists(&img.repository, &reference).await;
+                (i, matches!(found, Ok(Some(d)) if d == img.digest))
+            })
+            .buffer_unordered(RESOLVE_CONCURRENCY)
+            .filter_map(|(i, present)| async move { present.then_some(i) })
+            .collect()
+            .await
+    }
+
+    /// Phase 1 at destination `k`: which blobs are missing in which repository, for every image
+    /// but those in `complete` (already there, see [`Self::present_at`]).
+    pub async fn resolve_at(&self, k: usize, plan: &Plan, complete: &HashSet<usize>) -> Resolution {
+        let mut res = Resolution::default();
+        // The blobs under a complete image are there without asking, and can be mounted from.
+        for (_, img) in plan.targets[k]
+            .images
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| complete.contains(i))
+        {
+            for d in &img.blobs {
+                res.present.insert((img.repository.clone(), d.clone()));
+            }
+        }
         let mut pairs: Vec<(String, Digest)> = Vec::new();
         let mut seen = HashSet::new();
-        for img in &plan.targets[k].images {
+        for (_, img) in plan.targets[k]
+            .images
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !complete.contains(i))
+        {
             for d in &img.blobs {
-                if seen.insert((img.repository.clone(), d.clone())) {
-                    pairs.push((img.repository.clone(), d.clone()));
+                let pair = (img.repository.clone(), d.clone());
+                if !res.present.contains(&pair) && seen.insert(pair.clone()) {
+                    pairs.push(pair);
                 }
             }
         }
@@ -181,7 +232,6 @@ impl Scheduler {
             .buffered(RESOLVE_CONCURRENCY)
             .collect()
             .await;
-        let mut res = Resolution::default();
         for (repo, d, r) in results {
             match r {
                 Ok(Some(_)) => {
@@ -243,8 +293,12 @@ impl Scheduler {
     /// it; a destination that fails does not fail the others. One report per target.
     pub async fn push_all(&self, plan: &Plan) -> Vec<Report> {
         let start = Instant::now();
+        let complete: Vec<HashSet<usize>> = futures_util::future::join_all(
+            (0..plan.targets.len()).map(|k| self.present_at(k, plan)),
+        )
+        .await;
         let resolutions: Vec<Resolution> = futures_util::future::join_all(
-            (0..plan.targets.len()).map(|k| self.resolve_at(k, plan)),
+            (0..plan.targets.len()).map(|k| self.resolve_at(k, plan, &complete[k])),
         )
         .await;
         let states: Vec<Arc<State>> = resolutions
@@ -278,9 +332,9 @@ impl Scheduler {
 
         let committed: Vec<Vec<ImageReport>> =
             futures_util::future::join_all(plan.targets.iter().enumerate().map(|(k, target)| {
-                let state = &states[k];
-                stream::iter(target.images.iter())
-                    .map(move |img| self.commit(k, plan, img, state))
+                let (state, complete) = (&states[k], &complete[k]);
+                stream::iter(target.images.iter().enumerate())
+                    .map(move |(i, img)| self.commit(k, plan, img, state, complete.contains(&i)))
                     .buffered(self.jobs)
                     .collect::<Vec<ImageReport>>()
             }))
@@ -361,13 +415,16 @@ impl Scheduler {
             .await
     }
 
-    /// Phase 3: manifests children first, then the tag, for one image.
+    /// Phase 3: manifests children first, then the tag, for one image. A `complete` image (its
+    /// tag already resolves to its digest) writes nothing; it still fails when one of its blobs
+    /// failed the package's checks (a package cut short is refused on every run).
     async fn commit(
         &self,
         k: usize,
         plan: &Plan,
         img: &ImagePlan,
         state: &Arc<State>,
+        complete: bool,
     ) -> ImageReport {
         let mut report = ImageReport::pending(img);
         for d in &img.blobs {
@@ -376,6 +433,10 @@ impl Scheduler {
                 report.exit_code = Some(code);
                 return report;
             }
+        }
+        if complete {
+            report.result = ImageResult::Unchanged;
+            return report;
         }
         // Children by digest first; the top manifest goes under its tag last (by digest when the
         // image has no tag).

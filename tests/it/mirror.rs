@@ -528,7 +528,15 @@ fn progress_counts_each_crossing_blob_once() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let run = |progress: &Progress| {
         rt.block_on(async {
-            let copied = copy::run(&client(&a), &client(&b), &requests, 4, progress.clone()).await;
+            let copied = copy::run(
+                &client(&a),
+                &client(&b),
+                &requests,
+                4,
+                false,
+                progress.clone(),
+            )
+            .await;
             for report in &copied.images {
                 assert_eq!(report.status, Status::Ok, "{report:?}");
             }

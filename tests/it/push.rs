@@ -514,17 +514,96 @@ fn present_blobs_are_skipped_and_other_repositories_are_mounted_from() {
         )
         .success();
     let report = out.json();
-    // acp/one: everything present (HEAD) → skipped and its tag unchanged. acp/two: its two shared
-    // layers are mounted from acp/one, its own config and layers uploaded.
+    // acp/one: its tag already points at the package's digest, which proves its graph: skipped and
+    // unchanged without a check per blob. acp/two: its two shared layers are mounted from acp/one,
+    // its own config and layers uploaded.
     assert_eq!(report["blobs"]["mounted"], 2, "{report}");
     assert_eq!(report["images"][0]["result"], "unchanged", "{report}");
     assert_eq!(report["images"][1]["result"], "pushed", "{report}");
     // acp/two per platform: 1 own layer + 1 config.
     assert_eq!(blob_puts(&proxy), 4, "{:?}", proxy.requests());
     assert_eq!(proxy.count(Some("PUT"), "^/v2/acp/one/"), 0);
-    assert!(proxy.count(Some("HEAD"), "^/v2/acp/one/blobs/") > 0);
+    assert_eq!(proxy.count(Some("HEAD"), "^/v2/acp/one/blobs/"), 0);
+    assert_eq!(proxy.count(Some("HEAD"), "^/v2/acp/one/manifests/"), 1);
     assert_eq!(registry.requests("POST", "mount="), 2);
     assert_pushed(&ctx, &both, &proxy.host(), NO_TLS);
+
+    // --verify-existing checks every blob of acp/one again (a registry that may have lost some).
+    proxy.reset_counts();
+    let out = ctx
+        .push(
+            &both.path,
+            &[&proxy.host()],
+            &["--plain", "--no-auth", "--verify-existing", "-o", "json"],
+        )
+        .success();
+    assert!(
+        proxy.count(Some("HEAD"), "^/v2/acp/one/blobs/") > 0,
+        "{:?}",
+        proxy.requests()
+    );
+    assert_eq!(out.json()["images"][0]["result"], "unchanged");
+}
+
+#[test]
+fn a_present_tag_proves_its_graph_and_verify_existing_repairs_a_lost_blob() {
+    // A rerun trusts a tag at the package's digest (one HEAD per image, no blob checks). A
+    // registry that lost a blob under an existing tag is repaired with --verify-existing.
+    let ctx = TestContext::new();
+    let registry = Registry::plain();
+    let pkg = ctx.write_package(
+        "lost",
+        &bundle_spec("lost", Container::Tar, StoreKind::OciLayout, &["acp/lost"]),
+    );
+    ctx.push(&pkg.path, &[&registry.host()], PLAIN).success();
+    let proxy = FaultProxy::start(&registry.host());
+    let rerun = ctx
+        .push(
+            &pkg.path,
+            &[&proxy.host()],
+            &["--plain", "--no-auth", "-o", "json"],
+        )
+        .success();
+    assert_eq!(
+        proxy.count(Some("HEAD"), "/blobs/"),
+        0,
+        "{:?}",
+        proxy.requests()
+    );
+    assert_eq!(
+        proxy.count(Some("HEAD"), "/manifests/"),
+        1,
+        "{:?}",
+        proxy.requests()
+    );
+    assert_eq!(rerun.json()["images"][0]["result"], "unchanged");
+
+    // Delete one layer's data behind the registry's back (as a broken storage would).
+    let blobs = registry
+        .storage_dir()
+        .join("docker/registry/v2/blobs/sha256");
+    let largest = std::fs::read_dir(&blobs)
+        .unwrap()
+        .flat_map(|prefix| std::fs::read_dir(prefix.unwrap().path()).unwrap())
+        .map(|blob| blob.unwrap().path())
+        .max_by_key(|dir| std::fs::metadata(dir.join("data")).map_or(0, |m| m.len()))
+        .expect("a layer");
+    std::fs::remove_dir_all(&largest).unwrap();
+    let lost = ctx.push(&pkg.path, &[&registry.host()], PLAIN).success();
+    assert!(lost.stdout.contains("0 uploaded"), "{}", lost.stdout);
+    let out = ctx
+        .push(
+            &pkg.path,
+            &[&registry.host()],
+            &["--plain", "--no-auth", "--verify-existing", "-o", "json"],
+        )
+        .success();
+    assert!(
+        out.json()["blobs"]["uploaded"].as_u64().unwrap() >= 1,
+        "{}",
+        out.stdout
+    );
+    assert_pushed(&ctx, &pkg, &registry.host(), NO_TLS);
 }
 
 // ---------------------------------------------------------------------------------------------

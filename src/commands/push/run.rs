@@ -173,7 +173,7 @@ pub(super) async fn run_async(
         for (k, client) in clients.iter().enumerate() {
             match client.ping().await {
                 Ok(()) if !args.skip_push => {
-                    let r = scheduler.resolve_at(k, &plan).await;
+                    let r = scheduler.resolve_at(k, &plan, &Default::default()).await;
                     if let Some((n, b)) = &mut to_upload {
                         *n += r.to_upload().count();
                         *b += r.bytes_to_upload(&plan);
@@ -212,7 +212,8 @@ pub(super) async fn run_async(
             hosts.join(", ")
         ));
         let progress = Progress::new(&printer, "push");
-        let scheduler = Scheduler::new(clients.clone(), usize::from(args.jobs), progress.clone());
+        let scheduler = Scheduler::new(clients.clone(), usize::from(args.jobs), progress.clone())
+            .verify_existing(args.verify_existing);
         let done = tokio::select! {
             r = scheduler.push_all(&plan) => Some(r),
             _ = tokio::signal::ctrl_c() => None,
