@@ -52,7 +52,8 @@ pub struct Args {
     #[command(flatten)]
     pub registry: RegistryArgs,
 
-    /// Uploads in flight at once, across all images.
+    /// Blob uploads in flight at once, across all images. Blobs under 1 MiB, whose time is round
+    /// trips rather than bytes, go four times as many at once; --jobs 1 is one upload at a time.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 

@@ -33,7 +33,9 @@ pub use super::report::{
 };
 
 /// Concurrent HEAD requests while resolving (cheap requests; more hides round-trip latency).
-const RESOLVE_CONCURRENCY: usize = 16;
+const RESOLVE_CONCURRENCY: usize = 32;
+/// Images committed at once: a commit is a few small manifest requests, bound by round trips.
+const COMMIT_CONCURRENCY: usize = 16;
 
 /// The outcome of resolving: which (repository, digest) pairs are missing.
 #[derive(Debug, Default)]
@@ -173,11 +175,9 @@ impl Scheduler {
     /// Phase 0 at destination `k`: the images whose reference (tag, or digest) already resolves
     /// to the image's digest. A registry accepts a manifest only when it holds every blob and
     /// child manifest it references, so such an image is complete there and none of its blobs
-    /// needs a check; a rerun of a pushed package costs one request per image, not one per blob.
-    async fn present_at(&self, k: usize, plan: &Plan) -> HashSet<usize> {
-        if self.verify_existing {
-            return HashSet::new();
-        }
+    /// needs a check (unless `--verify-existing`); a rerun of a pushed package costs one request
+    /// per image, not one per blob. The others are written without asking first.
+    async fn tagged_at(&self, k: usize, plan: &Plan) -> HashSet<usize> {
         let client = &self.clients[k];
         stream::iter(plan.targets[k].images.iter().enumerate())
             .map(|(i, img)| async move {
@@ -293,14 +293,21 @@ impl Scheduler {
     /// it; a destination that fails does not fail the others. One report per target.
     pub async fn push_all(&self, plan: &Plan) -> Vec<Report> {
         let start = Instant::now();
-        let complete: Vec<HashSet<usize>> = futures_util::future::join_all(
-            (0..plan.targets.len()).map(|k| self.present_at(k, plan)),
+        let tagged: Vec<HashSet<usize>> = futures_util::future::join_all(
+            (0..plan.targets.len()).map(|k| self.tagged_at(k, plan)),
         )
         .await;
-        let resolutions: Vec<Resolution> = futures_util::future::join_all(
-            (0..plan.targets.len()).map(|k| self.resolve_at(k, plan, &complete[k])),
-        )
-        .await;
+        let none = HashSet::new();
+        let resolutions: Vec<Resolution> =
+            futures_util::future::join_all((0..plan.targets.len()).map(|k| {
+                let complete = if self.verify_existing {
+                    &none
+                } else {
+                    &tagged[k]
+                };
+                self.resolve_at(k, plan, complete)
+            }))
+            .await;
         let states: Vec<Arc<State>> = resolutions
             .iter()
             .map(|res| {
@@ -332,10 +339,10 @@ impl Scheduler {
 
         let committed: Vec<Vec<ImageReport>> =
             futures_util::future::join_all(plan.targets.iter().enumerate().map(|(k, target)| {
-                let (state, complete) = (&states[k], &complete[k]);
+                let (state, tagged) = (&states[k], &tagged[k]);
                 stream::iter(target.images.iter().enumerate())
-                    .map(move |(i, img)| self.commit(k, plan, img, state, complete.contains(&i)))
-                    .buffered(self.jobs)
+                    .map(move |(i, img)| self.commit(k, plan, img, state, tagged.contains(&i)))
+                    .buffered(COMMIT_CONCURRENCY)
                     .collect::<Vec<ImageReport>>()
             }))
             .await;
@@ -415,16 +422,19 @@ impl Scheduler {
             .await
     }
 
-    /// Phase 3: manifests children first, then the tag, for one image. A `complete` image (its
-    /// tag already resolves to its digest) writes nothing; it still fails when one of its blobs
-    /// failed the package's checks (a package cut short is refused on every run).
+    /// Phase 3: manifests children first, then the tag, for one image. A `tagged` image (its
+    /// reference already resolves to its digest) writes nothing, or under `--verify-existing`
+    /// only the manifests found missing; it still fails when one of its blobs failed the
+    /// package's checks (a package cut short is refused on every run). Any other image gets
+    /// every manifest written without a check first (a manifest `PUT` is idempotent, and its tag
+    /// is to be written anyway).
     async fn commit(
         &self,
         k: usize,
         plan: &Plan,
         img: &ImagePlan,
         state: &Arc<State>,
-        complete: bool,
+        tagged: bool,
     ) -> ImageReport {
         let mut report = ImageReport::pending(img);
         for d in &img.blobs {
@@ -434,7 +444,7 @@ impl Scheduler {
                 return report;
             }
         }
-        if complete {
+        if tagged && !self.verify_existing {
             report.result = ImageResult::Unchanged;
             return report;
         }
@@ -452,7 +462,7 @@ impl Scheduler {
         let mut wrote = false;
         for (digest, reference) in writes {
             match self
-                .put_manifest_if_missing(k, plan, img, digest, reference)
+                .put_manifest(k, plan, img, digest, reference, tagged)
                 .await
             {
                 Ok(w) => wrote |= w,
@@ -471,14 +481,16 @@ impl Scheduler {
         report
     }
 
-    /// PUTs a manifest under `reference` unless it already resolves to `digest`. Returns whether it wrote.
-    async fn put_manifest_if_missing(
+    /// PUTs a manifest under `reference` (when `check`, only unless it already resolves to
+    /// `digest`). Returns whether it wrote.
+    async fn put_manifest(
         &self,
         k: usize,
         plan: &Plan,
         img: &ImagePlan,
         digest: &Digest,
         reference: &str,
+        check: bool,
     ) -> Result<bool, (String, ExitCode)> {
         let Some((media_type, bytes)) = plan.manifest(img, digest) else {
             return Err((
@@ -486,13 +498,15 @@ impl Scheduler {
                 ExitCode::BadPackage,
             ));
         };
-        match self.clients[k]
-            .manifest_exists(&img.repository, reference)
-            .await
-        {
-            Ok(Some(existing)) if &existing == digest => return Ok(false),
-            Ok(_) => {}
-            Err(e) => return Err((e.to_string(), e.exit_code())),
+        if check {
+            match self.clients[k]
+                .manifest_exists(&img.repository, reference)
+                .await
+            {
+                Ok(Some(existing)) if &existing == digest => return Ok(false),
+                Ok(_) => {}
+                Err(e) => return Err((e.to_string(), e.exit_code())),
+            }
         }
         let pushed = self.clients[k]
             .put_manifest(&img.repository, reference, media_type, bytes.clone())

@@ -546,6 +546,38 @@ fn present_blobs_are_skipped_and_other_repositories_are_mounted_from() {
 }
 
 #[test]
+fn requests_a_push_sends_are_what_the_graph_needs() {
+    // A first push asks once per image whether its tag is there and once per (repository, blob)
+    // whether the blob is; then each blob goes up once (POST + PUT) and each manifest is written
+    // without a check first. A rerun asks once per image and sends nothing else.
+    let ctx = TestContext::new();
+    let registry = Registry::plain();
+    let proxy = FaultProxy::start(&registry.host());
+    let pkg = ctx.write_package(
+        "pkgs",
+        &bundle_spec("demo", Container::Tar, StoreKind::OciLayout, DEMO_IMAGES),
+    );
+    let images = pkg.images.len();
+    // Index + one manifest per platform (two) for every image.
+    let manifests = images * 3;
+    ctx.push(&pkg.path, &[&proxy.host()], PLAIN).success();
+    assert_eq!(
+        proxy.count(Some("HEAD"), "/manifests/"),
+        images,
+        "{:?}",
+        proxy.requests()
+    );
+    assert_eq!(proxy.count(Some("PUT"), "/manifests/"), manifests);
+    assert_eq!(blob_puts(&proxy), pkg.blob_count);
+    assert_eq!(proxy.count(Some("GET"), "/manifests/"), 0);
+
+    proxy.reset_counts();
+    ctx.push(&pkg.path, &[&proxy.host()], PLAIN).success();
+    assert_eq!(proxy.requests().len(), images + 1, "{:?}", proxy.requests());
+    assert_eq!(proxy.count(Some("HEAD"), "/manifests/"), images);
+}
+
+#[test]
 fn a_present_tag_proves_its_graph_and_verify_existing_repairs_a_lost_blob() {
     // A rerun trusts a tag at the package's digest (one HEAD per image, no blob checks). A
     // registry that lost a blob under an existing tag is repaired with --verify-existing.

@@ -16,6 +16,16 @@ use crate::plan::Plan;
 use crate::registry::{BlobStream, Client, RegistryError};
 use crate::transfer::body::{fan_out, stream_pass};
 
+/// Below this size a blob's upload is round trips more than bytes: see [`Scheduler::transfer`].
+const SMALL_BLOB: u64 = 1 << 20;
+/// Small blobs in flight at once: four times `--jobs` (at most 4 × `jobs` MiB of them), except
+/// that `--jobs 1` stays strictly one upload at a time.
+fn small_lane(jobs: usize) -> usize {
+    if jobs <= 1 { 1 } else { jobs * 4 }
+}
+/// Mounts in flight at once (bodiless requests).
+const MOUNT_CONCURRENCY: usize = 16;
+
 impl Scheduler {
     /// Phase 2: read each needed digest once and upload it to every destination that lacks it,
     /// then mount it into the other repositories there. `src` gives the packages and blob sources.
@@ -41,18 +51,27 @@ impl Scheduler {
                 streamed.entry(pi).or_default();
             }
         }
-        // Largest first: the long uploads start early and the small ones fill the gaps.
+        // Largest first: the long uploads start early. Small blobs are bound by round trips, not
+        // bytes (a POST and a PUT each), so they go in a lane of their own with more in flight,
+        // beside the `--jobs` large ones, and fill the link's idle time.
         random.sort_by_key(|(d, _)| std::cmp::Reverse(src.blobs.get(*d).map_or(0, |b| b.size)));
+        let (large, small): (Vec<_>, Vec<_>) = random
+            .into_iter()
+            .partition(|(d, _)| src.blobs.get(*d).map_or(0, |b| b.size) >= SMALL_BLOB);
 
-        let random_work = stream::iter(random)
+        let large_work = stream::iter(large)
             .map(|(d, targets)| self.transfer_random(src, d, targets, states))
             .buffer_unordered(self.jobs)
+            .collect::<Vec<()>>();
+        let small_work = stream::iter(small)
+            .map(|(d, targets)| self.transfer_random(src, d, targets, states))
+            .buffer_unordered(small_lane(self.jobs))
             .collect::<Vec<()>>();
         let streamed_work = stream::iter(streamed)
             .map(|(pi, digests)| self.transfer_streamed(src, pi, digests, needs, states))
             .buffer_unordered(2)
             .collect::<Vec<()>>();
-        futures_util::future::join(random_work, streamed_work).await;
+        futures_util::future::join3(large_work, small_work, streamed_work).await;
     }
 
     /// A blob whose package turned out unreadable or corrupt is taken from another package of the
@@ -127,7 +146,7 @@ impl Scheduler {
         }
         let results: Vec<_> = stream::iter(mounts)
             .map(|(d, repo, from)| async move { (d, repo, client.mount_blob(repo, from, d).await) })
-            .buffer_unordered(self.jobs)
+            .buffer_unordered(MOUNT_CONCURRENCY)
             .collect()
             .await;
         for (d, repo, r) in results {
@@ -203,23 +222,28 @@ impl Scheduler {
                         return;
                     }
                 }
-                for repo in others {
-                    match client.mount_blob(repo, first, digest).await {
-                        Ok(true) => {
-                            state.mounted.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(false) => match client
-                            .upload_blob(repo, digest, b.size, private, &state.meter(digest))
-                            .await
-                        {
-                            Ok(()) => state.uploaded(digest, b.origin.package(), b.size),
+                // A layer shared by many images is mounted into all of them at once.
+                stream::iter(others)
+                    .for_each_concurrent(MOUNT_CONCURRENCY, |repo| async move {
+                        match client.mount_blob(repo, first, digest).await {
+                            Ok(true) => {
+                                state.mounted.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(false) => match client
+                                .upload_blob(repo, digest, b.size, private, &state.meter(digest))
+                                .await
+                            {
+                                Ok(()) => state.uploaded(digest, b.origin.package(), b.size),
+                                Err(e) => {
+                                    state.fail(digest, blob_error(digest, label, &e), e.exit_code())
+                                }
+                            },
                             Err(e) => {
                                 state.fail(digest, blob_error(digest, label, &e), e.exit_code())
                             }
-                        },
-                        Err(e) => state.fail(digest, blob_error(digest, label, &e), e.exit_code()),
-                    }
-                }
+                        }
+                    })
+                    .await;
             });
         futures_util::future::join(tee_work, futures_util::future::join_all(uploads)).await;
     }
@@ -389,29 +413,37 @@ impl Scheduler {
                 }
                 todo.clear();
             }
-            for (k, digest, first, others, label) in mounts {
-                let client = &self.clients[k];
-                for repo in others {
-                    match client.mount_blob(&repo, &first, &digest).await {
-                        Ok(true) => {
-                            states[k].mounted.fetch_add(1, Ordering::Relaxed);
+            let mounts = mounts.iter().flat_map(|(k, digest, first, others, label)| {
+                others
+                    .iter()
+                    .map(move |repo| (*k, digest, first, repo, label))
+            });
+            stream::iter(mounts)
+                .for_each_concurrent(
+                    MOUNT_CONCURRENCY,
+                    |(k, digest, first, repo, label)| async move {
+                        let client = &self.clients[k];
+                        match client.mount_blob(repo, first, digest).await {
+                            Ok(true) => {
+                                states[k].mounted.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Ok(false) => {
+                                states[k].fail(
+                                    digest,
+                                    format!(
+                                        "{} declined to mount {digest} into {repo} from {first}",
+                                        client.host()
+                                    ),
+                                    ExitCode::Remote,
+                                );
+                            }
+                            Err(e) => {
+                                states[k].fail(digest, blob_error(digest, label, &e), e.exit_code())
+                            }
                         }
-                        Ok(false) => {
-                            states[k].fail(
-                                &digest,
-                                format!(
-                                    "{} declined to mount {digest} into {repo} from {first}",
-                                    client.host()
-                                ),
-                                ExitCode::Remote,
-                            );
-                        }
-                        Err(e) => {
-                            states[k].fail(&digest, blob_error(&digest, &label, &e), e.exit_code())
-                        }
-                    }
-                }
-            }
+                    },
+                )
+                .await;
         }
     }
 }
