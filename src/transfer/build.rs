@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -308,33 +309,44 @@ pub async fn write(
         for (d, bytes) in &manifests {
             writer.add_bytes(&writer::blob_entry(d), bytes)?;
         }
-        for (digest, size, origin) in &blob_list {
-            let entry = writer::blob_entry(digest);
-            // The body is checked against the digest on the way: the writer's entry ends in an
-            // error, never in wrong bytes, and the package is not finished.
-            let first = handle.block_on(origin.prepare(digest))?;
-            let stream = {
-                let _runtime = handle.enter();
-                origin.open(digest, *size, progress.clone(), first)?
-            };
-            let mut reader = StreamRead {
-                handle: handle.clone(),
-                stream,
-                chunk: Bytes::new(),
-                failed: None,
-            };
-            if let Err(e) = writer.add_reader(&entry, *size, &mut reader) {
-                // A broken download is the registry's or the link's fault, not the disk's.
-                return Err(match (reader.failed, origin) {
-                    (Some(kind), Origin::Registry { client, repository }) => {
-                        download_error(client, repository, digest, kind, e).into()
+        // The archive is written in order, one entry at a time; small blobs (round trips more
+        // than bytes) are fetched ahead into memory, a bounded window of them, while the writer
+        // is busy with the entries before them.
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut ahead = {
+            let (handle, progress, stop) = (handle.clone(), progress.clone(), stop.clone());
+            futures_util::stream::iter(blob_list.clone())
+                .map(move |(digest, size, origin)| {
+                    let task = (size < PREFETCH_MAX && !stop.load(Ordering::Relaxed))
+                        .then(|| handle.spawn(prefetch(digest, size, origin, progress.clone())));
+                    async move {
+                        match task {
+                            Some(t) => Some(t.await.unwrap_or_else(|e| {
+                                vec![Err(io::Error::other(format!("download task: {e}")))]
+                            })),
+                            None => None,
+                        }
                     }
-                    // The directory's store no longer holds what its index names.
-                    (Some(_), Origin::Package { .. }) => Fail::new(ExitCode::BadPackage, e.to_string())
-                        .with_hint("the directory changed after it was written; run `violet create` again to rewrite its images")
-                        .into(),
-                    _ => e.into(),
-                });
+                })
+                .buffered(PREFETCH_WINDOW)
+        };
+        for (digest, size, origin) in &blob_list {
+            let fetched = handle.block_on(ahead.next()).flatten();
+            let written = write_blob(
+                &mut writer,
+                &handle,
+                &progress,
+                digest,
+                *size,
+                origin,
+                fetched,
+            );
+            if let Err(e) = written {
+                // No new download starts, and the ones ahead finish first: none may outlive
+                // the runtime.
+                stop.store(true, Ordering::Relaxed);
+                while handle.block_on(ahead.next()).is_some() {}
+                return Err(e);
             }
         }
         progress.finish();
@@ -349,6 +361,78 @@ pub async fn write(
         })
     });
     task.await?
+}
+
+/// Writes one blob entry from `fetched` (read ahead) or from its origin. The body is checked
+/// against the digest on the way: the writer's entry ends in an error, never in wrong bytes, and
+/// the package is not finished.
+fn write_blob(
+    writer: &mut PackageWriter,
+    handle: &tokio::runtime::Handle,
+    progress: &Progress,
+    digest: &Digest,
+    size: u64,
+    origin: &Origin,
+    fetched: Option<Vec<io::Result<Bytes>>>,
+) -> anyhow::Result<()> {
+    let stream: BlobStream = match fetched {
+        Some(fetched) => Box::pin(futures_util::stream::iter(fetched)),
+        None => {
+            let first = handle.block_on(origin.prepare(digest))?;
+            let _runtime = handle.enter();
+            origin.open(digest, size, progress.clone(), first)?
+        }
+    };
+    let mut reader = StreamRead {
+        handle: handle.clone(),
+        stream,
+        chunk: Bytes::new(),
+        failed: None,
+    };
+    let Err(e) = writer.add_reader(&writer::blob_entry(digest), size, &mut reader) else {
+        return Ok(());
+    };
+    // The registry's answer refusing the `GET` (made ahead of the writer: a 404, a 401) keeps
+    // its own class and message.
+    if let Some(refused) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<RegistryError>())
+        .filter(|r| r.status().is_some())
+    {
+        return Err(refused.clone().into());
+    }
+    // A broken download is the registry's or the link's fault, not the disk's.
+    Err(match (reader.failed, origin) {
+        (Some(kind), Origin::Registry { client, repository }) => {
+            download_error(client, repository, digest, kind, e).into()
+        }
+        // The directory's store no longer holds what its index names.
+        (Some(_), Origin::Package { .. }) => Fail::new(ExitCode::BadPackage, e.to_string())
+            .with_hint(
+                "the directory changed after it was written; run `violet create` again to rewrite its images",
+            )
+            .into(),
+        _ => e.into(),
+    })
+}
+
+/// Blobs smaller than this are fetched ahead of the writer, whole, into memory.
+const PREFETCH_MAX: u64 = 1 << 20;
+/// How many blobs ahead of the writer are fetched (at most this many × [`PREFETCH_MAX`] bytes).
+const PREFETCH_WINDOW: usize = 16;
+
+/// One small blob's body, read whole (its last item is the error that ended it, if any; a
+/// registry's refusal of the `GET` arrives as that error, wrapping the [`RegistryError`]).
+async fn prefetch(
+    digest: Digest,
+    size: u64,
+    origin: Origin,
+    progress: Progress,
+) -> Vec<io::Result<Bytes>> {
+    match origin.open(&digest, size, progress, None) {
+        Ok(body) => body.collect().await,
+        Err(e) => vec![Err(e)],
+    }
 }
 
 fn download_error(

@@ -498,6 +498,49 @@ fn a_download_cut_short_leaves_no_package_behind() {
 }
 
 #[test]
+fn a_blob_the_source_lost_is_named_with_the_registrys_answer() {
+    // Small blobs are fetched ahead of the archive writer; the registry's refusal of one still
+    // reaches the user as that registry's answer (exit 7), not as a broken link (exit 6).
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    ctx.seed_demo_images("seed", &a.host());
+    let chart = format!("{}/acp/chart-demo:1.0.0", a.host());
+    artifacts::push_chart(
+        &artifacts::plain(&a.host()),
+        "acp/chart-demo",
+        "demo",
+        "1.0.0",
+        &[("server", "acp/demo", "v1.0.0")],
+        false,
+    );
+    let dir = ctx.file("chart");
+    let dir_s = dir.display().to_string();
+    ctx.create_plain(&dir_s, &chart, &["--skip-package-images"])
+        .success();
+    let blobs = a.storage_dir().join("docker/registry/v2/blobs/sha256");
+    let largest = std::fs::read_dir(&blobs)
+        .unwrap()
+        .flat_map(|prefix| std::fs::read_dir(prefix.unwrap().path()).unwrap())
+        .map(|blob| blob.unwrap().path())
+        .max_by_key(|dir| std::fs::metadata(dir.join("data")).map_or(0, |m| m.len()))
+        .expect("a layer");
+    std::fs::remove_dir_all(&largest).unwrap();
+    let pkg = ctx.file("lost.tgz");
+    let out = ctx.run([
+        "package",
+        &dir_s,
+        "--output",
+        &pkg.display().to_string(),
+        "--plain",
+        "--no-auth",
+    ]);
+    assert_eq!(out.code, 7, "{}", out.all());
+    assert!(out.stderr.contains("404"), "{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert!(!pkg.exists());
+}
+
+#[test]
 fn create_refuses_what_is_not_a_bundle_or_chart() {
     let ctx = TestContext::new();
     let a = Registry::plain();
