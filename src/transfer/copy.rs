@@ -73,6 +73,9 @@ pub struct ImageReport {
     pub code: Option<ExitCode>,
 }
 
+/// Images resolved at the source at once (a few small `GET`s each, bound by round trips).
+const RESOLVE_CONCURRENCY: usize = 16;
+
 /// What a mirror run did: one row per request, in request order, and the blob counts.
 #[derive(Debug)]
 pub struct Copied {
@@ -80,8 +83,8 @@ pub struct Copied {
     pub blobs: BlobCounts,
 }
 
-/// Copies every requested image from `source` to `dest`. `jobs` bounds the resolves and the
-/// blob transfers in flight; `verify_existing` checks the blobs of images already at the
+/// Copies every requested image from `source` to `dest`. `jobs` bounds the blob transfers in
+/// flight (`docs/push.md`); `verify_existing` checks the blobs of images already at the
 /// destination too; `progress` counts the bytes read from the source for the blobs that
 /// cross. A failure is recorded in its image's row (with its class), never returned, so one image
 /// does not stop the others.
@@ -95,7 +98,7 @@ pub async fn run(
 ) -> Copied {
     let resolved: Vec<Result<RemoteCopy, ImageReport>> = futures_util::stream::iter(requests)
         .map(|req| resolve(source, dest, req))
-        .buffered(jobs.max(1))
+        .buffered(RESOLVE_CONCURRENCY)
         .collect()
         .await;
     let copies: Vec<RemoteCopy> = resolved
