@@ -33,7 +33,7 @@ pub use super::report::{
 };
 
 /// Concurrent HEAD requests while resolving (cheap requests; more hides round-trip latency).
-const RESOLVE_CONCURRENCY: usize = 32;
+const RESOLVE_CONCURRENCY: usize = 64;
 /// Images committed at once: a commit is a few small manifest requests, bound by round trips.
 const COMMIT_CONCURRENCY: usize = 16;
 
