@@ -123,7 +123,10 @@ fn pump(
     let mut hasher = Hasher::new();
     let mut total: u64 = 0;
     loop {
-        let mut buf = vec![0u8; CHUNK];
+        // No bigger than what is left (one byte more, to see a blob longer than declared): a
+        // chunk keeps its whole allocation while it is queued, and most blobs are small.
+        let left = usize::try_from(size.saturating_sub(total)).unwrap_or(usize::MAX);
+        let mut buf = vec![0u8; CHUNK.min(left.saturating_add(1))];
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
