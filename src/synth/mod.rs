@@ -87,6 +87,20 @@ pub struct SynthImage {
     /// How many of the `layers` (the first ones) are identical in every image of the package with
     /// the same seed and platform, so that they become shared blobs.
     pub shared_layers: usize,
+    /// Per-layer sizes and sharing, for packages shaped like real ones (many small layers, a few
+    /// big ones, a pool of base layers several images use). When not empty it replaces `layers`,
+    /// `layer_size` and `shared_layers`, for every platform.
+    pub layer_plan: Vec<SynthLayer>,
+}
+
+/// One layer of a [`SynthImage::layer_plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SynthLayer {
+    /// Bytes of file content.
+    pub size: u64,
+    /// Layers with the same key are the same blob (per platform and seed) in every image that
+    /// names them; `None` makes the layer unique to its image.
+    pub shared: Option<String>,
 }
 
 impl SynthImage {
@@ -99,6 +113,7 @@ impl SynthImage {
             layers: 2,
             layer_size: 4096,
             shared_layers: 0,
+            layer_plan: Vec::new(),
         }
     }
 }
