@@ -5,6 +5,7 @@
 #   scripts/bench.sh [--only gib,core,wan,mirror,package] [--runs N] [--quick]
 #                    [--size-mib M] [--big-layer-mib L] [--core-images N]
 #                    [--rtt-ms MS] [--bandwidth-mib MIB] [--skopeo-wan subset|full|none] [--wan-subset K]
+#                    [--skopeo-runs N]
 #   VIOLET=/path/to/other/violet scripts/bench.sh   # measure another build (an older commit, a static one)
 #
 # Workloads (default: all):
@@ -24,15 +25,18 @@
 #            loop vs the floor (floor.py copy: GET streamed into POST + PUT, mounts, manifests).
 #   package  registry -> .tgz: violet package of a directory naming the core images vs skopeo copy
 #            --all docker:// oci: per image + tar czf, vs the floor (floor.py pull: every blob once).
+# --skopeo-runs N (default: --runs) runs the skopeo loops of core, mirror and package only in the
+# first N runs: on a busy machine they are most of the time (0.2-0.7 s per image).
 # Page caches stay warm outside the gib rows (dropping them would slow the other engineers' builds on a
 # shared machine, and every tool reads the same files). Each run gets a fresh registry.
 set -euo pipefail
+trap 'echo "bench.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 . scripts/lib/registry.sh
 . scripts/lib/bench.sh
 
 RUNS=3 SIZE_MIB=1000 BIG_MIB=500 ONLY=gib,core,wan,mirror,package CORE_IMAGES=320
-RTT_MS=20 BW_MIB=100 SKOPEO_WAN=subset WAN_SUBSET=40 QUICK=0 SPREAD_MAX=200M
+RTT_MS=20 BW_MIB=100 SKOPEO_WAN=subset WAN_SUBSET=40 QUICK=0 SPREAD_MAX=200M SKOPEO_RUNS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
@@ -44,6 +48,7 @@ while [ $# -gt 0 ]; do
     --bandwidth-mib) BW_MIB=$2; shift 2 ;;
     --skopeo-wan) SKOPEO_WAN=$2; shift 2 ;;
     --wan-subset) WAN_SUBSET=$2; shift 2 ;;
+    --skopeo-runs) SKOPEO_RUNS=$2; shift 2 ;;
     # a few minutes in all: one run each, small packages; the numbers only show that it works
     --quick) QUICK=1 RUNS=1 SIZE_MIB=200 BIG_MIB=100 CORE_IMAGES=48 WAN_SUBSET=8 SPREAD_MAX=20M; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -56,6 +61,8 @@ done
 case "$SKOPEO_WAN" in subset|full|none) ;; *) echo "--skopeo-wan takes subset, full or none" >&2; exit 2 ;; esac
 [ "$CORE_IMAGES" -ge 24 ] || { echo "--core-images must be at least 24 (4 plugins x 5 images + 4)" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
+SKOPEO_RUNS=${SKOPEO_RUNS:-$RUNS}
+skopeo_run() { [ "$run" -le "$SKOPEO_RUNS" ]; }  # is this run one of the first --skopeo-runs?
 
 need_tools docker-registry:docker-registry skopeo:skopeo curl:curl /usr/bin/time:time python3:python3
 cargo build --release --quiet --bin violet --example mkpkg
@@ -162,8 +169,10 @@ if want core; then
     fresh
     measure core-violet "$CORE_BYTES" "$VIOLET" push "$CORE" --skip-crs --dest-repo "$h" --plain --no-auth -q
     measure core-again-violet 0 "$VIOLET" push "$CORE" --skip-crs --dest-repo "$h" --plain --no-auth -q
-    fresh; skopeo_clean
-    measure core-skopeo "$CORE_BYTES" bash "$SKOPEO_CORE" "$h"
+    if skopeo_run; then
+      fresh; skopeo_clean
+      measure core-skopeo "$CORE_BYTES" bash "$SKOPEO_CORE" "$h"
+    fi
     fresh
     measure core-floor "$CORE_BYTES" $FLOOR push --to "$h" "${LAYOUTS[@]}"
   done
@@ -219,8 +228,10 @@ if want mirror; then
     echo "mirror: run $run/$RUNS" >&2
     fresh
     SRCREG=$WORK/src-reg measure mirror-violet "$CORE_BYTES" "$VIOLET" mirror --from "$SRC" --to "$h" --from-plain --from-no-auth --plain --no-auth -q "${IMAGES[@]}"
-    fresh; skopeo_clean
-    SRCREG=$WORK/src-reg measure mirror-skopeo "$CORE_BYTES" bash "$SKOPEO_MIRROR" "$h"
+    if skopeo_run; then
+      fresh; skopeo_clean
+      SRCREG=$WORK/src-reg measure mirror-skopeo "$CORE_BYTES" bash "$SKOPEO_MIRROR" "$h"
+    fi
     fresh
     SRCREG=$WORK/src-reg measure mirror-floor "$CORE_BYTES" $FLOOR copy --from "$SRC" --to "$h" "${LAYOUTS[@]}"
   done
@@ -245,7 +256,9 @@ if want package; then
     rm -f "$WORK/out.tgz"
     REG=$WORK/src-reg measure package-violet "$CORE_BYTES" "$VIOLET" package "$PKGDIR" --output "$WORK/out.tgz" --plain --no-auth -q --force
     rm -f "$WORK/out.tgz"; skopeo_clean
-    REG=$WORK/src-reg measure package-skopeo "$CORE_BYTES" bash "$SKOPEO_PACKAGE" "$WORK/out.tgz"
+    if skopeo_run; then
+      REG=$WORK/src-reg measure package-skopeo "$CORE_BYTES" bash "$SKOPEO_PACKAGE" "$WORK/out.tgz"
+    fi
     rm -f "$WORK/out.tgz"
     REG=$WORK/src-reg measure package-floor "$CORE_BYTES" $FLOOR pull --from "$SRC" "${LAYOUTS[@]}"
   done

@@ -40,6 +40,9 @@ class Row:
         self.reg = med("reg") / tck if ok else None
         self.src = med("src") / tck if ok else None
         self.pcpu = med("pcpu") / tck if ok and "pcpu" in ok[0] else None
+        # busy share of all CPU time during the run, in cores: robust to the wall clock of short runs
+        self.machine = (statistics.median(float(r["mbusy"]) / max(float(r["mall"]), 1.0) for r in ok)
+                        * (os.cpu_count() or 1) if ok and "mall" in ok[0] else None)
         self.req = med("req")
         self.head = med("head")
         self.conns = med("conns") if ok and "conns" in ok[0] else None
@@ -67,6 +70,11 @@ def bound(row, rtt_ms=None, wire_floor=None):
     if row.pcpu:
         cores["proxy"] = row.pcpu / row.wall
     parts = [f"{k} {v:.2f} cores" for k, v in cores.items()]
+    others = None
+    if row.machine is not None:
+        machine = row.machine
+        others = max(0.0, machine - sum(cores.values()))
+        parts.append(f"machine {machine:.2f} cores busy (others {others:.2f})")
     verdict = None
     if rtt_ms is not None:
         rtts = row.req * rtt_ms / 1000
@@ -83,6 +91,8 @@ def bound(row, rtt_ms=None, wire_floor=None):
         top, top_cores = max(cores.items(), key=lambda kv: kv[1])
         if busy >= 1.7:
             verdict = f"both cores busy ({top} most)"
+        elif others is not None and busy + others >= 1.7:
+            verdict = f"both cores busy, {others:.1f} by other processes"
         elif top_cores >= 0.85:
             verdict = f"{top} CPU"
         else:
@@ -143,6 +153,8 @@ def main():
         cmp_txt = f"{fmt_s(cw)} {cmp_name}" if c else "-"
         if c and c.scale:
             cmp_txt = f"~{fmt_s(cw)} {cmp_name} (est. from a subset, x{c.scale:.1f})"
+        if c and v and c.n < v.n:
+            cmp_txt += f" ({c.n} run{'s' if c.n > 1 else ''})"
         fl_txt = f"{fmt_s(fl)} {floor_name}" if fl else "-"
         if floor is not None and not isinstance(floor, float) and floor.req:
             fl_txt += f", {floor.req:.0f} req"

@@ -61,6 +61,9 @@ package_yaml() {
 cpu_ticks() { # PID -> utime + stime in clock ticks (0 when gone)
   awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0
 }
+machine_ticks() { # "busy all": CPU ticks of the whole machine, busy (not idle, not waiting for I/O) and in all
+  awk '/^cpu /{b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6; exit}' /proc/stat
+}
 reg_pid() { cat "$1/registry.pid" 2>/dev/null || echo 0; }
 # reg_requests DIR -> "total heads" answered so far (the registry logs every response at level info)
 reg_requests() {
@@ -89,21 +92,23 @@ proxy_start() {
 proxy_stop() {
   [ -n "$PROXY_PID" ] || return 0
   kill -TERM "$PROXY_PID" 2>/dev/null || true
-  wait "$PROXY_PID" 2>/dev/null || true
+  # Polled rather than `wait`ed: the proxy writes its counts as it exits, and bash's job table
+  # sometimes no longer knows a background pid after process substitutions ("No record of process").
+  for _ in $(seq 1 500); do kill -0 "$PROXY_PID" 2>/dev/null || break; sleep 0.01; done
   PROXY_PID=""
 }
 
 # measure KEY BYTES CMD...: runs CMD (stdout discarded) under /usr/bin/time and appends one line of
 # key=value pairs to $RESULTS: wall, peak RSS, the command's CPU, the CPU of the registry in $REG
-# (and of $SRCREG, a source registry), the requests those registries answered (and how many were
-# HEADs), and with a WAN proxy running its CPU and connections (the proxy is restarted afterwards,
+# (and of $SRCREG, a source registry), the whole machine's busy CPU (other users' builds show
+# there), the requests those registries answered (and how many were HEADs), and with a WAN proxy running its CPU and connections (the proxy is restarted afterwards,
 # so each measurement has its own counts). SCALE=a/b marks a subset measurement scaled by a/b.
 # A failing command is recorded as failed and its error shown; the bench goes on.
 measure() {
   local key=$1 bytes=$2; shift 2
-  local rp sp pp r0 s0 p0 q0 h0 sq0 sh0 q1 h1 sq1 sh1 line
+  local rp sp pp r0 s0 p0 mb0 ma0 mb1 ma1 q0 h0 sq0 sh0 q1 h1 sq1 sh1 line
   rp=$(reg_pid "$REG"); sp=$(reg_pid "${SRCREG:-/nonexistent}"); pp=${PROXY_PID:-0}
-  r0=$(cpu_ticks "$rp"); s0=$(cpu_ticks "$sp"); p0=$(cpu_ticks "$pp")
+  r0=$(cpu_ticks "$rp"); s0=$(cpu_ticks "$sp"); p0=$(cpu_ticks "$pp"); read -r mb0 ma0 < <(machine_ticks)
   read -r q0 h0 < <(reg_requests "$REG")
   read -r sq0 sh0 < <(reg_requests "${SRCREG:-/nonexistent}")
   if /usr/bin/time -f "%e %M %U %S" -o "$WORK/time.out" "$@" >/dev/null 2>"$WORK/cmd.err"; then
@@ -113,6 +118,8 @@ measure() {
     read -r sq1 sh1 < <(reg_requests "${SRCREG:-/nonexistent}")
     line="key=$key bytes=$bytes wall=$wall rss=$rss cpu=$(echo "$u $s" | awk '{print $1 + $2}')"
     line+=" reg=$(( $(cpu_ticks "$rp") - r0 )) src=$(( $(cpu_ticks "$sp") - s0 )) tck=$CLK_TCK"
+    read -r mb1 ma1 < <(machine_ticks)
+    line+=" mbusy=$(( mb1 - mb0 )) mall=$(( ma1 - ma0 ))"
     line+=" req=$(( q1 - q0 + sq1 - sq0 )) head=$(( h1 - h0 + sh1 - sh0 ))"
     if [ "$pp" != 0 ]; then
       line+=" pcpu=$(( $(cpu_ticks "$pp") - p0 ))"

@@ -331,7 +331,10 @@ impl Staged {
                 (image.layer_plan.iter().enumerate())
                     .map(|(i, l)| match &l.shared {
                         Some(key) => (format!("pool/{plat_label}/{key}"), l.size),
-                        None => (format!("{}/{plat_label}/layer-{i}", image.repository), l.size),
+                        None => (
+                            format!("{}/{plat_label}/layer-{i}", image.repository),
+                            l.size,
+                        ),
                     })
                     .collect()
             };
