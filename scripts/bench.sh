@@ -68,7 +68,7 @@ need_tools docker-registry:docker-registry skopeo:skopeo curl:curl /usr/bin/time
 cargo build --release --quiet --bin violet --example mkpkg
 VIOLET=${VIOLET:-$PWD/target/release/violet}
 MKPKG=$PWD/target/release/examples/mkpkg
-FLOOR="python3 $PWD/scripts/bench/floor.py"
+FLOOR=(python3 "$PWD/scripts/bench/floor.py")
 WANPROXY=$PWD/scripts/bench/wanproxy.py
 
 WORK=$(mktemp -d /tmp/violet-bench.XXXXXX)
@@ -110,7 +110,7 @@ if want gib; then
     fresh; drop_caches; skopeo_clean
     measure gib-tar-skopeo "$GIB_BYTES" skopeo copy --all --quiet --dest-tls-verify=false "oci:$LAYOUT:$REFNAME" "docker://$h/$DEST_PATH"
     fresh; drop_caches
-    measure gib-floor "$GIB_BYTES" $FLOOR push --to "$h" "$LAYOUT"
+    measure gib-floor "$GIB_BYTES" "${FLOOR[@]}" push --to "$h" "$LAYOUT"
     fresh; drop_caches
     measure gib-tgz-violet "$GIB_BYTES" "$VIOLET" push "$TGZ" --skip-crs --dest-repo "$h" --plain --no-auth -q
     fresh; drop_caches; skopeo_clean
@@ -174,7 +174,7 @@ if want core; then
       measure core-skopeo "$CORE_BYTES" bash "$SKOPEO_CORE" "$h"
     fi
     fresh
-    measure core-floor "$CORE_BYTES" $FLOOR push --to "$h" "${LAYOUTS[@]}"
+    measure core-floor "$CORE_BYTES" "${FLOOR[@]}" push --to "$h" "${LAYOUTS[@]}"
   done
 fi
 
@@ -188,7 +188,7 @@ if want wan; then
     measure wan-violet "$CORE_BYTES" "$VIOLET" push "$CORE" --skip-crs --dest-repo "$PROXY" --plain --no-auth -q
     measure wan-again-violet 0 "$VIOLET" push "$CORE" --skip-crs --dest-repo "$PROXY" --plain --no-auth -q
     fresh; proxy_start "$h"
-    measure wan-floor-client "$CORE_BYTES" $FLOOR push --to "$PROXY" "${LAYOUTS[@]}"
+    measure wan-floor-client "$CORE_BYTES" "${FLOOR[@]}" push --to "$PROXY" "${LAYOUTS[@]}"
     proxy_stop
   done
   TOTAL_IMAGES=$(wc -l < <(for l in "${LAYOUTS[@]}"; do layout_refs "$l"; done))
@@ -233,7 +233,7 @@ if want mirror; then
       SRCREG=$WORK/src-reg measure mirror-skopeo "$CORE_BYTES" bash "$SKOPEO_MIRROR" "$h"
     fi
     fresh
-    SRCREG=$WORK/src-reg measure mirror-floor "$CORE_BYTES" $FLOOR copy --from "$SRC" --to "$h" "${LAYOUTS[@]}"
+    SRCREG=$WORK/src-reg measure mirror-floor "$CORE_BYTES" "${FLOOR[@]}" copy --from "$SRC" --to "$h" "${LAYOUTS[@]}"
   done
 fi
 
@@ -260,7 +260,7 @@ if want package; then
       REG=$WORK/src-reg measure package-skopeo "$CORE_BYTES" bash "$SKOPEO_PACKAGE" "$WORK/out.tgz"
     fi
     rm -f "$WORK/out.tgz"
-    REG=$WORK/src-reg measure package-floor "$CORE_BYTES" $FLOOR pull --from "$SRC" "${LAYOUTS[@]}"
+    REG=$WORK/src-reg measure package-floor "$CORE_BYTES" "${FLOOR[@]}" pull --from "$SRC" "${LAYOUTS[@]}"
   done
 fi
 

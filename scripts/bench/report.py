@@ -60,11 +60,11 @@ def fmt_s(x):
     return f"{x:.2f} s" if x < 100 else f"{x:.0f} s"
 
 
-def bound(row, rtt_ms=None, wire_floor=None):
+def bound(row, rtt_ms=None, wire_floor=None, who="violet"):
     """What bounds a row: the numbers, then the verdict."""
     if row is None or row.wall is None or row.wall <= 0:
         return "-"
-    cores = {"violet": row.cpu / row.wall, "registry": row.reg / row.wall}
+    cores = {who: row.cpu / row.wall, "registry": row.reg / row.wall}
     if row.src:
         cores["source registry"] = row.src / row.wall
     if row.pcpu:
@@ -139,10 +139,10 @@ def main():
         if wb:
             wire = wb.bytes / (eff * 2**20)
     print()
-    print("| workload | violet | comparison | ratio | floor | violet / floor | peak RSS | requests (HEAD) | what bounds it (violet) |")
+    print("| workload | violet | comparison | ratio | floor | violet / floor | peak RSS | requests (HEAD) | what bounds it |")
     print("|---|---|---|---|---|---|---|---|---|")
 
-    def line(name, v, cmp_name, c, floor_name, floor, rtt=None, wire_floor=None, note=""):
+    def line(name, v, cmp_name, c, floor_name, floor, rtt=None, wire_floor=None, note="", who="violet"):
         if v is None and c is None:
             return
         vw = v.wall if v else None
@@ -163,11 +163,11 @@ def main():
         if v and v.conns is not None:
             req += f", {v.conns:.0f} conns"
         fails = ""
-        for r, who in ((v, "violet"), (c, "comparison")):
+        for r, tool in ((v, "violet"), (c, "comparison")):
             if r and r.failed:
-                fails += f" ({r.failed} {who} run(s) FAILED)"
+                fails += f" ({r.failed} {tool} run(s) FAILED)"
         print(f"| {name}{note}{fails} | {fmt_s(vw)} | {cmp_txt} | {ratio} | {fl_txt} | {to_floor} | {rss} | {req} | "
-              f"{bound(v, rtt, wire_floor)} |")
+              f"{bound(v, rtt, wire_floor, who)} |")
 
     g = get("gib-tar-violet")
     if g:
@@ -189,8 +189,8 @@ def main():
         line("core-shaped re-push, loopback", get("core-again-violet"), "", None, "", None)
         line(f"core-shaped, WAN", get("wan-violet"), "skopeo loop", get("wan-skopeo"), "bytes/bandwidth",
              wire, rtt=rtt_ms, wire_floor=wire)
-        line("core-shaped, WAN: the floor client", get("wan-floor-client"), "", None, "bytes/bandwidth", wire,
-             rtt=rtt_ms, wire_floor=wire)
+        line("core-shaped, WAN: floor.py push in the violet column", get("wan-floor-client"), "", None,
+             "bytes/bandwidth", wire, rtt=rtt_ms, wire_floor=wire, who="floor.py")
         line("core-shaped re-push, WAN", get("wan-again-violet"), "", None, "", None, rtt=rtt_ms)
         line("mirror registry -> registry, loopback", get("mirror-violet"), "skopeo loop", get("mirror-skopeo"),
              "floor.py copy", get("mirror-floor"))
