@@ -766,6 +766,10 @@ mod tests {
         assert_eq!(layer_sizes.len(), 6, "{layer_sizes:?}");
         assert!(layer_sizes[..2].iter().all(|n| (1000..6000).contains(n)));
         assert!(layer_sizes[2..4].iter().all(|n| (5000..11_000).contains(n)));
-        assert!(layer_sizes[4..].iter().all(|n| (70_000..76_000).contains(n)));
+        assert!(
+            layer_sizes[4..]
+                .iter()
+                .all(|n| (70_000..76_000).contains(n))
+        );
     }
 }
