@@ -1,109 +1,268 @@
 #!/usr/bin/env bash
-# Benchmark: violet push vs skopeo copy --all, measured in one run on this machine.
+# Benchmark: violet against skopeo and against the floor, every workload measured in one run on this
+# machine. Nothing here is a test assertion. docs/bench.md describes the workloads and the floors.
 #
-#   scripts/bench.sh [--runs N] [--size-mib M] [--big-layer-mib L]
+#   scripts/bench.sh [--only gib,core,wan,mirror,package] [--runs N] [--quick]
+#                    [--size-mib M] [--big-layer-mib L] [--core-images N]
+#                    [--rtt-ms MS] [--bandwidth-mib MIB] [--skopeo-wan subset|full|none] [--wan-subset K]
+#                    [--skopeo-runs N]
 #   VIOLET=/path/to/other/violet scripts/bench.sh   # measure another build (an older commit, a static one)
 #
-# Builds a two-architecture package of M MiB (default 1000: 1 image x 2 platforms x 5 layers) with
-# incompressible layers as an OCI layout, in .tar and .tgz form. For each of N runs (default 3), each
-# tool pushes into a fresh registry (caches dropped first when root): violet from .tar, violet from
-# .tgz, skopeo from the extracted layout, and "tar xzf + skopeo" for the .tgz case. Then a re-push
-# of a present package, and peak RSS of a push with big layers (default 2 x 500 MiB). Prints
-# medians, ratios and peak RSS as a markdown table. Nothing here is a test assertion.
+# Workloads (default: all):
+#   gib      1 image x 2 platforms x 5 layers, M MiB (default 1000), incompressible, .tar and .tgz, caches
+#            dropped before each push when root; skopeo from the extracted layout, "tar xzf + skopeo"
+#            for .tgz; a re-push; and peak RSS of a push with big layers (2 x L MiB, default 500).
+#   core     a core-shaped package (N images, default 320: 300 + 4 nested plugins x 5; ~2,300 blobs
+#            from 1 KiB to 200 MiB, median 24 KiB, 40 % of the layers from a shared pool; ~1.5 GiB),
+#            pushed from one .tar; a `skopeo copy --all` loop over the extracted layouts; the floor
+#            (scripts/bench/floor.py push); a re-push of the present package.
+#   wan      the core pushes through scripts/bench/wanproxy.py (RTT MS, default 20; MIB MiB/s, default
+#            100), after measuring the proxy's own ceiling; the floor is bytes / that ceiling.
+#            skopeo over the WAN takes ~15 min per run: by default it runs once on the first K images
+#            (default 40) and its time is scaled to all images (marked "est."); --skopeo-wan full
+#            runs it once on everything, none skips it.
+#   mirror   registry -> registry on loopback: violet mirror of the core images vs a skopeo copy --all
+#            loop vs the floor (floor.py copy: GET streamed into POST + PUT, mounts, manifests).
+#   package  registry -> .tgz: violet package of a directory naming the core images vs skopeo copy
+#            --all docker:// oci: per image + tar czf, vs the floor (floor.py pull: every blob once).
+# --skopeo-runs N (default: --runs) runs the skopeo loops of core, mirror and package only in the
+# first N runs: on a busy machine they are most of the time (0.2-0.7 s per image).
+# Page caches stay warm outside the gib rows (dropping them would slow the other engineers' builds on a
+# shared machine, and every tool reads the same files). Each run gets a fresh registry.
 set -euo pipefail
+trap 'echo "bench.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 . scripts/lib/registry.sh
+. scripts/lib/bench.sh
 
-RUNS=3 SIZE_MIB=1000 BIG_MIB=500
+RUNS=3 SIZE_MIB=1000 BIG_MIB=500 ONLY=gib,core,wan,mirror,package CORE_IMAGES=320
+RTT_MS=20 BW_MIB=100 SKOPEO_WAN=subset WAN_SUBSET=40 QUICK=0 SPREAD_MAX=200M SKOPEO_RUNS=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
     --size-mib) SIZE_MIB=$2; shift 2 ;;
     --big-layer-mib) BIG_MIB=$2; shift 2 ;;
-    *) echo "unknown argument $1" >&2; exit 2 ;;
+    --only) ONLY=$2; shift 2 ;;
+    --core-images) CORE_IMAGES=$2; shift 2 ;;
+    --rtt-ms) RTT_MS=$2; shift 2 ;;
+    --bandwidth-mib) BW_MIB=$2; shift 2 ;;
+    --skopeo-wan) SKOPEO_WAN=$2; shift 2 ;;
+    --wan-subset) WAN_SUBSET=$2; shift 2 ;;
+    --skopeo-runs) SKOPEO_RUNS=$2; shift 2 ;;
+    # a few minutes in all: one run each, small packages; the numbers only show that it works
+    --quick) QUICK=1 RUNS=1 SIZE_MIB=200 BIG_MIB=100 CORE_IMAGES=48 WAN_SUBSET=8 SPREAD_MAX=20M; shift ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+for w in ${ONLY//,/ }; do
+  case "$w" in gib|core|wan|mirror|package) ;; *) echo "unknown workload $w (gib, core, wan, mirror, package)" >&2; exit 2 ;; esac
+done
+case "$SKOPEO_WAN" in subset|full|none) ;; *) echo "--skopeo-wan takes subset, full or none" >&2; exit 2 ;; esac
+[ "$CORE_IMAGES" -ge 24 ] || { echo "--core-images must be at least 24 (4 plugins x 5 images + 4)" >&2; exit 2; }
+want() { [[ ",$ONLY," == *",$1,"* ]]; }
+SKOPEO_RUNS=${SKOPEO_RUNS:-$RUNS}
+skopeo_run() { [ "$run" -le "$SKOPEO_RUNS" ]; }  # is this run one of the first --skopeo-runs?
 
-need_tools docker-registry:docker-registry skopeo:skopeo curl:curl /usr/bin/time:time
+need_tools docker-registry:docker-registry skopeo:skopeo curl:curl /usr/bin/time:time python3:python3
 cargo build --release --quiet --bin violet --example mkpkg
 VIOLET=${VIOLET:-$PWD/target/release/violet}
 MKPKG=$PWD/target/release/examples/mkpkg
+FLOOR=(python3 "$PWD/scripts/bench/floor.py")
+WANPROXY=$PWD/scripts/bench/wanproxy.py
 
 WORK=$(mktemp -d /tmp/violet-bench.XXXXXX)
-trap 'for d in "$WORK"/reg*; do registry_stop "$d"; done; rm -rf "$WORK"' EXIT
+RESULTS=$WORK/results.txt
+: > "$RESULTS"
+trap 'proxy_stop; for d in "$WORK"/reg* "$WORK"/src-reg; do registry_stop "$d"; done; rm -rf "$WORK"' EXIT
+echo "violet under test: $VIOLET ($("$VIOLET" version | head -1)); workloads: $ONLY; $RUNS run(s)" >&2
+T_START=$(date +%s)
 
-LAYER_MIB=$(( SIZE_MIB / 10 ))
-echo "violet under test: $VIOLET ($("$VIOLET" version | head -1))" >&2
-echo "generating a ${SIZE_MIB} MiB package (2 platforms x 5 layers x ${LAYER_MIB} MiB)..." >&2
-mkdir -p "$WORK/pkg"
-TAR=$("$MKPKG" --out "$WORK/pkg" --type bundle --name bench --version v1.0.0 --images 1 --layers 5 --layer-size "${LAYER_MIB}M" --container tar --store oci)
-TGZ=$("$MKPKG" --out "$WORK/pkg" --type bundle --name bench --version v1.0.0 --images 1 --layers 5 --layer-size "${LAYER_MIB}M" --container tgz --store oci)
-mkdir -p "$WORK/extracted"
-tar -xf "$TAR" -C "$WORK/extracted"
-LAYOUT=$(dirname "$(find "$WORK/extracted" -name oci-layout | head -1)")
-# violet writes the full image reference into the layout's ref.name; skopeo's oci: transport
-# addresses the image by that exact name.
-REFNAME=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"])' "$LAYOUT/index.json")
-DEST_PATH=${REFNAME#*/}   # repository:tag without the registry host
-
-drop_caches() { sync; [ "$(id -u)" -eq 0 ] && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb; }
-# fresh: stop the previous registry, delete its storage, start an empty one; sets $h.
+# fresh: stop the previous registry, delete its storage, start an empty one; sets $h and $REG.
 # (Not called as $(fresh): a subshell would lose the counter.)
 n=0
 fresh() {
   registry_stop "$WORK/reg$n"; rm -rf "$WORK/reg$n"
-  n=$((n+1)); h=$(registry_start "$WORK/reg$n")
+  n=$((n+1)); REG=$WORK/reg$n; h=$(registry_start "$REG")
 }
-# timed CMD... -> "seconds peak_rss_kb"
-timed() { /usr/bin/time -f "%e %M" -o "$WORK/time.out" "$@" >/dev/null 2>"$WORK/cmd.err" || { cat "$WORK/cmd.err" >&2; return 1; }; cat "$WORK/time.out"; }
+drop_caches() { sync; [ "$(id -u)" -eq 0 ] && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+skopeo_clean() { rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb "$HOME"/.local/share/containers/cache/blob-info-cache-v1.boltdb; }
 
-declare -A T R
-for run in $(seq 1 "$RUNS"); do
-  echo "run $run/$RUNS" >&2
+# ------------------------------------------------------------------------------------------------
+if want gib; then
+  LAYER_MIB=$(( SIZE_MIB / 10 ))
+  echo "gib: a ${SIZE_MIB} MiB package (2 platforms x 5 layers x ${LAYER_MIB} MiB)..." >&2
+  mkdir -p "$WORK/pkg"
+  TAR=$("$MKPKG" --out "$WORK/pkg" --type bundle --name bench --version v1.0.0 --images 1 --layers 5 --layer-size "${LAYER_MIB}M" --container tar --store oci 2>/dev/null)
+  TGZ=$("$MKPKG" --out "$WORK/pkg" --type bundle --name bench --version v1.0.0 --images 1 --layers 5 --layer-size "${LAYER_MIB}M" --container tgz --store oci 2>/dev/null)
+  mkdir -p "$WORK/extracted"
+  tar -xf "$TAR" -C "$WORK/extracted"
+  LAYOUT=$WORK/extracted
+  # violet writes the full image reference into the layout's ref.name; skopeo's oci: transport
+  # addresses the image by that exact name.
+  REFNAME=$(layout_refs "$LAYOUT" | head -1)
+  DEST_PATH=${REFNAME#*/}   # repository:tag without the registry host
+  GIB_BYTES=$(layout_bytes "$LAYOUT")
+  for run in $(seq 1 "$RUNS"); do
+    echo "gib: run $run/$RUNS" >&2
+    fresh; drop_caches
+    measure gib-tar-violet "$GIB_BYTES" "$VIOLET" push "$TAR" --skip-crs --dest-repo "$h" --plain --no-auth -q
+    fresh; drop_caches; skopeo_clean
+    measure gib-tar-skopeo "$GIB_BYTES" skopeo copy --all --quiet --dest-tls-verify=false "oci:$LAYOUT:$REFNAME" "docker://$h/$DEST_PATH"
+    fresh; drop_caches
+    measure gib-floor "$GIB_BYTES" "${FLOOR[@]}" push --to "$h" "$LAYOUT"
+    fresh; drop_caches
+    measure gib-tgz-violet "$GIB_BYTES" "$VIOLET" push "$TGZ" --skip-crs --dest-repo "$h" --plain --no-auth -q
+    fresh; drop_caches; skopeo_clean
+    measure gib-tgz-skopeo "$GIB_BYTES" bash -c 'set -e; rm -rf "$1"; mkdir -p "$1"; tar -xzf "$2" -C "$1"
+      skopeo copy --all --quiet --dest-tls-verify=false "oci:$1:$3" "docker://$4/$5"; rm -rf "$1"' _ "$WORK/x" "$TGZ" "$REFNAME" "$h" "$DEST_PATH"
+    # re-push of a present package into the registry skopeo just filled
+    measure gib-again-violet 0 "$VIOLET" push "$TAR" --skip-crs --dest-repo "$h" --plain --no-auth -q
+  done
+  echo "gib: big layers, 2 x ${BIG_MIB} MiB..." >&2
+  rm -rf "$WORK/pkg" "$WORK/extracted"
+  mkdir -p "$WORK/big"
+  BIG=$("$MKPKG" --out "$WORK/big" --type bundle --name big --version v1.0.0 --images 1 --platforms linux/amd64 --layers 2 --layer-size "${BIG_MIB}M" --container tgz --store oci 2>/dev/null)
   fresh; drop_caches
-  read -r t r < <(timed "$VIOLET" push "$TAR" --skip-crs --dest-repo "$h" --plain --no-auth -q); T[vtar]+="$t "; R[vtar]+="$r "
+  measure gib-bigtgz-violet "$((BIG_MIB * 2 * 1048576))" "$VIOLET" push "$BIG" --skip-crs --dest-repo "$h" --plain --no-auth -q
+  rm -f "$BIG"
+  BIGTAR=$("$MKPKG" --out "$WORK/big" --type bundle --name big --version v1.0.0 --images 1 --platforms linux/amd64 --layers 2 --layer-size "${BIG_MIB}M" --container tar --store oci 2>/dev/null)
   fresh; drop_caches
-  read -r t r < <(timed "$VIOLET" push "$TGZ" --skip-crs --dest-repo "$h" --plain --no-auth -q); T[vtgz]+="$t "; R[vtgz]+="$r "
-  fresh; drop_caches
-  read -r t r < <(timed skopeo copy --all --quiet --dest-tls-verify=false "oci:$LAYOUT:$REFNAME" "docker://$h/$DEST_PATH"); T[sko]+="$t "; R[sko]+="$r "
-  fresh; drop_caches; rm -rf "$WORK/x"; mkdir -p "$WORK/x"
-  start=$(date +%s.%N)
-  tar -xzf "$TGZ" -C "$WORK/x"
-  L2=$(dirname "$(find "$WORK/x" -name oci-layout | head -1)")
-  skopeo copy --all --quiet --dest-tls-verify=false "oci:$L2:$REFNAME" "docker://$h/$DEST_PATH" >/dev/null
-  T[xsko]+="$(python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.2f}')" "$start" "$(date +%s.%N)") "
-  rm -rf "$WORK/x"
-  # re-push of a present package into the registry skopeo just filled
-  read -r t r < <(timed "$VIOLET" push "$TAR" --skip-crs --dest-repo "$h" --plain --no-auth -q); T[again]+="$t "; R[again]+="$r "
-done
+  measure gib-bigtar-violet "$((BIG_MIB * 2 * 1048576))" "$VIOLET" push "$BIGTAR" --skip-crs --dest-repo "$h" --plain --no-auth -q
+  rm -rf "$WORK/big"
+fi
 
-echo "big layers: 2 x ${BIG_MIB} MiB..." >&2
-mkdir -p "$WORK/big"
-BIG=$("$MKPKG" --out "$WORK/big" --type bundle --name big --version v1.0.0 --images 1 --platforms linux/amd64 --layers 2 --layer-size "${BIG_MIB}M" --container tgz --store oci)
-fresh; drop_caches
-read -r t r < <(timed "$VIOLET" push "$BIG" --skip-crs --dest-repo "$h" --plain --no-auth -q); T[big]="$t"; R[big]="$r"
-BIGTAR=$("$MKPKG" --out "$WORK/big" --type bundle --name big --version v1.0.0 --images 1 --platforms linux/amd64 --layers 2 --layer-size "${BIG_MIB}M" --container tar --store oci)
-fresh; drop_caches
-read -r t r < <(timed "$VIOLET" push "$BIGTAR" --skip-crs --dest-repo "$h" --plain --no-auth -q); T[bigtar]="$t"; R[bigtar]="$r"
+# ------------------------------------------------------------------------------------------------
+if want core || want wan || want mirror || want package; then
+  PLUGIN_IMAGES=5; [ "$QUICK" = 1 ] && PLUGIN_IMAGES=2
+  TOP_IMAGES=$(( CORE_IMAGES - 4 * PLUGIN_IMAGES ))
+  echo "core: a core-shaped package ($TOP_IMAGES images + 4 plugins x $PLUGIN_IMAGES, sizes 1k..$SPREAD_MAX)..." >&2
+  mkdir -p "$WORK/core"
+  CORE=$("$MKPKG" --out "$WORK/core" --type core --name core --images "$TOP_IMAGES" --plugins 4 \
+    --plugin-images "$PLUGIN_IMAGES" --layers 4 --size-spread "1k..$SPREAD_MAX" --size-median 24k \
+    --shared-fraction 0.4 --container tar --store oci 2>/dev/null)
+  # The top layout and one layout per nested plugin package: what skopeo and the floor read.
+  CX=$WORK/core-x
+  mkdir -p "$CX"
+  tar -xf "$CORE" -C "$CX"
+  LAYOUTS=("$CX")
+  for p in "$CX"/plugins/*.tgz; do
+    d=${p%.tgz}; mkdir -p "$d"; tar -xzf "$p" -C "$d"; LAYOUTS+=("$d")
+  done
+  CORE_BYTES=$(layout_bytes "${LAYOUTS[@]}")
+  layout_stats "${LAYOUTS[@]}" >&2
+  # skopeo_loop MODE DEST...: one `skopeo copy --all` per image, as a script so /usr/bin/time sees it whole
+  SKOPEO_CORE=$WORK/skopeo-core.sh
+  {
+    echo 'set -e; h=$1; n=${2:-1000000}; i=0'
+    for l in "${LAYOUTS[@]}"; do
+      for r in $(layout_refs "$l"); do
+        echo "i=\$((i+1)); [ \$i -le \$n ] || exit 0; skopeo copy --all --quiet --dest-tls-verify=false 'oci:$l:$r' \"docker://\$h/${r#*/}\""
+      done
+    done
+  } > "$SKOPEO_CORE"
+fi
 
-python3 - "$SIZE_MIB" "$BIG_MIB" "${T[vtar]}" "${T[vtgz]}" "${T[sko]}" "${T[xsko]}" "${T[again]}" "${R[vtar]}" "${R[vtgz]}" "${R[sko]}" "${R[again]}" "${T[big]}" "${R[big]}" "${T[bigtar]}" "${R[bigtar]}" <<'PY'
-import statistics as st, sys
-a = sys.argv[1:]
-size, big = a[0], a[1]
-f = lambda s: [float(x) for x in s.split()]
-vtar, vtgz, sko, xsko, again = (f(x) for x in a[2:7])
-rvtar, rvtgz, rsko, ragain = (f(x) for x in a[7:11])
-tbig, rbig, tbigtar, rbigtar = float(a[11]), float(a[12]), float(a[13]), float(a[14])
-m = st.median
-mb = lambda kb: f"{kb/1024:.0f} MB"
-print(f"\n{len(vtar)} runs, {size} MiB two-arch package, incompressible layers, plain HTTP on loopback, fresh registry per run\n")
-print("| what | median wall | vs skopeo | peak RSS |")
-print("|---|---|---|---|")
-print(f"| skopeo copy --all (extracted OCI layout) | {m(sko):.2f} s | 1.00x | {mb(m(rsko))} |")
-print(f"| violet push .tar | {m(vtar):.2f} s | {m(vtar)/m(sko):.2f}x | {mb(max(rvtar))} |")
-print(f"| tar xzf + skopeo copy --all | {m(xsko):.2f} s | 1.00x | - |")
-print(f"| violet push .tgz | {m(vtgz):.2f} s | {m(vtgz)/m(xsko):.2f}x (vs extract + skopeo) | {mb(max(rvtgz))} |")
-print(f"| violet re-push, everything present | {m(again):.2f} s | - | {mb(max(ragain))} |")
-print(f"| violet push .tgz, 2 x {big} MiB layers | {tbig:.2f} s | - | {mb(rbig)} |")
-print(f"| violet push .tar, 2 x {big} MiB layers | {tbigtar:.2f} s | - | {mb(rbigtar)} |")
-PY
+if want core; then
+  for run in $(seq 1 "$RUNS"); do
+    echo "core: run $run/$RUNS" >&2
+    fresh
+    measure core-violet "$CORE_BYTES" "$VIOLET" push "$CORE" --skip-crs --dest-repo "$h" --plain --no-auth -q
+    measure core-again-violet 0 "$VIOLET" push "$CORE" --skip-crs --dest-repo "$h" --plain --no-auth -q
+    if skopeo_run; then
+      fresh; skopeo_clean
+      measure core-skopeo "$CORE_BYTES" bash "$SKOPEO_CORE" "$h"
+    fi
+    fresh
+    measure core-floor "$CORE_BYTES" "${FLOOR[@]}" push --to "$h" "${LAYOUTS[@]}"
+  done
+fi
+
+if want wan; then
+  echo "wan: the proxy's own ceiling (RTT $RTT_MS ms, $BW_MIB MiB/s)..." >&2
+  python3 "$WANPROXY" --selftest --rtt-ms "$RTT_MS" --bandwidth-mib "$BW_MIB" --mib 256 > "$WORK/ceiling.json"
+  cat "$WORK/ceiling.json" >&2
+  for run in $(seq 1 "$RUNS"); do
+    echo "wan: run $run/$RUNS" >&2
+    fresh; proxy_start "$h"
+    measure wan-violet "$CORE_BYTES" "$VIOLET" push "$CORE" --skip-crs --dest-repo "$PROXY" --plain --no-auth -q
+    measure wan-again-violet 0 "$VIOLET" push "$CORE" --skip-crs --dest-repo "$PROXY" --plain --no-auth -q
+    fresh; proxy_start "$h"
+    measure wan-floor-client "$CORE_BYTES" "${FLOOR[@]}" push --to "$PROXY" "${LAYOUTS[@]}"
+    proxy_stop
+  done
+  TOTAL_IMAGES=$(wc -l < <(for l in "${LAYOUTS[@]}"; do layout_refs "$l"; done))
+  case "$SKOPEO_WAN" in
+    full)
+      echo "wan: skopeo, all $TOTAL_IMAGES images, once (~15 min)..." >&2
+      fresh; skopeo_clean; proxy_start "$h"
+      measure wan-skopeo "$CORE_BYTES" bash "$SKOPEO_CORE" "$PROXY"
+      proxy_stop ;;
+    subset)
+      echo "wan: skopeo, the first $WAN_SUBSET of $TOTAL_IMAGES images, once..." >&2
+      fresh; skopeo_clean; proxy_start "$h"
+      SCALE="$TOTAL_IMAGES/$WAN_SUBSET" measure wan-skopeo "$CORE_BYTES" bash "$SKOPEO_CORE" "$PROXY" "$WAN_SUBSET"
+      proxy_stop ;;
+  esac
+fi
+
+if want mirror || want package; then
+  # The source registry for mirror and package: the core images, pushed once (not timed).
+  registry_stop "$WORK/src-reg"; rm -rf "$WORK/src-reg"
+  SRC=$(registry_start "$WORK/src-reg")
+  echo "mirror/package: filling the source registry $SRC..." >&2
+  "$VIOLET" push "$CORE" --skip-crs --dest-repo "$SRC" --plain --no-auth -q
+  mapfile -t CORE_REFS < <(for l in "${LAYOUTS[@]}"; do layout_refs "$l"; done)
+  IMAGES=("${CORE_REFS[@]#*/}")   # repository:tag
+fi
+
+if want mirror; then
+  SKOPEO_MIRROR=$WORK/skopeo-mirror.sh
+  {
+    echo 'set -e; h=$1'
+    for i in "${IMAGES[@]}"; do
+      echo "skopeo copy --all --quiet --src-tls-verify=false --dest-tls-verify=false 'docker://$SRC/$i' \"docker://\$h/$i\""
+    done
+  } > "$SKOPEO_MIRROR"
+  for run in $(seq 1 "$RUNS"); do
+    echo "mirror: run $run/$RUNS" >&2
+    fresh
+    SRCREG=$WORK/src-reg measure mirror-violet "$CORE_BYTES" "$VIOLET" mirror --from "$SRC" --to "$h" --from-plain --from-no-auth --plain --no-auth -q "${IMAGES[@]}"
+    if skopeo_run; then
+      fresh; skopeo_clean
+      SRCREG=$WORK/src-reg measure mirror-skopeo "$CORE_BYTES" bash "$SKOPEO_MIRROR" "$h"
+    fi
+    fresh
+    SRCREG=$WORK/src-reg measure mirror-floor "$CORE_BYTES" "${FLOOR[@]}" copy --from "$SRC" --to "$h" "${LAYOUTS[@]}"
+  done
+fi
+
+if want package; then
+  # A package source directory naming every core image at the source registry (metadata only:
+  # `violet package` pulls the images).
+  PKGDIR=$WORK/pkgdir
+  mkdir -p "$PKGDIR"
+  package_yaml "$SRC" "${CORE_REFS[@]}" > "$PKGDIR/violet.yaml"
+  SKOPEO_PACKAGE=$WORK/skopeo-package.sh
+  {
+    echo 'set -e; out=$1; rm -rf "$out.d"; mkdir -p "$out.d"'
+    for i in "${IMAGES[@]}"; do
+      echo "skopeo copy --all --quiet --src-tls-verify=false 'docker://$SRC/$i' \"oci:\$out.d:$SRC/$i\""
+    done
+    echo 'tar -czf "$out" -C "$out.d" .; rm -rf "$out.d"'
+  } > "$SKOPEO_PACKAGE"
+  for run in $(seq 1 "$RUNS"); do
+    echo "package: run $run/$RUNS" >&2
+    rm -f "$WORK/out.tgz"
+    REG=$WORK/src-reg measure package-violet "$CORE_BYTES" "$VIOLET" package "$PKGDIR" --output "$WORK/out.tgz" --plain --no-auth -q --force
+    rm -f "$WORK/out.tgz"; skopeo_clean
+    if skopeo_run; then
+      REG=$WORK/src-reg measure package-skopeo "$CORE_BYTES" bash "$SKOPEO_PACKAGE" "$WORK/out.tgz"
+    fi
+    rm -f "$WORK/out.tgz"
+    REG=$WORK/src-reg measure package-floor "$CORE_BYTES" "${FLOOR[@]}" pull --from "$SRC" "${LAYOUTS[@]}"
+  done
+fi
+
+echo "bench took $(( ($(date +%s) - T_START) / 60 )) min" >&2
+report "$RESULTS" "$WORK/ceiling.json"

@@ -315,14 +315,31 @@ impl Staged {
             let mut layers = Vec::new();
             let mut diff_ids = Vec::new();
             let mut history = Vec::new();
-            for i in 0..image.layers {
-                let label = if i < image.shared_layers {
-                    format!("shared/{plat_label}/layer-{i}")
-                } else {
-                    format!("{}/{plat_label}/layer-{i}", image.repository)
-                };
-                let (digest, size, diff_id) =
-                    self.add_layer(spec.seed, &label, image.layer_size)?;
+            let plan: Vec<(String, u64)> = if image.layer_plan.is_empty() {
+                (0..image.layers)
+                    .map(|i| {
+                        let label = if i < image.shared_layers {
+                            format!("shared/{plat_label}/layer-{i}")
+                        } else {
+                            format!("{}/{plat_label}/layer-{i}", image.repository)
+                        };
+                        (label, image.layer_size)
+                    })
+                    .collect()
+            } else {
+                // The "pool/" prefix keeps planned shared layers apart from `shared_layers` ones.
+                (image.layer_plan.iter().enumerate())
+                    .map(|(i, l)| match &l.shared {
+                        Some(key) => (format!("pool/{plat_label}/{key}"), l.size),
+                        None => (
+                            format!("{}/{plat_label}/layer-{i}", image.repository),
+                            l.size,
+                        ),
+                    })
+                    .collect()
+            };
+            for (i, (label, layer_size)) in plan.into_iter().enumerate() {
+                let (digest, size, diff_id) = self.add_layer(spec.seed, &label, layer_size)?;
                 layer_links.push(digest.clone());
                 layers.push(Descriptor::new(mt.layer(), digest, size));
                 diff_ids.push(diff_id);

@@ -87,6 +87,20 @@ pub struct SynthImage {
     /// How many of the `layers` (the first ones) are identical in every image of the package with
     /// the same seed and platform, so that they become shared blobs.
     pub shared_layers: usize,
+    /// Per-layer sizes and sharing, for packages shaped like real ones (many small layers, a few
+    /// big ones, a pool of base layers several images use). When not empty it replaces `layers`,
+    /// `layer_size` and `shared_layers`, for every platform.
+    pub layer_plan: Vec<SynthLayer>,
+}
+
+/// One layer of a [`SynthImage::layer_plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SynthLayer {
+    /// Bytes of file content.
+    pub size: u64,
+    /// Layers with the same key are the same blob (per platform and seed) in every image that
+    /// names them; `None` makes the layer unique to its image.
+    pub shared: Option<String>,
 }
 
 impl SynthImage {
@@ -99,6 +113,7 @@ impl SynthImage {
             layers: 2,
             layer_size: 4096,
             shared_layers: 0,
+            layer_plan: Vec::new(),
         }
     }
 }
@@ -716,5 +731,45 @@ mod tests {
         }
         let meta = fs::read_to_string(pkg.path.join(METADATA_FILE)).unwrap();
         assert!(meta.contains("manifestsFirst: true"), "{meta}");
+    }
+
+    #[test]
+    fn a_layer_plan_shares_pool_layers_and_sizes_each_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(StoreKind::OciLayout, Container::Directory);
+        let plan = |unique: u64| {
+            vec![
+                SynthLayer {
+                    size: 1000,
+                    shared: Some("base".into()),
+                },
+                SynthLayer {
+                    size: unique,
+                    shared: None,
+                },
+            ]
+        };
+        s.images[0].layer_plan = plan(5000);
+        s.images[1].layer_plan = plan(70_000);
+        let pkg = write(&s, dir.path()).unwrap();
+        // Per platform: one pool layer both images name, one unique layer each, one config each.
+        assert_eq!(pkg.blob_count, 2 * (1 + 2 + 2));
+        let mut layer_sizes = Vec::new();
+        for e in fs::read_dir(pkg.path.join("blobs/sha256")).unwrap() {
+            let bytes = fs::read(e.unwrap().path()).unwrap();
+            if bytes.starts_with(&[0x1f, 0x8b]) {
+                // gzip of stored blocks: the content plus tar headers and padding, a few KiB at most
+                layer_sizes.push(bytes.len());
+            }
+        }
+        layer_sizes.sort();
+        assert_eq!(layer_sizes.len(), 6, "{layer_sizes:?}");
+        assert!(layer_sizes[..2].iter().all(|n| (1000..6000).contains(n)));
+        assert!(layer_sizes[2..4].iter().all(|n| (5000..11_000).contains(n)));
+        assert!(
+            layer_sizes[4..]
+                .iter()
+                .all(|n| (70_000..76_000).contains(n))
+        );
     }
 }
