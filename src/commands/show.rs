@@ -303,6 +303,7 @@ pub(crate) mod tests {
                 })
                 .collect(),
             children: vec![],
+            read_whole: true,
         }
     }
 

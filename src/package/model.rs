@@ -167,6 +167,11 @@ pub struct Package {
     pub blobs: BTreeMap<Digest, Blob>,
     /// Packages carried inside this one (the plugins of a core package).
     pub children: Vec<Package>,
+    /// Opening read the whole container and proved its end (end-of-archive blocks, a clean
+    /// compressed stream). False when it stopped after the manifests of a manifests-first
+    /// package: only a later pass over the rest proves that package complete.
+    #[serde(skip)]
+    pub read_whole: bool,
 }
 
 impl Package {

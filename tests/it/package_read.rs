@@ -1045,6 +1045,45 @@ fn a_core_package_cut_before_its_last_plugin_is_refused() {
 }
 
 #[test]
+fn a_rerun_decodes_only_what_opening_did_not_read_to_its_end() {
+    // Opening a core package reads its nested plugin .tgz whole and proves its end, so a rerun
+    // whose images are all present does not decode it again; a manifests-first .tgz, whose
+    // opening stopped after the manifests, is still read to its end once.
+    let ctx = TestContext::new();
+    let registry = Registry::plain();
+    let mut core = SynthSpec::new("acp-core", PackageType::Core);
+    core.container = Container::Tar;
+    core.images = vec![SynthImage::new("acp/core", "v4.0.0")];
+    let mut plugin = SynthSpec::new("logging", PackageType::Plugin);
+    plugin.container = Container::TarGz;
+    plugin.images = vec![SynthImage::new("acp/logging", "v1.0.0")];
+    core.children.push(plugin);
+    let pkg = synth::write(&core, &ctx.path().join("core")).unwrap().path;
+    let flat = edge_package(&ctx, "flat", Container::TarGz, StoreKind::OciLayout);
+    let proving = "reading the package to its end to prove it complete";
+    for path in [&pkg, &flat] {
+        ctx.push(arg(path), &[&registry.host()], &["--plain", "--no-auth"])
+            .success();
+    }
+    let rerun = ctx
+        .push(
+            arg(&pkg),
+            &[&registry.host()],
+            &["--plain", "--no-auth", "-v"],
+        )
+        .success();
+    assert!(!rerun.stderr.contains(proving), "{}", rerun.stderr);
+    let rerun = ctx
+        .push(
+            arg(&flat),
+            &[&registry.host()],
+            &["--plain", "--no-auth", "-v"],
+        )
+        .success();
+    assert!(rerun.stderr.contains(proving), "{}", rerun.stderr);
+}
+
+#[test]
 fn a_malformed_package_in_a_directory_makes_push_exit_4() {
     let ctx = TestContext::new();
     let registry = Registry::plain();

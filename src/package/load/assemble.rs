@@ -144,6 +144,7 @@ impl Scan<'_> {
             manifests,
             blobs,
             children: std::mem::take(&mut self.children),
+            read_whole: !self.stopped,
         })
     }
 

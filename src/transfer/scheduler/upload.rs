@@ -44,10 +44,11 @@ impl Scheduler {
             }
         }
         // A compressed package is only proven complete (end-of-archive blocks, stream trailer) by
-        // reading it to its end: when none of its blobs is missing, one pass still reads it, so a
-        // rerun never tags the images of a package the first run refused.
+        // reading it to its end: when none of its blobs is missing and opening it stopped after
+        // its manifests, one pass still reads it, so a rerun never tags the images of a package
+        // the first run refused. (Opening read the others, nested plugins among them, whole.)
         for (pi, pkg) in src.packages.iter().enumerate() {
-            if !pkg.container.random_access() {
+            if !pkg.container.random_access() && !pkg.read_whole {
                 streamed.entry(pi).or_default();
             }
         }
@@ -273,6 +274,9 @@ impl Scheduler {
             })
             .collect();
         let verify_only = todo.is_empty();
+        if verify_only {
+            tracing::debug!(package = %pkg.label(), "reading the package to its end to prove it complete");
+        }
         // The blobs a failed end check makes untrusted: those this pass gives; when it only
         // verifies, those only this package carries (a blob another package also carries is
         // proven by that one), so that no image of the refused package is tagged.
