@@ -24,6 +24,7 @@ mod body;
 pub mod build;
 pub mod copy;
 pub mod exit;
+pub mod inventory;
 pub mod plan;
 pub mod pull;
 pub mod report;
