@@ -157,7 +157,15 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     } else {
         Progress::new(&printer, "create")
     };
-    let report = build::write(writer, &metadata, Vec::new(), images, progress).await?;
+    let report = build::write(
+        writer,
+        &metadata,
+        Vec::new(),
+        images,
+        Default::default(),
+        progress,
+    )
+    .await?;
 
     let out = CreateReport {
         dir: args.dir.clone(),

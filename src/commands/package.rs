@@ -14,6 +14,7 @@ use crate::output::{Format, Printer};
 use crate::package::metadata::{self, METADATA_FILE, Metadata};
 use crate::package::{Container, PackageType, load};
 use crate::pull::PlatformFilter;
+use crate::transfer::differential::{self, Base};
 use crate::writer::{PackageWriter, STORE_ROOT};
 
 const EXAMPLES: &str = "Examples:
@@ -50,6 +51,13 @@ pub struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub gzip_level: u32,
 
+    /// Build a differential package: leave out every layer BASE holds (BASE: a 'violet inventory'
+    /// file of the site registry, .json/.yaml, or the previous package file the site received).
+    /// violet.yaml records the base and every blob the site must hold; 'violet push' checks them
+    /// before it uploads anything.
+    #[arg(long, value_name = "BASE", conflicts_with = "skip_package_images")]
+    pub base: Option<PathBuf>,
+
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -71,6 +79,49 @@ pub struct PackageReport {
     #[serde(flatten)]
     pub build: BuildReport,
     pub rewritten_indexes: Vec<Rewrite>,
+    /// Set for a differential package: what it was built against and what it leaves at the site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differential: Option<DifferentialSummary>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DifferentialSummary {
+    pub against: &'static str,
+    pub base: String,
+    pub base_digest: crate::digest::Digest,
+    pub expected_blobs: usize,
+    pub expected_bytes: u64,
+}
+
+/// `--base`: the layers of `images` the base holds are left out; `meta` records them. Blobs a
+/// differential source directory already lacks stay expected.
+fn differential(
+    base: &Path,
+    images: &Images,
+    meta: &mut Metadata,
+) -> anyhow::Result<std::collections::HashSet<crate::digest::Digest>> {
+    let base = Base::open(base)?;
+    let layers = match images {
+        Images::None => Default::default(),
+        Images::Remote(pulled) => differential::layers(
+            pulled
+                .iter()
+                .flat_map(|p| p.selected.image.manifests.iter().map(|m| &m.bytes[..])),
+        ),
+        Images::Local(pkg) => differential::layers(pkg.manifests.values().map(|m| &m.bytes[..])),
+    };
+    let mut record = base.differential(&layers);
+    if let (Images::Local(_), Some(old)) = (images, &meta.differential) {
+        for e in &old.expected {
+            if !record.expected.iter().any(|n| n.digest == e.digest) {
+                record.expected.push(e.clone());
+            }
+        }
+    }
+    let omit = record.expected.iter().map(|e| e.digest.clone()).collect();
+    meta.differential = Some(record);
+    Ok(omit)
 }
 
 pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
@@ -128,11 +179,15 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         (Images::Remote(pulled), "registry")
     };
     meta.manifests_first = true;
+    let omit = match &args.base {
+        Some(base) => differential(base, &images, &mut meta)?,
+        None => Default::default(),
+    };
 
     let extra = extra_files(&args.dir)?;
     let writer = PackageWriter::create(&output, container, args.gzip_level)?;
     let progress = Progress::new(&printer, "package");
-    let build = build::write(writer, &meta, extra, images, progress).await?;
+    let build = build::write(writer, &meta, extra, images, omit, progress).await?;
     let report = PackageReport {
         package_type: meta.package_type,
         name: meta.name.clone(),
@@ -141,6 +196,13 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         images_from,
         build,
         rewritten_indexes: rewrites,
+        differential: meta.differential.as_ref().map(|d| DifferentialSummary {
+            against: d.against.as_str(),
+            base: d.base.clone(),
+            base_digest: d.base_digest.clone(),
+            expected_blobs: d.expected.len(),
+            expected_bytes: d.expected.iter().map(|e| e.size).sum(),
+        }),
     };
     printer.data(&report, || render(&report))?;
     Ok(ExitCode::Success)
@@ -171,6 +233,16 @@ fn render(r: &PackageReport) -> String {
             b.blobs,
             human_bytes(b.blob_bytes),
             r.images_from
+        ));
+    }
+    if let Some(d) = &r.differential {
+        s.push_str(&format!(
+            "  differential against {} {} ({}): {} blobs ({}) left at the site\n",
+            d.against,
+            crate::output::escape(&d.base),
+            d.base_digest,
+            d.expected_blobs,
+            human_bytes(d.expected_bytes)
         ));
     }
     if let (Some(d), Some(f)) = (&b.written.sha256, &b.written.sha256_file) {
