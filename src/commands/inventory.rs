@@ -22,7 +22,13 @@ const EXAMPLES: &str = "Examples:
 
 /// Write what a registry holds (repositories, tags, blobs) to a file, for 'violet package --base'.
 #[derive(Debug, clap::Args)]
-#[command(after_help = EXAMPLES)]
+#[command(
+    after_help = EXAMPLES,
+    mut_arg("no_auth", |a| a.help("The registry needs no authentication")),
+    mut_arg("plain", |a| a.help("The registry speaks plain HTTP")),
+    mut_arg("insecure", |a| a.help("Do not verify the registry's TLS certificate")),
+    mut_arg("ca_files", |a| a.help("Trust this CA certificate (PEM) for the registry, in addition to the system roots. Repeatable")),
+)]
 pub struct Args {
     /// The registry to list: host[:port][/prefix]. With a prefix, only repositories under it.
     #[arg(

@@ -377,3 +377,61 @@ impl Site {
         file
     }
 }
+
+#[test]
+fn a_store_may_lack_only_the_blobs_its_metadata_declares_expected() {
+    let ctx = TestContext::new();
+    let mut spec = SynthSpec::new("lean", PackageType::Plugin);
+    spec.container = Container::Directory;
+    spec.store = StoreKind::OciLayout;
+    spec.images = vec![SynthImage::new("acp/lean", "v1.0.0")];
+    let pkg = ctx.write_package("lean", &spec);
+    let dir = s(&pkg.path);
+    // A layer of the first manifest: the last of the blobs the package lists as layers.
+    let show = ctx.run(["show", &dir, "-o", "json"]).success().json();
+    let manifests = show["manifests"].as_object().unwrap();
+    let layer = manifests
+        .values()
+        .find_map(|m| {
+            m["blobs"]
+                .as_array()
+                .filter(|b| b.len() > 1)
+                .map(|b| b[1].clone())
+        })
+        .unwrap();
+    let layer = layer.as_str().unwrap().to_string();
+    let size = show["blobs"][&layer]["size"].as_u64().unwrap();
+    std::fs::remove_file(pkg.path.join(format!("blobs/sha256/{}", &layer[7..]))).unwrap();
+
+    // Not declared: malformed, as before.
+    let out = ctx.run(["show", &dir]);
+    assert_eq!(out.code, 4, "{}", out.all());
+    assert!(out.error().contains(&layer), "{}", out.error());
+
+    let meta = std::fs::read_to_string(pkg.path.join("violet.yaml")).unwrap();
+    let declare = |size: u64| {
+        let base = format!("sha256:{}", "a".repeat(64));
+        std::fs::write(
+            pkg.path.join("violet.yaml"),
+            format!(
+                "{meta}differential:\n  against: inventory\n  base: site.json\n  baseDigest: {base}\n  expected:\n  - digest: {layer}\n    size: {size}\n"
+            ),
+        )
+        .unwrap();
+    };
+    // Declared with another size: malformed.
+    declare(size + 1);
+    let out = ctx.run(["show", &dir]);
+    assert_eq!(out.code, 4, "{}", out.all());
+    assert!(
+        out.error().contains("differential.expected"),
+        "{}",
+        out.error()
+    );
+    // Declared: external, and verify reports it so.
+    declare(size);
+    let out = ctx.run(["show", &dir]).success();
+    assert!(out.stdout.contains("expects 1 blobs"), "{}", out.stdout);
+    let out = ctx.run(["verify", &dir]).success();
+    assert!(out.stdout.contains("1 blobs ("), "{}", out.stdout);
+}
