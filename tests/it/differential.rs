@@ -219,6 +219,13 @@ fn a_registry_without_the_base_is_refused_before_any_upload() {
     );
     assert!(err.contains("acp/demo:v2.0.0"), "{err}");
     assert!(err.contains("hint: nothing was uploaded"), "{err}");
+    // The inventory's digest covers the registry's port: filtered.
+    snap!(
+        ctx,
+        "refused_empty_registry",
+        out.streams(),
+        [(r"\(sha256:[0-9a-f]{64}\)", "(sha256:[base])")]
+    );
     assert_eq!(proxy.count(Some("POST"), "/blobs/uploads"), 0);
     assert_eq!(proxy.count(Some("PUT"), ".*"), 0);
     assert_eq!(proxy.count(Some("PATCH"), ".*"), 0);
@@ -321,6 +328,7 @@ fn inventory_of_an_htpasswd_tls_registry_and_one_without_a_catalog() {
         out.error()
     );
     assert!(out.error().contains("--repos"), "{}", out.error());
+    snap!(ctx, "inventory_without_catalog", out.streams());
     let by_repo = site.inventory_via(&proxy.host(), "repos.json", &["--repos", "acp/demo"]);
     let by_pkg = site.inventory_via(&proxy.host(), "for.json", &["--for", &s(&site.v1.path)]);
     let read = |p: &Path| -> serde_json::Value {
