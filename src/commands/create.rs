@@ -64,6 +64,11 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
 
+    /// Leave out every layer BASE holds (a 'violet inventory' file of the site registry, or the
+    /// previous package file the site received): a differential package directory.
+    #[arg(long, value_name = "BASE", conflicts_with = "skip_package_images")]
+    pub base: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -142,30 +147,27 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         ));
     }
 
-    std::fs::create_dir_all(&args.dir).map_err(|e| io_at(&args.dir, e))?;
-    if args.force {
-        clear_previous(&args.dir)?;
-    }
-    let writer = PackageWriter::create(&args.dir, Container::Directory, 0)?;
     let images = if args.skip_package_images {
         Images::None
     } else {
         Images::Remote(pulled)
     };
+    // The base is read before the directory is touched: a bad one leaves it as it was.
+    let omit = match &args.base {
+        Some(base) => crate::transfer::differential::apply(base, &images, &mut metadata)?,
+        None => Default::default(),
+    };
+    std::fs::create_dir_all(&args.dir).map_err(|e| io_at(&args.dir, e))?;
+    if args.force {
+        clear_previous(&args.dir)?;
+    }
+    let writer = PackageWriter::create(&args.dir, Container::Directory, 0)?;
     let progress = if args.skip_package_images {
         Progress::hidden()
     } else {
         Progress::new(&printer, "create")
     };
-    let report = build::write(
-        writer,
-        &metadata,
-        Vec::new(),
-        images,
-        Default::default(),
-        progress,
-    )
-    .await?;
+    let report = build::write(writer, &metadata, Vec::new(), images, omit, progress).await?;
 
     let out = CreateReport {
         dir: args.dir.clone(),

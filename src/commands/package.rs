@@ -14,7 +14,7 @@ use crate::output::{Format, Printer};
 use crate::package::metadata::{self, METADATA_FILE, Metadata};
 use crate::package::{Container, PackageType, load};
 use crate::pull::PlatformFilter;
-use crate::transfer::differential::{self, Base};
+use crate::transfer::differential;
 use crate::writer::{PackageWriter, STORE_ROOT};
 
 const EXAMPLES: &str = "Examples:
@@ -94,36 +94,6 @@ pub struct DifferentialSummary {
     pub expected_bytes: u64,
 }
 
-/// `--base`: the layers of `images` the base holds are left out; `meta` records them. Blobs a
-/// differential source directory already lacks stay expected.
-fn differential(
-    base: &Path,
-    images: &Images,
-    meta: &mut Metadata,
-) -> anyhow::Result<std::collections::HashSet<crate::digest::Digest>> {
-    let base = Base::open(base)?;
-    let layers = match images {
-        Images::None => Default::default(),
-        Images::Remote(pulled) => differential::layers(
-            pulled
-                .iter()
-                .flat_map(|p| p.selected.image.manifests.iter().map(|m| &m.bytes[..])),
-        ),
-        Images::Local(pkg) => differential::layers(pkg.manifests.values().map(|m| &m.bytes[..])),
-    };
-    let mut record = base.differential(&layers);
-    if let (Images::Local(_), Some(old)) = (images, &meta.differential) {
-        for e in &old.expected {
-            if !record.expected.iter().any(|n| n.digest == e.digest) {
-                record.expected.push(e.clone());
-            }
-        }
-    }
-    let omit = record.expected.iter().map(|e| e.digest.clone()).collect();
-    meta.differential = Some(record);
-    Ok(omit)
-}
-
 pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     let printer = printer.with_format(args.format);
     crate::commands::block_on(run_async(args, printer))?
@@ -180,7 +150,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     };
     meta.manifests_first = true;
     let omit = match &args.base {
-        Some(base) => differential(base, &images, &mut meta)?,
+        Some(base) => differential::apply(base, &images, &mut meta)?,
         None => Default::default(),
     };
 

@@ -32,6 +32,7 @@ pub struct Args {
 /// Unique content of a package and the packages nested in it (a blob shared by two nested
 /// packages counts once, as it is pushed once).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub images: usize,
     pub manifests: usize,

@@ -2,14 +2,16 @@
 //! previous package, itself differential or not), and which layers of a new package can be left
 //! out because of it. The push side of it is `preflight.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use crate::digest::Digest;
 use crate::package::load;
+use crate::package::metadata::Metadata;
 use crate::package::metadata::archive_stem;
 use crate::package::metadata::{BaseKind, Differential, ExpectedBlob};
 use crate::package::oci_layout::RawManifest;
+use crate::transfer::build::Images;
 use crate::transfer::inventory::{DifferentialError, Inventory, is_yaml};
 
 /// What the destination is taken to hold.
@@ -127,4 +129,31 @@ pub fn layers<'a>(manifests: impl IntoIterator<Item = &'a [u8]>) -> BTreeMap<Dig
         }
     }
     out
+}
+
+/// `--base` of `package` and `create`: the layers of `images` the base holds are left out and
+/// `meta` records them; returns the digests to leave out. Blobs a differential source directory
+/// already lacks stay expected.
+pub fn apply(base: &Path, images: &Images, meta: &mut Metadata) -> anyhow::Result<HashSet<Digest>> {
+    let base = Base::open(base)?;
+    let layers = match images {
+        Images::None => Default::default(),
+        Images::Remote(pulled) => layers(
+            pulled
+                .iter()
+                .flat_map(|p| p.selected.image.manifests.iter().map(|m| &m.bytes[..])),
+        ),
+        Images::Local(pkg) => layers(pkg.manifests.values().map(|m| &m.bytes[..])),
+    };
+    let mut record = base.differential(&layers);
+    if let (Images::Local(_), Some(old)) = (images, &meta.differential) {
+        for e in &old.expected {
+            if !record.expected.iter().any(|n| n.digest == e.digest) {
+                record.expected.push(e.clone());
+            }
+        }
+    }
+    let omit = record.expected.iter().map(|e| e.digest.clone()).collect();
+    meta.differential = Some(record);
+    Ok(omit)
 }

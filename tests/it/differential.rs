@@ -443,3 +443,37 @@ fn a_store_may_lack_only_the_blobs_its_metadata_declares_expected() {
     let out = ctx.run(["verify", &dir]).success();
     assert!(out.stdout.contains("1 blobs ("), "{}", out.stdout);
 }
+
+#[test]
+fn create_base_writes_a_differential_directory_that_packages_and_pushes_whole() {
+    let site = site();
+    let ctx = &site.ctx;
+    let dest = Registry::plain();
+    ctx.push(&site.v1.path, &[&dest.host()], PLAIN).success();
+    let inv = site.inventory(&dest, "site.json", PLAIN);
+    let src = site.source.host();
+    let chart = format!("{src}/acp/chart-demo:0.2.0");
+    crate::support::artifacts::push_chart(
+        &crate::support::artifacts::plain(&src),
+        "acp/chart-demo",
+        "demo",
+        "0.2.0",
+        &[("server", "acp/demo", "v2.0.0")],
+        true,
+    );
+    let dir = ctx.file("created");
+    let dir_s = s(&dir);
+    ctx.create_plain(&dir_s, &chart, &["--base", &s(&inv)])
+        .success();
+    // The directory's store lacks the shared layers, and says so.
+    let show = ctx.run(["show", &dir_s, "-o", "json"]).success().json();
+    assert_eq!(show["summary"]["expectedBlobs"], 4, "{show:#}");
+    let pkg = ctx.file("demo.ALL.0.2.0.tgz");
+    let report = ctx
+        .run(["package", &dir_s, "--output", &s(&pkg), "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(report["differential"]["expectedBlobs"], 4, "{report:#}");
+    ctx.push(&pkg, &[&dest.host()], PLAIN).success();
+    assert_eq!(digest_at(ctx, &dest, "v2.0.0"), site.v2.images[0].1);
+}
