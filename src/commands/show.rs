@@ -327,6 +327,7 @@ pub(crate) mod tests {
                 })
                 .collect(),
             children: vec![],
+            external: BTreeMap::new(),
         }
     }
 
@@ -436,7 +437,9 @@ pub(crate) mod tests {
                 images: 0,
                 manifests: 0,
                 blobs: 3,
-                bytes: 35
+                bytes: 35,
+                expected_blobs: 0,
+                expected_bytes: 0,
             }
         );
     }

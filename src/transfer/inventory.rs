@@ -246,3 +246,58 @@ pub async fn list_repository(
         .collect();
     Ok(Some(out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Inventory {
+        let mut inv = Inventory {
+            api_version: API_VERSION.into(),
+            kind: KIND.into(),
+            format_version: FORMAT_VERSION,
+            registry: "10.0.0.5:11443".into(),
+            prefix: None,
+            listed_from: "catalog".into(),
+            repositories: vec![Repository {
+                name: "acp/demo".into(),
+                tags: vec![Tag {
+                    tag: "v1".into(),
+                    digest: Digest::of(b"index"),
+                }],
+                blobs: vec![BlobEntry {
+                    digest: Digest::of(b"layer"),
+                    size: 5,
+                }],
+            }],
+            digest: None,
+        };
+        inv.seal();
+        inv
+    }
+
+    #[test]
+    fn json_and_yaml_read_back_and_an_edit_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let inv = sample();
+        for name in ["site.json", "site.yaml"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, inv.render(Some(&path)).unwrap()).unwrap();
+            assert_eq!(Inventory::read(&path).unwrap(), inv, "{name}");
+        }
+        let mut edited = inv.clone();
+        edited.repositories[0].blobs[0].size = 6;
+        let path = dir.path().join("edited.json");
+        std::fs::write(&path, edited.render(Some(&path)).unwrap()).unwrap();
+        assert!(matches!(
+            Inventory::read(&path),
+            Err(DifferentialError::Digest { .. })
+        ));
+        let mut newer = inv;
+        newer.format_version = 2;
+        newer.seal();
+        std::fs::write(&path, newer.render(Some(&path)).unwrap()).unwrap();
+        let e = Inventory::read(&path).unwrap_err().to_string();
+        assert!(e.contains("formatVersion 2"), "{e}");
+    }
+}
