@@ -4,7 +4,7 @@
 #   scripts/bench-differential.sh [--layer-mib L] [--images N]
 #   VIOLET=/path/to/other/violet scripts/bench-differential.sh
 #
-# v1: N images x 2 platforms x 5 layers of L MiB (default 3 x 2 x 5 x 50 MiB, incompressible);
+# v1: N images x 2 platforms x 5 layers of L MiB (default 3 x 2 x 5 x 10 MiB, incompressible; the work directory needs about 4 x the v2 package);
 # v2: the same images with a sixth layer each (its first five layers are v1's). Both are pushed
 # into a source registry; the site registry gets v1, `violet inventory` lists it, and
 # `violet package` builds v2 from the source twice: full, and `--base` the inventory. Then each
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/registry.sh
 
-LAYER_MIB=50 IMAGES=3
+LAYER_MIB=10 IMAGES=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --layer-mib) LAYER_MIB=$2; shift 2 ;;
