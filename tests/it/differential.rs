@@ -477,3 +477,31 @@ fn create_base_writes_a_differential_directory_that_packages_and_pushes_whole() 
     ctx.push(&pkg, &[&dest.host()], PLAIN).success();
     assert_eq!(digest_at(ctx, &dest, "v2.0.0"), site.v2.images[0].1);
 }
+
+#[test]
+fn every_destination_must_hold_the_base_before_any_of_them_gets_a_byte() {
+    let site = site();
+    let ctx = &site.ctx;
+    let (a, b) = (Registry::plain(), Registry::plain());
+    ctx.push(&site.v1.path, &[&a.host()], PLAIN).success();
+    let inv = site.inventory(&a, "site.json", PLAIN);
+    let (diff, _) = site.package("v2.0.0", "v2-diff.tgz", &["--base", &s(&inv)]);
+    let puts = a.requests("PUT", "/manifests/");
+    let out = ctx.push(&diff, &[&a.host(), &b.host()], PLAIN);
+    assert_eq!(out.code, 7, "{}", out.all());
+    assert!(
+        out.error()
+            .contains(&format!("destination {} lacks", b.host())),
+        "{}",
+        out.error()
+    );
+    // The destination that holds the base got nothing either.
+    assert_eq!(a.requests("PUT", "/manifests/"), puts);
+    assert_eq!(b.requests("POST", "/blobs/uploads"), 0);
+    // With the base at both, the images land at both with the package's digests (parity).
+    ctx.push(&site.v1.path, &[&b.host()], PLAIN).success();
+    ctx.push(&diff, &[&a.host(), &b.host()], PLAIN).success();
+    for r in [&a, &b] {
+        assert_eq!(digest_at(ctx, r, "v2.0.0"), site.v2.images[0].1);
+    }
+}
