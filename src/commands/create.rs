@@ -64,8 +64,9 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
 
-    /// Leave out every layer BASE holds (a 'violet inventory' file of the site registry, or the
-    /// previous package file the site received): a differential package directory.
+    /// Leave out every layer BASE holds (a 'violet inventory' file of the site registry, the
+    /// previous package file the site received, or docker://HOST[/PREFIX], a registry holding what
+    /// the site holds): a differential package directory.
     #[arg(long, value_name = "BASE", conflicts_with = "skip_package_images")]
     pub base: Option<std::path::PathBuf>,
 
@@ -154,7 +155,11 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     };
     // The base is read before the directory is touched: a bad one leaves it as it was.
     let omit = match &args.base {
-        Some(base) => crate::transfer::differential::apply(base, &images, &mut metadata)?,
+        Some(base) => {
+            use crate::transfer::differential::{Base, apply};
+            let base = Base::resolve(base.as_os_str(), &mut sources, &images).await?;
+            apply(base, &images, &mut metadata)?
+        }
         None => Default::default(),
     };
     std::fs::create_dir_all(&args.dir).map_err(|e| io_at(&args.dir, e))?;

@@ -52,7 +52,8 @@ pub struct Args {
     pub gzip_level: u32,
 
     /// Build a differential package: leave out every layer BASE holds (BASE: a 'violet inventory'
-    /// file of the site registry, .json/.yaml, or the previous package file the site received).
+    /// file of the site registry, .json/.yaml, the previous package file the site received, or
+    /// docker://HOST[/PREFIX], a registry holding what the site holds, with the source flags).
     /// violet.yaml records the base and every blob the site must hold; 'violet push' checks them
     /// before it uploads anything.
     #[arg(long, value_name = "BASE", conflicts_with = "skip_package_images")]
@@ -120,6 +121,8 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         let pkg = load::open(&args.dir)?;
         (!pkg.images.is_empty()).then_some(pkg)
     };
+    // Made once: a --password-stdin is read once per run (the images and a docker:// base).
+    let mut sources: Option<crate::build::Sources> = None;
     let mut rewrites = Vec::new();
     let (images, images_from) = if args.skip_package_images {
         (Images::None, "none")
@@ -137,8 +140,8 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
                 ),
             )
         })?;
-        let mut sources = args.source.sources(&printer)?;
-        let pulled = build::resolve_all(&mut sources, &references, filter.as_ref()).await?;
+        let sources = sources.insert(args.source.sources(&printer)?);
+        let pulled = build::resolve_all(sources, &references, filter.as_ref()).await?;
         rewrites = build::rewrites(&pulled);
         for r in &rewrites {
             printer.info(r.to_string());
@@ -150,7 +153,14 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     };
     meta.manifests_first = true;
     let omit = match &args.base {
-        Some(base) => differential::apply(base, &images, &mut meta)?,
+        Some(base) => {
+            let sources = match &mut sources {
+                Some(s) => s,
+                None => sources.insert(args.source.sources(&printer)?),
+            };
+            let base = differential::Base::resolve(base.as_os_str(), sources, &images).await?;
+            differential::apply(base, &images, &mut meta)?
+        }
         None => Default::default(),
     };
 

@@ -122,6 +122,9 @@ pub struct Differential {
 pub enum BaseKind {
     Inventory,
     Package,
+    /// A registry the connected side reaches (`--base docker://HOST[/PREFIX]`), listed like an
+    /// inventory at build time.
+    Registry,
 }
 
 impl BaseKind {
@@ -129,6 +132,7 @@ impl BaseKind {
         match self {
             BaseKind::Inventory => "inventory",
             BaseKind::Package => "package",
+            BaseKind::Registry => "registry",
         }
     }
 }

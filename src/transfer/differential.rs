@@ -38,21 +38,7 @@ impl Base {
             .unwrap_or_else(|| path.display().to_string());
         let lower = name.to_ascii_lowercase();
         if is_yaml(path) || lower.ends_with(".json") {
-            let inv = Inventory::read(path)?;
-            let mut holds = HashMap::new();
-            for r in &inv.repositories {
-                for b in &r.blobs {
-                    holds
-                        .entry(b.digest.clone())
-                        .or_insert((b.size, r.name.clone()));
-                }
-            }
-            return Ok(Self {
-                kind: BaseKind::Inventory,
-                name,
-                digest: inv.digest.clone().expect("a read inventory has its digest"),
-                holds,
-            });
+            return Ok(Self::of_inventory(&Inventory::read(path)?, name));
         }
         if path.is_dir() || archive_stem(&name).is_none() {
             return Err(DifferentialError::Base {
@@ -131,11 +117,92 @@ pub fn layers<'a>(manifests: impl IntoIterator<Item = &'a [u8]>) -> BTreeMap<Dig
     out
 }
 
+/// The scheme of a `--base` that names a registry rather than a file.
+pub const REGISTRY_SCHEME: &str = "docker://";
+
+impl Base {
+    /// `--base docker://HOST[:PORT][/PREFIX]`: what that registry holds in the repositories of
+    /// `images` (under the prefix), listed now, through `sources` (the source registry flags).
+    /// Its digest is that of the inventory the listing makes.
+    pub async fn from_registry(
+        spec: &str,
+        sources: &mut crate::build::Sources,
+        images: &Images,
+    ) -> anyhow::Result<Self> {
+        let at = spec.strip_prefix(REGISTRY_SCHEME).unwrap_or(spec);
+        let (dest, _) = crate::plan::Destination::parse_flag("--base", at)?;
+        let client = sources.client(&dest.host)?;
+        let mut repos: Vec<String> = match images {
+            Images::None => Vec::new(),
+            Images::Remote(pulled) => pulled
+                .iter()
+                .map(|p| dest.repository(&p.reference.repository))
+                .collect(),
+            Images::Local(pkg) => pkg
+                .images
+                .iter()
+                .map(|i| dest.repository(&i.reference.repository))
+                .collect(),
+        };
+        repos.sort();
+        repos.dedup();
+        let mut inv = Inventory {
+            api_version: crate::transfer::inventory::API_VERSION.into(),
+            kind: crate::transfer::inventory::KIND.into(),
+            format_version: crate::transfer::inventory::FORMAT_VERSION,
+            registry: dest.host.clone(),
+            prefix: dest.prefix.clone(),
+            listed_from: "package".into(),
+            repositories: Vec::new(),
+            digest: None,
+        };
+        for repo in &repos {
+            if let Some(r) = crate::transfer::inventory::list_repository(&client, repo).await? {
+                inv.repositories.push(r);
+            }
+        }
+        inv.seal();
+        let mut base = Self::of_inventory(&inv, format!("{REGISTRY_SCHEME}{}", dest.label()));
+        base.kind = BaseKind::Registry;
+        Ok(base)
+    }
+
+    fn of_inventory(inv: &Inventory, name: String) -> Self {
+        let mut holds = HashMap::new();
+        for r in &inv.repositories {
+            for b in &r.blobs {
+                holds
+                    .entry(b.digest.clone())
+                    .or_insert((b.size, r.name.clone()));
+            }
+        }
+        Self {
+            kind: BaseKind::Inventory,
+            name,
+            digest: inv.digest.clone().unwrap_or_else(|| inv.compute_digest()),
+            holds,
+        }
+    }
+
+    /// A `--base` value: `docker://…` is a registry, anything else a file.
+    pub async fn resolve(
+        spec: &std::ffi::OsStr,
+        sources: &mut crate::build::Sources,
+        images: &Images,
+    ) -> anyhow::Result<Self> {
+        match spec.to_str() {
+            Some(s) if s.starts_with(REGISTRY_SCHEME) => {
+                Self::from_registry(s, sources, images).await
+            }
+            _ => Self::open(Path::new(spec)),
+        }
+    }
+}
+
 /// `--base` of `package` and `create`: the layers of `images` the base holds are left out and
 /// `meta` records them; returns the digests to leave out. Blobs a differential source directory
 /// already lacks stay expected.
-pub fn apply(base: &Path, images: &Images, meta: &mut Metadata) -> anyhow::Result<HashSet<Digest>> {
-    let base = Base::open(base)?;
+pub fn apply(base: Base, images: &Images, meta: &mut Metadata) -> anyhow::Result<HashSet<Digest>> {
     let layers = match images {
         Images::None => Default::default(),
         Images::Remote(pulled) => layers(

@@ -91,7 +91,7 @@ pub async fn check(plan: &Plan, clients: &[Client], mount: bool) -> anyhow::Resu
                 let e = diff.expected.iter().find(|e| e.digest == n.digest)?;
                 let repo = e.repository.as_ref()?;
                 let repo = match diff.against {
-                    BaseKind::Inventory => repo.clone(),
+                    BaseKind::Inventory | BaseKind::Registry => repo.clone(),
                     BaseKind::Package => target.destination.repository(repo),
                 };
                 Some((repo, n.digest.clone()))

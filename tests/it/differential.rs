@@ -505,3 +505,17 @@ fn every_destination_must_hold_the_base_before_any_of_them_gets_a_byte() {
         assert_eq!(digest_at(ctx, r, "v2.0.0"), site.v2.images[0].1);
     }
 }
+
+#[test]
+fn a_registry_the_connected_side_reaches_is_a_base_too() {
+    let site = site();
+    let ctx = &site.ctx;
+    let dest = Registry::plain();
+    ctx.push(&site.v1.path, &[&dest.host()], PLAIN).success();
+    let base = format!("docker://{}", dest.host());
+    let (diff, report) = site.package("v2.0.0", "v2-reg.tgz", &["--base", &base]);
+    assert_eq!(report["differential"]["against"], "registry", "{report:#}");
+    assert_eq!(report["differential"]["expectedBlobs"], 4);
+    ctx.push(&diff, &[&dest.host()], PLAIN).success();
+    assert_eq!(digest_at(ctx, &dest, "v2.0.0"), site.v2.images[0].1);
+}
