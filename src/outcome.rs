@@ -5,6 +5,7 @@ use crate::error::{ExitCode, Fail, UserError};
 use crate::package::PackageError;
 use crate::platform::PlatformError;
 use crate::registry::RegistryError;
+use crate::transfer::inventory::DifferentialError;
 
 /// The cause as a [`UserError`] when it is one of violet's error types. The one list of them:
 /// a new domain error type is added here, and only here.
@@ -16,6 +17,9 @@ fn user_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a dy
         return Some(e);
     }
     if let Some(e) = cause.downcast_ref::<RegistryError>() {
+        return Some(e);
+    }
+    if let Some(e) = cause.downcast_ref::<DifferentialError>() {
         return Some(e);
     }
     cause

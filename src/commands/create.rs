@@ -64,6 +64,12 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
 
+    /// Leave out every layer BASE holds (a 'violet inventory' file of the site registry, the
+    /// previous package file the site received, or docker://HOST[/PREFIX], a registry holding what
+    /// the site holds): a differential package directory.
+    #[arg(long, value_name = "BASE", conflicts_with = "skip_package_images")]
+    pub base: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -142,22 +148,31 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         ));
     }
 
-    std::fs::create_dir_all(&args.dir).map_err(|e| io_at(&args.dir, e))?;
-    if args.force {
-        clear_previous(&args.dir)?;
-    }
-    let writer = PackageWriter::create(&args.dir, Container::Directory, 0)?;
     let images = if args.skip_package_images {
         Images::None
     } else {
         Images::Remote(pulled)
     };
+    // The base is read before the directory is touched: a bad one leaves it as it was.
+    let omit = match &args.base {
+        Some(base) => {
+            use crate::transfer::differential::{Base, apply};
+            let base = Base::resolve(base.as_os_str(), &mut sources, &images).await?;
+            apply(base, &images, &mut metadata)?
+        }
+        None => Default::default(),
+    };
+    std::fs::create_dir_all(&args.dir).map_err(|e| io_at(&args.dir, e))?;
+    if args.force {
+        clear_previous(&args.dir)?;
+    }
+    let writer = PackageWriter::create(&args.dir, Container::Directory, 0)?;
     let progress = if args.skip_package_images {
         Progress::hidden()
     } else {
         Progress::new(&printer, "create")
     };
-    let report = build::write(writer, &metadata, Vec::new(), images, progress).await?;
+    let report = build::write(writer, &metadata, Vec::new(), images, omit, progress).await?;
 
     let out = CreateReport {
         dir: args.dir.clone(),

@@ -3,6 +3,7 @@
 pub mod completion;
 pub mod create;
 pub mod gc;
+pub mod inventory;
 pub mod list;
 pub mod mirror;
 pub mod package;

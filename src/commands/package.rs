@@ -14,6 +14,7 @@ use crate::output::{Format, Printer};
 use crate::package::metadata::{self, METADATA_FILE, Metadata};
 use crate::package::{Container, PackageType, load};
 use crate::pull::PlatformFilter;
+use crate::transfer::differential;
 use crate::writer::{PackageWriter, STORE_ROOT};
 
 const EXAMPLES: &str = "Examples:
@@ -50,6 +51,14 @@ pub struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
     pub gzip_level: u32,
 
+    /// Build a differential package: leave out every layer BASE holds (BASE: a 'violet inventory'
+    /// file of the site registry, .json/.yaml, the previous package file the site received, or
+    /// docker://HOST[/PREFIX], a registry holding what the site holds, with the source flags).
+    /// violet.yaml records the base and every blob the site must hold; 'violet push' checks them
+    /// before it uploads anything.
+    #[arg(long, value_name = "BASE", conflicts_with = "skip_package_images")]
+    pub base: Option<PathBuf>,
+
     #[command(flatten)]
     pub source: SourceArgs,
 
@@ -71,6 +80,19 @@ pub struct PackageReport {
     #[serde(flatten)]
     pub build: BuildReport,
     pub rewritten_indexes: Vec<Rewrite>,
+    /// Set for a differential package: what it was built against and what it leaves at the site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differential: Option<DifferentialSummary>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DifferentialSummary {
+    pub against: &'static str,
+    pub base: String,
+    pub base_digest: crate::digest::Digest,
+    pub expected_blobs: usize,
+    pub expected_bytes: u64,
 }
 
 pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
@@ -99,6 +121,8 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         let pkg = load::open(&args.dir)?;
         (!pkg.images.is_empty()).then_some(pkg)
     };
+    // Made once: a --password-stdin is read once per run (the images and a docker:// base).
+    let mut sources: Option<crate::build::Sources> = None;
     let mut rewrites = Vec::new();
     let (images, images_from) = if args.skip_package_images {
         (Images::None, "none")
@@ -116,8 +140,8 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
                 ),
             )
         })?;
-        let mut sources = args.source.sources(&printer)?;
-        let pulled = build::resolve_all(&mut sources, &references, filter.as_ref()).await?;
+        let sources = sources.insert(args.source.sources(&printer)?);
+        let pulled = build::resolve_all(sources, &references, filter.as_ref()).await?;
         rewrites = build::rewrites(&pulled);
         for r in &rewrites {
             printer.info(r.to_string());
@@ -128,11 +152,22 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         (Images::Remote(pulled), "registry")
     };
     meta.manifests_first = true;
+    let omit = match &args.base {
+        Some(base) => {
+            let sources = match &mut sources {
+                Some(s) => s,
+                None => sources.insert(args.source.sources(&printer)?),
+            };
+            let base = differential::Base::resolve(base.as_os_str(), sources, &images).await?;
+            differential::apply(base, &images, &mut meta)?
+        }
+        None => Default::default(),
+    };
 
     let extra = extra_files(&args.dir)?;
     let writer = PackageWriter::create(&output, container, args.gzip_level)?;
     let progress = Progress::new(&printer, "package");
-    let build = build::write(writer, &meta, extra, images, progress).await?;
+    let build = build::write(writer, &meta, extra, images, omit, progress).await?;
     let report = PackageReport {
         package_type: meta.package_type,
         name: meta.name.clone(),
@@ -141,6 +176,13 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         images_from,
         build,
         rewritten_indexes: rewrites,
+        differential: meta.differential.as_ref().map(|d| DifferentialSummary {
+            against: d.against.as_str(),
+            base: d.base.clone(),
+            base_digest: d.base_digest.clone(),
+            expected_blobs: d.expected.len(),
+            expected_bytes: d.expected.iter().map(|e| e.size).sum(),
+        }),
     };
     printer.data(&report, || render(&report))?;
     Ok(ExitCode::Success)
@@ -171,6 +213,16 @@ fn render(r: &PackageReport) -> String {
             b.blobs,
             human_bytes(b.blob_bytes),
             r.images_from
+        ));
+    }
+    if let Some(d) = &r.differential {
+        s.push_str(&format!(
+            "  differential against {} {} ({}): {} blobs ({}) left at the site\n",
+            d.against,
+            crate::output::escape(&d.base),
+            d.base_digest,
+            d.expected_blobs,
+            human_bytes(d.expected_bytes)
         ));
     }
     if let (Some(d), Some(f)) = (&b.written.sha256, &b.written.sha256_file) {

@@ -32,21 +32,33 @@ pub struct Args {
 /// Unique content of a package and the packages nested in it (a blob shared by two nested
 /// packages counts once, as it is pushed once).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub images: usize,
     pub manifests: usize,
     pub blobs: usize,
     /// Bytes of the unique blobs (configs and layers).
     pub bytes: u64,
+    /// Blobs a differential package leaves at the site (not carried), and their bytes.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub expected_blobs: usize,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub expected_bytes: u64,
+}
+
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 impl Summary {
     pub fn of(pkg: &Package) -> Self {
         let mut blobs = BTreeMap::new();
+        let mut external = BTreeMap::new();
         let mut manifests = BTreeSet::new();
         let mut images = BTreeSet::new();
         for p in pkg.flatten() {
             blobs.extend(p.blobs.values().map(|b| (&b.digest, b.size)));
+            external.extend(p.external.iter());
             manifests.extend(p.manifests.keys());
             images.extend(p.images.iter().map(|i| (&i.reference, &i.digest)));
         }
@@ -55,6 +67,8 @@ impl Summary {
             manifests: manifests.len(),
             blobs: blobs.len(),
             bytes: blobs.values().sum(),
+            expected_blobs: external.len(),
+            expected_bytes: external.values().copied().sum(),
         }
     }
 }
@@ -144,6 +158,16 @@ pub fn render_text(pkg: &Package, all: bool, with_path: bool) -> String {
         "Version: {}\n",
         escape(md.version.as_deref().unwrap_or_default())
     ));
+    if let Some(d) = &md.differential {
+        let (carried, carried_bytes) = pkg.blob_totals();
+        let (expected, expected_bytes) = pkg.external_totals();
+        out.push_str(&format!(
+            "Differential: against {}; carries {carried} blobs ({}), expects {expected} blobs ({}) at the site\n",
+            escape(&d.label()),
+            crate::output::human_bytes(carried_bytes),
+            crate::output::human_bytes(expected_bytes),
+        ));
+    }
     if all {
         out.push_str(&format!(
             "Artifact: {}\n",
@@ -304,6 +328,7 @@ pub(crate) mod tests {
                 .collect(),
             children: vec![],
             read_whole: true,
+            external: BTreeMap::new(),
         }
     }
 
@@ -413,7 +438,9 @@ pub(crate) mod tests {
                 images: 0,
                 manifests: 0,
                 blobs: 3,
-                bytes: 35
+                bytes: 35,
+                expected_blobs: 0,
+                expected_bytes: 0,
             }
         );
     }

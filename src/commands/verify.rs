@@ -157,9 +157,16 @@ pub fn render_text(report: &Report) -> String {
             .collect();
         out.push_str(&format!("{title}: {} file(s)\n", files.len()));
         for f in files {
-            match &f.reason {
-                Some(reason) => out.push_str(&format!("  - {}: {reason}\n", f.file.display())),
-                None => out.push_str(&format!("  - {}\n", f.file.display())),
+            // A differential package: its expected blobs are external, said next to the file.
+            let external = f
+                .checks
+                .iter()
+                .filter(|c| c.kind == CheckKind::Content && c.ok)
+                .find_map(|c| c.detail.split_once("; ").map(|(_, e)| e));
+            match (&f.reason, external) {
+                (Some(reason), _) => out.push_str(&format!("  - {}: {reason}\n", f.file.display())),
+                (None, Some(e)) => out.push_str(&format!("  - {} ({e})\n", f.file.display())),
+                (None, None) => out.push_str(&format!("  - {}\n", f.file.display())),
             }
         }
     }
@@ -179,7 +186,7 @@ fn sidecar(file: &Path, ext: &str) -> PathBuf {
 pub fn check_file(
     file: &Path,
     keyring: Option<&Keyring>,
-    content: &dyn Fn(&Path) -> Result<(), String>,
+    content: &dyn Fn(&Path) -> Result<String, String>,
 ) -> FileReport {
     let mut checks = Vec::new();
     if file.is_file() {
@@ -217,10 +224,10 @@ pub fn check_file(
         }
     }
     checks.push(match content(file) {
-        Ok(()) => Check {
+        Ok(detail) => Check {
             kind: CheckKind::Content,
             ok: true,
-            detail: "every blob and manifest matches its digest".into(),
+            detail,
         },
         Err(e) => Check {
             kind: CheckKind::Content,
@@ -265,7 +272,7 @@ pub fn targets(
     Ok(out)
 }
 
-fn check_content(path: &Path) -> Result<(), String> {
+fn check_content(path: &Path) -> Result<String, String> {
     // The report prints the file before the reason: the reason does not name it again.
     let reason = |e: PackageError| {
         let msg = e.to_string();
@@ -274,7 +281,22 @@ fn check_content(path: &Path) -> Result<(), String> {
         crate::output::escape(msg).into_owned()
     };
     let pkg = load::open(path).map_err(reason)?;
-    blobs::verify_all(&pkg).map_err(reason)
+    blobs::verify_all(&pkg).map_err(reason)?;
+    // A differential package's expected blobs are at the site, not in the file: external, not
+    // missing (the loader refuses a blob missing without being declared).
+    let (count, bytes) = pkg
+        .flatten()
+        .iter()
+        .map(|p| p.external_totals())
+        .fold((0, 0), |(n, b), (m, c)| (n + m, b + c));
+    Ok(if count == 0 {
+        "every blob and manifest matches its digest".into()
+    } else {
+        format!(
+            "every carried blob and manifest matches its digest; {count} blobs ({}) expected at the site (differential package, not carried)",
+            crate::output::human_bytes(bytes)
+        )
+    })
 }
 
 pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
@@ -320,11 +342,11 @@ mod tests {
     use super::*;
     use crate::signature::tests::{keypair, sign, write_keyring};
 
-    fn content_ok(_: &Path) -> Result<(), String> {
-        Ok(())
+    fn content_ok(_: &Path) -> Result<String, String> {
+        Ok("every blob and manifest matches its digest".into())
     }
 
-    fn content_bad(p: &Path) -> Result<(), String> {
+    fn content_bad(p: &Path) -> Result<String, String> {
         Err(format!(
             "{}: entry blobs/sha256/ab does not match its digest",
             p.display()

@@ -94,6 +94,69 @@ pub struct Metadata {
     /// first layer blob in the archive, so a reader may stop at the first layer.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub manifests_first: bool,
+    /// Set on a differential package (`violet package --base`): some layer blobs are not carried
+    /// because the destination is expected to hold them already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differential: Option<Differential>,
+}
+
+/// What a differential package was built against and which blobs it leaves at the site
+/// (docs/package-format.md "Differential packages").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Differential {
+    /// `inventory` (a `violet inventory` file) or `package` (a previous package file).
+    pub against: BaseKind,
+    /// The base's file name, as a label for messages.
+    pub base: String,
+    /// The inventory's own digest, or the sha256 of the base package file.
+    pub base_digest: crate::digest::Digest,
+    /// Every blob the package's images need that it does not carry: the destination must hold
+    /// each one (in the repository that needs it, or in `repository` to mount it from).
+    #[serde(default)]
+    pub expected: Vec<ExpectedBlob>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseKind {
+    Inventory,
+    Package,
+    /// A registry the connected side reaches (`--base docker://HOST[/PREFIX]`), listed like an
+    /// inventory at build time.
+    Registry,
+}
+
+impl BaseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BaseKind::Inventory => "inventory",
+            BaseKind::Package => "package",
+            BaseKind::Registry => "registry",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExpectedBlob {
+    pub digest: crate::digest::Digest,
+    pub size: u64,
+    /// A repository (path at the registry the base describes, without host) known to hold it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+}
+
+impl Differential {
+    /// `inventory site.json (sha256:…)`, how messages name the base.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {} ({})",
+            self.against.as_str(),
+            self.base,
+            self.base_digest
+        )
+    }
 }
 
 /// File name of the metadata file at the package root.

@@ -172,12 +172,21 @@ pub struct Package {
     /// package: only a later pass over the rest proves that package complete.
     #[serde(skip)]
     pub read_whole: bool,
+    /// Blobs the images need that a differential package does not carry (declared in
+    /// `differential.expected`), by digest, with their size: the destination must hold them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub external: BTreeMap<Digest, u64>,
 }
 
 impl Package {
     /// Unique blobs (configs + layers) and their total bytes, not counting nested packages.
     pub fn blob_totals(&self) -> (usize, u64) {
         (self.blobs.len(), self.blobs.values().map(|b| b.size).sum())
+    }
+
+    /// Blobs expected at the destination (a differential package) and their total bytes.
+    pub fn external_totals(&self) -> (usize, u64) {
+        (self.external.len(), self.external.values().sum())
     }
 
     /// This package followed by every nested package, depth first.

@@ -22,6 +22,7 @@ use crate::registry::transport::{self, IDLE_TIMEOUT};
 use crate::registry::{RegistryError, RemoteDetail, retry};
 
 mod blobs;
+mod listing;
 mod manifests;
 mod request;
 mod upload;

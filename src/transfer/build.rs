@@ -207,6 +207,8 @@ struct Contents {
     manifests: Vec<(Digest, Bytes)>,
     blobs: Vec<(Digest, u64, Origin)>,
     seen: std::collections::HashSet<Digest>,
+    /// Blobs a differential package leaves at the site: never written.
+    omit: std::collections::HashSet<Digest>,
 }
 
 impl Contents {
@@ -217,14 +219,15 @@ impl Contents {
     }
 
     fn blob(&mut self, digest: &Digest, size: u64, origin: impl FnOnce() -> Origin) {
-        if self.seen.insert(digest.clone()) {
+        if !self.omit.contains(digest) && self.seen.insert(digest.clone()) {
             self.blobs.push((digest.clone(), size, origin()));
         }
     }
 }
 
 /// Writes a package: `violet.yaml`, `extra` files, the OCI layout's `index.json`, every manifest,
-/// then every config and layer blob once. Runs on a blocking thread; remote bytes are pulled
+/// then every config and layer blob once, but those in `omit` (a differential package's blobs
+/// expected at the site, which `metadata` declares). Runs on a blocking thread; remote bytes are pulled
 /// through the current tokio runtime ([`Origin::open`]: checked against their digests, a download
 /// that breaks off resuming where it stopped, within each source client's `--retries`).
 pub async fn write(
@@ -232,6 +235,7 @@ pub async fn write(
     metadata: &Metadata,
     extra: Vec<(String, PathBuf)>,
     images: Images,
+    omit: std::collections::HashSet<Digest>,
     progress: Progress,
 ) -> anyhow::Result<BuildReport> {
     let mut yaml = serde_saphyr::to_string(metadata)?;
@@ -247,7 +251,10 @@ pub async fn write(
             let size = file.metadata()?.len();
             writer.add_reader(entry, size, file)?;
         }
-        let mut c = Contents::default();
+        let mut c = Contents {
+            omit,
+            ..Contents::default()
+        };
         match images {
             Images::None => {}
             Images::Remote(pulled) => {
@@ -283,11 +290,16 @@ pub async fn write(
                     for d in &image.manifests {
                         c.manifest(d, || pkg.manifests[d].bytes.clone());
                     }
-                    for d in &image.blobs {
-                        c.blob(d, pkg.blobs[d].size, || Origin::Package {
+                    // A differential directory does not hold its expected blobs.
+                    for (d, b) in image
+                        .blobs
+                        .iter()
+                        .filter_map(|d| Some((d, pkg.blobs.get(d)?)))
+                    {
+                        c.blob(d, b.size, || Origin::Package {
                             package: 0,
                             pkg: pkg.clone(),
-                            location: pkg.blobs[d].location.clone(),
+                            location: b.location.clone(),
                         });
                     }
                 }

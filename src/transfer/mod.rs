@@ -23,8 +23,11 @@
 mod body;
 pub mod build;
 pub mod copy;
+pub mod differential;
 pub mod exit;
+pub mod inventory;
 pub mod plan;
+pub mod preflight;
 pub mod pull;
 pub mod report;
 pub mod scheduler;

@@ -334,6 +334,18 @@ impl Scheduler {
                 needs.entry(d).or_default().push((k, repos));
             }
         }
+        // A blob without bytes in the run (a differential package's expected blob) that is
+        // still missing: fail its images here rather than write manifests the registry rejects.
+        for (d, targets) in needs.iter().filter(|(d, _)| !plan.blobs.contains_key(*d)) {
+            for (k, repos) in targets {
+                let msg = format!(
+                    "blob {d} is not in {} at {} and the package does not carry it (differential package: its base is expected there)",
+                    repos.join(", "),
+                    self.clients[*k].host()
+                );
+                states[*k].fail(d, msg, ExitCode::Remote);
+            }
+        }
         self.transfer(plan, &needs, &states).await;
         self.transfer_alternates(plan, &resolutions, &states).await;
 

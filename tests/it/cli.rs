@@ -10,6 +10,7 @@ const COMMANDS: &[&str] = &[
     "list",
     "gc",
     "mirror",
+    "inventory",
     "create",
     "package",
     "version",

@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod create_package;
+mod differential;
 mod list_gc;
 mod mirror;
 mod mutation;

@@ -186,6 +186,9 @@ pub(super) async fn run_async(
                 }
             }
         }
+        if !args.skip_push && registry_error.is_none() {
+            crate::transfer::preflight::check(&plan, &clients, false).await?;
+        }
         dry_images = Some(DryRunImages {
             images: plan.targets.iter().flat_map(|t| &t.images).collect(),
             blobs,
@@ -202,6 +205,20 @@ pub(super) async fn run_async(
     } else {
         for client in &clients {
             client.ping().await?;
+        }
+        // Differential packages: their base must be at every destination before any upload.
+        for (k, c) in crate::transfer::preflight::check(&plan, &clients, true)
+            .await?
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.pairs > 0)
+        {
+            printer.info(format!(
+                "{}: the {} blob(s) differential packages expect are there ({} mounted)",
+                dests[k].label(),
+                c.pairs,
+                c.mounted
+            ));
         }
         printer.info(format!(
             "Pushing {} images ({} blobs, {}) from {} to {}",

@@ -50,6 +50,13 @@ impl Scan<'_> {
             manifests: BTreeMap::new(),
             blobs: BTreeMap::new(),
             referenced: HashSet::new(),
+            expected: metadata
+                .differential
+                .iter()
+                .flat_map(|d| &d.expected)
+                .map(|e| (e.digest.clone(), e.size))
+                .collect(),
+            external: BTreeMap::new(),
         };
         let mut stores = Vec::new();
         let mut images = Vec::new();
@@ -113,6 +120,7 @@ impl Scan<'_> {
             manifests,
             blobs,
             referenced,
+            external,
             ..
         } = graph;
         if !self.stopped {
@@ -145,6 +153,7 @@ impl Scan<'_> {
             blobs,
             children: std::mem::take(&mut self.children),
             read_whole: !self.stopped,
+            external,
         })
     }
 

@@ -10,6 +10,10 @@ pub(super) struct Graph<'s, 'h> {
     pub(super) blobs: BTreeMap<Digest, Blob>,
     /// Store entries some image uses.
     pub(super) referenced: HashSet<String>,
+    /// `differential.expected` of the metadata: blobs the store may lack, with their size.
+    pub(super) expected: HashMap<Digest, u64>,
+    /// The expected blobs the images use and the store does not hold.
+    pub(super) external: BTreeMap<Digest, u64>,
 }
 
 /// One image being assembled.
@@ -246,6 +250,22 @@ impl Graph<'_, '_> {
         let digest = d.check().map_err(bad)?;
         let size = d.size.unwrap_or_default();
         let entry = Self::entry_of(store, &digest);
+        // A differential package leaves out what its metadata declares the site holds; only
+        // those, with the size they were declared with, may be absent.
+        if !self.scan.blob_entries.contains_key(&entry)
+            && let Some(expected) = self.expected.get(&digest)
+        {
+            if *expected != size {
+                return Err(bad(format!(
+                    "blob {digest} has size {size} here but {expected} in differential.expected of {METADATA_FILE}"
+                )));
+            }
+            self.external.insert(digest.clone(), size);
+            if walk.blob_set.insert(digest.clone()) {
+                walk.blobs.push(digest.clone());
+            }
+            return Ok(digest);
+        }
         let offset = match self.scan.blob_entries.get(&entry) {
             Some((actual, offset)) => {
                 if *actual != size {
