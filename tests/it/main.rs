@@ -16,3 +16,4 @@ mod push_multi;
 mod push_platform;
 mod recovery;
 mod registry_client;
+mod release;
