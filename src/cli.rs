@@ -49,15 +49,16 @@ pub enum Command {
     Package(Box<commands::package::Args>),
     Version(commands::version::Args),
     Completion(commands::completion::Args),
-    /// Write a man page per command into a directory (the release tarball's `man/man1`).
-    #[command(hide = true)]
-    Man(ManArgs),
 }
 
-#[derive(Debug, clap::Args)]
-pub struct ManArgs {
-    /// Directory to write `violet.1` and `violet-<command>.1` into; created when missing.
-    pub dir: std::path::PathBuf,
+/// `violet __man DIR` writes the man pages into DIR (scripts/release.sh, for the tarball's
+/// `man/man1`). It is read before clap on purpose: a hidden clap command would still be offered by
+/// the generated shell completions.
+pub fn man_dir_requested(argv: &[std::ffi::OsString]) -> Option<std::path::PathBuf> {
+    match argv {
+        [_, cmd, dir] if cmd == "__man" => Some(dir.into()),
+        _ => None,
+    }
 }
 
 /// The command line with violet's conventions applied to every flag ([`args::go_booleans`]):
@@ -96,13 +97,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Package(args) => commands::package::run(*args, printer),
         Command::Version(args) => commands::version::run(args, printer),
         Command::Completion(args) => commands::completion::run(args),
-        Command::Man(args) => write_man_pages(&args.dir),
     }
 }
 
 /// Man pages rendered from the same clap definitions as `--help` ([`command`]), so the two cannot
 /// drift: `violet.1` and one `violet-<command>.1` per visible subcommand, as (file name, roff).
-/// Hidden commands (this one) get none.
+/// Hidden commands get none.
 pub fn man_pages() -> Vec<(String, Vec<u8>)> {
     fn walk(cmd: clap::Command, pages: &mut Vec<(String, Vec<u8>)>) {
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
@@ -123,7 +123,7 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
     pages
 }
 
-fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+pub fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the man page directory {}", dir.display()))?;
@@ -236,13 +236,18 @@ mod tests {
         want.push("violet.1".into());
         want.sort();
         assert_eq!(pages.keys().cloned().collect::<Vec<_>>(), want);
-        assert!(!pages.contains_key("violet-man.1"));
 
         let roff_flag = |long: &str| format!("\\-\\-{}", long.replace('-', "\\-"));
         for sub in visible {
             let page = &pages[&format!("violet-{}.1", sub.get_name())];
-            assert!(page.starts_with(".ie \\n(.g .ds Aq"), "not roff: {page:.80}");
-            assert!(page.contains(&format!("violet\\-{}", sub.get_name())), "{page}");
+            assert!(
+                page.starts_with(".ie \\n(.g .ds Aq"),
+                "not roff: {page:.80}"
+            );
+            assert!(
+                page.contains(&format!("violet\\-{}", sub.get_name())),
+                "{page}"
+            );
             for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
                 if let Some(long) = arg.get_long() {
                     assert!(

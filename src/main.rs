@@ -6,8 +6,12 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = violet::cli::parse();
-    match violet::cli::run(cli) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let result = match violet::cli::man_dir_requested(&argv) {
+        Some(dir) => violet::cli::write_man_pages(&dir),
+        None => violet::cli::run(violet::cli::parse()),
+    };
+    match result {
         Ok(code) => code.into(),
         Err(err) => {
             let (code, hint) = violet::outcome::classify(&err);

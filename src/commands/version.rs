@@ -39,7 +39,11 @@ impl VersionInfo {
             commit: env!("VIOLET_COMMIT"),
             date: env!("VIOLET_BUILD_DATE"),
             target: env!("VIOLET_TARGET"),
-            platform: format!("{}/{}", std::env::consts::OS, go_arch(std::env::consts::ARCH)),
+            platform: format!(
+                "{}/{}",
+                std::env::consts::OS,
+                go_arch(std::env::consts::ARCH)
+            ),
             allocator: if cfg!(feature = "mimalloc") {
                 "mimalloc"
             } else {
@@ -82,9 +86,16 @@ mod tests {
         let info = VersionInfo::current();
         let text = info.text();
         assert!(text.starts_with("Version: v"), "{text}");
-        assert!(text.contains(&format!("\nTarget: {}\n", info.target)), "{text}");
+        assert!(
+            text.contains(&format!("\nTarget: {}\n", info.target)),
+            "{text}"
+        );
         // The triple cargo built for, not a placeholder.
-        assert!(info.target.contains('-') && info.target != "unknown", "{}", info.target);
+        assert!(
+            info.target.contains('-') && info.target != "unknown",
+            "{}",
+            info.target
+        );
     }
 
     #[test]

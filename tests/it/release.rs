@@ -1,5 +1,5 @@
 //! What the release build relies on: `violet version` (scripts grep its first line; tools read
-//! its JSON) and the hidden `violet man` that writes the tarball's man pages.
+//! its JSON) and the hidden `violet __man DIR` that writes the tarball's man pages.
 
 use std::process::Command;
 
@@ -31,13 +31,24 @@ fn version_names_commit_date_and_target() {
     let json = ctx.run(["version", "-o", "json"]).success().json();
     assert_eq!(json["version"], format!("v{}", env!("CARGO_PKG_VERSION")));
     for key in ["commit", "date", "target", "platform", "allocator"] {
-        let value = json[key].as_str().unwrap_or_else(|| panic!("{key}: {json}"));
+        let value = json[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key}: {json}"));
         assert!(!value.is_empty(), "{key}: {json}");
     }
     // The text says the same as the JSON.
-    assert!(lines.contains(&format!("Commit: {}", json["commit"].as_str().unwrap()).as_str()), "{text}");
-    assert!(lines.contains(&format!("Build date: {}", json["date"].as_str().unwrap()).as_str()), "{text}");
-    assert!(lines.contains(&format!("Target: {}", json["target"].as_str().unwrap()).as_str()), "{text}");
+    assert!(
+        lines.contains(&format!("Commit: {}", json["commit"].as_str().unwrap()).as_str()),
+        "{text}"
+    );
+    assert!(
+        lines.contains(&format!("Build date: {}", json["date"].as_str().unwrap()).as_str()),
+        "{text}"
+    );
+    assert!(
+        lines.contains(&format!("Target: {}", json["target"].as_str().unwrap()).as_str()),
+        "{text}"
+    );
 
     let target = json["target"].as_str().unwrap();
     assert!(target.starts_with(std::env::consts::ARCH), "{target}");
@@ -63,10 +74,11 @@ fn version_names_commit_date_and_target() {
 }
 
 #[test]
-fn hidden_man_command_writes_a_page_per_command() {
+fn hidden_man_pages_command_writes_a_page_per_command() {
     let ctx = TestContext::new();
     let dir = ctx.path().join("man1");
-    ctx.run([std::ffi::OsStr::new("man"), dir.as_os_str()]).success();
+    ctx.run([std::ffi::OsStr::new("__man"), dir.as_os_str()])
+        .success();
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -88,11 +100,33 @@ fn hidden_man_command_writes_a_page_per_command() {
         .collect();
     assert!(listed.len() >= 10, "{help}");
     for cmd in listed {
-        assert!(names.contains(&format!("violet-{cmd}.1")), "{cmd}: {names:?}");
+        assert!(
+            names.contains(&format!("violet-{cmd}.1")),
+            "{cmd}: {names:?}"
+        );
     }
     let push = std::fs::read_to_string(dir.join("violet-push.1")).unwrap();
     assert!(push.contains("\\-\\-dest\\-repo"), "{push}");
-    // Hidden from the help and from its own pages.
-    assert!(!help.contains("  man "), "{help}");
-    assert!(!names.contains(&"violet-man.1".to_string()));
+    // Hidden from the help, the pages and the completions.
+    assert!(!help.contains("__man"), "{help}");
+    assert!(!names.iter().any(|n| n.contains("man")), "{names:?}");
+    for shell in ["bash", "zsh", "fish"] {
+        let script = ctx.run(["completion", shell]).success().stdout;
+        assert!(script.contains("mirror"), "{shell}");
+        assert!(!script.contains("__man"), "{shell}");
+    }
+    // A directory that cannot be made: one line naming it, exit 3 (input), no panic.
+    let blocker = ctx.path().join("file");
+    std::fs::write(&blocker, "x").unwrap();
+    let out = ctx.run([
+        std::ffi::OsStr::new("__man"),
+        blocker.join("man1").as_os_str(),
+    ]);
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("error: cannot create the man page directory"),
+        "{}",
+        out.stderr
+    );
 }
