@@ -101,7 +101,7 @@ run_gen() {
   if [ "$first" = amd64 ] || [ "$(uname -m)" = aarch64 ]; then "$GEN" "$@"; else qemu-aarch64-static "$GEN" "$@"; fi
 }
 mkdir -p "$STAGE/common/man/man1" "$STAGE/common/completions"
-run_gen man "$STAGE/common/man/man1"
+run_gen __man "$STAGE/common/man/man1"
 run_gen completion bash > "$STAGE/common/completions/violet.bash"
 run_gen completion zsh > "$STAGE/common/completions/_violet"
 run_gen completion fish > "$STAGE/common/completions/violet.fish"
