@@ -82,8 +82,8 @@ check "amd64 verify" "$A" verify "$SAMPLE"
 
 HOST=$(registry_start "$WORK/reg")
 check "amd64 push to $HOST" "$A" push "$SAMPLE" --skip-crs --dest-repo "$HOST" --plain --no-auth
-"$A" push "$SAMPLE" --skip-crs --dest-repo "$HOST" --plain --no-auth -o json > "$WORK/repush.json"
-python3 - "$WORK/repush.json" > "$WORK/repush.check" 2>&1 <<'PY' && ok "amd64 re-push uploads nothing" || { bad "amd64 re-push uploaded"; cat "$WORK/repush.check"; cat "$WORK/repush.json"; }
+"$A" push "$SAMPLE" --skip-crs --dest-repo "$HOST" --plain --no-auth -o json > "$WORK/repush.json" 2> "$WORK/repush.err"
+python3 - "$WORK/repush.json" > "$WORK/repush.check" 2>&1 <<'PY' && ok "amd64 re-push uploads nothing, every image unchanged" || { bad "amd64 re-push uploaded"; cat "$WORK/repush.check"; cat "$WORK/repush.json"; }
 import json, sys
 report = json.load(open(sys.argv[1]))
 def walk(v, path=""):
@@ -99,6 +99,9 @@ def walk(v, path=""):
         if ("upload" in key or "pushed" in key or "mounted" in key) and v != 0:
             sys.exit(f"{path} = {v}")
 walk(report)
+results = {i["result"] for i in report["images"]}
+if results != {"unchanged"}:
+    sys.exit(f"image results {results}")
 PY
 while read -r ref digest; do
   served=$(curl -fsSI -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json' \

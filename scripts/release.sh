@@ -97,8 +97,9 @@ trap 'rm -rf "$STAGE"' EXIT
 # made once by a binary this machine runs (amd64 natively, else arm64 under qemu).
 first=${ARCHES[0]}
 GEN=$CARGO_TARGET_DIR/$(triple_of "$first")/dist/violet
+native=$(case "$(uname -m)" in x86_64) echo amd64 ;; aarch64|arm64) echo arm64 ;; esac)
 run_gen() {
-  if [ "$first" = amd64 ] || [ "$(uname -m)" = aarch64 ]; then "$GEN" "$@"; else qemu-aarch64-static "$GEN" "$@"; fi
+  if [ "$first" = "$native" ]; then "$GEN" "$@"; else "qemu-$(uname -m | sed 's/x86_64/aarch64/;t;s/.*/x86_64/')-static" "$GEN" "$@"; fi
 }
 mkdir -p "$STAGE/common/man/man1" "$STAGE/common/completions"
 run_gen __man "$STAGE/common/man/man1"
