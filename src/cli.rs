@@ -52,6 +52,16 @@ pub enum Command {
     Completion(commands::completion::Args),
 }
 
+/// `violet __man DIR` writes the man pages into DIR (scripts/release.sh, for the tarball's
+/// `man/man1`). It is read before clap on purpose: a hidden clap command would still be offered by
+/// the generated shell completions.
+pub fn man_dir_requested(argv: &[std::ffi::OsString]) -> Option<std::path::PathBuf> {
+    match argv {
+        [_, cmd, dir] if cmd == "__man" => Some(dir.into()),
+        _ => None,
+    }
+}
+
 /// The command line with violet's conventions applied to every flag ([`args::go_booleans`]):
 /// what `main` parses and what `completion` describes.
 pub fn command() -> clap::Command {
@@ -90,6 +100,41 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Version(args) => commands::version::run(args, printer),
         Command::Completion(args) => commands::completion::run(args),
     }
+}
+
+/// Man pages rendered from the same clap definitions as `--help` ([`command`]), so the two cannot
+/// drift: `violet.1` and one `violet-<command>.1` per visible subcommand, as (file name, roff).
+/// Hidden commands get none.
+pub fn man_pages() -> Vec<(String, Vec<u8>)> {
+    fn walk(cmd: clap::Command, pages: &mut Vec<(String, Vec<u8>)>) {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+            walk(sub, pages);
+        }
+        let man = clap_mangen::Man::new(cmd);
+        let mut roff = Vec::new();
+        man.render(&mut roff)
+            .expect("rendering into a Vec cannot fail");
+        pages.push((man.get_filename(), roff));
+    }
+    // Built first so that global flags (-v, -q) and the `violet-<command>` names reach every page.
+    let mut cmd = command().disable_help_subcommand(true);
+    cmd.build();
+    let mut pages = Vec::new();
+    walk(cmd, &mut pages);
+    pages.sort();
+    pages
+}
+
+pub fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the man page directory {}", dir.display()))?;
+    for (name, roff) in man_pages() {
+        let path = dir.join(&name);
+        std::fs::write(&path, roff)
+            .with_context(|| format!("cannot write the man page {}", path.display()))?;
+    }
+    Ok(ExitCode::Success)
 }
 
 /// The log filter for `-v` counts when `RUST_LOG` is not set: `-v` debug, `-vv` (or more)
@@ -169,6 +214,56 @@ mod tests {
             panic!()
         };
         assert!(!a.all);
+    }
+
+    /// Every visible command has a page, and every flag `--help` lists is on its command's page:
+    /// the pages come from the same definitions, so a new command or flag cannot be missed.
+    #[test]
+    fn a_man_page_per_command_with_every_flag() {
+        let pages: std::collections::BTreeMap<String, String> = man_pages()
+            .into_iter()
+            .map(|(name, roff)| (name, String::from_utf8(roff).unwrap()))
+            .collect();
+        let mut cmd = command();
+        cmd.build();
+        let visible: Vec<&clap::Command> = cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+            .collect();
+        assert!(visible.len() >= 10, "{:?}", pages.keys());
+        let mut want: Vec<String> = visible
+            .iter()
+            .map(|s| format!("violet-{}.1", s.get_name()))
+            .collect();
+        want.push("violet.1".into());
+        want.sort();
+        assert_eq!(pages.keys().cloned().collect::<Vec<_>>(), want);
+
+        let roff_flag = |long: &str| format!("\\-\\-{}", long.replace('-', "\\-"));
+        for sub in visible {
+            let page = &pages[&format!("violet-{}.1", sub.get_name())];
+            assert!(
+                page.starts_with(".ie \\n(.g .ds Aq"),
+                "not roff: {page:.80}"
+            );
+            assert!(
+                page.contains(&format!("violet\\-{}", sub.get_name())),
+                "{page}"
+            );
+            for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+                if let Some(long) = arg.get_long() {
+                    assert!(
+                        page.contains(&roff_flag(long)),
+                        "violet-{}.1 lacks --{long}",
+                        sub.get_name()
+                    );
+                }
+            }
+            // Global flags reach every page too.
+            assert!(page.contains(&roff_flag("verbose")), "{}", sub.get_name());
+        }
+        let push = &pages["violet-push.1"];
+        assert!(push.contains(&roff_flag("dry-run")), "{push}");
     }
 
     #[test]

@@ -17,3 +17,4 @@ mod push_multi;
 mod push_platform;
 mod recovery;
 mod registry_client;
+mod release;

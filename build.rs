@@ -1,0 +1,80 @@
+//! Build metadata for `violet version`: git commit, build date and target triple.
+//!
+//! The date is never the wall clock: two builds of one commit must give the same bytes
+//! (docs/release.md). It is `SOURCE_DATE_EPOCH` when set (the reproducible-builds convention),
+//! else the commit's time. Outside a git checkout (a source tarball) `VIOLET_COMMIT` names the
+//! commit; otherwise both say `unknown`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    println!("cargo:rerun-if-env-changed=VIOLET_COMMIT");
+    watch_git_head();
+
+    let commit = std::env::var("VIOLET_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| git(&["rev-parse", "HEAD"]))
+        .unwrap_or_else(|| "unknown".into());
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .or_else(|| git(&["log", "-1", "--format=%ct"]).and_then(|s| s.parse().ok()));
+    let date = epoch.map_or_else(|| "unknown".into(), rfc3339_utc);
+    let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown".into());
+
+    println!("cargo:rustc-env=VIOLET_COMMIT={commit}");
+    println!("cargo:rustc-env=VIOLET_BUILD_DATE={date}");
+    println!("cargo:rustc-env=VIOLET_TARGET={target}");
+}
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// Re-run when the checked-out commit changes: HEAD itself (a checkout, a detached commit), the
+/// branch it points at (a new commit), and packed-refs (a branch that git packed). In a git
+/// worktree HEAD lives in the worktree's git dir and the branch in the common one;
+/// `--git-path` resolves both.
+fn watch_git_head() {
+    let mut paths = vec![git(&["rev-parse", "--git-path", "HEAD"])];
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        paths.push(git(&["rev-parse", "--git-path", &branch]));
+    }
+    paths.push(git(&["rev-parse", "--git-path", "packed-refs"]));
+    for path in paths.into_iter().flatten() {
+        let path = PathBuf::from(path);
+        if path.exists() {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+    // Without any rerun-if-changed line cargo re-runs this script on every change in the package;
+    // naming build.rs keeps it to the lines above outside a checkout too.
+    println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for a Unix time (proleptic Gregorian, UTC); Howard Hinnant's
+/// days-to-civil algorithm, so the build needs no date crate.
+fn rfc3339_utc(epoch: i64) -> String {
+    let days = epoch.div_euclid(86_400);
+    let secs = epoch.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
