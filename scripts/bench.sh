@@ -2,7 +2,7 @@
 # Benchmark: violet against skopeo and against the floor, every workload measured in one run on this
 # machine. Nothing here is a test assertion. docs/bench.md describes the workloads and the floors.
 #
-#   scripts/bench.sh [--only gib,core,wan,mirror,package] [--runs N] [--quick]
+#   scripts/bench.sh [--only gib,core,wan,mirror,package[,differential]] [--runs N] [--quick]
 #                    [--size-mib M] [--big-layer-mib L] [--core-images N]
 #                    [--rtt-ms MS] [--bandwidth-mib MIB] [--skopeo-wan subset|full|none] [--wan-subset K]
 #                    [--skopeo-runs N]
@@ -25,6 +25,8 @@
 #            loop vs the floor (floor.py copy: GET streamed into POST + PUT, mounts, manifests).
 #   package  registry -> .tgz: violet package of a directory naming the core images vs skopeo copy
 #            --all docker:// oci: per image + tar czf, vs the floor (floor.py pull: every blob once).
+#   differential  (only when named in --only) full vs differential package bytes and push time for a
+#            two-version pair, printed as its own table (scripts/bench-differential.sh, issue #14).
 # --skopeo-runs N (default: --runs) runs the skopeo loops of core, mirror and package only in the
 # first N runs: on a busy machine they are most of the time (0.2-0.7 s per image).
 # Page caches stay warm outside the gib rows (dropping them would slow the other engineers' builds on a
@@ -56,7 +58,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 for w in ${ONLY//,/ }; do
-  case "$w" in gib|core|wan|mirror|package) ;; *) echo "unknown workload $w (gib, core, wan, mirror, package)" >&2; exit 2 ;; esac
+  case "$w" in gib|core|wan|mirror|package|differential) ;; *) echo "unknown workload $w (gib, core, wan, mirror, package, differential)" >&2; exit 2 ;; esac
 done
 case "$SKOPEO_WAN" in subset|full|none) ;; *) echo "--skopeo-wan takes subset, full or none" >&2; exit 2 ;; esac
 [ "$CORE_IMAGES" -ge 24 ] || { echo "--core-images must be at least 24 (4 plugins x 5 images + 4)" >&2; exit 2; }
@@ -265,4 +267,10 @@ if want package; then
 fi
 
 echo "bench took $(( ($(date +%s) - T_START) / 60 )) min" >&2
-report "$RESULTS" "$WORK/ceiling.json"
+[ "$ONLY" = differential ] || report "$RESULTS" "$WORK/ceiling.json"
+# Differential packages (#14): full vs differential bytes and push time for a two-version pair,
+# its own table (scripts/bench-differential.sh).
+if want differential; then
+  echo
+  VIOLET=$VIOLET scripts/bench-differential.sh
+fi
