@@ -517,14 +517,7 @@ fn a_blob_the_source_lost_is_named_with_the_registrys_answer() {
     let dir_s = dir.display().to_string();
     ctx.create_plain(&dir_s, &chart, &["--skip-package-images"])
         .success();
-    let blobs = a.storage_dir().join("docker/registry/v2/blobs/sha256");
-    let largest = std::fs::read_dir(&blobs)
-        .unwrap()
-        .flat_map(|prefix| std::fs::read_dir(prefix.unwrap().path()).unwrap())
-        .map(|blob| blob.unwrap().path())
-        .max_by_key(|dir| std::fs::metadata(dir.join("data")).map_or(0, |m| m.len()))
-        .expect("a layer");
-    std::fs::remove_dir_all(&largest).unwrap();
+    a.lose_largest_blob();
     let pkg = ctx.file("lost.tgz");
     let out = ctx.run([
         "package",

@@ -611,16 +611,7 @@ fn a_present_tag_proves_its_graph_and_verify_existing_repairs_a_lost_blob() {
     assert_eq!(rerun.json()["images"][0]["result"], "unchanged");
 
     // Delete one layer's data behind the registry's back (as a broken storage would).
-    let blobs = registry
-        .storage_dir()
-        .join("docker/registry/v2/blobs/sha256");
-    let largest = std::fs::read_dir(&blobs)
-        .unwrap()
-        .flat_map(|prefix| std::fs::read_dir(prefix.unwrap().path()).unwrap())
-        .map(|blob| blob.unwrap().path())
-        .max_by_key(|dir| std::fs::metadata(dir.join("data")).map_or(0, |m| m.len()))
-        .expect("a layer");
-    std::fs::remove_dir_all(&largest).unwrap();
+    registry.lose_largest_blob();
     let lost = ctx.push(&pkg.path, &[&registry.host()], PLAIN).success();
     assert!(lost.stdout.contains("0 uploaded"), "{}", lost.stdout);
     let out = ctx

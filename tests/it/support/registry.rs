@@ -227,6 +227,19 @@ impl Registry {
         self.dir.path().join("storage")
     }
 
+    /// Deletes the largest blob's data behind the registry's back, as a broken storage would
+    /// (the repositories still link it; the registry answers 404 for it).
+    pub fn lose_largest_blob(&self) {
+        let blobs = self.storage_dir().join("docker/registry/v2/blobs/sha256");
+        let largest = std::fs::read_dir(&blobs)
+            .unwrap()
+            .flat_map(|prefix| std::fs::read_dir(prefix.unwrap().path()).unwrap())
+            .map(|blob| blob.unwrap().path())
+            .max_by_key(|dir| std::fs::metadata(dir.join("data")).map_or(0, |m| m.len()))
+            .expect("a blob in the registry's storage");
+        std::fs::remove_dir_all(&largest).unwrap();
+    }
+
     pub fn token_server(&self) -> Option<&TokenServer> {
         self.token.as_ref()
     }
