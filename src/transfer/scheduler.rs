@@ -43,15 +43,23 @@ pub struct Resolution {
     pub missing: BTreeMap<Digest, Vec<String>>,
     pub present: HashSet<(String, Digest)>,
     pub errors: HashMap<Digest, (String, ExitCode)>,
+    /// Per present digest, the first repository found holding it: looked up once per missing
+    /// digest, so not a scan of `present` (thousands of pairs in a core package).
+    holder: HashMap<Digest, String>,
 }
 
 impl Resolution {
+    /// Records that `repo` holds `digest`.
+    fn hold(&mut self, repo: String, digest: Digest) {
+        self.holder
+            .entry(digest.clone())
+            .or_insert_with(|| repo.clone());
+        self.present.insert((repo, digest));
+    }
+
     /// A repository of the plan that already holds `digest`, to mount it from.
     pub fn present_in(&self, digest: &Digest) -> Option<&str> {
-        self.present
-            .iter()
-            .find(|(_, d)| d == digest)
-            .map(|(repo, _)| repo.as_str())
+        self.holder.get(digest).map(String::as_str)
     }
 
     /// Missing digests that no repository of the plan holds: these need their bytes uploaded
@@ -203,7 +211,7 @@ impl Scheduler {
             .filter(|(i, _)| complete.contains(i))
         {
             for d in &img.blobs {
-                res.present.insert((img.repository.clone(), d.clone()));
+                res.hold(img.repository.clone(), d.clone());
             }
         }
         let mut pairs: Vec<(String, Digest)> = Vec::new();
@@ -235,7 +243,7 @@ impl Scheduler {
         for (repo, d, r) in results {
             match r {
                 Ok(Some(_)) => {
-                    res.present.insert((repo, d));
+                    res.hold(repo, d);
                 }
                 Ok(None) => res.missing.entry(d).or_default().push(repo),
                 Err(e) => {
