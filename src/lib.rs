@@ -13,6 +13,7 @@
 
 pub mod args;
 pub mod artifact;
+mod civil;
 pub mod cli;
 pub mod commands;
 pub mod digest;
