@@ -23,6 +23,16 @@ pub struct OutputArgs {
     pub format: Format,
 }
 
+/// `--no-referrers` of the commands that collect images from registries (`create`, `package`,
+/// `mirror`): the artifacts about the images travel with them unless it is set.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct ReferrersArgs {
+    /// Leave out the images' signatures, attestations, SBOMs and OCI referrers (carried by
+    /// default: docs/supply-chain.md)
+    #[arg(long)]
+    pub no_referrers: bool,
+}
+
 /// TLS trust and retries of the connections a command makes. The help texts are the registry's;
 /// `list` and `gc` replace them with the platform's meaning.
 #[derive(Debug, Clone, clap::Args)]

@@ -235,6 +235,9 @@ pub fn password_env(host: &str) -> String {
 pub struct SourceArgs {
     #[command(flatten)]
     pub access: RegistryAccess,
+
+    #[command(flatten)]
+    pub referrers: super::ReferrersArgs,
 }
 
 impl SourceArgs {

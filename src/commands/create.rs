@@ -92,6 +92,8 @@ pub struct CreateReport {
     pub blobs: usize,
     pub blob_bytes: u64,
     pub rewritten_indexes: Vec<Rewrite>,
+    /// Signatures, attestations, SBOMs and OCI referrers carried with the images.
+    pub referrers: Vec<crate::package::metadata::ReferrerEntry>,
 }
 
 pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
@@ -133,12 +135,26 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         })?;
         references.push(r);
     }
-    let pulled = build::resolve_all(&mut sources, &references, filter.as_ref()).await?;
+    // A metadata-only directory gets its referrers when 'violet package' pulls the images.
+    let collect = !args.source.referrers.no_referrers && !args.skip_package_images;
+    let mut notes = Vec::new();
+    let pulled = build::resolve_all(
+        &mut sources,
+        &references,
+        filter.as_ref(),
+        collect,
+        &mut notes,
+    )
+    .await?;
     metadata.architectures = build::platforms(&pulled, filter.as_ref());
+    metadata.referrers = build::referrer_entries(&pulled);
     metadata.manifests_first = true;
     let rewrites = build::rewrites(&pulled);
     for r in &rewrites {
         printer.info(r.to_string());
+    }
+    for n in &notes {
+        printer.warn(n);
     }
     for p in pulled.iter().filter(|p| p.selected.kept_whole) {
         printer.info(format!(
@@ -186,6 +202,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         blobs: report.blobs,
         blob_bytes: report.blob_bytes,
         rewritten_indexes: rewrites,
+        referrers: metadata.referrers.clone(),
     };
     printer.data(&out, || render(&out))?;
     Ok(ExitCode::Success)
@@ -219,6 +236,12 @@ fn render(r: &CreateReport) -> String {
             r.architectures.join(", ")
         }
     ));
+    if !r.referrers.is_empty() {
+        s.push_str(&format!(
+            "  referrers:      {}\n",
+            crate::package::referrer::summary(r.referrers.iter().map(|e| e.kind))
+        ));
+    }
     if r.images_written {
         s.push_str(&format!(
             "  image store:    {} blobs, {}\n",

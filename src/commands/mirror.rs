@@ -78,6 +78,9 @@ pub struct Args {
     pub verify_existing: bool,
 
     #[command(flatten)]
+    pub referrers: crate::args::ReferrersArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -124,6 +127,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         &requests,
         usize::from(args.jobs),
         args.verify_existing,
+        !args.referrers.no_referrers,
         progress,
     )
     .await;

@@ -80,6 +80,8 @@ pub struct PackageReport {
     #[serde(flatten)]
     pub build: BuildReport,
     pub rewritten_indexes: Vec<Rewrite>,
+    /// Signatures, attestations, SBOMs and OCI referrers carried with the images.
+    pub referrers: Vec<crate::package::metadata::ReferrerEntry>,
     /// Set for a differential package: what it was built against and what it leaves at the site.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub differential: Option<DifferentialSummary>,
@@ -141,11 +143,18 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             )
         })?;
         let sources = sources.insert(args.source.sources(&printer)?);
-        let pulled = build::resolve_all(sources, &references, filter.as_ref()).await?;
+        let mut notes = Vec::new();
+        let collect = !args.source.referrers.no_referrers;
+        let pulled =
+            build::resolve_all(sources, &references, filter.as_ref(), collect, &mut notes).await?;
         rewrites = build::rewrites(&pulled);
         for r in &rewrites {
             printer.info(r.to_string());
         }
+        for n in &notes {
+            printer.warn(n);
+        }
+        meta.referrers = build::referrer_entries(&pulled);
         if meta.architectures.is_empty() {
             meta.architectures = build::platforms(&pulled, filter.as_ref());
         }
@@ -176,6 +185,7 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         images_from,
         build,
         rewritten_indexes: rewrites,
+        referrers: meta.referrers.clone(),
         differential: meta.differential.as_ref().map(|d| DifferentialSummary {
             against: d.against.as_str(),
             base: d.base.clone(),
@@ -213,6 +223,12 @@ fn render(r: &PackageReport) -> String {
             b.blobs,
             human_bytes(b.blob_bytes),
             r.images_from
+        ));
+    }
+    if !r.referrers.is_empty() {
+        s.push_str(&format!(
+            "  referrers: {}\n",
+            crate::package::referrer::summary(r.referrers.iter().map(|e| e.kind))
         ));
     }
     if let Some(d) = &r.differential {

@@ -129,6 +129,7 @@ fn related_images(pkg: &Package) -> Vec<String> {
     let artifact = pkg.metadata.artifact.as_deref();
     pkg.images
         .iter()
+        .filter(|i| i.referrer.is_none())
         .map(|i| i.reference.to_string())
         .filter(|r| Some(r.as_str()) != artifact)
         .collect()
@@ -174,6 +175,28 @@ pub fn render_text(pkg: &Package, all: bool, with_path: bool) -> String {
             escape(md.artifact.as_deref().unwrap_or_default())
         ));
         out.push_str(&format!("RelateImages: {}\n", go_list(related_images(pkg))));
+        let referrers: Vec<_> = pkg
+            .images
+            .iter()
+            .filter_map(|i| Some((i, i.referrer.as_ref()?)))
+            .collect();
+        if !referrers.is_empty() {
+            out.push_str(&format!(
+                "Referrers: {}\n",
+                crate::package::referrer::summary(referrers.iter().map(|(_, r)| r.kind))
+            ));
+            for (image, r) in referrers {
+                out.push_str(&format!(
+                    "  {} of {}: {}\n",
+                    r.kind.as_str(),
+                    r.subject,
+                    escape(&match &image.reference.tag {
+                        Some(_) => image.reference.to_string(),
+                        None => format!("{}@{}", image.reference, image.digest),
+                    })
+                ));
+            }
+        }
     }
     for child in &pkg.children {
         out.push('\n');
@@ -291,6 +314,7 @@ pub(crate) mod tests {
             manifests: vec![Digest::of(reference.as_bytes())],
             blobs: blobs.to_vec(),
             size: 0,
+            referrer: None,
         }
     }
 

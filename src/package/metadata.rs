@@ -98,6 +98,26 @@ pub struct Metadata {
     /// because the destination is expected to hold them already.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub differential: Option<Differential>,
+    /// Signatures, attestations, SBOMs and other artifacts about the images, carried as images of
+    /// the store (written by `violet create`/`package`; docs/supply-chain.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referrers: Vec<ReferrerEntry>,
+}
+
+/// One artifact about an image that the package carries (`referrers` in `violet.yaml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReferrerEntry {
+    /// Where it is stored: `registry/repository:sha256-<hex>.sig` (cosign's tag scheme) or
+    /// `registry/repository@sha256:…` (an OCI referrer).
+    pub reference: String,
+    /// The digest of its manifest.
+    pub digest: crate::digest::Digest,
+    /// The digest of the image manifest or index it is about.
+    pub subject: crate::digest::Digest,
+    pub kind: crate::package::referrer::ReferrerKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
 }
 
 /// What a differential package was built against and which blobs it leaves at the site

@@ -8,6 +8,7 @@ pub mod mediatype;
 pub mod metadata;
 pub mod model;
 pub(crate) mod oci_layout;
+pub mod referrer;
 
 use std::path::PathBuf;
 

@@ -133,6 +133,10 @@ pub struct Image {
     pub blobs: Vec<Digest>,
     /// Sum of the sizes of `blobs` and `manifests`.
     pub size: u64,
+    /// Set when the image is a signature, attestation, SBOM or other artifact about another
+    /// image (cosign's tag scheme or an OCI `subject`), not an image to run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<crate::package::referrer::Referrer>,
 }
 
 /// Where the effective metadata came from.

@@ -22,11 +22,13 @@ use crate::digest::Digest;
 use crate::error::{ExitCode, Fail};
 use crate::output::progress::Progress;
 use crate::package::Package;
-use crate::package::metadata::{METADATA_FILE, Metadata};
+use crate::package::metadata::{METADATA_FILE, Metadata, ReferrerEntry};
+use crate::package::referrer::Referrer;
 use crate::pull::{self, PlatformFilter, Selected};
 use crate::registry::{
     BlobStream, Client, Credentials, RegistryConfig, RegistryError, credentials,
 };
+use crate::transfer::referrers::Finder;
 use crate::transfer::source::Origin;
 use crate::writer::{self, LayoutEntry, PackageWriter, Written};
 
@@ -90,6 +92,8 @@ pub struct Pulled {
     /// The main artifact (bundle image, chart): platform-independent content, so it is never
     /// filtered and its config's platform says nothing about the package.
     pub is_artifact: bool,
+    /// Set for a signature, attestation, SBOM or OCI referrer of another pulled image.
+    pub referrer: Option<Referrer>,
 }
 
 /// An index rewritten to a platform subset, for the report.
@@ -118,10 +122,15 @@ impl std::fmt::Display for Rewrite {
 }
 
 /// Resolves every reference keeping the `filter` platforms; the first one is the artifact.
+/// With `referrers`, the artifacts about each image (cosign signatures, attestations, SBOMs and
+/// OCI referrers of its index and platform manifests) follow the images, and `notes` says what
+/// a `--platforms` rewrite leaves unsigned.
 pub async fn resolve_all(
     sources: &mut Sources,
     references: &[Reference],
     filter: Option<&PlatformFilter>,
+    referrers: bool,
+    notes: &mut Vec<String>,
 ) -> anyhow::Result<Vec<Pulled>> {
     let mut out = Vec::new();
     for (i, r) in references.iter().enumerate() {
@@ -141,9 +150,86 @@ pub async fn resolve_all(
             client,
             selected,
             is_artifact,
+            referrer: None,
         });
     }
+    if referrers {
+        let found = collect_referrers(&out, notes).await?;
+        out.extend(found);
+    }
     Ok(out)
+}
+
+/// The artifacts about every image of `pulled`, each once.
+async fn collect_referrers(
+    pulled: &[Pulled],
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Vec<Pulled>> {
+    let mut finder = Finder::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for p in pulled {
+        let repo = &p.reference.repository;
+        let subjects: Vec<Digest> = p
+            .selected
+            .image
+            .manifests
+            .iter()
+            .map(|m| m.digest.clone())
+            .collect();
+        if let Some(original) = &p.selected.rewritten_from {
+            let kinds = finder.has_cosign(&p.client, repo, original).await?;
+            if !kinds.is_empty() {
+                let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                notes.push(format!(
+                    "{}: the {} of its index {original} do not cover the index --platforms rewrote ({}); they are left out, and only the kept platform manifests' own artifacts are carried",
+                    p.reference,
+                    names.join(", "),
+                    p.selected.image.digest
+                ));
+            }
+        }
+        for f in finder.find(&p.client, repo, &subjects, &mut seen).await? {
+            let reference = Reference {
+                registry: p.reference.registry.clone(),
+                repository: repo.clone(),
+                tag: f.tag.clone(),
+                digest: f.tag.is_none().then(|| f.image.digest.clone()),
+            };
+            out.push(Pulled {
+                reference,
+                client: p.client.clone(),
+                selected: Selected {
+                    image: f.image,
+                    media_type: f.media_type,
+                    platforms: Vec::new(),
+                    rewritten_from: None,
+                    dropped: Vec::new(),
+                    kept_whole: false,
+                },
+                is_artifact: false,
+                referrer: Some(f.referrer),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The `referrers` list of `violet.yaml` for the pulled artifacts.
+pub fn referrer_entries(pulled: &[Pulled]) -> Vec<ReferrerEntry> {
+    pulled
+        .iter()
+        .filter_map(|p| {
+            let r = p.referrer.as_ref()?;
+            Some(ReferrerEntry {
+                reference: p.reference.to_string(),
+                digest: p.selected.image.digest.clone(),
+                subject: r.subject.clone(),
+                kind: r.kind,
+                artifact_type: r.artifact_type.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Index rewrites among `pulled`, for the report.

@@ -18,6 +18,7 @@ use crate::plan::{Destination, Plan, RemoteCopy};
 use crate::pull;
 use crate::registry::Client;
 use crate::scheduler::{ImageResult, Scheduler};
+use crate::transfer::referrers::Finder;
 
 /// One image to copy: where it is read and where it goes.
 #[derive(Debug, Clone)]
@@ -94,13 +95,22 @@ pub async fn run(
     requests: &[Request],
     jobs: usize,
     verify_existing: bool,
+    with_referrers: bool,
     progress: Progress,
 ) -> Copied {
-    let resolved: Vec<Result<RemoteCopy, ImageReport>> = futures_util::stream::iter(requests)
+    let mut resolved: Vec<Result<RemoteCopy, ImageReport>> = futures_util::stream::iter(requests)
         .map(|req| resolve(source, dest, req))
         .buffered(RESOLVE_CONCURRENCY)
         .collect()
         .await;
+    if with_referrers {
+        let images: Vec<RemoteCopy> = resolved
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .cloned()
+            .collect();
+        resolved.extend(referrers(source, dest, &images).await);
+    }
     let copies: Vec<RemoteCopy> = resolved
         .iter()
         .filter_map(|r| r.as_ref().ok())
@@ -218,6 +228,72 @@ async fn resolve(source: &Client, dest: &Client, req: &Request) -> Result<Remote
         source_repository: req.source_repo.clone(),
         repository: req.dest_repo.clone(),
         tag: req.tag.clone(),
+        referrer: image
+            .manifests
+            .last()
+            .and_then(|top| crate::package::referrer::classify(req.tag.as_deref(), &top.bytes)),
         image,
     })
+}
+
+/// The artifacts at the source about the resolved images (`mirror` without `--no-referrers`),
+/// as more copies into the same destination repositories; a listing that fails is a failed row.
+async fn referrers(
+    source: &Client,
+    dest: &Client,
+    copies: &[RemoteCopy],
+) -> Vec<Result<RemoteCopy, ImageReport>> {
+    let mut finder = Finder::default();
+    // What the requests name already (a package's own signatures, `--from-package`) is not
+    // copied twice.
+    let mut seen: std::collections::HashSet<Digest> =
+        copies.iter().map(|c| c.image.digest.clone()).collect();
+    let mut out = Vec::new();
+    for copy in copies.iter().filter(|c| c.referrer.is_none()) {
+        let subjects: Vec<Digest> = copy
+            .image
+            .manifests
+            .iter()
+            .map(|m| m.digest.clone())
+            .collect();
+        match finder
+            .find(source, &copy.source_repository, &subjects, &mut seen)
+            .await
+        {
+            Ok(found) => {
+                for f in found {
+                    let source_label = match &f.tag {
+                        Some(t) => format!("{}/{}:{t}", source.host(), copy.source_repository),
+                        None => format!(
+                            "{}/{}@{}",
+                            source.host(),
+                            copy.source_repository,
+                            f.image.digest
+                        ),
+                    };
+                    out.push(Ok(RemoteCopy {
+                        source: source_label,
+                        source_repository: copy.source_repository.clone(),
+                        repository: copy.repository.clone(),
+                        tag: f.tag,
+                        image: f.image,
+                        referrer: Some(f.referrer),
+                    }));
+                }
+            }
+            Err(e) => out.push(Err(ImageReport {
+                source: format!("{} (its signatures and referrers)", copy.source),
+                destination: format!("{}/{}", dest.host(), copy.repository),
+                source_digest: Some(copy.image.digest.clone()),
+                destination_digest: None,
+                manifests: 0,
+                blobs: 0,
+                size: 0,
+                status: Status::Failed,
+                error: Some(e.to_string()),
+                code: Some(crate::error::UserError::exit_code(&e)),
+            })),
+        }
+    }
+    out
 }

@@ -18,6 +18,8 @@
 //!   that resumes with `Range` (under `source`'s registry origin).
 //! * `build`: every image of the package resolved and streamed, from its [`source::Origin`] (a
 //!   registry or a directory store), into the writer.
+//! * `referrers`: signatures, attestations, SBOMs and OCI referrers found next to each image (and,
+//!   at a destination without the referrers API, the fallback tag that lists them).
 //! * `writer`: the package sink (tgz / tar / tar.zst / directory, `.partial` then rename).
 
 mod body;
@@ -29,6 +31,7 @@ pub mod inventory;
 pub mod plan;
 pub mod preflight;
 pub mod pull;
+pub mod referrers;
 pub mod report;
 pub mod scheduler;
 pub mod source;

@@ -148,6 +148,10 @@ pub struct ImagePlan {
     #[serde(skip)]
     pub blobs: Vec<Digest>,
     pub size: u64,
+    /// Set for a signature, attestation, SBOM or OCI referrer: committed after the images, and
+    /// only when the image it is about did not fail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<crate::package::referrer::Referrer>,
 }
 
 /// One destination of a plan: where each image of the run lands there.
@@ -266,6 +270,7 @@ impl Plan {
                 manifests: image.manifests.iter().map(|m| m.digest.clone()).collect(),
                 blobs: image.blobs.iter().map(|(d, _)| d.clone()).collect(),
                 size: image.size(),
+                referrer: copy.referrer.clone(),
             });
         }
         Self {
@@ -315,6 +320,8 @@ pub struct RemoteCopy {
     /// The tag set last at the destination; `None` copies by digest only.
     pub tag: Option<String>,
     pub image: crate::transfer::pull::RemoteImage,
+    /// Set for an artifact about another image of the copy.
+    pub referrer: Option<crate::package::referrer::Referrer>,
 }
 
 /// The images of `flat` at `destination`, in package order. The same image (same repository,
@@ -348,6 +355,7 @@ fn images_for(flat: &[Arc<Package>], destination: &Destination) -> Vec<ImagePlan
                 manifests: img.manifests.clone(),
                 blobs: img.blobs.clone(),
                 size: img.size,
+                referrer: img.referrer.clone(),
             });
         }
     }

@@ -23,8 +23,10 @@ use futures_util::{StreamExt, stream};
 use crate::digest::Digest;
 use crate::error::{ExitCode, UserError};
 use crate::output::progress::Progress;
-use crate::plan::{ImagePlan, Plan};
+use crate::package::referrer;
+use crate::plan::{ImagePlan, Plan, Target};
 use crate::registry::Client;
+use crate::transfer::referrers;
 
 mod upload;
 
@@ -357,15 +359,13 @@ impl Scheduler {
         self.transfer(plan, &needs, &states).await;
         self.transfer_alternates(plan, &resolutions, &states).await;
 
-        let committed: Vec<Vec<ImageReport>> =
-            futures_util::future::join_all(plan.targets.iter().enumerate().map(|(k, target)| {
-                let (state, tagged) = (&states[k], &tagged[k]);
-                stream::iter(target.images.iter().enumerate())
-                    .map(move |(i, img)| self.commit(k, plan, img, state, tagged.contains(&i)))
-                    .buffered(COMMIT_CONCURRENCY)
-                    .collect::<Vec<ImageReport>>()
-            }))
-            .await;
+        let committed: Vec<Vec<ImageReport>> = futures_util::future::join_all(
+            plan.targets
+                .iter()
+                .enumerate()
+                .map(|(k, target)| self.commit_target(k, plan, &states[k], &tagged[k], target)),
+        )
+        .await;
         self.progress.finish();
 
         let seconds = start.elapsed().as_secs_f64();
@@ -440,6 +440,141 @@ impl Scheduler {
             .buffered(RESOLVE_CONCURRENCY)
             .collect()
             .await
+    }
+
+    /// Phase 3 at destination `k`: the images, then the artifacts about them (signatures,
+    /// SBOMs, OCI referrers) whose image did not fail, then the referrers tag schema's indexes
+    /// where the registry has no referrers API. Reports in plan order.
+    async fn commit_target(
+        &self,
+        k: usize,
+        plan: &Plan,
+        state: &Arc<State>,
+        tagged: &HashSet<usize>,
+        target: &Target,
+    ) -> Vec<ImageReport> {
+        let (artifacts, images): (Vec<_>, Vec<_>) = target
+            .images
+            .iter()
+            .enumerate()
+            .partition(|(_, img)| img.referrer.is_some());
+        let mut reports: Vec<Option<ImageReport>> = vec![None; target.images.len()];
+        let first: Vec<(usize, ImageReport)> = stream::iter(images)
+            .map(|(i, img)| async move {
+                (
+                    i,
+                    self.commit(k, plan, img, state, tagged.contains(&i)).await,
+                )
+            })
+            .buffered(COMMIT_CONCURRENCY)
+            .collect()
+            .await;
+        // The digests (with every manifest under them) of images that failed here: what refers
+        // to them is not written, so no signature points at an image that is not there.
+        let failed: HashSet<(&str, &Digest)> = first
+            .iter()
+            .filter(|(_, r)| r.result == ImageResult::Failed)
+            .flat_map(|(i, _)| {
+                let img = &target.images[*i];
+                img.manifests.iter().map(|d| (img.repository.as_str(), d))
+            })
+            .collect();
+        for (i, r) in first {
+            reports[i] = Some(r);
+        }
+        let second: Vec<(usize, ImageReport)> = stream::iter(artifacts)
+            .map(|(i, img)| {
+                let failed = &failed;
+                async move {
+                    let subject = &img.referrer.as_ref().expect("an artifact").subject;
+                    if failed.contains(&(img.repository.as_str(), subject)) {
+                        let mut r = ImageReport::pending(img);
+                        r.error = Some(format!(
+                            "not written: the image it is about ({subject}) failed at {}",
+                            self.clients[k].host()
+                        ));
+                        r.exit_code = Some(ExitCode::Failure);
+                        return (i, r);
+                    }
+                    (
+                        i,
+                        self.commit(k, plan, img, state, tagged.contains(&i)).await,
+                    )
+                }
+            })
+            .buffered(COMMIT_CONCURRENCY)
+            .collect()
+            .await;
+        let indexed = self.referrers_indexes(k, plan, target, &second).await;
+        for (i, mut r) in second {
+            if let Some((msg, code)) = indexed.get(&i) {
+                r.result = ImageResult::Failed;
+                r.error = Some(msg.clone());
+                r.exit_code = Some(*code);
+            }
+            reports[i] = Some(r);
+        }
+        reports
+            .into_iter()
+            .map(|r| r.expect("every image reported"))
+            .collect()
+    }
+
+    /// The OCI referrers tag schema at destination `k`: for each subject with referrers written
+    /// here (by their `subject` field), an index under `sha256-<hex>` listing them, merged with
+    /// what the tag lists already, unless the registry has the referrers API (one probe; it then
+    /// indexes them itself). Returns the failures, by image.
+    async fn referrers_indexes(
+        &self,
+        k: usize,
+        plan: &Plan,
+        target: &Target,
+        written: &[(usize, ImageReport)],
+    ) -> HashMap<usize, (String, ExitCode)> {
+        let mut groups: BTreeMap<(&str, &Digest), Vec<usize>> = BTreeMap::new();
+        for (i, r) in written {
+            let img = &target.images[*i];
+            match &img.referrer {
+                Some(rf) if rf.by_subject && r.result != ImageResult::Failed => {
+                    groups
+                        .entry((&img.repository, &rf.subject))
+                        .or_default()
+                        .push(*i);
+                }
+                _ => {}
+            }
+        }
+        let mut failures = HashMap::new();
+        let Some(((repo, subject), _)) = groups.iter().next() else {
+            return failures;
+        };
+        let client = &self.clients[k];
+        match client.referrers(repo, subject).await {
+            Ok(Some(_)) => return failures,
+            Ok(None) => {}
+            Err(e) => {
+                for i in groups.values().flatten() {
+                    failures.insert(*i, (e.to_string(), e.exit_code()));
+                }
+                return failures;
+            }
+        }
+        for ((repo, subject), members) in &groups {
+            let descriptors: Vec<serde_json::Value> = members
+                .iter()
+                .filter_map(|i| {
+                    let img = &target.images[*i];
+                    let (media_type, bytes) = plan.manifest(img, &img.digest)?;
+                    Some(referrer::index_descriptor(media_type, &img.digest, bytes))
+                })
+                .collect();
+            if let Err(e) = referrers::update_fallback(client, repo, subject, &descriptors).await {
+                for i in members {
+                    failures.insert(*i, (e.to_string(), e.exit_code()));
+                }
+            }
+        }
+        failures
     }
 
     /// Phase 3: manifests children first, then the tag, for one image. A `tagged` image (its

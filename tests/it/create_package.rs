@@ -22,7 +22,7 @@ fn read_yaml(path: &Path) -> serde_json::Value {
 /// The seeded images plus an operator bundle `acp/demo-operator-bundle:v1.2.0` whose CSV lists
 /// one related image by tag and one pinned by digest (as CSVs usually pin them). Returns the
 /// bundle reference, the related images and the pinned digest.
-fn seed_bundle(ctx: &TestContext, a: &Registry) -> (String, Vec<String>, String) {
+pub(crate) fn seed_bundle(ctx: &TestContext, a: &Registry) -> (String, Vec<String>, String) {
     ctx.seed_demo_images("seed", &a.host());
     let agent_digest = digest_in(ctx, &a.host(), "acp/demo-agent:v1.0.0");
     let related = vec![

@@ -16,5 +16,6 @@ mod push;
 mod push_multi;
 mod push_platform;
 mod recovery;
+mod referrers;
 mod registry_client;
 mod release;

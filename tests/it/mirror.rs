@@ -534,6 +534,7 @@ fn progress_counts_each_crossing_blob_once() {
                 &requests,
                 4,
                 false,
+                true,
                 progress.clone(),
             )
             .await;

@@ -239,6 +239,27 @@ impl Scan<'_> {
                 ));
             }
         }
+        // A signature listed but not carried is a package cut or edited after it was written:
+        // pushing it would silently drop what a site's policy may require.
+        for r in &metadata.referrers {
+            let found = oci_layout::parse_reference(&r.reference).is_some_and(|want| {
+                held.iter().any(|i| {
+                    i.digest == r.digest
+                        && i.reference.repository == want.repository
+                        && (want.tag.is_none() || i.reference.tag == want.tag)
+                })
+            });
+            if !found {
+                return Err(bad(
+                    &r.reference,
+                    format!(
+                        "{METADATA_FILE} lists this {} ({}) but the package's image store does not hold it",
+                        r.kind.as_str(),
+                        r.digest
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 

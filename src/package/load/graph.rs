@@ -74,8 +74,11 @@ impl Graph<'_, '_> {
                 .filter_map(|d| self.manifests.get(d))
                 .map(|m| m.bytes.len() as u64)
                 .sum::<u64>();
+        let referrer =
+            crate::package::referrer::classify(root.reference.tag.as_deref(), &top.bytes);
         Ok(Image {
             reference: root.reference,
+            referrer,
             digest: root.digest,
             media_type: top.media_type.clone(),
             platforms,

@@ -1,4 +1,5 @@
-//! Listing what a registry holds (`violet inventory`): the catalog API and tag lists, both
+//! Listing what a registry holds (`violet inventory`, referrers for `create`/`package`/`mirror`):
+//! the catalog API, tag lists and the referrers API, all
 //! paginated (`?n=` and the `Link: <…>; rel="next"` header of the distribution spec).
 
 use super::*;
@@ -12,6 +13,12 @@ const MAX_PAGES: usize = 10_000;
 struct CatalogPage {
     #[serde(default)]
     repositories: Option<Vec<String>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReferrersPage {
+    #[serde(default)]
+    manifests: Option<Vec<serde_json::Value>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -61,6 +68,39 @@ impl Client {
             let page: TagsPage =
                 serde_json::from_slice(&body).map_err(|e| self.invalid(&ctx, e))?;
             out.extend(page.tags.unwrap_or_default());
+        }
+        Ok(Some(out))
+    }
+
+    /// `GET /v2/<repo>/referrers/<digest>`, every page: the descriptors of the manifests whose
+    /// `subject` is `digest` (OCI distribution 1.1). `None` when the registry has no referrers
+    /// API: the spec's answer is 404, and some registries answer an unknown route with 400, 405
+    /// or 501.
+    pub async fn referrers(
+        &self,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<Option<Vec<serde_json::Value>>, RegistryError> {
+        let ctx = Ctx {
+            operation: "the listing of",
+            what: format!("the referrers of {repo}@{digest}"),
+            access: Some((repo.into(), "pull")),
+        };
+        let scopes = [auth::repo_scope(repo, "pull")];
+        let first = self.url(&format!("v2/{repo}/referrers/{digest}"))?;
+        let pages = match self.pages(first, &scopes, &ctx).await {
+            Ok(p) => p,
+            Err(RegistryError::Remote {
+                status: 400 | 404 | 405 | 501,
+                ..
+            }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for body in pages {
+            let page: ReferrersPage =
+                serde_json::from_slice(&body).map_err(|e| self.invalid(&ctx, e))?;
+            out.extend(page.manifests.unwrap_or_default());
         }
         Ok(Some(out))
     }

@@ -7,6 +7,7 @@ pub mod artifacts;
 pub mod packages;
 pub mod platform;
 pub mod proxy;
+pub mod referrers;
 pub mod registry;
 pub mod skopeo;
 pub mod token_server;

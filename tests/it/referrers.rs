@@ -1,0 +1,279 @@
+//! Signatures, attestations, SBOMs and OCI referrers travel with their images: collected by
+//! `create`/`package`/`mirror` from a real registry (cosign's tag scheme, the referrers tag
+//! schema: Debian's distribution 2.8 has no referrers API), listed in `violet.yaml` and `show
+//! --all`, and pushed after their images with every digest kept.
+
+use crate::create_package::seed_bundle;
+use crate::support::TestContext;
+use crate::support::artifacts;
+use crate::support::packages::NO_TLS;
+use crate::support::proxy::FaultProxy;
+use crate::support::referrers::{self, SBOM_TYPE};
+use crate::support::registry::Registry;
+use crate::support::skopeo::{skopeo_inspect_raw, skopeo_inspect_raw_digest};
+use violet::digest::Digest;
+
+fn yaml(path: &std::path::Path) -> serde_json::Value {
+    serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn digest_at(ctx: &TestContext, host: &str, image: &str) -> Digest {
+    skopeo_inspect_raw_digest(ctx, &format!("docker://{host}/{image}"), NO_TLS)
+}
+
+fn sig_tag(d: &Digest) -> String {
+    format!("{}.sig", d.as_str().replacen(':', "-", 1))
+}
+
+/// The bundle and its images in `a`, with a signature of `acp/demo`'s index and of the bundle,
+/// and an SBOM referrer of `acp/demo`'s index. Returns (bundle, demo index digest, sbom digest).
+fn seed_signed(ctx: &TestContext, a: &Registry) -> (String, Digest, Digest) {
+    let (bundle, _, _) = seed_bundle(ctx, a);
+    let cfg = artifacts::plain(&a.host());
+    let demo = digest_at(ctx, &a.host(), "acp/demo:v1.0.0");
+    referrers::sign(&cfg, "acp/demo", &demo);
+    let bundle_digest = digest_at(ctx, &a.host(), "acp/demo-operator-bundle:v1.2.0");
+    referrers::sign(&cfg, "acp/demo-operator-bundle", &bundle_digest);
+    let subject = referrers::descriptor(&cfg, "acp/demo", "v1.0.0");
+    let sbom = referrers::attach_sbom(&cfg, "acp/demo", &subject);
+    (bundle, demo, sbom)
+}
+
+#[test]
+fn create_package_push_carries_signatures_and_sboms_with_their_digests() {
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let b = Registry::plain();
+    let (bundle, demo, sbom) = seed_signed(&ctx, &a);
+
+    let dir = ctx.file("out");
+    let dir_s = dir.display().to_string();
+    let created = ctx
+        .create_plain(&dir_s, &bundle, &["-o", "json"])
+        .success()
+        .json();
+    assert_eq!(
+        created["referrers"].as_array().unwrap().len(),
+        3,
+        "{created:#}"
+    );
+    let meta = yaml(&dir.join("violet.yaml"));
+    let listed = meta["referrers"].as_array().unwrap();
+    let kinds: Vec<&str> = listed.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["signature", "signature", "artifact"], "{meta:#}");
+    let sbom_entry = listed.iter().find(|r| r["kind"] == "artifact").unwrap();
+    assert_eq!(sbom_entry["subject"], demo.as_str());
+    assert_eq!(sbom_entry["digest"], sbom.as_str());
+    assert_eq!(sbom_entry["artifactType"], SBOM_TYPE);
+    assert_eq!(
+        sbom_entry["reference"],
+        format!("{}/acp/demo@{sbom}", a.host()).as_str()
+    );
+
+    let pkg = ctx.file("signed.tgz");
+    let pkg_s = pkg.display().to_string();
+    ctx.run([
+        "package",
+        &dir_s,
+        "--output",
+        &pkg_s,
+        "--plain",
+        "--no-auth",
+    ])
+    .success();
+    let show = ctx.run(["show", &pkg_s, "--all"]).success().stdout;
+    assert!(
+        show.contains("Referrers: 3 (2 signature, 1 artifact)"),
+        "{show}"
+    );
+    assert!(
+        show.contains(&format!(
+            "  signature of {demo}: {}/acp/demo:{}",
+            a.host(),
+            sig_tag(&demo)
+        )),
+        "{show}"
+    );
+    assert!(
+        !show.contains(&format!("RelateImages: [{}/acp/demo:sha256", a.host())),
+        "{show}"
+    );
+
+    ctx.push(&pkg_s, &[&b.host()], &["--plain", "--no-auth"])
+        .success();
+    // Each artifact is written after the image it is about.
+    let log = b.log();
+    let at = |needle: &str| {
+        log.lines()
+            .position(|l| l.contains("\"PUT ") && l.contains(needle))
+            .unwrap_or_else(|| panic!("no PUT of {needle}"))
+    };
+    let image_put = at("/v2/acp/demo/manifests/v1.0.0");
+    assert!(at(&format!("/v2/acp/demo/manifests/{}", sig_tag(&demo))) > image_put);
+    assert!(at(&format!("/v2/acp/demo/manifests/{sbom}")) > image_put);
+    for image in [
+        format!("acp/demo:{}", sig_tag(&demo)),
+        format!("acp/demo@{sbom}"),
+    ] {
+        assert_eq!(
+            digest_at(&ctx, &b.host(), &image),
+            digest_at(&ctx, &a.host(), &image),
+            "{image}"
+        );
+    }
+    // B has no referrers API either: the SBOM is listed under the fallback tag, as in A.
+    let fallback = format!("acp/demo:{}", demo.as_str().replacen(':', "-", 1));
+    let index: serde_json::Value = serde_json::from_str(&skopeo_inspect_raw(
+        &ctx,
+        &format!("docker://{}/{fallback}", b.host()),
+        NO_TLS,
+    ))
+    .unwrap();
+    assert_eq!(index["manifests"][0]["digest"], sbom.as_str(), "{index:#}");
+    assert_eq!(index["manifests"][0]["artifactType"], SBOM_TYPE);
+
+    // A rerun finds everything there: no manifest is written again, the index neither.
+    let puts = b.requests("PUT", "/manifests/");
+    let again = ctx
+        .push(
+            &pkg_s,
+            &[&b.host()],
+            &["--plain", "--no-auth", "-o", "json"],
+        )
+        .success()
+        .json();
+    assert_eq!(b.requests("PUT", "/manifests/"), puts, "{again:#}");
+}
+
+#[test]
+fn no_referrers_leaves_them_out() {
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let (bundle, _, _) = seed_signed(&ctx, &a);
+    let dir = ctx.file("out");
+    let dir_s = dir.display().to_string();
+    ctx.create_plain(&dir_s, &bundle, &["--no-referrers"])
+        .success();
+    let meta = yaml(&dir.join("violet.yaml"));
+    assert!(meta.get("referrers").is_none(), "{meta:#}");
+    let show = ctx
+        .run(["show", &dir_s, "--all", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(show["summary"]["images"], 3, "{show:#}");
+}
+
+/// Without any referrer at the source, collecting them costs one tag listing per repository and
+/// one probe of the referrers API per registry; the push of the package costs nothing extra.
+#[test]
+fn images_without_referrers_cost_one_listing_per_repository() {
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let b = Registry::plain();
+    let (_, _, _) = seed_bundle(&ctx, &a);
+    let proxy = FaultProxy::start(&a.host());
+    let bundle = format!("{}/acp/demo-operator-bundle:v1.2.0", proxy.host());
+    // The bundle names its images in A; the proxy sees only the bundle's repository.
+    let dir = ctx.file("out");
+    let dir_s = dir.display().to_string();
+    ctx.create_plain(&dir_s, &bundle, &[]).success();
+    assert_eq!(proxy.count(Some("GET"), r"/tags/list"), 1);
+    assert_eq!(proxy.count(None, r"/referrers/"), 1);
+    assert_eq!(proxy.count(None, r"/manifests/sha256-"), 0);
+    assert!(yaml(&dir.join("violet.yaml")).get("referrers").is_none());
+
+    let front = FaultProxy::start(&b.host());
+    ctx.push(&dir_s, &[&front.host()], &["--plain", "--no-auth"])
+        .success();
+    assert_eq!(
+        front.count(None, r"/tags/list|/referrers/|/manifests/sha256-"),
+        0
+    );
+}
+
+#[test]
+fn mirror_carries_signatures_and_referrers() {
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let b = Registry::plain();
+    let (_, demo, sbom) = seed_signed(&ctx, &a);
+    let out = ctx
+        .mirror_plain(&a.host(), &b.host(), &["acp/demo:v1.0.0", "-o", "json"])
+        .success()
+        .json();
+    assert_eq!(out["images"].as_array().unwrap().len(), 3, "{out:#}");
+    assert_eq!(out["parity"], true);
+    assert_eq!(
+        digest_at(&ctx, &b.host(), &format!("acp/demo:{}", sig_tag(&demo))),
+        digest_at(&ctx, &a.host(), &format!("acp/demo:{}", sig_tag(&demo)))
+    );
+    assert_eq!(
+        digest_at(&ctx, &b.host(), &format!("acp/demo@{sbom}")),
+        sbom
+    );
+
+    let c = Registry::plain();
+    let bare = ctx
+        .mirror_plain(
+            &a.host(),
+            &c.host(),
+            &["acp/demo:v1.0.0", "--no-referrers", "-o", "json"],
+        )
+        .success()
+        .json();
+    assert_eq!(bare["images"].as_array().unwrap().len(), 1, "{bare:#}");
+}
+
+#[test]
+fn a_platform_subset_says_the_index_signature_is_left_out() {
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let (bundle, _, _) = seed_signed(&ctx, &a);
+    let dir = ctx.file("out");
+    let dir_s = dir.display().to_string();
+    let out = ctx
+        .create_plain(&dir_s, &bundle, &["--platforms", "linux/amd64"])
+        .success();
+    let err = ctx.redact(&out.stderr);
+    assert!(
+        err.contains("acp/demo:v1.0.0: the signature of its index sha256:")
+            && err.contains("do not cover the index --platforms rewrote"),
+        "{err}"
+    );
+    // The bundle is not filtered: its signature still travels; the rewritten index has none.
+    let meta = yaml(&dir.join("violet.yaml"));
+    let listed = meta["referrers"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{meta:#}");
+    assert!(
+        listed[0]["reference"]
+            .as_str()
+            .unwrap()
+            .contains("acp/demo-operator-bundle:sha256-")
+    );
+}
+
+#[test]
+fn a_listed_referrer_the_store_lacks_is_refused() {
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let (bundle, _, _) = seed_signed(&ctx, &a);
+    let dir = ctx.file("out");
+    let dir_s = dir.display().to_string();
+    ctx.create_plain(&dir_s, &bundle, &[]).success();
+    let path = dir.join("violet.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = text.replacen("digest: sha256:", "digest: sha256:0", 1);
+    let edited = {
+        // Keep the digest 64 hex digits long: drop the last one.
+        let at = edited.find("digest: sha256:0").unwrap() + "digest: sha256:".len();
+        format!("{}{}", &edited[..at + 64], &edited[at + 65..])
+    };
+    std::fs::write(&path, edited).unwrap();
+    let out = ctx.run(["show", &dir_s]);
+    assert_eq!(out.code, 4, "{}", out.all());
+    assert!(
+        out.stderr.contains("violet.yaml lists this signature"),
+        "{}",
+        out.stderr
+    );
+}

@@ -1,0 +1,138 @@
+//! Artifacts about images, put into a real registry the way their producers do: a cosign-shaped
+//! signature under cosign's tag scheme (`sha256-<hex>.sig`), and an SBOM as an OCI 1.1 referrer
+//! (a manifest with `subject`, pushed by digest) listed in the referrers tag schema's index
+//! (`sha256-<hex>`), as oras and cosign write it on a registry without the referrers API.
+//! Whether a signature verifies is `support::cosign`'s business; here only the bytes travel.
+
+use bytes::Bytes;
+use violet::digest::Digest;
+use violet::registry::{Client, RegistryConfig};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const SBOM_TYPE: &str = "application/spdx+json";
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn upload(client: &Client, repo: &str, bytes: &[u8]) -> serde_json::Value {
+    let digest = Digest::of(bytes);
+    let body = Bytes::copy_from_slice(bytes);
+    let open = move || -> std::io::Result<violet::registry::BlobStream> {
+        let body = body.clone();
+        Ok(Box::pin(futures_util::stream::once(
+            async move { Ok(body) },
+        )))
+    };
+    client
+        .upload_blob(repo, &digest, bytes.len() as u64, &open, &|_| {})
+        .await
+        .unwrap();
+    serde_json::json!({"digest": digest.as_str(), "size": bytes.len()})
+}
+
+/// The media type, digest and size of `repo:reference`, as a descriptor.
+pub fn descriptor(registry: &RegistryConfig, repo: &str, reference: &str) -> serde_json::Value {
+    runtime().block_on(async {
+        let client = Client::new(registry.clone()).unwrap();
+        let (media_type, bytes, digest) = client.get_manifest(repo, reference).await.unwrap();
+        serde_json::json!({"mediaType": media_type, "digest": digest.as_str(), "size": bytes.len()})
+    })
+}
+
+/// A cosign-shaped signature of `subject` at `repo:sha256-<hex>.sig`: the simple-signing
+/// payload as its one layer, a signature annotation that is not checked here. Returns its digest.
+pub fn sign(registry: &RegistryConfig, repo: &str, subject: &Digest) -> Digest {
+    runtime().block_on(async {
+        let client = Client::new(registry.clone()).unwrap();
+        let payload = serde_json::json!({
+            "critical": {
+                "identity": {"docker-reference": format!("{}/{repo}", registry.host)},
+                "image": {"docker-manifest-digest": subject.as_str()},
+                "type": "cosign container image signature"
+            },
+            "optional": null
+        });
+        let mut layer = upload(&client, repo, &serde_json::to_vec(&payload).unwrap()).await;
+        layer["mediaType"] = "application/vnd.dev.cosign.simplesigning.v1+json".into();
+        layer["annotations"] =
+            serde_json::json!({"dev.cosignproject.cosign/signature": "bm90IGNoZWNrZWQ="});
+        let mut config = upload(&client, repo, br#"{"architecture":"","os":""}"#).await;
+        config["mediaType"] = "application/vnd.oci.image.config.v1+json".into();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]
+        });
+        let tag = format!("{}.sig", subject.as_str().replacen(':', "-", 1));
+        client
+            .put_manifest(
+                repo,
+                &tag,
+                OCI_MANIFEST,
+                serde_json::to_vec(&manifest).unwrap().into(),
+            )
+            .await
+            .unwrap()
+    })
+}
+
+/// An SPDX SBOM about `subject` (a descriptor of the image's index or manifest) as an OCI 1.1
+/// referrer, pushed by digest and added to the fallback tag's index. Returns its digest.
+pub fn attach_sbom(registry: &RegistryConfig, repo: &str, subject: &serde_json::Value) -> Digest {
+    runtime().block_on(async {
+        let client = Client::new(registry.clone()).unwrap();
+        let mut config = upload(&client, repo, b"{}").await;
+        config["mediaType"] = "application/vnd.oci.empty.v1+json".into();
+        let mut layer = upload(
+            &client,
+            repo,
+            format!(
+                r#"{{"spdxVersion":"SPDX-2.3","name":"{}"}}"#,
+                subject["digest"]
+            )
+            .as_bytes(),
+        )
+        .await;
+        layer["mediaType"] = SBOM_TYPE.into();
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": SBOM_TYPE,
+            "config": config,
+            "layers": [layer],
+            "subject": subject,
+            "annotations": {"org.opencontainers.image.created": "2026-11-30T00:00:00Z"}
+        });
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let digest = Digest::of(&bytes);
+        client
+            .put_manifest(repo, digest.as_str(), OCI_MANIFEST, bytes.clone().into())
+            .await
+            .unwrap();
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{
+                "mediaType": OCI_MANIFEST,
+                "digest": digest.as_str(),
+                "size": bytes.len(),
+                "artifactType": SBOM_TYPE,
+                "annotations": manifest["annotations"],
+            }]
+        });
+        let subject_digest = subject["digest"].as_str().unwrap().replacen(':', "-", 1);
+        client
+            .put_manifest(
+                repo,
+                &subject_digest,
+                OCI_INDEX,
+                serde_json::to_vec(&index).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        digest
+    })
+}
