@@ -128,8 +128,12 @@ async fn run_async(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     let mut rewrites = Vec::new();
     let (images, images_from) = if args.skip_package_images {
         (Images::None, "none")
-    } else if let Some(pkg) = local {
+    } else if let Some(mut pkg) = local {
         check_store_complete(&args.dir, &meta, &pkg)?;
+        if args.source.referrers.no_referrers {
+            pkg.images.retain(|i| i.referrer.is_none());
+            meta.referrers.clear();
+        }
         (Images::Local(Box::new(pkg)), "directory")
     } else {
         let references = references(&args.dir, &meta)?;

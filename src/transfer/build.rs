@@ -178,7 +178,10 @@ async fn collect_referrers(
             .map(|m| m.digest.clone())
             .collect();
         if let Some(original) = &p.selected.rewritten_from {
-            let kinds = finder.has_cosign(&p.client, repo, original).await?;
+            let kinds = finder
+                .has_cosign(&p.client, repo, original)
+                .await
+                .map_err(not_listed)?;
             if !kinds.is_empty() {
                 let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
                 notes.push(format!(
@@ -189,7 +192,11 @@ async fn collect_referrers(
                 ));
             }
         }
-        for f in finder.find(&p.client, repo, &subjects, &mut seen).await? {
+        let found = finder
+            .find(&p.client, repo, &subjects, &mut seen)
+            .await
+            .map_err(not_listed)?;
+        for f in found {
             let reference = Reference {
                 registry: p.reference.registry.clone(),
                 repository: repo.clone(),
@@ -213,6 +220,14 @@ async fn collect_referrers(
         }
     }
     Ok(out)
+}
+
+/// A source that cannot be searched for signatures fails the build with its answer and a way on.
+fn not_listed(e: RegistryError) -> Fail {
+    use crate::error::UserError;
+    Fail::new(e.exit_code(), e.to_string()).with_hint(
+        "the images' signatures and referrers are looked up by listing the repository's tags; pass --no-referrers to build without them",
+    )
 }
 
 /// The `referrers` list of `violet.yaml` for the pulled artifacts.

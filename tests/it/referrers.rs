@@ -7,7 +7,7 @@ use crate::create_package::seed_bundle;
 use crate::support::TestContext;
 use crate::support::artifacts;
 use crate::support::packages::NO_TLS;
-use crate::support::proxy::FaultProxy;
+use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::referrers::{self, SBOM_TYPE};
 use crate::support::registry::Registry;
 use crate::support::skopeo::{skopeo_inspect_raw, skopeo_inspect_raw_digest};
@@ -189,6 +189,22 @@ fn images_without_referrers_cost_one_listing_per_repository() {
         front.count(None, r"/tags/list|/referrers/|/manifests/sha256-"),
         0
     );
+}
+
+#[test]
+fn a_source_that_refuses_tag_listing_says_how_to_build_without_signatures() {
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let (_, _, _) = seed_bundle(&ctx, &a);
+    let proxy = FaultProxy::start(&a.host());
+    proxy.inject(Rule::new(Some("GET"), r"/tags/list", Fault::Status(403)));
+    let bundle = format!("{}/acp/demo-operator-bundle:v1.2.0", proxy.host());
+    let dir = ctx.file("out").display().to_string();
+    let out = ctx.create_plain(&dir, &bundle, &[]);
+    assert_eq!(out.code, 5, "{}", out.all());
+    assert!(out.stderr.contains("pass --no-referrers"), "{}", out.stderr);
+    ctx.create_plain(&dir, &bundle, &["--no-referrers", "--force"])
+        .success();
 }
 
 #[test]
