@@ -245,6 +245,22 @@ fn a_platform_subset_says_the_index_signature_is_left_out() {
     let ctx = TestContext::new();
     let a = Registry::plain();
     let (bundle, _, _) = seed_signed(&ctx, &a);
+    // `cosign sign --recursive` signs each platform manifest too: the kept one's signature stays.
+    let index: serde_json::Value = serde_json::from_str(&skopeo_inspect_raw(
+        &ctx,
+        &format!("docker://{}/acp/demo:v1.0.0", a.host()),
+        NO_TLS,
+    ))
+    .unwrap();
+    let digest_of = |arch: &str| {
+        let m = index["manifests"].as_array().unwrap().iter();
+        let mut m = m.filter(|m| m["platform"]["architecture"] == arch);
+        Digest::parse(m.next().unwrap()["digest"].as_str().unwrap()).unwrap()
+    };
+    let (amd64, arm64) = (digest_of("amd64"), digest_of("arm64"));
+    let cfg = artifacts::plain(&a.host());
+    referrers::sign(&cfg, "acp/demo", &amd64);
+    referrers::sign(&cfg, "acp/demo", &arm64);
     let dir = ctx.file("out");
     let dir_s = dir.display().to_string();
     let out = ctx
@@ -256,15 +272,23 @@ fn a_platform_subset_says_the_index_signature_is_left_out() {
             && err.contains("do not cover the index --platforms rewrote"),
         "{err}"
     );
-    // The bundle is not filtered: its signature still travels; the rewritten index has none.
+    // The bundle is not filtered: its signature travels; the rewritten index has none; of the
+    // platform manifests, the kept one's.
     let meta = yaml(&dir.join("violet.yaml"));
-    let listed = meta["referrers"].as_array().unwrap();
-    assert_eq!(listed.len(), 1, "{meta:#}");
+    let listed: Vec<&str> = meta["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2, "{meta:#}");
     assert!(
-        listed[0]["reference"]
-            .as_str()
-            .unwrap()
-            .contains("acp/demo-operator-bundle:sha256-")
+        listed[0].contains("acp/demo-operator-bundle:sha256-"),
+        "{listed:?}"
+    );
+    assert!(
+        listed[1].ends_with(&format!("acp/demo:{}", sig_tag(&amd64))),
+        "{listed:?}"
     );
 }
 
