@@ -99,6 +99,13 @@ fn create_package_push_carries_signatures_and_sboms_with_their_digests() {
         "{show}"
     );
 
+    let json = ctx.run(["show", &pkg_s, "-o", "json"]).success().json();
+    let marked = json["images"].as_array().unwrap().iter();
+    let marked: Vec<&str> = marked
+        .filter_map(|i| i["referrer"]["kind"].as_str())
+        .collect();
+    assert_eq!(marked.len(), 3, "{json:#}");
+
     ctx.push(&pkg_s, &[&b.host()], &["--plain", "--no-auth"])
         .success();
     // Each artifact is written after the image it is about.
