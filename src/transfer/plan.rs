@@ -327,8 +327,12 @@ pub struct RemoteCopy {
 /// The images of `flat` at `destination`, in package order. The same image (same repository,
 /// tag and digest) can be carried by several packages of a directory; it is pushed once.
 fn images_for(flat: &[Arc<Package>], destination: &Destination) -> Vec<ImagePlan> {
-    let mut images = Vec::new();
+    let mut images: Vec<ImagePlan> = Vec::new();
     let mut seen: HashMap<(String, Option<String>, Digest), ()> = HashMap::new();
+    // cosign keeps every signature of an image in one manifest under one tag, so two packages
+    // that collected it at different times carry two digests for that tag: the one with more
+    // signatures (layers) is pushed, not a refusal of the run.
+    let mut signature_tags: HashMap<(String, String), (usize, usize)> = HashMap::new();
     for (pi, pkg) in flat.iter().enumerate() {
         for img in &pkg.images {
             let repository = destination.repository(&img.reference.repository);
@@ -339,6 +343,28 @@ fn images_for(flat: &[Arc<Package>], destination: &Destination) -> Vec<ImagePlan
             );
             if seen.insert(key, ()).is_some() {
                 continue;
+            }
+            if let (Some(_), Some(tag)) = (&img.referrer, &img.reference.tag) {
+                let layers = pkg
+                    .manifests
+                    .get(&img.digest)
+                    .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m.bytes).ok())
+                    .and_then(|v| v.get("layers").and_then(|l| l.as_array()).map(Vec::len))
+                    .unwrap_or(0);
+                match signature_tags.get(&(repository.clone(), tag.clone())) {
+                    Some((_, kept)) if *kept >= layers => continue,
+                    Some((at, _)) => {
+                        let at = *at;
+                        images.remove(at);
+                        for (_, (i, _)) in signature_tags.iter_mut() {
+                            if *i > at {
+                                *i -= 1;
+                            }
+                        }
+                    }
+                    None => {}
+                }
+                signature_tags.insert((repository.clone(), tag.clone()), (images.len(), layers));
             }
             let destination_ref = match &img.reference.tag {
                 Some(t) => format!("{}/{repository}:{t}", destination.host),

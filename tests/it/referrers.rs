@@ -214,6 +214,34 @@ fn a_source_that_refuses_tag_listing_says_how_to_build_without_signatures() {
         .success();
 }
 
+/// Two packages of one push that collected an image's signatures at different times: the
+/// signature manifest with more signatures is pushed, not a refusal of the run.
+#[test]
+fn two_collections_of_one_signature_tag_push_the_fuller_one() {
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let b = Registry::plain();
+    let (bundle, demo, _) = seed_signed(&ctx, &a);
+    let cfg = artifacts::plain(&a.host());
+    let build = |name: &str| {
+        let dir = ctx.file(name).display().to_string();
+        ctx.create_plain(&dir, &bundle, &[]).success();
+        let pkg = ctx.file(&format!("all/{name}.tar")).display().to_string();
+        std::fs::create_dir_all(ctx.file("all")).unwrap();
+        ctx.run(["package", &dir, "--output", &pkg]).success();
+    };
+    build("early");
+    let fuller = referrers::sign_times(&cfg, "acp/demo", &demo, 2);
+    build("late");
+    let all = ctx.file("all").display().to_string();
+    ctx.push(&all, &[&b.host()], &["--plain", "--no-auth"])
+        .success();
+    assert_eq!(
+        digest_at(&ctx, &b.host(), &format!("acp/demo:{}", sig_tag(&demo))),
+        fuller
+    );
+}
+
 #[test]
 fn mirror_carries_signatures_and_referrers() {
     let ctx = TestContext::new();

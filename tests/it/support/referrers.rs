@@ -47,6 +47,11 @@ pub fn descriptor(registry: &RegistryConfig, repo: &str, reference: &str) -> ser
 /// A cosign-shaped signature of `subject` at `repo:sha256-<hex>.sig`: the simple-signing
 /// payload as its one layer, a signature annotation that is not checked here. Returns its digest.
 pub fn sign(registry: &RegistryConfig, repo: &str, subject: &Digest) -> Digest {
+    sign_times(registry, repo, subject, 1)
+}
+
+/// [`sign`] by `count` signers: cosign appends a layer per signature to the one manifest.
+pub fn sign_times(registry: &RegistryConfig, repo: &str, subject: &Digest, count: usize) -> Digest {
     runtime().block_on(async {
         let client = Client::new(registry.clone()).unwrap();
         let payload = serde_json::json!({
@@ -57,14 +62,21 @@ pub fn sign(registry: &RegistryConfig, repo: &str, subject: &Digest) -> Digest {
             },
             "optional": null
         });
-        let mut layer = upload(&client, repo, &serde_json::to_vec(&payload).unwrap()).await;
-        layer["mediaType"] = "application/vnd.dev.cosign.simplesigning.v1+json".into();
-        layer["annotations"] =
-            serde_json::json!({"dev.cosignproject.cosign/signature": "bm90IGNoZWNrZWQ="});
+        let payload = upload(&client, repo, &serde_json::to_vec(&payload).unwrap()).await;
+        let layers: Vec<serde_json::Value> = (0..count)
+            .map(|i| {
+                let mut layer = payload.clone();
+                layer["mediaType"] = "application/vnd.dev.cosign.simplesigning.v1+json".into();
+                layer["annotations"] = serde_json::json!({
+                    "dev.cosignproject.cosign/signature": format!("bm90IGNoZWNrZWQ{i}")
+                });
+                layer
+            })
+            .collect();
         let mut config = upload(&client, repo, br#"{"architecture":"","os":""}"#).await;
         config["mediaType"] = "application/vnd.oci.image.config.v1+json".into();
         let manifest = serde_json::json!({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": [layer]
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": layers
         });
         let tag = format!("{}.sig", subject.as_str().replacen(':', "-", 1));
         client
