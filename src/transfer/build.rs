@@ -185,10 +185,10 @@ async fn collect_referrers(
             if !kinds.is_empty() {
                 let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
                 notes.push(format!(
-                    "{}: the {} of its index {original} do not cover the index --platforms rewrote ({}); they are left out, and only the kept platform manifests' own artifacts are carried",
+                    "{}: --platforms rewrote its index to {}; the {} of the original index {original} do not cover it and are left out (only the kept platform manifests' own artifacts are carried)",
                     p.reference,
-                    names.join(", "),
-                    p.selected.image.digest
+                    p.selected.image.digest,
+                    names.join(" and "),
                 ));
             }
         }

@@ -26,12 +26,14 @@ fn sig_tag(d: &Digest) -> String {
 }
 
 /// The bundle and its images in `a`, with a signature of `acp/demo`'s index and of the bundle,
-/// and an SBOM referrer of `acp/demo`'s index. Returns (bundle, demo index digest, sbom digest).
+/// an attestation and an SBOM referrer of `acp/demo`'s index. Returns (bundle, demo index
+/// digest, sbom digest).
 fn seed_signed(ctx: &TestContext, a: &Registry) -> (String, Digest, Digest) {
     let (bundle, _, _) = seed_bundle(ctx, a);
     let cfg = artifacts::plain(&a.host());
     let demo = digest_at(ctx, &a.host(), "acp/demo:v1.0.0");
     referrers::sign(&cfg, "acp/demo", &demo);
+    referrers::attest(&cfg, "acp/demo", &demo);
     let bundle_digest = digest_at(ctx, &a.host(), "acp/demo-operator-bundle:v1.2.0");
     referrers::sign(&cfg, "acp/demo-operator-bundle", &bundle_digest);
     let subject = referrers::descriptor(&cfg, "acp/demo", "v1.0.0");
@@ -54,13 +56,17 @@ fn create_package_push_carries_signatures_and_sboms_with_their_digests() {
         .json();
     assert_eq!(
         created["referrers"].as_array().unwrap().len(),
-        3,
+        4,
         "{created:#}"
     );
     let meta = yaml(&dir.join("violet.yaml"));
     let listed = meta["referrers"].as_array().unwrap();
     let kinds: Vec<&str> = listed.iter().map(|r| r["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["signature", "signature", "artifact"], "{meta:#}");
+    assert_eq!(
+        kinds,
+        ["signature", "signature", "attestation", "artifact"],
+        "{meta:#}"
+    );
     let sbom_entry = listed.iter().find(|r| r["kind"] == "artifact").unwrap();
     assert_eq!(sbom_entry["subject"], demo.as_str());
     assert_eq!(sbom_entry["digest"], sbom.as_str());
@@ -83,7 +89,7 @@ fn create_package_push_carries_signatures_and_sboms_with_their_digests() {
     .success();
     let show = ctx.run(["show", &pkg_s, "--all"]).success().stdout;
     assert!(
-        show.contains("Referrers: 3 (2 signature, 1 artifact)"),
+        show.contains("Referrers: 4 (2 signature, 1 attestation, 1 artifact)"),
         "{show}"
     );
     assert!(
@@ -104,7 +110,7 @@ fn create_package_push_carries_signatures_and_sboms_with_their_digests() {
     let marked: Vec<&str> = marked
         .filter_map(|i| i["referrer"]["kind"].as_str())
         .collect();
-    assert_eq!(marked.len(), 3, "{json:#}");
+    assert_eq!(marked.len(), 4, "{json:#}");
 
     ctx.push(&pkg_s, &[&b.host()], &["--plain", "--no-auth"])
         .success();
@@ -118,8 +124,10 @@ fn create_package_push_carries_signatures_and_sboms_with_their_digests() {
     let image_put = at("/v2/acp/demo/manifests/v1.0.0");
     assert!(at(&format!("/v2/acp/demo/manifests/{}", sig_tag(&demo))) > image_put);
     assert!(at(&format!("/v2/acp/demo/manifests/{sbom}")) > image_put);
+    let att_tag = sig_tag(&demo).replace(".sig", ".att");
     for image in [
         format!("acp/demo:{}", sig_tag(&demo)),
+        format!("acp/demo:{att_tag}"),
         format!("acp/demo@{sbom}"),
     ] {
         assert_eq!(
@@ -252,7 +260,7 @@ fn mirror_carries_signatures_and_referrers() {
         .mirror_plain(&a.host(), &b.host(), &["acp/demo:v1.0.0", "-o", "json"])
         .success()
         .json();
-    assert_eq!(out["images"].as_array().unwrap().len(), 3, "{out:#}");
+    assert_eq!(out["images"].as_array().unwrap().len(), 4, "{out:#}");
     assert_eq!(out["parity"], true);
     assert_eq!(
         digest_at(&ctx, &b.host(), &format!("acp/demo:{}", sig_tag(&demo))),
@@ -303,8 +311,8 @@ fn a_platform_subset_says_the_index_signature_is_left_out() {
         .success();
     let err = ctx.redact(&out.stderr);
     assert!(
-        err.contains("acp/demo:v1.0.0: the signature of its index sha256:")
-            && err.contains("do not cover the index --platforms rewrote"),
+        err.contains("acp/demo:v1.0.0: --platforms rewrote its index to sha256:")
+            && err.contains("the signature and attestation of the original index sha256:"),
         "{err}"
     );
     // The bundle is not filtered: its signature travels; the rewritten index has none; of the
