@@ -1,0 +1,301 @@
+//! The signature status of every image of a package (nested packages too): each image's cosign
+//! signature is the store image in the same repository tagged `sha256-<hex>.sig` (its top digest,
+//! and for an index each platform manifest's), its payloads are read out of the package (by
+//! offset, or in one pass over a compressed one), and [`super::verify`] judges them.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::{PAYLOAD_LIMIT, Policy, PublicKey, SIMPLESIGNING, Verdict};
+use crate::digest::Digest;
+use crate::package::blobs::{self, Flow};
+use crate::package::{Image, Package, PackageError};
+
+/// One image's signature status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Signed,
+    Unsigned,
+    BadSignature,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Signed => "signed",
+            Status::Unsigned => "unsigned",
+            Status::BadSignature => "bad signature",
+        }
+    }
+}
+
+/// A row of the per-image report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageSignature {
+    /// The package holding the image (`file!plugins/x.tgz` for a nested one).
+    pub package: String,
+    pub image: String,
+    pub digest: Digest,
+    pub signature: Status,
+    /// The signature image(s) checked, `repository:sha256-<hex>.sig`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<String>,
+    /// The `docker-reference` the valid signature names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// Why the signature is bad, or what is missing for a partly signed index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ImageSignature {
+    /// `image X: bad signature: why` / `image X: unsigned`, for errors and failed checks.
+    pub fn line(&self) -> String {
+        let mut s = format!("image {}: {}", self.image, self.signature.as_str());
+        if let Some(r) = &self.reason {
+            s.push_str(": ");
+            s.push_str(r);
+        }
+        crate::output::escape(&s).into_owned()
+    }
+}
+
+/// What a signature check needs: the key and the policy.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    pub key: PublicKey,
+    pub policy: Policy,
+}
+
+/// Whether `image` is a signature, attestation or other referrer rather than an image to verify.
+pub fn is_artifact(pkg: &Package, image: &Image) -> bool {
+    if image
+        .reference
+        .tag
+        .as_deref()
+        .is_some_and(super::is_artifact_tag)
+    {
+        return true;
+    }
+    pkg.manifests.get(&image.digest).is_some_and(|m| {
+        serde_json::from_slice::<serde_json::Value>(&m.bytes)
+            .is_ok_and(|v| v.get("subject").is_some())
+    })
+}
+
+/// One row per image (artifacts left out) of `pkg` and every package nested in it.
+pub fn check(pkg: &Package, trust: &Trust) -> Result<Vec<ImageSignature>, PackageError> {
+    let all = pkg.flatten();
+    let mut by_tag: HashMap<(&str, &str), (&Package, &Image)> = HashMap::new();
+    for p in &all {
+        for i in &p.images {
+            if let Some(tag) = &i.reference.tag {
+                by_tag
+                    .entry((&i.reference.repository, tag))
+                    .or_insert((p, i));
+            }
+        }
+    }
+    // Every image's signatures: (image, [(signed digest, is the top, owner, signature image)])
+    type Found<'a> = Vec<(Digest, bool, &'a Package, &'a Image)>;
+    let mut plan: Vec<(&Package, &Image, Found)> = Vec::new();
+    for p in &all {
+        for image in p.images.iter().filter(|i| !is_artifact(p, i)) {
+            let mut signed = vec![(image.digest.clone(), true)];
+            if let Some(top) = p.manifests.get(&image.digest)
+                && top.is_index()
+            {
+                signed.extend(top.children.iter().map(|c| (c.clone(), false)));
+            }
+            let found = signed
+                .into_iter()
+                .filter_map(|(d, is_top)| {
+                    let tag = super::artifact_tag(&d, "sig");
+                    by_tag
+                        .get(&(image.reference.repository.as_str(), tag.as_str()))
+                        .map(|(o, s)| (d, is_top, *o, *s))
+                })
+                .collect();
+            plan.push((p, image, found));
+        }
+    }
+    let mut wanted: Vec<(&Package, Digest)> = Vec::new();
+    for (_, _, found) in &plan {
+        for (_, _, owner, sig) in found {
+            if let Some(m) = owner.manifests.get(&sig.digest) {
+                for d in payload_digests(&m.bytes) {
+                    wanted.push((owner, d));
+                }
+            }
+        }
+    }
+    let payloads = read_payloads(pkg, &wanted)?;
+    let read_blob = |d: &Digest| -> anyhow::Result<Bytes> {
+        match payloads.get(d) {
+            Some(Ok(b)) => Ok(b.clone()),
+            Some(Err(e)) => Err(anyhow::anyhow!("{e}")),
+            None => Err(anyhow::anyhow!("not in the package")),
+        }
+    };
+    let mut rows = Vec::new();
+    for (p, image, found) in plan {
+        let mut row = ImageSignature {
+            package: p.label(),
+            image: image.reference.to_string(),
+            digest: image.digest.clone(),
+            signature: Status::Unsigned,
+            signatures: found.iter().map(|(_, _, _, s)| sig_name(s)).collect(),
+            identity: None,
+            reason: None,
+        };
+        let children = p
+            .manifests
+            .get(&image.digest)
+            .filter(|m| m.is_index())
+            .map(|m| m.children.clone())
+            .unwrap_or_default();
+        let mut top_signed = None;
+        let mut platforms_signed = 0;
+        for (signed, is_top, owner, sig) in &found {
+            let Some(manifest) = owner.manifests.get(&sig.digest) else {
+                continue;
+            };
+            let verdict = super::verify(
+                &trust.key,
+                &trust.policy,
+                signed,
+                &manifest.bytes,
+                read_blob,
+            );
+            match verdict {
+                Verdict::Signed { identity, .. } => {
+                    if *is_top {
+                        top_signed = Some(identity);
+                    } else {
+                        platforms_signed += 1;
+                        row.identity.get_or_insert(identity);
+                    }
+                }
+                Verdict::Unsigned => {}
+                Verdict::Bad(reason) => {
+                    if row.signature != Status::BadSignature {
+                        row.signature = Status::BadSignature;
+                        row.reason = Some(if *is_top {
+                            format!("{}: {reason}", sig_name(sig))
+                        } else {
+                            let platform = p
+                                .manifests
+                                .get(signed)
+                                .and_then(|m| m.platform.clone())
+                                .unwrap_or_else(|| signed.short().to_string());
+                            format!("{} (platform {platform}): {reason}", sig_name(sig))
+                        });
+                    }
+                }
+            }
+        }
+        if row.signature != Status::BadSignature {
+            if let Some(identity) = top_signed {
+                row.signature = Status::Signed;
+                row.identity = Some(identity);
+            } else if !children.is_empty() && platforms_signed == children.len() {
+                row.signature = Status::Signed;
+            } else {
+                row.identity = None;
+                if platforms_signed > 0 {
+                    row.reason = Some(format!(
+                        "only {platforms_signed} of {} platform manifests are signed, and not the index",
+                        children.len()
+                    ));
+                }
+            }
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn sig_name(sig: &Image) -> String {
+    let r = &sig.reference;
+    format!("{}:{}", r.repository, r.tag.as_deref().unwrap_or_default())
+}
+
+/// The payload blobs a signature manifest names (its simple-signing layers).
+fn payload_digests(manifest: &[u8]) -> Vec<Digest> {
+    #[derive(serde::Deserialize)]
+    struct Layers {
+        #[serde(default)]
+        layers: Vec<crate::package::oci_layout::Descriptor>,
+    }
+    serde_json::from_slice::<Layers>(manifest)
+        .map(|m| {
+            m.layers
+                .into_iter()
+                .filter(|l| l.media_type.as_deref() == Some(SIMPLESIGNING))
+                .filter(|l| l.size.is_none_or(|s| s <= PAYLOAD_LIMIT))
+                .filter_map(|l| Digest::parse(&l.digest).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+type Payloads = HashMap<Digest, Result<Bytes, String>>;
+
+/// Reads the payload blobs: by offset where the package allows it, the rest in one pass over the
+/// (compressed) package that stops once it has them all. Payloads are tiny; a blob larger than
+/// [`PAYLOAD_LIMIT`] is not read.
+fn read_payloads(top: &Package, wanted: &[(&Package, Digest)]) -> Result<Payloads, PackageError> {
+    let mut out: Payloads = HashMap::new();
+    let mut streamed: HashSet<Digest> = HashSet::new();
+    for (owner, d) in wanted {
+        if out.contains_key(d) || streamed.contains(d) {
+            continue;
+        }
+        let Some(blob) = owner.blobs.get(d) else {
+            out.insert(d.clone(), Err("not in the package".into()));
+            continue;
+        };
+        match blobs::open(owner, &blob.location) {
+            Ok(Some(mut r)) => {
+                out.insert(d.clone(), read_limited(&mut r));
+            }
+            Ok(None) => {
+                streamed.insert(d.clone());
+            }
+            Err(e) => {
+                out.insert(d.clone(), Err(e.to_string()));
+            }
+        }
+    }
+    if streamed.is_empty() {
+        return Ok(out);
+    }
+    let mut left = streamed.len();
+    blobs::stream(top, &|d| streamed.contains(d), &mut |d, _, r| {
+        if !out.contains_key(d) {
+            out.insert(d.clone(), read_limited(r));
+            left -= 1;
+        }
+        Ok(if left == 0 {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        })
+    })?;
+    Ok(out)
+}
+
+fn read_limited(r: &mut dyn Read) -> Result<Bytes, String> {
+    let mut buf = Vec::new();
+    r.take(PAYLOAD_LIMIT + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| e.to_string())?;
+    if buf.len() as u64 > PAYLOAD_LIMIT {
+        return Err(format!("larger than {PAYLOAD_LIMIT} bytes"));
+    }
+    Ok(Bytes::from(buf))
+}
