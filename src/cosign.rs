@@ -68,8 +68,8 @@ pub enum KeyError {
     },
     #[error("cosign key {path}: not a PEM public key: {detail}")]
     NotAKey { path: PathBuf, detail: String },
-    #[error("cosign key {path}: a {kind}, not a public key")]
-    NotPublic { path: PathBuf, kind: String },
+    #[error("cosign key {path}: holds a private key (PEM {label:?}), not the public key")]
+    NotPublic { path: PathBuf, label: String },
     #[error("cosign key {path}: {kind} keys are not supported (ECDSA P-256 and RSA are)")]
     Unsupported { path: PathBuf, kind: String },
 }
@@ -194,7 +194,7 @@ impl PublicKey {
             private if private.contains("PRIVATE KEY") => {
                 return Err(KeyError::NotPublic {
                     path: path.to_path_buf(),
-                    kind: private.to_ascii_lowercase(),
+                    label: private.into(),
                 });
             }
             other => return Err(not_a_key(format!("a PEM {other:?} block"))),

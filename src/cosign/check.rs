@@ -184,15 +184,16 @@ pub fn check(pkg: &Package, trust: &Trust) -> Result<Vec<ImageSignature>, Packag
                 Verdict::Bad(reason) => {
                     if row.signature != Status::BadSignature {
                         row.signature = Status::BadSignature;
+                        // The row names the image; a platform manifest's signature says which.
                         row.reason = Some(if *is_top {
-                            format!("{}: {reason}", sig_name(sig))
+                            reason.to_string()
                         } else {
                             let platform = p
                                 .manifests
                                 .get(signed)
                                 .and_then(|m| m.platform.clone())
-                                .unwrap_or_else(|| signed.short().to_string());
-                            format!("{} (platform {platform}): {reason}", sig_name(sig))
+                                .unwrap_or_else(|| "?".into());
+                            format!("platform {platform} ({}): {reason}", signed.short())
                         });
                     }
                 }
@@ -298,4 +299,67 @@ fn read_limited(r: &mut dyn Read) -> Result<Bytes, String> {
         return Err(format!("larger than {PAYLOAD_LIMIT} bytes"));
     }
     Ok(Bytes::from(buf))
+}
+
+/// Why `push --cosign-key` refuses a package before uploading anything.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("{line}{}", if *.more > 0 { format!(" (and {} more image(s))", .more) } else { String::new() })]
+    Image { line: String, more: usize },
+    #[error("{path}: cosign signatures cannot be read: {source}", path = .source.path().display())]
+    Unreadable {
+        #[source]
+        source: PackageError,
+    },
+}
+
+impl crate::error::UserError for Refusal {
+    fn exit_code(&self) -> crate::error::ExitCode {
+        crate::error::ExitCode::Verify
+    }
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            Refusal::Image { .. } => "nothing was pushed; 'violet verify PKG --cosign-key KEY' lists every image's signature".into(),
+            Refusal::Unreadable { .. } => "download the package again and check it with 'violet verify'".into(),
+        })
+    }
+}
+
+/// Every image of every package must have a valid signature (`required`: unsigned fails too;
+/// otherwise it is passed to `warn`). The first failing image, or `Ok`.
+pub fn require(
+    packages: &[Package],
+    trust: &Trust,
+    required: bool,
+    warn: &dyn Fn(String),
+) -> Result<(), Refusal> {
+    let mut failing = Vec::new();
+    for pkg in packages {
+        let rows = check(pkg, trust).map_err(|source| Refusal::Unreadable { source })?;
+        for r in rows {
+            match r.signature {
+                Status::Signed => {}
+                Status::Unsigned if !required => {
+                    warn(format!("{} (no cosign signature)", r.line()));
+                }
+                _ => failing.push(r),
+            }
+        }
+    }
+    match failing.split_first() {
+        None => Ok(()),
+        Some((first, rest)) => Err(Refusal::Image {
+            line: format!(
+                "{}: {}{}",
+                crate::output::escape(&first.package),
+                first.line(),
+                if first.signature == Status::Unsigned {
+                    " (--require-signatures)"
+                } else {
+                    ""
+                }
+            ),
+            more: rest.len(),
+        }),
+    }
 }

@@ -18,3 +18,4 @@ mod push_platform;
 mod recovery;
 mod registry_client;
 mod release;
+mod supply_chain;
