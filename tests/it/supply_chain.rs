@@ -367,3 +367,133 @@ fn push_refuses_what_does_not_verify_and_pushes_what_does() {
         warned.stderr
     );
 }
+
+/// Keys and signatures made by another implementation (openssl, as cosign's Go crypto makes
+/// them: ECDSA P-256 ASN.1 DER over SHA-256, RSA PKCS#1 v1.5 with SHA-256) verify, and a
+/// signature violet's test signer makes verifies with openssl.
+#[test]
+fn openssl_made_keys_and_signatures_interoperate() {
+    use violet::cosign::{Policy, PublicKey, Verdict, verify as verify_artifact};
+    use violet::digest::Digest;
+    use violet::synth::cosign::{artifact, payload};
+
+    let ctx = TestContext::new();
+    let openssl = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("openssl");
+        ctx.clean_env(&mut cmd);
+        let out = cmd.args(args).output().expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let image = Digest::of(b"an image index");
+    let signed = payload(&image, "harbor.demo.io/acp/foo");
+    std::fs::write(ctx.file("payload.json"), &signed).unwrap();
+    let keygen: [&[&str]; 2] = [
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "ec.key",
+        ],
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rsa.key",
+        ],
+    ];
+    for (name, generate) in ["ec", "rsa"].into_iter().zip(keygen) {
+        openssl(generate);
+        let (key, public, sig) = (
+            format!("{name}.key"),
+            format!("{name}.pub"),
+            format!("{name}.sig"),
+        );
+        openssl(&["pkey", "-in", &key, "-pubout", "-out", &public]);
+        openssl(&[
+            "dgst",
+            "-sha256",
+            "-sign",
+            &key,
+            "-out",
+            &sig,
+            "payload.json",
+        ]);
+        let signature = std::fs::read(ctx.path().join(&sig)).unwrap();
+        let art = artifact(&[(signed.clone(), signature)]);
+        let trusted = PublicKey::load(&ctx.path().join(&public)).unwrap();
+        let read = |d: &Digest| {
+            art.blobs
+                .iter()
+                .find(|(b, _)| b == d)
+                .map(|(_, bytes)| bytes::Bytes::from(bytes.clone()))
+                .ok_or_else(|| anyhow::anyhow!("missing {d}"))
+        };
+        let verdict = verify_artifact(&trusted, &Policy::default(), &image, &art.manifest, read);
+        assert!(
+            matches!(verdict, Verdict::Signed { layer: 0, .. }),
+            "{name}: {verdict:?}"
+        );
+
+        // The other way: the test signer's signature, checked by openssl.
+        let synth_key =
+            SynthKey::from_private_pem(&std::fs::read_to_string(ctx.path().join(&key)).unwrap())
+                .unwrap();
+        std::fs::write(
+            ctx.file(&format!("{name}.synth.sig")),
+            synth_key.sign(&signed),
+        )
+        .unwrap();
+        openssl(&[
+            "dgst",
+            "-sha256",
+            "-verify",
+            &public,
+            "-signature",
+            &format!("{name}.synth.sig"),
+            "payload.json",
+        ]);
+    }
+}
+
+#[test]
+fn nested_plugins_are_checked_too() {
+    use crate::support::packages::{PackageType, SynthImage};
+    let ctx = TestContext::new();
+    let key = ctx.cosign_pub("cosign.pub", &p256_key());
+    let mut core = SynthSpec::new("core", PackageType::Core);
+    core.container = Container::Tar;
+    core.store = StoreKind::OciLayout;
+    core.images = vec![SynthImage::new("acp/core", "v4.0.0")];
+    let mut plugin = SynthSpec::new("logging", PackageType::Plugin);
+    plugin.images = vec![SynthImage::new("acp/logging", "v1.0.0")];
+    // The plugin's image carries a signature by another key.
+    core.children = vec![signed_by(plugin, &other_key())];
+    let core = signed_by(core, &p256_key());
+    let pkg = ctx.write_package("pkgs", &core);
+    let out = verify(&ctx, &pkg.path, &key, &["-o", "json"]);
+    assert_eq!(out.code, 8, "{}", out.streams());
+    let json = out.json();
+    let rows = json["files"][0]["images"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{json:#}");
+    assert_eq!(rows[0]["image"], "harbor.demo.io/acp/core:v4.0.0");
+    assert_eq!(rows[0]["signature"], "signed");
+    assert_eq!(rows[1]["image"], "harbor.demo.io/acp/logging:v1.0.0");
+    assert_eq!(rows[1]["signature"], "bad-signature");
+    assert!(
+        rows[1]["package"]
+            .as_str()
+            .unwrap()
+            .ends_with("core.ALL.v1.0.0.tar!plugins/logging.ALL.v1.0.0.tgz"),
+        "{json:#}"
+    );
+}
