@@ -320,8 +320,9 @@ fn add_signatures(
     store: &mut Staged,
     images: &[(String, Digest)],
 ) -> io::Result<Vec<(String, Digest)>> {
-    // (repository, signed digest) -> layers, in the order first named
-    let mut artifacts: Vec<((String, Digest), Vec<(Vec<u8>, Vec<u8>)>)> = Vec::new();
+    // (repository, signed digest) -> (payload, signature) layers, in the order first named
+    type Layers = Vec<(Vec<u8>, Vec<u8>)>;
+    let mut artifacts: Vec<((String, Digest), Layers)> = Vec::new();
     for s in &spec.signatures {
         let (image, (_, top)) = spec
             .images
