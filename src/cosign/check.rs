@@ -158,8 +158,7 @@ pub fn check(pkg: &Package, trust: &Trust) -> Result<Vec<ImageSignature>, Packag
             .filter(|m| m.is_index())
             .map(|m| m.children.clone())
             .unwrap_or_default();
-        let mut top_signed = None;
-        let mut platforms_signed = 0;
+        let mut judged = Vec::new();
         for (signed, is_top, owner, sig) in &found {
             let Some(manifest) = owner.manifests.get(&sig.digest) else {
                 continue;
@@ -171,53 +170,59 @@ pub fn check(pkg: &Package, trust: &Trust) -> Result<Vec<ImageSignature>, Packag
                 &manifest.bytes,
                 read_blob,
             );
-            match verdict {
-                Verdict::Signed { identity, .. } => {
-                    if *is_top {
-                        top_signed = Some(identity);
-                    } else {
-                        platforms_signed += 1;
-                        row.identity.get_or_insert(identity);
-                    }
-                }
-                Verdict::Unsigned => {}
-                Verdict::Bad(reason) => {
-                    if row.signature != Status::BadSignature {
-                        row.signature = Status::BadSignature;
-                        // The row names the image; a platform manifest's signature says which.
-                        row.reason = Some(if *is_top {
-                            reason.to_string()
-                        } else {
-                            let platform = p
-                                .manifests
-                                .get(signed)
-                                .and_then(|m| m.platform.clone())
-                                .unwrap_or_else(|| "?".into());
-                            format!("platform {platform} ({}): {reason}", signed.short())
-                        });
-                    }
-                }
-            }
+            // The row names the image; a platform manifest's signature says which.
+            let platform = (!is_top).then(|| {
+                let name = p.manifests.get(signed).and_then(|m| m.platform.clone());
+                format!("{} ({})", name.as_deref().unwrap_or("?"), signed.short())
+            });
+            judged.push((platform, verdict));
         }
-        if row.signature != Status::BadSignature {
-            if let Some(identity) = top_signed {
-                row.signature = Status::Signed;
-                row.identity = Some(identity);
-            } else if !children.is_empty() && platforms_signed == children.len() {
-                row.signature = Status::Signed;
-            } else {
-                row.identity = None;
-                if platforms_signed > 0 {
-                    row.reason = Some(format!(
-                        "only {platforms_signed} of {} platform manifests are signed, and not the index",
-                        children.len()
-                    ));
-                }
-            }
-        }
+        (row.signature, row.identity, row.reason) = judge(judged, children.len());
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// The image's status from the verdicts of its signature artifacts (`None`: the index's; else
+/// the platform manifest's label) when the index has `platforms` platform manifests: any bad one
+/// makes it bad; a valid index signature, or one for every platform manifest, makes it signed.
+fn judge(
+    judged: Vec<(Option<String>, Verdict)>,
+    platforms: usize,
+) -> (Status, Option<String>, Option<String>) {
+    let mut top = None;
+    let mut platform_identity = None;
+    let mut platforms_signed = 0;
+    for (platform, verdict) in judged {
+        match (verdict, platform) {
+            (Verdict::Bad(reason), None) => {
+                return (Status::BadSignature, None, Some(reason.to_string()));
+            }
+            (Verdict::Bad(reason), Some(p)) => {
+                return (
+                    Status::BadSignature,
+                    None,
+                    Some(format!("platform {p}: {reason}")),
+                );
+            }
+            (Verdict::Signed { identity, .. }, None) => top = Some(identity),
+            (Verdict::Signed { identity, .. }, Some(_)) => {
+                platforms_signed += 1;
+                platform_identity.get_or_insert(identity);
+            }
+            (Verdict::Unsigned, _) => {}
+        }
+    }
+    if top.is_some() {
+        return (Status::Signed, top, None);
+    }
+    if platforms > 0 && platforms_signed == platforms {
+        return (Status::Signed, platform_identity, None);
+    }
+    let reason = (platforms_signed > 0).then(|| {
+        format!("only {platforms_signed} of {platforms} platform manifests are signed, and not the index")
+    });
+    (Status::Unsigned, None, reason)
 }
 
 fn sig_name(sig: &Image) -> String {
@@ -361,5 +366,79 @@ pub fn require(
             ),
             more: rest.len(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cosign::BadReason;
+
+    fn signed(identity: &str) -> Verdict {
+        Verdict::Signed {
+            layer: 0,
+            identity: identity.into(),
+        }
+    }
+
+    fn bad() -> Verdict {
+        Verdict::Bad(BadReason::Malformed("junk".into()))
+    }
+
+    fn amd64() -> Option<String> {
+        Some("linux/amd64 (0123456789ab)".into())
+    }
+
+    fn arm64() -> Option<String> {
+        Some("linux/arm64 (ba9876543210)".into())
+    }
+
+    #[test]
+    fn an_index_signature_or_every_platform_signs_the_image() {
+        assert_eq!(
+            judge(vec![(None, signed("r"))], 2),
+            (Status::Signed, Some("r".into()), None)
+        );
+        assert_eq!(
+            judge(vec![(amd64(), signed("p")), (arm64(), signed("p"))], 2),
+            (Status::Signed, Some("p".into()), None)
+        );
+        assert_eq!(judge(vec![], 2), (Status::Unsigned, None, None));
+        assert_eq!(
+            judge(vec![(None, Verdict::Unsigned)], 0).0,
+            Status::Unsigned
+        );
+    }
+
+    #[test]
+    fn a_partly_signed_index_is_unsigned_and_says_how_far() {
+        assert_eq!(
+            judge(vec![(amd64(), signed("p"))], 2),
+            (
+                Status::Unsigned,
+                None,
+                Some("only 1 of 2 platform manifests are signed, and not the index".into())
+            )
+        );
+    }
+
+    #[test]
+    fn any_bad_signature_spoils_the_image_and_names_the_platform() {
+        assert_eq!(
+            judge(vec![(None, signed("r")), (arm64(), bad())], 2),
+            (
+                Status::BadSignature,
+                None,
+                Some("platform linux/arm64 (ba9876543210): unreadable signature: junk".into())
+            )
+        );
+        assert_eq!(
+            judge(vec![(None, bad()), (amd64(), signed("p"))], 2),
+            (
+                Status::BadSignature,
+                None,
+                Some("unreadable signature: junk".into())
+            )
+        );
     }
 }
