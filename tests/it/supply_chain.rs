@@ -503,3 +503,53 @@ fn nested_plugins_are_checked_too() {
         "{json:#}"
     );
 }
+
+/// An OCI 1.1 referrer (a manifest with `subject`, here an SBOM tagged like any image) is an
+/// artifact of the image it refers to, not an image that needs a signature of its own.
+#[test]
+fn referrers_with_a_subject_are_not_images_to_sign() {
+    use violet::digest::Digest;
+    let ctx = TestContext::new();
+    let key = ctx.cosign_pub("cosign.pub", &p256_key());
+    let mut spec = demo("referred", Container::Directory, StoreKind::OciLayout);
+    spec.images.truncate(1);
+    let pkg = ctx.write_package("pkgs", &signed_by(spec, &p256_key()));
+    let (_, subject) = &pkg.images[0];
+    let blob = |bytes: &[u8]| {
+        let d = Digest::of(bytes);
+        std::fs::write(pkg.path.join("blobs/sha256").join(d.hex()), bytes).unwrap();
+        (d, bytes.len())
+    };
+    let (empty, empty_size) = blob(b"{}");
+    let (sbom, sbom_size) = blob(br#"{"spdxVersion":"SPDX-2.3"}"#);
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/spdx+json","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{empty}","size":{empty_size}}},"layers":[{{"mediaType":"application/spdx+json","digest":"{sbom}","size":{sbom_size}}}],"subject":{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{subject}","size":1}}}}"#
+    );
+    let (referrer, referrer_size) = blob(manifest.as_bytes());
+    let index_path = pkg.path.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": referrer.as_str(),
+            "size": referrer_size,
+            "annotations": {"org.opencontainers.image.ref.name": "harbor.demo.io/acp/demo:sbom"}
+        }));
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+
+    let json = verify(
+        &ctx,
+        &pkg.path,
+        &key,
+        &["--require-signatures", "-o", "json"],
+    )
+    .success()
+    .json();
+    let rows = json["files"][0]["images"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{json:#}");
+    assert_eq!(rows[0]["image"], "harbor.demo.io/acp/demo:v1.0.0");
+    assert_eq!(rows[0]["signature"], "signed");
+}
