@@ -429,6 +429,9 @@ pub fn targets(
     Ok(out)
 }
 
+/// The cosign rows of the package [`check_content`] just read, for the caller to add to its report.
+type SignatureSlot = std::cell::RefCell<Option<Result<Vec<ImageSignature>, String>>>;
+
 /// The report prints the file before the reason: the reason does not name it again.
 fn reason(path: &Path, e: PackageError) -> String {
     let msg = e.to_string();
@@ -437,12 +440,26 @@ fn reason(path: &Path, e: PackageError) -> String {
     crate::output::escape(msg).into_owned()
 }
 
-/// Loads the package, hands it to `loaded` (the cosign check), then checks its content.
-fn check_content(path: &Path, loaded: &dyn Fn(&crate::package::Package)) -> Result<String, String> {
+/// Loads the package and checks its content; with `trust`, also every image's cosign signature
+/// into `signatures`, from payloads kept during the content pass (one pass over a `.tgz`).
+fn check_content(
+    path: &Path,
+    trust: Option<&Trust>,
+    signatures: &SignatureSlot,
+) -> Result<String, String> {
     let reason = |e: PackageError| reason(path, e);
     let pkg = load::open(path).map_err(reason)?;
-    loaded(&pkg);
-    blobs::verify_all(&pkg).map_err(reason)?;
+    let wanted = trust
+        .map(|_| cosign_check::payloads(&pkg))
+        .unwrap_or_default();
+    let content = blobs::verify_all_keeping(&pkg, &|d| wanted.contains(d));
+    if let Some(trust) = trust {
+        // A package whose content failed still gets its rows: the payloads are then read alone.
+        let kept = content.as_ref().cloned().unwrap_or_default();
+        let rows = cosign_check::check_with(&pkg, trust, &kept).map_err(reason);
+        *signatures.borrow_mut() = Some(rows);
+    }
+    content.map_err(reason)?;
     // A differential package's expected blobs are at the site, not in the file: external, not
     // missing (the loader refuses a blob missing without being declared).
     let (count, bytes) = pkg
@@ -487,14 +504,8 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let signatures = std::cell::RefCell::new(None);
-    let loaded = |pkg: &crate::package::Package| {
-        if let Some(trust) = &trust {
-            let rows = cosign_check::check(pkg, trust).map_err(|e| reason(&pkg.path, e));
-            *signatures.borrow_mut() = Some(rows);
-        }
-    };
-    let content = |f: &Path| check_content(f, &loaded);
+    let signatures = SignatureSlot::default();
+    let content = |f: &Path| check_content(f, trust.as_ref(), &signatures);
     let mut reports = Vec::new();
     for f in &files {
         let report = check_file(f, keyring.as_ref(), &content);

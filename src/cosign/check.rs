@@ -87,8 +87,34 @@ pub fn is_artifact(pkg: &Package, image: &Image) -> bool {
     })
 }
 
+/// The payload blobs of every signature image of `pkg` (nested too): what [`check_with`] reads,
+/// for a caller that passes over the package anyway to keep on the way.
+pub fn payloads(pkg: &Package) -> HashSet<Digest> {
+    let mut out = HashSet::new();
+    for p in pkg.flatten() {
+        for i in &p.images {
+            let is_sig = (i.reference.tag.as_deref())
+                .is_some_and(|t| t.ends_with(".sig") && super::is_artifact_tag(t));
+            if let Some(m) = p.manifests.get(&i.digest).filter(|_| is_sig) {
+                out.extend(payload_digests(&m.bytes));
+            }
+        }
+    }
+    out
+}
+
 /// One row per image (artifacts left out) of `pkg` and every package nested in it.
 pub fn check(pkg: &Package, trust: &Trust) -> Result<Vec<ImageSignature>, PackageError> {
+    check_with(pkg, trust, &HashMap::new())
+}
+
+/// [`check`], with payloads already read (and digest-checked) by the caller: only the others are
+/// read from the package.
+pub fn check_with(
+    pkg: &Package,
+    trust: &Trust,
+    preread: &HashMap<Digest, Bytes>,
+) -> Result<Vec<ImageSignature>, PackageError> {
     let all = pkg.flatten();
     let mut by_tag: HashMap<(&str, &str), (&Package, &Image)> = HashMap::new();
     for p in &all {
@@ -133,7 +159,9 @@ pub fn check(pkg: &Package, trust: &Trust) -> Result<Vec<ImageSignature>, Packag
             }
         }
     }
-    let payloads = read_payloads(pkg, &wanted)?;
+    wanted.retain(|(_, d)| !preread.contains_key(d));
+    let mut payloads = read_payloads(pkg, &wanted)?;
+    payloads.extend(preread.iter().map(|(d, b)| (d.clone(), Ok(b.clone()))));
     let read_blob = |d: &Digest| -> anyhow::Result<Bytes> {
         match payloads.get(d) {
             Some(Ok(b)) => Ok(b.clone()),

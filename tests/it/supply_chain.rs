@@ -553,3 +553,47 @@ fn referrers_with_a_subject_are_not_images_to_sign() {
     assert_eq!(rows[0]["image"], "harbor.demo.io/acp/demo:v1.0.0");
     assert_eq!(rows[0]["signature"], "signed");
 }
+
+/// A payload edited in place (its file changed, the manifest not): the content check fails on the
+/// entry, and the image's row says which payload was tampered with.
+#[test]
+fn a_payload_edited_in_place_is_tampered() {
+    let ctx = TestContext::new();
+    let key = ctx.cosign_pub("cosign.pub", &p256_key());
+    let mut spec = demo("edited", Container::Directory, StoreKind::OciLayout);
+    spec.images.truncate(1);
+    let pkg = ctx.write_package("pkgs", &signed_by(spec, &p256_key()));
+    let blobs = pkg.path.join("blobs/sha256");
+    let (_, sig) = &pkg.signatures[0];
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blobs.join(sig.hex())).unwrap()).unwrap();
+    let payload = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = blobs.join(payload.trim_start_matches("sha256:"));
+    let edited = String::from_utf8(std::fs::read(&file).unwrap())
+        .unwrap()
+        .replace("harbor.demo.io/acp/demo", "harbor.demo.io/acp/evil");
+    std::fs::write(&file, edited).unwrap();
+
+    let out = verify(&ctx, &pkg.path, &key, &["-o", "json"]);
+    assert_eq!(out.code, 8, "{}", out.streams());
+    let json = out.json();
+    let file_report = &json["files"][0];
+    assert!(
+        file_report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match its digest"),
+        "{json:#}"
+    );
+    let row = &file_report["images"][0];
+    assert_eq!(row["signature"], "bad-signature");
+    assert!(
+        row["reason"].as_str().unwrap().starts_with(&format!(
+            "payload {payload} was tampered with: its bytes hash to sha256:"
+        )),
+        "{json:#}"
+    );
+}
