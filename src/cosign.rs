@@ -97,7 +97,7 @@ impl UserError for KeyError {
 #[derive(Clone)]
 pub struct PublicKey {
     kind: KeyKind,
-    /// sha256 of the key's SubjectPublicKeyInfo (PKCS#1 for an `RSA PUBLIC KEY`), for reports.
+    /// sha256 of the key's SubjectPublicKeyInfo (DER), for reports.
     id: Digest,
     path: PathBuf,
 }
@@ -199,9 +199,20 @@ impl PublicKey {
             }
             other => return Err(not_a_key(format!("a PEM {other:?} block"))),
         };
+        // One id per key, whichever PEM form it came in: the sha256 of its SubjectPublicKeyInfo.
+        let spki = match (&kind, label) {
+            (KeyKind::Rsa(key), "RSA PUBLIC KEY") => {
+                use rsa::pkcs8::EncodePublicKey as _;
+                key.as_ref()
+                    .to_public_key_der()
+                    .map(|d| d.as_bytes().to_vec())
+                    .map_err(|e| not_a_key(e.to_string()))?
+            }
+            _ => der,
+        };
         Ok(PublicKey {
             kind,
-            id: Digest::of(&der),
+            id: Digest::of(&spki),
             path: path.to_path_buf(),
         })
     }
@@ -213,7 +224,7 @@ impl PublicKey {
         }
     }
 
-    /// sha256 of the key's DER encoding.
+    /// sha256 of the key's SubjectPublicKeyInfo (DER).
     pub fn id(&self) -> &Digest {
         &self.id
     }

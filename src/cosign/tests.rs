@@ -103,14 +103,17 @@ fn rsa_pkcs1v15_signature_verifies_with_spki_and_pkcs1_keys() {
     let art = artifact(&[(p, sig)]);
     let spki = k.to_public_key().to_public_key_pem(LineEnding::LF).unwrap();
     let pkcs1 = k.to_public_key().to_pkcs1_pem(LineEnding::LF).unwrap();
+    let mut ids = Vec::new();
     for pem in [spki, pkcs1] {
         let key = PublicKey::from_pem(pem.as_bytes(), Path::new("rsa.pub")).unwrap();
         assert_eq!(key.algorithm(), "rsa");
+        ids.push(key.id().clone());
         assert!(matches!(
             run(&key, &Policy::default(), &image(), &art),
             Verdict::Signed { layer: 0, .. }
         ));
     }
+    assert_eq!(ids[0], ids[1], "one id per key, whatever its PEM form");
 }
 
 #[test]
