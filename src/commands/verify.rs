@@ -773,6 +773,53 @@ mod tests {
         assert_eq!(targets(&single, &is_pkg).unwrap(), [single]);
     }
 
+    fn row(image: &str, signature: Status, reason: Option<&str>) -> ImageSignature {
+        ImageSignature {
+            package: "p.tgz".into(),
+            image: image.into(),
+            digest: crate::digest::Digest::of(image.as_bytes()),
+            signature,
+            signatures: Vec::new(),
+            identity: None,
+            reason: reason.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn cosign_check_fails_on_bad_signatures_and_on_unsigned_only_when_required() {
+        let d = Dir::new();
+        let pkg = d.file("x.tgz", b"data");
+        let base = || check_file(&pkg, None, &content_ok);
+        let rows = vec![
+            row("r/a:1", Status::Signed, None),
+            row("r/b:1", Status::Unsigned, None),
+        ];
+        let lenient = base().with_signatures(Ok(rows.clone()), false);
+        assert_eq!(lenient.result, Outcome::NoVerificationFile);
+        assert_eq!(lenient.checks[1].detail, "1 image(s) signed, 1 unsigned");
+        assert_eq!(lenient.images.len(), 2);
+        let strict = base().with_signatures(Ok(rows), true);
+        assert_eq!(strict.result, Outcome::Failed);
+        assert_eq!(strict.reason.as_deref(), Some("image r/b:1: unsigned"));
+
+        let bad = vec![
+            row("r/a:1", Status::BadSignature, Some("why")),
+            row("r/b:1", Status::BadSignature, Some("why not")),
+        ];
+        let r = base().with_signatures(Ok(bad), false);
+        assert_eq!(r.result, Outcome::Failed);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("image r/a:1: bad signature: why (and 1 more image(s))")
+        );
+        let r = base().with_signatures(Err("gone".into()), false);
+        assert_eq!(r.result, Outcome::Failed);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("cosign signatures cannot be read: gone")
+        );
+    }
+
     #[test]
     fn directory_packages_get_no_sidecar_checks() {
         let d = Dir::new();
