@@ -70,7 +70,9 @@ pub enum KeyError {
     NotAKey { path: PathBuf, detail: String },
     #[error("cosign key {path}: holds a private key (PEM {label:?}), not the public key")]
     NotPublic { path: PathBuf, label: String },
-    #[error("cosign key {path}: {kind} keys are not supported (ECDSA P-256 and RSA are)")]
+    #[error(
+        "cosign key {path}: {kind} keys are not supported (ECDSA P-256 and RSA up to 4096 bits are)"
+    )]
     Unsupported { path: PathBuf, kind: String },
 }
 
@@ -86,7 +88,7 @@ impl UserError for KeyError {
     fn hint(&self) -> Option<String> {
         Some(match self {
             KeyError::Unsupported { .. } => {
-                "sign with 'cosign generate-key-pair' (ECDSA P-256) or an RSA key, and pass its public half".into()
+                "sign with 'cosign generate-key-pair' (ECDSA P-256) or an RSA key of at most 4096 bits, and pass its public half".into()
             }
             _ => "pass the PEM public key cosign wrote (cosign.pub from 'cosign generate-key-pair', or 'cosign public-key --key cosign.key')".into(),
         })
@@ -179,17 +181,12 @@ impl PublicKey {
                                 .map_err(|e| not_a_key(e.to_string()))?,
                         )
                     }
-                    OID_RSA => KeyKind::Rsa(rsa::pkcs1v15::VerifyingKey::new(
-                        rsa::RsaPublicKey::from_public_key_der(&der)
-                            .map_err(|e| not_a_key(e.to_string()))?,
-                    )),
+                    OID_RSA => rsa_key(spki.subject_public_key.raw_bytes(), path)?,
                     "1.3.101.112" => return Err(unsupported("Ed25519")),
                     other => return Err(unsupported(&format!("algorithm {other}"))),
                 }
             }
-            "RSA PUBLIC KEY" => KeyKind::Rsa(rsa::pkcs1v15::VerifyingKey::new(
-                rsa::RsaPublicKey::from_pkcs1_der(&der).map_err(|e| not_a_key(e.to_string()))?,
-            )),
+            "RSA PUBLIC KEY" => rsa_key(&der, path)?,
             "CERTIFICATE" => return Err(unsupported("certificate (keyless)")),
             private if private.contains("PRIVATE KEY") => {
                 return Err(KeyError::NotPublic {
@@ -242,6 +239,26 @@ impl PublicKey {
                 .is_ok_and(|sig| key.verify(message, &sig).is_ok()),
         }
     }
+}
+
+/// An RSA key from its PKCS#1 `RSAPublicKey` DER. The rsa crate refuses moduli over 4096 bits;
+/// such a key is named as unsupported rather than malformed.
+fn rsa_key(pkcs1: &[u8], path: &Path) -> Result<KeyKind, KeyError> {
+    let not_a_key = |detail: String| KeyError::NotAKey {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let parsed = rsa::pkcs1::RsaPublicKey::from_der(pkcs1).map_err(|e| not_a_key(e.to_string()))?;
+    let bytes = parsed.modulus.as_bytes();
+    let bits = bytes.len() * 8 - bytes.first().map_or(8, |b| b.leading_zeros() as usize);
+    if bits > 4096 {
+        return Err(KeyError::Unsupported {
+            path: path.to_path_buf(),
+            kind: format!("RSA {bits}-bit"),
+        });
+    }
+    let key = rsa::RsaPublicKey::from_pkcs1_der(pkcs1).map_err(|e| not_a_key(e.to_string()))?;
+    Ok(KeyKind::Rsa(rsa::pkcs1v15::VerifyingKey::new(key)))
 }
 
 fn curve_name(oid: &str) -> String {

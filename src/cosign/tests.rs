@@ -329,9 +329,21 @@ fn key_files_errors_name_the_file_and_exit_by_kind() {
     assert_eq!(
         e.to_string(),
         format!(
-            "cosign key {}: ECDSA P-384 keys are not supported (ECDSA P-256 and RSA are)",
+            "cosign key {}: ECDSA P-384 keys are not supported (ECDSA P-256 and RSA up to 4096 bits are)",
             p384.display()
         )
+    );
+    assert_eq!(e.exit_code(), ExitCode::Usage);
+
+    let big = write(
+        "rsa4200.pub",
+        include_str!("../../testdata/cosign/rsa4200-test.pub"),
+    );
+    let e = PublicKey::load(&big).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("RSA 4200-bit keys are not supported"),
+        "{e}"
     );
     assert_eq!(e.exit_code(), ExitCode::Usage);
 
