@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use violet::package::{Container, PackageType, StoreKind};
-use violet::synth::{MediaTypes, SynthImage, SynthLayer, SynthSpec};
+use violet::synth::{MediaTypes, SynthImage, SynthKey, SynthLayer, SynthSignature, SynthSpec};
 
 #[derive(Debug, Parser)]
 #[command(about = "Write a reproducible synthetic violet package and print its path")]
@@ -87,6 +87,12 @@ struct Args {
     /// Base layers in the pool per package (default: a fifth of its images, at least 1).
     #[arg(long)]
     shared_pool: Option<usize>,
+    /// Sign every image's index with this unencrypted PEM private key (P-256 or RSA, PKCS#8,
+    /// SEC1 or PKCS#1) as `cosign sign --key` does: `<repo>:sha256-<hex>.sig` images in the
+    /// package (nested plugins too). `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`
+    /// makes one; the public half is for `violet verify --cosign-key`.
+    #[arg(long, value_name = "PRIV.pem")]
+    cosign_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -215,6 +221,19 @@ fn main() -> ExitCode {
     if args.size_spread.is_some() || args.shared_fraction > 0.0 {
         plan_layers(&args, &mut top);
     }
+    if let Some(path) = &args.cosign_key {
+        let key = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|pem| SynthKey::from_private_pem(&pem));
+        let key = match key {
+            Ok(k) => k,
+            Err(e) => {
+                eprintln!("error: --cosign-key {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        sign_all(&mut top, &key);
+    }
     match violet::synth::write(&top, &args.out) {
         Ok(pkg) => {
             println!("{}", pkg.path.display());
@@ -230,6 +249,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A signature of every image's index, in `spec` and its nested packages.
+fn sign_all(spec: &mut SynthSpec, key: &SynthKey) {
+    spec.signatures = (0..spec.images.len())
+        .map(|i| SynthSignature::new(i, key.clone()))
+        .collect();
+    for child in &mut spec.children {
+        sign_all(child, key);
     }
 }
 

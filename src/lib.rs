@@ -16,6 +16,7 @@ pub mod artifact;
 mod civil;
 pub mod cli;
 pub mod commands;
+pub mod cosign;
 pub mod digest;
 pub mod error;
 pub mod outcome;

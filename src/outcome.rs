@@ -22,6 +22,12 @@ fn user_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a dy
     if let Some(e) = cause.downcast_ref::<DifferentialError>() {
         return Some(e);
     }
+    if let Some(e) = cause.downcast_ref::<crate::cosign::KeyError>() {
+        return Some(e);
+    }
+    if let Some(e) = cause.downcast_ref::<crate::cosign::check::Refusal>() {
+        return Some(e);
+    }
     cause
         .downcast_ref::<PlatformError>()
         .map(|e| e as &dyn UserError)

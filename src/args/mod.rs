@@ -5,8 +5,10 @@
 //! * [`registry`]: registry access (`--username`, `--password[-stdin]`, `--no-auth`, `--plain`,
 //!   `--insecure`, `--ca-file`, `--retries`), the push destinations and the build sources.
 //! * [`platform`]: the platform connection and the `--clusters` scope of `list` and `gc`.
+//! * [`cosign`]: the cosign signature checks of `verify` and `push`.
 //! * [`OutputArgs`], [`parse_size`], the stdin secrets and the go-style booleans.
 
+pub mod cosign;
 pub mod platform;
 pub mod registry;
 

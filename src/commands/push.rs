@@ -7,6 +7,7 @@ mod render;
 mod run;
 
 use crate::args::OutputArgs;
+use crate::args::cosign::CosignArgs;
 use crate::args::platform::PlatformArgs;
 use crate::args::registry::RegistryArgs;
 use crate::error::{ExitCode, Fail};
@@ -100,6 +101,9 @@ pub struct Args {
     pub platform: PlatformArgs,
 
     #[command(flatten)]
+    pub cosign: CosignArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -123,6 +127,12 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
             .with_hint("e.g. --dest-repo 192.168.1.10:11443")
             .into());
     }
+    let trust = args.cosign.trust()?;
     let (packages, bad) = run::load_packages(&args.path, &printer)?;
+    // Before any connection or upload: a package whose images do not verify is not published.
+    if let Some(trust) = &trust {
+        let warn = |line: String| printer.warn(line);
+        crate::cosign::check::require(&packages, trust, args.cosign.require_signatures, &warn)?;
+    }
     super::block_on(run::run_async(args, printer, packages, bad))?
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::args::OutputArgs;
+use crate::args::cosign::CosignArgs;
+use crate::cosign::check::{self as cosign_check, ImageSignature, Status, Trust};
 use crate::error::{ExitCode, Fail};
 use crate::output::Printer;
 use crate::package::metadata::archive_stem;
@@ -17,7 +19,7 @@ use crate::signature::{self, Keyring};
 /// blob and manifest inside.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  violet verify redis-operator.stable.ALL.v3.18.0.tgz\n  violet verify ./packages --keyring alauda-release.asc\n  violet verify ./packages -o json\n\nA package 'x.tgz' is checked with 'x.tgz.sig' (needs --keyring) and/or 'x.tgz.sha256'\n(sha256sum format) in the same directory. Exit code 8 when any check fails."
+    after_help = "Examples:\n  violet verify redis-operator.stable.ALL.v3.18.0.tgz\n  violet verify ./packages --keyring alauda-release.asc\n  violet verify ./packages -o json\n  violet verify redis-operator.stable.ALL.v3.18.0.tgz --cosign-key cosign.pub --require-signatures\n\nA package 'x.tgz' is checked with 'x.tgz.sig' (needs --keyring) and/or 'x.tgz.sha256'\n(sha256sum format) in the same directory. With --cosign-key, every image's cosign signature\n(carried in the package as <repo>:sha256-<hex>.sig) is checked offline: signed, unsigned\n(a warning, or a failure with --require-signatures) or bad signature. Exit code 8 when any\ncheck fails."
 )]
 pub struct Args {
     /// A package file, or a directory of packages.
@@ -26,6 +28,9 @@ pub struct Args {
     /// OpenPGP public keys (armored or binary) trusted to sign packages.
     #[arg(long, value_name = "FILE")]
     pub keyring: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub cosign: CosignArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -39,6 +44,8 @@ pub enum CheckKind {
     Checksum,
     /// The digest of every blob and manifest inside the package.
     Content,
+    /// The cosign signature of every image (`--cosign-key`).
+    Cosign,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +75,9 @@ pub struct FileReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub checks: Vec<Check>,
+    /// Each image's cosign signature status (`--cosign-key`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageSignature>,
 }
 
 impl FileReport {
@@ -99,7 +109,55 @@ impl FileReport {
             result,
             reason: failure,
             checks,
+            images: Vec::new(),
         }
+    }
+
+    /// Adds the cosign check: failed by a bad signature, or by an unsigned image when signatures
+    /// are `required`; its detail is the first such image's one-line reason.
+    fn with_signatures(self, rows: Result<Vec<ImageSignature>, String>, required: bool) -> Self {
+        let mut checks = self.checks;
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) => {
+                checks.push(Check {
+                    kind: CheckKind::Cosign,
+                    ok: false,
+                    detail: format!("cosign signatures cannot be read: {e}"),
+                });
+                return Self::new(self.file, checks);
+            }
+        };
+        let failing: Vec<&ImageSignature> = rows
+            .iter()
+            .filter(|r| {
+                r.signature == Status::BadSignature || (required && r.signature == Status::Unsigned)
+            })
+            .collect();
+        let count = |s: Status| rows.iter().filter(|r| r.signature == s).count();
+        checks.push(match failing.as_slice() {
+            [] => Check {
+                kind: CheckKind::Cosign,
+                ok: true,
+                detail: format!(
+                    "{} image(s) signed, {} unsigned",
+                    count(Status::Signed),
+                    count(Status::Unsigned)
+                ),
+            },
+            [first, rest @ ..] => Check {
+                kind: CheckKind::Cosign,
+                ok: false,
+                detail: if rest.is_empty() {
+                    first.line()
+                } else {
+                    format!("{} (and {} more image(s))", first.line(), rest.len())
+                },
+            },
+        });
+        let mut report = Self::new(self.file, checks);
+        report.images = rows;
+        report
     }
 }
 
@@ -111,11 +169,26 @@ pub struct Counts {
     pub no_verification_file: usize,
 }
 
+/// The cosign key used and what its check found over every package.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SignatureCounts {
+    pub key: PathBuf,
+    pub algorithm: &'static str,
+    /// sha256 of the key's DER encoding.
+    pub key_id: String,
+    pub required: bool,
+    pub signed: usize,
+    pub unsigned: usize,
+    pub bad_signature: usize,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub path: PathBuf,
     pub files: Vec<FileReport>,
     pub summary: Counts,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<SignatureCounts>,
 }
 
 impl Report {
@@ -133,7 +206,23 @@ impl Report {
             path,
             files,
             summary,
+            signatures: None,
         }
+    }
+
+    fn with_trust(mut self, trust: &Trust, required: bool) -> Self {
+        let rows = || self.files.iter().flat_map(|f| &f.images);
+        let count = |s: Status| rows().filter(|r| r.signature == s).count();
+        self.signatures = Some(SignatureCounts {
+            key: trust.key.path().to_path_buf(),
+            algorithm: trust.key.algorithm(),
+            key_id: trust.key.id().to_string(),
+            required,
+            signed: count(Status::Signed),
+            unsigned: count(Status::Unsigned),
+            bad_signature: count(Status::BadSignature),
+        });
+        self
     }
 }
 
@@ -169,6 +258,74 @@ pub fn render_text(report: &Report) -> String {
                 (None, None) => out.push_str(&format!("  - {}\n", f.file.display())),
             }
         }
+    }
+    if let Some(sigs) = &report.signatures {
+        out.push_str(&render_signatures(report, sigs));
+    }
+    out
+}
+
+/// One row per image: its signature status and, for a signed image, the reference it was signed
+/// as; for a bad or partial signature, why.
+fn render_signatures(report: &Report, sigs: &SignatureCounts) -> String {
+    let mut out = format!(
+        "====== Image Signatures (cosign, {} key {}, {}) ======\n",
+        sigs.algorithm,
+        sigs.key.display(),
+        &sigs.key_id["sha256:".len()..][..12],
+    );
+    out.push_str(&format!(
+        "Signed: {}, unsigned: {}{}, bad signature: {}\n",
+        sigs.signed,
+        sigs.unsigned,
+        if sigs.required {
+            " (signatures required)"
+        } else {
+            ""
+        },
+        sigs.bad_signature
+    ));
+    let rows: Vec<[String; 4]> = report
+        .files
+        .iter()
+        .flat_map(|f| &f.images)
+        .map(|r| {
+            [
+                crate::output::escape(&r.image).into_owned(),
+                r.digest.short().to_string(),
+                r.signature.as_str().to_string(),
+                crate::output::escape(&match (&r.reason, &r.identity) {
+                    (Some(reason), _) => reason.clone(),
+                    (None, Some(identity)) => format!("as {identity}"),
+                    (None, None) if r.signature == Status::Signed => {
+                        "every platform manifest".into()
+                    }
+                    (None, None) => String::new(),
+                })
+                .into_owned(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        return out;
+    }
+    let width = |i: usize, head: &str| {
+        rows.iter()
+            .map(|r| r[i].chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(head.len())
+    };
+    let (w0, w1, w2) = (width(0, "IMAGE"), width(1, "DIGEST"), width(2, "SIGNATURE"));
+    let line = |c: [&str; 4]| {
+        format!("{:w0$}  {:w1$}  {:w2$}  {}", c[0], c[1], c[2], c[3])
+            .trim_end()
+            .to_string()
+            + "\n"
+    };
+    out.push_str(&line(["IMAGE", "DIGEST", "SIGNATURE", "DETAIL"]));
+    for r in &rows {
+        out.push_str(&line([&r[0], &r[1], &r[2], &r[3]]));
     }
     out
 }
@@ -272,16 +429,37 @@ pub fn targets(
     Ok(out)
 }
 
-fn check_content(path: &Path) -> Result<String, String> {
-    // The report prints the file before the reason: the reason does not name it again.
-    let reason = |e: PackageError| {
-        let msg = e.to_string();
-        let prefix = format!("{}: ", path.display());
-        let msg = msg.strip_prefix(&prefix).unwrap_or(&msg);
-        crate::output::escape(msg).into_owned()
-    };
+/// The cosign rows of the package [`check_content`] just read, for the caller to add to its report.
+type SignatureSlot = std::cell::RefCell<Option<Result<Vec<ImageSignature>, String>>>;
+
+/// The report prints the file before the reason: the reason does not name it again.
+fn reason(path: &Path, e: PackageError) -> String {
+    let msg = e.to_string();
+    let prefix = format!("{}: ", path.display());
+    let msg = msg.strip_prefix(&prefix).unwrap_or(&msg);
+    crate::output::escape(msg).into_owned()
+}
+
+/// Loads the package and checks its content; with `trust`, also every image's cosign signature
+/// into `signatures`, from payloads kept during the content pass (one pass over a `.tgz`).
+fn check_content(
+    path: &Path,
+    trust: Option<&Trust>,
+    signatures: &SignatureSlot,
+) -> Result<String, String> {
+    let reason = |e: PackageError| reason(path, e);
     let pkg = load::open(path).map_err(reason)?;
-    blobs::verify_all(&pkg).map_err(reason)?;
+    let wanted = trust
+        .map(|_| cosign_check::payloads(&pkg))
+        .unwrap_or_default();
+    let content = blobs::verify_all_keeping(&pkg, &|d| wanted.contains(d));
+    if let Some(trust) = trust {
+        // A package whose content failed still gets its rows: the payloads are then read alone.
+        let kept = content.as_ref().cloned().unwrap_or_default();
+        let rows = cosign_check::check_with(&pkg, trust, &kept).map_err(reason);
+        *signatures.borrow_mut() = Some(rows);
+    }
+    content.map_err(reason)?;
     // A differential package's expected blobs are at the site, not in the file: external, not
     // missing (the loader refuses a blob missing without being declared).
     let (count, bytes) = pkg
@@ -301,6 +479,8 @@ fn check_content(path: &Path) -> Result<String, String> {
 
 pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
     let printer = printer.with_format(args.output.format);
+    let trust = args.cosign.trust()?;
+    let required = args.cosign.require_signatures;
     let keyring = match &args.keyring {
         Some(path) => {
             let (keyring, warnings) = Keyring::load(path)?;
@@ -324,11 +504,35 @@ pub fn run(args: Args, printer: Printer) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let reports = files
-        .iter()
-        .map(|f| check_file(f, keyring.as_ref(), &check_content))
-        .collect();
-    let report = Report::new(root, reports);
+    let signatures = SignatureSlot::default();
+    let content = |f: &Path| check_content(f, trust.as_ref(), &signatures);
+    let mut reports = Vec::new();
+    for f in &files {
+        let report = check_file(f, keyring.as_ref(), &content);
+        reports.push(match signatures.borrow_mut().take() {
+            Some(rows) => {
+                let report = report.with_signatures(rows, required);
+                let unsigned: Vec<&str> = (report.images.iter())
+                    .filter(|r| r.signature == Status::Unsigned)
+                    .map(|r| r.image.as_str())
+                    .collect();
+                if !required && !unsigned.is_empty() {
+                    printer.warn(crate::output::escape(&format!(
+                        "{}: {} image(s) without a cosign signature: {} (--require-signatures makes this fail)",
+                        f.display(),
+                        unsigned.len(),
+                        unsigned.join(", ")
+                    )));
+                }
+                report
+            }
+            None => report,
+        });
+    }
+    let mut report = Report::new(root, reports);
+    if let Some(trust) = &trust {
+        report = report.with_trust(trust, required);
+    }
     printer.data(&report, || render_text(&report))?;
     Ok(if report.summary.failed > 0 {
         ExitCode::Verify
@@ -567,6 +771,53 @@ mod tests {
         ));
         let single = d.dir.path().join("a.tgz");
         assert_eq!(targets(&single, &is_pkg).unwrap(), [single]);
+    }
+
+    fn row(image: &str, signature: Status, reason: Option<&str>) -> ImageSignature {
+        ImageSignature {
+            package: "p.tgz".into(),
+            image: image.into(),
+            digest: crate::digest::Digest::of(image.as_bytes()),
+            signature,
+            signatures: Vec::new(),
+            identity: None,
+            reason: reason.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn cosign_check_fails_on_bad_signatures_and_on_unsigned_only_when_required() {
+        let d = Dir::new();
+        let pkg = d.file("x.tgz", b"data");
+        let base = || check_file(&pkg, None, &content_ok);
+        let rows = vec![
+            row("r/a:1", Status::Signed, None),
+            row("r/b:1", Status::Unsigned, None),
+        ];
+        let lenient = base().with_signatures(Ok(rows.clone()), false);
+        assert_eq!(lenient.result, Outcome::NoVerificationFile);
+        assert_eq!(lenient.checks[1].detail, "1 image(s) signed, 1 unsigned");
+        assert_eq!(lenient.images.len(), 2);
+        let strict = base().with_signatures(Ok(rows), true);
+        assert_eq!(strict.result, Outcome::Failed);
+        assert_eq!(strict.reason.as_deref(), Some("image r/b:1: unsigned"));
+
+        let bad = vec![
+            row("r/a:1", Status::BadSignature, Some("why")),
+            row("r/b:1", Status::BadSignature, Some("why not")),
+        ];
+        let r = base().with_signatures(Ok(bad), false);
+        assert_eq!(r.result, Outcome::Failed);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("image r/a:1: bad signature: why (and 1 more image(s))")
+        );
+        let r = base().with_signatures(Err("gone".into()), false);
+        assert_eq!(r.result, Outcome::Failed);
+        assert_eq!(
+            r.reason.as_deref(),
+            Some("cosign signatures cannot be read: gone")
+        );
     }
 
     #[test]

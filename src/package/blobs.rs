@@ -242,6 +242,19 @@ impl Pass<'_> {
 /// Hashes every manifest and blob of the package (and nested packages) in one pass and returns
 /// the first mismatch or missing blob as an error naming the entry.
 pub fn verify_all(pkg: &Package) -> Result<(), PackageError> {
+    verify_all_keeping(pkg, &|_| false).map(|_| ())
+}
+
+/// The most [`verify_all_keeping`] keeps of one blob: it is for small blobs read on the way.
+const KEEP_LIMIT: usize = 1 << 20;
+
+/// [`verify_all`], keeping the bytes of the blobs `keep` selects (small ones: cosign payloads),
+/// so that a compressed package is decoded once for both. A kept blob has matched its digest.
+pub fn verify_all_keeping(
+    pkg: &Package,
+    keep: &dyn Fn(&Digest) -> bool,
+) -> Result<HashMap<Digest, bytes::Bytes>, PackageError> {
+    let mut kept = HashMap::new();
     let mut buf = vec![0u8; BUF];
     // What the descriptors say each blob measures: a package read front to back may never have
     // compared them with the entries (past an early stop), so the real lengths are checked here.
@@ -255,6 +268,7 @@ pub fn verify_all(pkg: &Package) -> Result<(), PackageError> {
         let label = entry_label(location);
         let mut hasher = Hasher::new();
         let mut length: u64 = 0;
+        let mut keeping = keep(digest).then(Vec::new);
         loop {
             let n = r.read(&mut buf).map_err(|e| PackageError::Corrupt {
                 path: pkg.path.clone(),
@@ -266,6 +280,13 @@ pub fn verify_all(pkg: &Package) -> Result<(), PackageError> {
             }
             hasher.update(&buf[..n]);
             length += n as u64;
+            if let Some(k) = &mut keeping {
+                if k.len() + n > KEEP_LIMIT {
+                    keeping = None;
+                } else {
+                    k.extend_from_slice(&buf[..n]);
+                }
+            }
         }
         if let Some(&expected) = claimed.get(digest)
             && expected != length
@@ -286,8 +307,12 @@ pub fn verify_all(pkg: &Package) -> Result<(), PackageError> {
                 actual,
             });
         }
+        if let Some(k) = keeping {
+            kept.insert(actual, bytes::Bytes::from(k));
+        }
         Ok(Flow::Continue)
-    })
+    })?;
+    Ok(kept)
 }
 
 fn entry_label(location: &BlobLocation) -> String {

@@ -206,8 +206,11 @@ pub(super) struct Staged {
     /// Layers already generated, by content label: shared layers are generated once.
     layers: BTreeMap<String, (Digest, u64, Digest)>,
     repos: BTreeMap<String, RepoRecord>,
-    /// Index digests and sizes for the OCI layout's `index.json`, in spec order.
-    tops: Vec<(String, Digest, u64)>,
+    /// Top manifests (reference, digest, size, media type) for the OCI layout's `index.json`,
+    /// in spec order.
+    tops: Vec<(String, Digest, u64, &'static str)>,
+    /// The platform manifests of each image index, for signing them.
+    pub(super) platform_manifests: BTreeMap<Digest, Vec<Digest>>,
     next_tmp: u64,
 }
 
@@ -221,6 +224,7 @@ impl Staged {
             layers: BTreeMap::new(),
             repos: BTreeMap::new(),
             tops: Vec::new(),
+            platform_manifests: BTreeMap::new(),
             next_tmp: 0,
         })
     }
@@ -385,14 +389,53 @@ impl Staged {
             manifests: entries,
         };
         let (digest, size) = self.add_json(&index, BlobKind::Manifest)?;
+        self.platform_manifests
+            .insert(digest.clone(), revisions.clone());
         revisions.push(digest.clone());
         let repo = self.repos.entry(image.repository.clone()).or_default();
         repo.layers.extend(layer_links);
         repo.revisions.extend(revisions);
         repo.tags.insert(image.tag.clone(), digest.clone());
         self.tops
-            .push((spec.reference(image), digest.clone(), size));
+            .push((spec.reference(image), digest.clone(), size, mt.index()));
         Ok(digest)
+    }
+
+    /// Writes `bytes` as a blob (each once) and returns its digest.
+    pub(super) fn add_bytes(&mut self, bytes: &[u8], kind: BlobKind) -> io::Result<Digest> {
+        let digest = Digest::of(bytes);
+        let tmp = self.tmp_path();
+        fs::write(&tmp, bytes).map_err(|e| at(&tmp, e))?;
+        self.keep(tmp, digest.clone(), bytes.len() as u64, kind)?;
+        Ok(digest)
+    }
+
+    /// Stores a cosign signature artifact as the image `repository:sha256-<hex>.sig` of `signed`.
+    pub(super) fn add_signature(
+        &mut self,
+        spec: &SynthSpec,
+        repository: &str,
+        signed: &Digest,
+        artifact: &super::cosign::SignatureArtifact,
+    ) -> io::Result<(String, Digest)> {
+        let mut links = Vec::new();
+        for (_, bytes) in &artifact.blobs {
+            links.push(self.add_bytes(bytes, BlobKind::Data)?);
+        }
+        let digest = self.add_bytes(&artifact.manifest, BlobKind::Manifest)?;
+        let tag = crate::cosign::artifact_tag(signed, "sig");
+        let repo = self.repos.entry(repository.to_string()).or_default();
+        repo.layers.extend(links);
+        repo.revisions.insert(digest.clone());
+        repo.tags.insert(tag.clone(), digest.clone());
+        let reference = format!("{}/{repository}:{tag}", spec.registry);
+        self.tops.push((
+            reference.clone(),
+            digest.clone(),
+            artifact.manifest.len() as u64,
+            crate::package::mediatype::OCI_MANIFEST,
+        ));
+        Ok((reference, digest))
     }
 
     pub(super) fn blob_totals(&self) -> (usize, u64) {
@@ -421,9 +464,8 @@ impl Staged {
                 let manifests = self
                     .tops
                     .iter()
-                    .map(|(reference, digest, size)| {
-                        let mut d =
-                            Descriptor::new(spec.media_types.index(), digest.clone(), *size);
+                    .map(|(reference, digest, size, media_type)| {
+                        let mut d = Descriptor::new(media_type, digest.clone(), *size);
                         d.annotations
                             .insert(REF_NAME_ANNOTATION.into(), reference.clone());
                         d

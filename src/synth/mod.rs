@@ -27,7 +27,9 @@ use crate::package::oci_layout::ImagePlatform;
 use crate::package::{Container, PackageType, StoreKind};
 use crate::writer::HashingWriter;
 
+pub mod cosign;
 mod image;
+pub use cosign::{SignTarget, SynthKey, SynthSignature, Tamper};
 use image::*;
 
 const FIXED_CREATED: &str = "2023-11-14T22:13:20Z";
@@ -142,6 +144,8 @@ pub struct SynthSpec {
     /// gzip level (0-9) of a `.tgz` container (layers are always gzip'd as stored blocks); the
     /// blobs are incompressible, so 0 or 1 is best.
     pub gzip_level: u32,
+    /// cosign signatures of chosen images, stored as `<repository>:sha256-<hex>.sig` images.
+    pub signatures: Vec<SynthSignature>,
 }
 
 impl SynthSpec {
@@ -162,6 +166,7 @@ impl SynthSpec {
             seed: 1,
             media_types: MediaTypes::Oci,
             gzip_level: 1,
+            signatures: Vec::new(),
         }
     }
 
@@ -194,6 +199,8 @@ pub struct SynthPackage {
     pub path: PathBuf,
     /// `registry/repository:tag` and the digest of its index, in spec order.
     pub images: Vec<(String, Digest)>,
+    /// The signature images (`registry/repository:sha256-<hex>.sig`) and their manifest digests.
+    pub signatures: Vec<(String, Digest)>,
     /// Unique config and layer blobs (manifests not counted), as `Package::blob_totals` counts them.
     pub blob_count: usize,
     pub blob_bytes: u64,
@@ -227,6 +234,7 @@ fn write_staged(
         let digest = store.add_image(spec, image)?;
         images.push((spec.reference(image), digest));
     }
+    let signatures = add_signatures(spec, &mut store, &images)?;
 
     let children_dir = staging.join("children");
     let mut children = Vec::new();
@@ -299,10 +307,62 @@ fn write_staged(
     Ok(SynthPackage {
         path: final_path,
         images,
+        signatures,
         blob_count,
         blob_bytes,
         children,
     })
+}
+
+/// Signs the images `spec.signatures` names; signatures of one digest share one artifact.
+fn add_signatures(
+    spec: &SynthSpec,
+    store: &mut Staged,
+    images: &[(String, Digest)],
+) -> io::Result<Vec<(String, Digest)>> {
+    // (repository, signed digest) -> (payload, signature) layers, in the order first named
+    type Layers = Vec<(Vec<u8>, Vec<u8>)>;
+    let mut artifacts: Vec<((String, Digest), Layers)> = Vec::new();
+    for s in &spec.signatures {
+        let (image, (_, top)) = spec
+            .images
+            .get(s.image)
+            .zip(images.get(s.image))
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("signature of image {}: no such image", s.image),
+                )
+            })?;
+        let mut digests = Vec::new();
+        if matches!(s.target, SignTarget::Top | SignTarget::Both) {
+            digests.push(top.clone());
+        }
+        if matches!(s.target, SignTarget::Platforms | SignTarget::Both) {
+            digests.extend(
+                store
+                    .platform_manifests
+                    .get(top)
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+        let docker_reference = format!("{}/{}", spec.registry, image.repository);
+        for d in digests {
+            let layer = s.layer(&d, &docker_reference);
+            let key = (image.repository.clone(), d);
+            match artifacts.iter_mut().find(|(k, _)| k == &key) {
+                Some((_, layers)) => layers.push(layer),
+                None => artifacts.push((key, vec![layer])),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for ((repository, signed), layers) in artifacts {
+        let artifact = cosign::artifact(&layers);
+        out.push(store.add_signature(spec, &repository, &signed, &artifact)?);
+    }
+    Ok(out)
 }
 
 /// Flips one byte in the middle of the largest blob (a layer) of a directory or uncompressed tar

@@ -19,3 +19,4 @@ mod recovery;
 mod referrers;
 mod registry_client;
 mod release;
+mod supply_chain;

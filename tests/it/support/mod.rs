@@ -4,6 +4,7 @@
 
 pub mod adversarial;
 pub mod artifacts;
+pub mod cosign;
 pub mod packages;
 pub mod platform;
 pub mod proxy;
