@@ -160,6 +160,64 @@ fn create_package_push_carries_signatures_and_sboms_with_their_digests() {
     assert_eq!(b.requests("PUT", "/manifests/"), puts, "{again:#}");
 }
 
+/// Signed at the source with a real key: the signature survives create → package → push and
+/// verifies offline against the package and before the push.
+#[test]
+fn a_signature_collected_from_a_registry_verifies_offline() {
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let b = Registry::plain();
+    let (bundle, _, _) = seed_bundle(&ctx, &a);
+    let key = crate::support::cosign::p256_key();
+    let cfg = artifacts::plain(&a.host());
+    for repo in ["acp/demo-operator-bundle", "acp/demo", "acp/demo-agent"] {
+        let tag = if repo.ends_with("bundle") {
+            "v1.2.0"
+        } else {
+            "v1.0.0"
+        };
+        let subject = digest_at(&ctx, &a.host(), &format!("{repo}:{tag}"));
+        referrers::cosign_sign(&cfg, repo, &subject, &key);
+    }
+    let dir = ctx.file("out").display().to_string();
+    ctx.create_plain(&dir, &bundle, &[]).success();
+    let pkg = ctx.file("signed.tar").display().to_string();
+    ctx.run(["package", &dir, "--output", &pkg]).success();
+    let public = ctx.cosign_pub("cosign.pub", &key).display().to_string();
+    let verified = ctx
+        .run([
+            "verify",
+            &pkg,
+            "--cosign-key",
+            &public,
+            "--require-signatures",
+        ])
+        .success();
+    assert!(
+        verified.stdout.contains("Signed: 3, unsigned: 0"),
+        "{}",
+        verified.stdout
+    );
+    let other = ctx
+        .cosign_pub("other.pub", &crate::support::cosign::other_key())
+        .display()
+        .to_string();
+    let refused = ctx.run(["verify", &pkg, "--cosign-key", &other]);
+    assert_eq!(refused.code, 8, "{}", refused.all());
+    ctx.push(
+        &pkg,
+        &[&b.host()],
+        &[
+            "--plain",
+            "--no-auth",
+            "--cosign-key",
+            &public,
+            "--require-signatures",
+        ],
+    )
+    .success();
+}
+
 #[test]
 fn no_referrers_leaves_them_out() {
     let ctx = TestContext::new();

@@ -50,6 +50,29 @@ pub fn sign(registry: &RegistryConfig, repo: &str, subject: &Digest) -> Digest {
     sign_times(registry, repo, subject, 1)
 }
 
+/// A real cosign signature of `subject` by `key` (`violet::synth::cosign`, as `cosign sign --key`
+/// makes it) at `repo:sha256-<hex>.sig`. Returns its digest.
+pub fn cosign_sign(
+    registry: &RegistryConfig,
+    repo: &str,
+    subject: &Digest,
+    key: &violet::synth::cosign::SynthKey,
+) -> Digest {
+    let reference = format!("{}/{repo}", registry.host);
+    let artifact = violet::synth::cosign::sign(subject, &reference, key);
+    runtime().block_on(async {
+        let client = Client::new(registry.clone()).unwrap();
+        for (_, bytes) in &artifact.blobs {
+            upload(&client, repo, bytes).await;
+        }
+        let tag = format!("{}.sig", subject.as_str().replacen(':', "-", 1));
+        client
+            .put_manifest(repo, &tag, OCI_MANIFEST, artifact.manifest.clone().into())
+            .await
+            .unwrap()
+    })
+}
+
 /// [`sign`] by `count` signers: cosign appends a layer per signature to the one manifest.
 pub fn sign_times(registry: &RegistryConfig, repo: &str, subject: &Digest, count: usize) -> Digest {
     runtime().block_on(async {
