@@ -359,7 +359,7 @@ pub async fn write(
         match images {
             Images::None => {}
             Images::Remote(pulled) => {
-                for p in pulled {
+                for p in &pulled {
                     let image = &p.selected.image;
                     let top = image.manifests.last().expect("an image has a manifest");
                     c.layout.push(LayoutEntry {
@@ -371,7 +371,9 @@ pub async fn write(
                     for m in &image.manifests {
                         c.manifest(&m.digest, || m.bytes.clone());
                     }
-                    for (d, size) in &image.blobs {
+                }
+                for p in signatures_first(&pulled, |p| p.referrer.is_some()) {
+                    for (d, size) in &p.selected.image.blobs {
                         c.blob(d, *size, || Origin::Registry {
                             client: p.client.clone(),
                             repository: p.reference.repository.clone(),
@@ -391,6 +393,8 @@ pub async fn write(
                     for d in &image.manifests {
                         c.manifest(d, || pkg.manifests[d].bytes.clone());
                     }
+                }
+                for image in signatures_first(&pkg.images, |i| i.referrer.is_some()) {
                     // A differential directory does not hold its expected blobs.
                     for (d, b) in image
                         .blobs
@@ -527,6 +531,15 @@ fn write_blob(
             .into(),
         _ => e.into(),
     })
+}
+
+/// `items` with the artifacts (signatures, SBOMs: small blobs) first: their blobs then come right
+/// after the manifests in the archive, so a reader that needs only them (`push --cosign-key`
+/// checking signatures before any upload) stops early in a compressed package.
+fn signatures_first<T>(items: &[T], is_artifact: impl Fn(&T) -> bool) -> Vec<&T> {
+    let (mut first, rest): (Vec<&T>, Vec<&T>) = items.iter().partition(|i| is_artifact(i));
+    first.extend(rest);
+    first
 }
 
 /// Blobs smaller than this are fetched ahead of the writer, whole, into memory.

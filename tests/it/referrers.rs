@@ -183,6 +183,26 @@ fn a_signature_collected_from_a_registry_verifies_offline() {
     ctx.create_plain(&dir, &bundle, &[]).success();
     let pkg = ctx.file("signed.tar").display().to_string();
     ctx.run(["package", &dir, "--output", &pkg]).success();
+    // The signatures' blobs come right after the manifests, before the images' layers: a push
+    // checking them first stops early in a compressed package.
+    let listing = std::process::Command::new("tar")
+        .args(["tvf", &pkg])
+        .output()
+        .unwrap();
+    let entries: Vec<(u64, String)> = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[2].parse().unwrap(), f[5].to_string())
+        })
+        .collect();
+    let payload = Digest::of(&violet::synth::cosign::payload(
+        &digest_at(&ctx, &a.host(), "acp/demo:v1.0.0"),
+        &format!("{}/acp/demo", a.host()),
+    ));
+    let at = |name: &str| entries.iter().position(|(_, n)| n.ends_with(name)).unwrap();
+    let largest = entries.iter().max_by_key(|(size, _)| *size).unwrap();
+    assert!(at(payload.hex()) < at(&largest.1), "{entries:?}");
     let public = ctx.cosign_pub("cosign.pub", &key).display().to_string();
     let verified = ctx
         .run([
