@@ -361,6 +361,57 @@ fn mirror_carries_signatures_and_referrers() {
     assert_eq!(bare["images"].as_array().unwrap().len(), 1, "{bare:#}");
 }
 
+/// A source and a destination with the referrers API (the proxy serves it in front of
+/// distribution, as Harbor 2.8+ or zot do): the SBOM is found through the API alone (the source
+/// has no fallback tag), and the destination indexes it itself (no fallback tag is written).
+#[test]
+fn the_referrers_api_is_used_where_a_registry_has_it() {
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let b = Registry::plain();
+    ctx.seed_demo_images("seed", &a.host());
+    let source = FaultProxy::start(&a.host());
+    source.serve_referrers_api();
+    let cfg = artifacts::plain(&source.host());
+    let subject = referrers::descriptor(&cfg, "acp/demo", "v1.0.0");
+    let sbom = referrers::attach_sbom_with(&cfg, "acp/demo", &subject, false);
+    let dest = FaultProxy::start(&b.host());
+    dest.serve_referrers_api();
+
+    let out = ctx
+        .mirror_plain(
+            &source.host(),
+            &dest.host(),
+            &["acp/demo:v1.0.0", "-o", "json"],
+        )
+        .success()
+        .json();
+    assert_eq!(out["images"].as_array().unwrap().len(), 2, "{out:#}");
+    assert!(source.count(Some("GET"), r"/referrers/") >= 1);
+    assert_eq!(
+        digest_at(&ctx, &b.host(), &format!("acp/demo@{sbom}")),
+        sbom
+    );
+    assert_eq!(dest.count(Some("PUT"), r"/manifests/sha256-"), 0);
+    let listed: serde_json::Value = {
+        let url = format!(
+            "http://{}/v2/acp/demo/referrers/{}",
+            dest.host(),
+            subject["digest"].as_str().unwrap()
+        );
+        let out = std::process::Command::new("curl")
+            .args(["-sf", &url])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(
+        listed["manifests"][0]["digest"],
+        sbom.as_str(),
+        "{listed:#}"
+    );
+}
+
 #[test]
 fn a_platform_subset_says_the_index_signature_is_left_out() {
     let ctx = TestContext::new();

@@ -6,7 +6,7 @@
 //! `Location` headers that name the registry are rewritten to name the proxy, so upload sessions
 //! keep going through it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -117,6 +117,86 @@ pub struct Seen {
 struct State {
     rules: VecDeque<Rule>,
     seen: Vec<Seen>,
+    /// Set when the proxy serves the OCI referrers API: the descriptors of the manifests with a
+    /// `subject` stored through it, by (repository, subject digest).
+    referrers: Option<HashMap<(String, String), Vec<serde_json::Value>>>,
+}
+
+fn referrers_path() -> &'static Regex {
+    static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| Regex::new(r"^/v2/(.+)/referrers/(sha256:[0-9a-f]{64})$").unwrap())
+}
+
+impl Shared {
+    fn referrers_api(&self) -> bool {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .referrers
+            .is_some()
+    }
+
+    /// The referrers API's answer: an image index of what names `subject` (empty when nothing
+    /// does, never a 404: that is how clients tell the API is there).
+    fn referrers_index(&self, repo: &str, subject: &str) -> Response<ProxyBody> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let listed = state
+            .referrers
+            .as_ref()
+            .and_then(|r| r.get(&(repo.to_string(), subject.to_string())))
+            .cloned()
+            .unwrap_or_default();
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": listed,
+        });
+        let mut r = Response::new(full(index.to_string()));
+        r.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("application/vnd.oci.image.index.v1+json"),
+        );
+        r
+    }
+
+    /// Records a manifest `PUT` with a `subject`; returns the subject's digest.
+    fn record_referrer(
+        &self,
+        repo: &str,
+        headers: &hyper::HeaderMap,
+        bytes: &[u8],
+    ) -> Option<String> {
+        let doc: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        let subject = doc.pointer("/subject/digest")?.as_str()?.to_string();
+        let media_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/vnd.oci.image.manifest.v1+json");
+        let mut d = serde_json::json!({
+            "mediaType": media_type,
+            "digest": violet::digest::Digest::of(bytes).as_str(),
+            "size": bytes.len(),
+        });
+        if let Some(t) = doc
+            .get("artifactType")
+            .or_else(|| doc.pointer("/config/mediaType"))
+        {
+            d["artifactType"] = t.clone();
+        }
+        if let Some(a) = doc.get("annotations") {
+            d["annotations"] = a.clone();
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let list = state
+            .referrers
+            .as_mut()?
+            .entry((repo.to_string(), subject.clone()))
+            .or_default();
+        if !list.iter().any(|x| x["digest"] == d["digest"]) {
+            list.push(d);
+        }
+        Some(subject)
+    }
 }
 
 struct Shared {
@@ -185,6 +265,13 @@ impl FaultProxy {
     /// Adds a rule; rules are tried in the order they were added, first match wins.
     pub fn inject(&self, rule: Rule) {
         self.lock().rules.push_back(rule);
+    }
+
+    /// From now on, serve the OCI referrers API in front of the registry (as Harbor 2.8+, zot or
+    /// distribution 3 do): manifests with a `subject` stored through the proxy are listed by
+    /// `GET /v2/<repo>/referrers/<digest>`, and their `PUT` answers with `OCI-Subject`.
+    pub fn serve_referrers_api(&self) {
+        self.lock().referrers.get_or_insert_with(HashMap::new);
     }
 
     /// Drops every rule not yet used up.
@@ -283,13 +370,28 @@ async fn handle(
     }
 
     let (mut parts, body) = req.into_parts();
+    let mut body: ProxyBody = body.map_err(|e| Box::new(e) as BoxError).boxed();
+    let mut oci_subject = None;
+    if shared.referrers_api() {
+        if let Some(c) = referrers_path().captures(&path).filter(|_| method == "GET") {
+            return Ok(shared.referrers_index(&c[1], &c[2]));
+        }
+        if method == "PUT" && path.contains("/manifests/") {
+            // A registry with the referrers API indexes a manifest's `subject` as it stores it.
+            let bytes = body.collect().await?.to_bytes();
+            let repo = path.trim_start_matches("/v2/").split("/manifests/").next();
+            oci_subject = shared.record_referrer(repo.unwrap_or_default(), &parts.headers, &bytes);
+            body = Full::new(bytes)
+                .map_err(|never: Infallible| match never {})
+                .boxed();
+        }
+    }
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = format!("http://{}{pq}", shared.upstream).parse()?;
     parts
         .headers
         .insert(HOST, HeaderValue::from_str(&shared.upstream)?);
-    let upstream_req =
-        Request::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed());
+    let upstream_req = Request::from_parts(parts, body);
     let resp = match shared.client.request(upstream_req).await {
         Ok(r) => r,
         Err(e) => {
@@ -302,6 +404,11 @@ async fn handle(
         }
     };
     let (mut parts, body) = resp.into_parts();
+    if let Some(subject) = oci_subject.filter(|_| parts.status.is_success()) {
+        parts
+            .headers
+            .insert("oci-subject", HeaderValue::from_str(&subject)?);
+    }
     if let Some(loc) = parts.headers.get(LOCATION).and_then(|v| v.to_str().ok()) {
         let rewritten = loc.replacen(
             &format!("//{}", shared.upstream),

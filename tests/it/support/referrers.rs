@@ -153,6 +153,17 @@ fn base64_std(bytes: &[u8]) -> String {
 /// An SPDX SBOM about `subject` (a descriptor of the image's index or manifest) as an OCI 1.1
 /// referrer, pushed by digest and added to the fallback tag's index. Returns its digest.
 pub fn attach_sbom(registry: &RegistryConfig, repo: &str, subject: &serde_json::Value) -> Digest {
+    attach_sbom_with(registry, repo, subject, true)
+}
+
+/// [`attach_sbom`]; without `fallback_tag`, as a client does on a registry with the referrers
+/// API: the manifest alone, no index under `sha256-<hex>`.
+pub fn attach_sbom_with(
+    registry: &RegistryConfig,
+    repo: &str,
+    subject: &serde_json::Value,
+    fallback_tag: bool,
+) -> Digest {
     runtime().block_on(async {
         let client = Client::new(registry.clone()).unwrap();
         let mut config = upload(&client, repo, b"{}").await;
@@ -183,6 +194,9 @@ pub fn attach_sbom(registry: &RegistryConfig, repo: &str, subject: &serde_json::
             .put_manifest(repo, digest.as_str(), OCI_MANIFEST, bytes.clone().into())
             .await
             .unwrap();
+        if !fallback_tag {
+            return digest;
+        }
         let index = serde_json::json!({
             "schemaVersion": 2,
             "mediaType": OCI_INDEX,
