@@ -1,7 +1,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use base64::Engine as _;
 use p256::pkcs8::{EncodePublicKey as _, LineEnding};
 use rsa::pkcs1::EncodeRsaPublicKey as _;
 use rsa::signature::{SignatureEncoding as _, Signer as _};
@@ -25,35 +24,19 @@ fn ec_public(k: &p256::ecdsa::SigningKey) -> PublicKey {
 }
 
 fn payload(digest: &Digest, reference: &str) -> Vec<u8> {
-    format!(
-        r#"{{"critical":{{"identity":{{"docker-reference":"{reference}"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
-    )
-    .into_bytes()
+    crate::synth::cosign::payload(digest, reference)
 }
 
-/// A signature manifest over `layers` (payload, signature), and the blob store it reads from.
+/// A signature manifest over `layers` (payload, signature), as the test signer writes it, and
+/// the blob store it reads from.
 fn artifact(layers: &[(Vec<u8>, Vec<u8>)]) -> (Vec<u8>, HashMap<Digest, Bytes>) {
-    let descs: Vec<String> = layers
-        .iter()
-        .map(|(p, s)| {
-            format!(
-                r#"{{"mediaType":"{SIMPLESIGNING}","size":{},"digest":"{}","annotations":{{"{SIGNATURE_ANNOTATION}":"{}"}}}}"#,
-                p.len(),
-                Digest::of(p),
-                base64::engine::general_purpose::STANDARD.encode(s)
-            )
-        })
+    let a = crate::synth::cosign::artifact(layers);
+    let store = a
+        .blobs
+        .into_iter()
+        .map(|(d, b)| (d, Bytes::from(b)))
         .collect();
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":"{}"}},"layers":[{}]}}"#,
-        Digest::of(b"{}"),
-        descs.join(",")
-    );
-    let store = layers
-        .iter()
-        .map(|(p, _)| (Digest::of(p), Bytes::from(p.clone())))
-        .collect();
-    (manifest.into_bytes(), store)
+    (a.manifest, store)
 }
 
 fn ec_sign(k: &p256::ecdsa::SigningKey, msg: &[u8]) -> Vec<u8> {

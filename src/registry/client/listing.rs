@@ -37,15 +37,16 @@ impl Client {
             access: None,
         };
         let scopes = ["registry:catalog:*".to_string()];
-        let first = self.url(&format!("v2/_catalog?n={PAGE}"))?;
-        let pages = self.pages(first, &scopes, &ctx).await?;
-        let mut out = Vec::new();
-        for body in pages {
-            let page: CatalogPage =
-                serde_json::from_slice(&body).map_err(|e| self.invalid(&ctx, e))?;
-            out.extend(page.repositories.unwrap_or_default());
-        }
-        Ok(out)
+        let listed = self
+            .listing(
+                &format!("v2/_catalog?n={PAGE}"),
+                &scopes,
+                &ctx,
+                &[],
+                |p: CatalogPage| p.repositories,
+            )
+            .await?;
+        Ok(listed.unwrap_or_default())
     }
 
     /// `GET /v2/<repo>/tags/list`, every page. A repository the registry does not know answers
@@ -57,19 +58,9 @@ impl Client {
             access: Some((repo.into(), "pull")),
         };
         let scopes = [auth::repo_scope(repo, "pull")];
-        let first = self.url(&format!("v2/{repo}/tags/list?n={PAGE}"))?;
-        let pages = match self.pages(first, &scopes, &ctx).await {
-            Ok(p) => p,
-            Err(RegistryError::Remote { status: 404, .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let mut out = Vec::new();
-        for body in pages {
-            let page: TagsPage =
-                serde_json::from_slice(&body).map_err(|e| self.invalid(&ctx, e))?;
-            out.extend(page.tags.unwrap_or_default());
-        }
-        Ok(Some(out))
+        let path = format!("v2/{repo}/tags/list?n={PAGE}");
+        self.listing(&path, &scopes, &ctx, &[404], |p: TagsPage| p.tags)
+            .await
     }
 
     /// `GET /v2/<repo>/referrers/<digest>`, every page: the descriptors of the manifests whose
@@ -87,20 +78,38 @@ impl Client {
             access: Some((repo.into(), "pull")),
         };
         let scopes = [auth::repo_scope(repo, "pull")];
-        let first = self.url(&format!("v2/{repo}/referrers/{digest}"))?;
-        let pages = match self.pages(first, &scopes, &ctx).await {
+        let path = format!("v2/{repo}/referrers/{digest}");
+        self.listing(
+            &path,
+            &scopes,
+            &ctx,
+            &[400, 404, 405, 501],
+            |p: ReferrersPage| p.manifests,
+        )
+        .await
+    }
+
+    /// Every page of a listing from `path` on, each page's items in order; `None` when the
+    /// registry answers one of the `absent` statuses.
+    async fn listing<P: serde::de::DeserializeOwned, T>(
+        &self,
+        path: &str,
+        scopes: &[String],
+        ctx: &Ctx,
+        absent: &[u16],
+        items: impl Fn(P) -> Option<Vec<T>>,
+    ) -> Result<Option<Vec<T>>, RegistryError> {
+        let pages = match self.pages(self.url(path)?, scopes, ctx).await {
             Ok(p) => p,
-            Err(RegistryError::Remote {
-                status: 400 | 404 | 405 | 501,
-                ..
-            }) => return Ok(None),
+            Err(RegistryError::Remote { status, .. }) if absent.contains(&status) => {
+                return Ok(None);
+            }
             Err(e) => return Err(e),
         };
         let mut out = Vec::new();
         for body in pages {
-            let page: ReferrersPage =
-                serde_json::from_slice(&body).map_err(|e| self.invalid(&ctx, e))?;
-            out.extend(page.manifests.unwrap_or_default());
+            let page: P = serde_json::from_slice(&body).map_err(|e| self.invalid(ctx, e))?;
+            out.extend(items(page).unwrap_or_default());
         }
         Ok(Some(out))
     }
