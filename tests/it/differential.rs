@@ -519,3 +519,38 @@ fn a_registry_the_connected_side_reaches_is_a_base_too() {
     ctx.push(&diff, &[&dest.host()], PLAIN).success();
     assert_eq!(digest_at(ctx, &dest, "v2.0.0"), site.v2.images[0].1);
 }
+
+/// `mirror --from-package` of a differential package copies its images whole from the source
+/// registry: the package names the images and pins their digests; the layers it leaves at the
+/// site are read from the source like every other blob.
+#[test]
+fn mirror_from_a_differential_package_copies_whole_images() {
+    let site = site();
+    let ctx = &site.ctx;
+    let dest = Registry::plain();
+    ctx.push(&site.v1.path, &[&dest.host()], PLAIN).success();
+    let inv = site.inventory(&dest, "site.json", PLAIN);
+    let (diff, _) = site.package("v2.0.0", "v2-diff.tgz", &["--base", &s(&inv)]);
+    let second = Registry::plain();
+    let out = ctx
+        .mirror_plain(
+            &site.source.host(),
+            &second.host(),
+            &["--from-package", &s(&diff), "-o", "json"],
+        )
+        .success()
+        .json();
+    assert_eq!(out["parity"], true, "{out:#}");
+    assert_eq!(digest_at(ctx, &second, "v2.0.0"), site.v2.images[0].1);
+    // Every blob of the image is in the second registry, the ones the package leaves at the site
+    // too: a full push of v2 checking every blob uploads nothing.
+    let uploads = |r: &Registry| r.requests("PUT", "/blobs/uploads/");
+    let before = uploads(&second);
+    ctx.push(
+        &site.v2.path,
+        &[&second.host()],
+        &["--plain", "--no-auth", "--verify-existing"],
+    )
+    .success();
+    assert_eq!(uploads(&second), before);
+}
