@@ -280,7 +280,9 @@ mod tests {
     #[tokio::test]
     async fn reused_chunk_buffers_carry_only_the_bytes_of_their_own_blob() {
         let first = vec![0xaa; 3 * CHUNK + 5];
-        let second: Vec<u8> = (0..2 * CHUNK + CHUNK / 2).map(|i| (i % 251) as u8).collect();
+        let second: Vec<u8> = (0..2 * CHUNK + CHUNK / 2)
+            .map(|i| (i % 251) as u8)
+            .collect();
         for data in [&first, &second, &first] {
             let chunks = read_all(data).await;
             assert_eq!(chunks.concat(), *data);
