@@ -32,6 +32,28 @@ fn main() {
     println!("cargo:rustc-env=VIOLET_COMMIT={commit}");
     println!("cargo:rustc-env=VIOLET_BUILD_DATE={date}");
     println!("cargo:rustc-env=VIOLET_TARGET={target}");
+    println!(
+        "cargo:rustc-env=VIOLET_VERSION_LINE={}",
+        version_line(&commit, &date, &target)
+    );
+}
+
+/// What `violet --version` prints after `violet `, in the one-line form of rustc and cargo:
+/// `0.1.0 (abc1234 2026-11-30, x86_64-unknown-linux-gnu)`; an unknown commit or date is left out.
+fn version_line(commit: &str, date: &str, target: &str) -> String {
+    let mut build: Vec<&str> = Vec::new();
+    if commit != "unknown" {
+        build.push(commit.get(..7).unwrap_or(commit));
+    }
+    if date != "unknown" {
+        build.push(date.get(..10).unwrap_or(date));
+    }
+    let build = build.join(" ");
+    let sep = if build.is_empty() { "" } else { ", " };
+    format!(
+        "{} ({build}{sep}{target})",
+        std::env::var("CARGO_PKG_VERSION").unwrap_or_default()
+    )
 }
 
 fn git(args: &[&str]) -> Option<String> {

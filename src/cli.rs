@@ -14,7 +14,9 @@ use crate::output::{Format, Printer};
 #[derive(Debug, Parser)]
 #[command(
     name = "violet",
-    version,
+    // `violet 0.1.0 (abc1234 2026-11-30, x86_64-unknown-linux-gnu)`: which build, on one line
+    // (`violet version` has the long form).
+    version = crate::commands::version::VERSION_LINE,
     about = "Push ACP extension packages (operators, cluster plugins, charts) to a registry and publish them on the platform",
     long_about = None,
     propagate_version = true,

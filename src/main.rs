@@ -8,7 +8,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// glibc raises its mmap threshold to the size of each large block freed, after which the
 /// 256 KiB chunks of blob bodies come from per-thread arenas that keep what they held: with many
 /// uploads in flight, a core-shaped push peaked at 84 MB instead of 57 MB. A fixed threshold keeps
-/// those chunks mapped and unmapped, so the peak follows what is really in flight.
+/// those chunks mapped and unmapped, so the peak follows what is really in flight; the few that
+/// src/transfer/body.rs keeps for reuse spare a large push most of those mmap/munmap pairs.
 #[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
 fn tune_allocator() {
     // SAFETY: mallopt only sets a parameter of the C allocator; called before any thread starts.

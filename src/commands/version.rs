@@ -14,6 +14,11 @@ pub struct Args {
     pub output: OutputArgs,
 }
 
+/// What `violet --version` (and `-V`) prints after `violet `: the crate version, the commit's
+/// first 7 digits, the day of the build date and the target (build.rs writes it; clap takes a
+/// `&'static str`).
+pub const VERSION_LINE: &str = env!("VIOLET_VERSION_LINE");
+
 /// What `violet version` reports; `build.rs` supplies commit, date and target at compile time.
 #[derive(Debug, Serialize, PartialEq, Eq)]
 pub struct VersionInfo {
@@ -95,6 +100,24 @@ mod tests {
             info.target.contains('-') && info.target != "unknown",
             "{}",
             info.target
+        );
+    }
+
+    #[test]
+    fn the_version_line_says_what_the_long_form_says() {
+        let info = VersionInfo::current();
+        let mut build = Vec::new();
+        if info.commit != "unknown" {
+            build.push(&info.commit[..7]);
+        }
+        if info.date != "unknown" {
+            build.push(&info.date[..10]);
+        }
+        let build = build.join(" ");
+        let sep = if build.is_empty() { "" } else { ", " };
+        assert_eq!(
+            VERSION_LINE,
+            format!("{} ({build}{sep}{})", &info.version[1..], info.target)
         );
     }
 

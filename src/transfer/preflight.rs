@@ -3,7 +3,7 @@
 //! that needs it or in one it can be mounted from. A package without its base there is refused
 //! as a whole (exit 7) — never half pushed with manifests the registry would reject.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::{StreamExt, stream};
 
@@ -39,20 +39,41 @@ struct Need {
 }
 
 /// Checks every destination (`clients[k]` is `plan.targets[k]`); with `mount`, mounts the
-/// expected blobs that sit in another repository of the same registry. `Ok` with nothing checked
-/// when no package of the plan is differential.
-pub async fn check(plan: &Plan, clients: &[Client], mount: bool) -> anyhow::Result<Vec<Checked>> {
+/// expected blobs that sit in another repository of the same registry. `complete[k]` are the
+/// images of target `k` whose tag already resolves to their digest (the scheduler's phase 0;
+/// empty under `--verify-existing`): a registry accepted their manifests, so it holds their
+/// blobs, which are neither checked nor missing, and can be mounted from. `Ok` with nothing
+/// checked when no package of the plan is differential.
+pub async fn check(
+    plan: &Plan,
+    clients: &[Client],
+    mount: bool,
+    complete: &[HashSet<usize>],
+) -> anyhow::Result<Vec<Checked>> {
     let mut out = Vec::new();
+    let none = HashSet::new();
     for (k, target) in plan.targets.iter().enumerate() {
         let client = &clients[k];
+        let complete = complete.get(k).unwrap_or(&none);
         let mut needs: Vec<Need> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for img in &target.images {
+        let mut seen = HashSet::new();
+        // Where each digest is already held at this destination: a mount source.
+        let mut holder: HashMap<Digest, String> = HashMap::new();
+        for (i, img) in target.images.iter().enumerate() {
             let pkg = &plan.packages[img.package];
             if pkg.metadata.differential.is_none() {
                 continue;
             }
-            for d in img.blobs.iter().filter(|d| pkg.external.contains_key(*d)) {
+            let external = img.blobs.iter().filter(|d| pkg.external.contains_key(*d));
+            if complete.contains(&i) {
+                for d in external {
+                    holder
+                        .entry(d.clone())
+                        .or_insert_with(|| img.repository.clone());
+                }
+                continue;
+            }
+            for d in external {
                 if seen.insert((img.repository.clone(), d.clone())) {
                     needs.push(Need {
                         repository: img.repository.clone(),
@@ -74,8 +95,6 @@ pub async fn check(plan: &Plan, clients: &[Client], mount: bool) -> anyhow::Resu
                 .map(|n| (n.repository.clone(), n.digest.clone())),
         )
         .await?;
-        // Where each digest is already held at this destination: a mount source.
-        let mut holder: HashMap<Digest, String> = HashMap::new();
         for ((repo, d), present) in &found {
             if *present {
                 holder.entry(d.clone()).or_insert_with(|| repo.clone());

@@ -302,22 +302,28 @@ impl Scheduler {
     /// missing blob is read from its package once and streamed to every destination that lacks
     /// it; a destination that fails does not fail the others. One report per target.
     pub async fn push_all(&self, plan: &Plan) -> Vec<Report> {
+        let tagged = self.tagged(plan).await;
+        self.push_tagged(plan, tagged).await
+    }
+
+    /// Phase 0 at every destination (`tagged[k]` for target `k`): what [`Self::push_tagged`]
+    /// takes, for a caller that needs it first (the differential preflight).
+    pub async fn tagged(&self, plan: &Plan) -> Vec<HashSet<usize>> {
+        futures_util::future::join_all((0..plan.targets.len()).map(|k| self.tagged_at(k, plan)))
+            .await
+    }
+
+    /// [`Self::push_all`] with phase 0 already done.
+    pub async fn push_tagged(&self, plan: &Plan, tagged: Vec<HashSet<usize>>) -> Vec<Report> {
         let start = Instant::now();
-        let tagged: Vec<HashSet<usize>> = futures_util::future::join_all(
-            (0..plan.targets.len()).map(|k| self.tagged_at(k, plan)),
+        let none = HashSet::new();
+        // Under --verify-existing no image is taken as complete.
+        let complete: &[HashSet<usize>] = if self.verify_existing { &[] } else { &tagged };
+        let resolutions: Vec<Resolution> = futures_util::future::join_all(
+            (0..plan.targets.len())
+                .map(|k| self.resolve_at(k, plan, complete.get(k).unwrap_or(&none))),
         )
         .await;
-        let none = HashSet::new();
-        let resolutions: Vec<Resolution> =
-            futures_util::future::join_all((0..plan.targets.len()).map(|k| {
-                let complete = if self.verify_existing {
-                    &none
-                } else {
-                    &tagged[k]
-                };
-                self.resolve_at(k, plan, complete)
-            }))
-            .await;
         let states: Vec<Arc<State>> = resolutions
             .iter()
             .map(|res| {

@@ -270,6 +270,61 @@ fn a_registry_without_the_base_is_refused_before_any_upload() {
 }
 
 #[test]
+fn a_repush_checks_no_expected_blob_of_an_image_already_there() {
+    let site = site();
+    let ctx = &site.ctx;
+    let dest = Registry::plain();
+    ctx.push(&site.v1.path, &[&dest.host()], PLAIN).success();
+    let inv = site.inventory(&dest, "site.json", PLAIN);
+    let (diff, _) = site.package("v2.0.0", "v2-diff.tgz", &["--base", &s(&inv)]);
+    ctx.push(&diff, &[&dest.host()], PLAIN).success();
+
+    // acp/demo:v2.0.0 is at its digest: the registry accepted its manifests, so it holds the
+    // blobs they name. The rerun asks for the tag only, neither the preflight nor the scheduler
+    // HEADs a blob.
+    let proxy = FaultProxy::start(&dest.host());
+    let again = ctx
+        .push(
+            &diff,
+            &[&proxy.host()],
+            &["--plain", "--no-auth", "-o", "json"],
+        )
+        .success();
+    assert_eq!(again.json()["images"][0]["result"], "unchanged");
+    assert_eq!(
+        proxy.count(Some("HEAD"), "/blobs/"),
+        0,
+        "{:?}",
+        proxy.requests()
+    );
+    assert_eq!(proxy.count(Some("HEAD"), "/manifests/"), 1);
+
+    // --verify-existing trusts no tag: the 4 expected blobs are checked by the preflight, and
+    // every blob of the image (2 platforms x config + 3 layers) by the scheduler.
+    proxy.reset_counts();
+    let verified = ctx
+        .push(
+            &diff,
+            &[&proxy.host()],
+            &["--plain", "--no-auth", "--verify-existing"],
+        )
+        .success();
+    assert!(
+        verified
+            .all()
+            .contains("the 4 blob(s) differential packages expect are there (0 mounted)"),
+        "{}",
+        verified.all()
+    );
+    assert_eq!(
+        proxy.count(Some("HEAD"), "/blobs/"),
+        4 + 8,
+        "{:?}",
+        proxy.requests()
+    );
+}
+
+#[test]
 fn a_differential_package_is_the_base_of_the_next_one() {
     let site = site();
     let ctx = &site.ctx;

@@ -187,7 +187,7 @@ pub(super) async fn run_async(
             }
         }
         if !args.skip_push && registry_error.is_none() {
-            crate::transfer::preflight::check(&plan, &clients, false).await?;
+            crate::transfer::preflight::check(&plan, &clients, false, &[]).await?;
         }
         dry_images = Some(DryRunImages {
             images: plan.targets.iter().flat_map(|t| &t.images).collect(),
@@ -206,8 +206,15 @@ pub(super) async fn run_async(
         for client in &clients {
             client.ping().await?;
         }
+        // Images already there (tag at their digest) need no blob check, in the preflight either.
+        let tagged = scheduler.tagged(&plan).await;
+        let complete = if args.verify_existing {
+            &[][..]
+        } else {
+            &tagged
+        };
         // Differential packages: their base must be at every destination before any upload.
-        for (k, c) in crate::transfer::preflight::check(&plan, &clients, true)
+        for (k, c) in crate::transfer::preflight::check(&plan, &clients, true, complete)
             .await?
             .iter()
             .enumerate()
@@ -232,7 +239,7 @@ pub(super) async fn run_async(
         let scheduler = Scheduler::new(clients.clone(), usize::from(args.jobs), progress.clone())
             .verify_existing(args.verify_existing);
         let done = tokio::select! {
-            r = scheduler.push_all(&plan) => Some(r),
+            r = scheduler.push_tagged(&plan, tagged) => Some(r),
             _ = tokio::signal::ctrl_c() => None,
         };
         progress.finish();
