@@ -68,8 +68,9 @@ skopeo_run() { [ "$run" -le "$SKOPEO_RUNS" ]; }  # is this run one of the first 
 
 need_tools docker-registry:docker-registry skopeo:skopeo curl:curl /usr/bin/time:time python3:python3
 cargo build --release --quiet --bin violet --example mkpkg
-VIOLET=${VIOLET:-$PWD/target/release/violet}
-MKPKG=$PWD/target/release/examples/mkpkg
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+VIOLET=${VIOLET:-$TARGET_DIR/release/violet}
+MKPKG=$TARGET_DIR/release/examples/mkpkg
 FLOOR=(python3 "$PWD/scripts/bench/floor.py")
 WANPROXY=$PWD/scripts/bench/wanproxy.py
 
