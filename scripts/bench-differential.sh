@@ -25,8 +25,9 @@ done
 
 need_tools docker-registry:docker-registry curl:curl /usr/bin/time:time python3:python3
 cargo build --release --quiet --bin violet --example mkpkg
-VIOLET=${VIOLET:-$PWD/target/release/violet}
-MKPKG=$PWD/target/release/examples/mkpkg
+TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+VIOLET=${VIOLET:-$TARGET_DIR/release/violet}
+MKPKG=$TARGET_DIR/release/examples/mkpkg
 WORK=$(mktemp -d /tmp/violet-bench-diff.XXXXXX)
 trap 'for d in "$WORK"/reg*; do registry_stop "$d"; done; rm -rf "$WORK"' EXIT
 A=(--plain --no-auth)
