@@ -5,7 +5,7 @@
 #
 #   scripts/release.sh                      # both architectures
 #   scripts/release.sh --arch amd64         # one (repeatable)
-#   scripts/release.sh --no-mimalloc        # musl's own allocator (for the benchmark only)
+#   scripts/release.sh --mimalloc           # mimalloc instead of musl's malloc (for the benchmark only)
 #   DIST=dir CARGO_TARGET_DIR=dir scripts/release.sh   # elsewhere (scripts/release-check.sh --reproducible)
 #
 # Then scripts/release-check.sh checks the result as a user would. Neither runs in per-commit CI.
@@ -21,13 +21,13 @@ ROOT=$PWD
 ZIGLANG_VERSION=0.15.2
 CARGO_ZIGBUILD_VERSION=0.24.1
 
-ARCHES=() FEATURES=(--features mimalloc)
+ARCHES=() FEATURES=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) ARCHES+=("$2"); shift 2 ;;
-    --no-mimalloc) FEATURES=(); shift ;;
+    --mimalloc) FEATURES=(--features mimalloc); shift ;;
     -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "error: unknown argument $1" >&2; echo "  hint: scripts/release.sh [--arch amd64|arm64]... [--no-mimalloc]" >&2; exit 2 ;;
+    *) echo "error: unknown argument $1" >&2; echo "  hint: scripts/release.sh [--arch amd64|arm64]... [--mimalloc]" >&2; exit 2 ;;
   esac
 done
 [ ${#ARCHES[@]} -gt 0 ] || ARCHES=(amd64 arm64)

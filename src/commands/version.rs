@@ -33,7 +33,8 @@ pub struct VersionInfo {
     pub target: &'static str,
     /// `os/arch` in the names packages use (`linux/amd64`, `linux/arm64`).
     pub platform: String,
-    /// The global allocator: `mimalloc` in release builds, else `system`.
+    /// The global allocator: `system` (glibc's or musl's malloc), or `mimalloc` in a build made
+    /// with `scripts/release.sh --mimalloc` for measurements.
     pub allocator: &'static str,
 }
 
