@@ -851,7 +851,12 @@ async fn every_error_class_is_one_line_with_its_exit_code_and_no_secret() {
             "wrong username or password",
         ),
         ("bad token", push(token(&url, WRONG_TOKEN), &[]), 5, "token"),
-        ("non-admin", push(token(&url, VIEWER_TOKEN), &[]), 5, "403"),
+        (
+            "non-admin",
+            push(token(&url, VIEWER_TOKEN), &[]),
+            5,
+            "(403 Forbidden)",
+        ),
         (
             "unknown cluster",
             push(token(&url, TOKEN), &["--clusters", "global,region9"]),
