@@ -246,8 +246,13 @@ async fn referrers(
     let mut finder = Finder::default();
     // What the requests name already (a package's own signatures, `--from-package`) is not
     // copied twice.
-    let mut seen: std::collections::HashSet<Digest> =
-        copies.iter().map(|c| c.image.digest.clone()).collect();
+    let mut seen: std::collections::HashSet<(String, Digest)> = copies
+        .iter()
+        .map(|c| {
+            let at = format!("{}/{}", source.host(), c.source_repository);
+            (at, c.image.digest.clone())
+        })
+        .collect();
     let mut out = Vec::new();
     for copy in copies.iter().filter(|c| c.referrer.is_none()) {
         let subjects: Vec<Digest> = copy

@@ -36,15 +36,18 @@ pub struct Finder {
 
 impl Finder {
     /// Every artifact in `repo` about one of `subjects` (an image's index and platform manifests),
-    /// each once, subjects in order. `skip` holds digests already collected for another image.
+    /// each once, subjects in order. `skip` holds what is already collected (for another image of
+    /// the same repository, or named by the run itself), by `host/repository` and digest: the
+    /// same artifact in another repository is collected again, as it is pushed there too.
     pub async fn find(
         &mut self,
         client: &Client,
         repo: &str,
         subjects: &[Digest],
-        skip: &mut HashSet<Digest>,
+        skip: &mut HashSet<(String, Digest)>,
     ) -> Result<Vec<Found>, RegistryError> {
         let tags = self.tags(client, repo).await?;
+        let at = format!("{}/{repo}", client.host());
         let mut out = Vec::new();
         for subject in subjects {
             for kind in ReferrerKind::TAG_SCHEME {
@@ -55,7 +58,7 @@ impl Finder {
                     continue;
                 }
                 let image = pull::resolve(client, repo, &tag).await?;
-                if !skip.insert(image.digest.clone()) {
+                if !skip.insert((at.clone(), image.digest.clone())) {
                     continue;
                 }
                 let top = image.manifests.last().expect("an image has a manifest");
@@ -80,7 +83,7 @@ impl Finder {
                 else {
                     continue;
                 };
-                if skip.contains(&digest) {
+                if skip.contains(&(at.clone(), digest.clone())) {
                     continue;
                 }
                 let image = pull::resolve(client, repo, digest.as_str()).await?;
@@ -92,7 +95,7 @@ impl Finder {
                 else {
                     continue;
                 };
-                skip.insert(digest);
+                skip.insert((at.clone(), digest));
                 out.push(Found {
                     tag: None,
                     referrer: r,

@@ -328,6 +328,37 @@ fn two_collections_of_one_signature_tag_push_the_fuller_one() {
     );
 }
 
+/// The same signature bytes in two repositories (a copy made with its signature) travel to both.
+#[test]
+fn one_signature_in_two_repositories_lands_in_both() {
+    let ctx = TestContext::new();
+    let a = Registry::plain();
+    let b = Registry::plain();
+    let (_, demo, _) = seed_signed(&ctx, &a);
+    let copy_to = format!("{}/copy", a.host());
+    ctx.mirror_plain(&a.host(), &copy_to, &["acp/demo:v1.0.0"])
+        .success();
+    let sig = format!("acp/demo:{}", sig_tag(&demo));
+    let copied = format!("copy/{sig}");
+    assert_eq!(
+        digest_at(&ctx, &a.host(), &copied),
+        digest_at(&ctx, &a.host(), &sig)
+    );
+    ctx.mirror_plain(
+        &a.host(),
+        &b.host(),
+        &["acp/demo:v1.0.0", "copy/acp/demo:v1.0.0"],
+    )
+    .success();
+    for image in [&sig, &copied] {
+        assert_eq!(
+            digest_at(&ctx, &b.host(), image),
+            digest_at(&ctx, &a.host(), &sig),
+            "{image}"
+        );
+    }
+}
+
 #[test]
 fn mirror_carries_signatures_and_referrers() {
     let ctx = TestContext::new();
