@@ -119,7 +119,12 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
         pages.push((man.get_filename(), roff));
     }
     // Built first so that global flags (-v, -q) and the `violet-<command>` names reach every page.
-    let mut cmd = command().disable_help_subcommand(true);
+    // The pages carry the version alone, not `--version`'s commit and target: the release script
+    // renders them with one architecture's binary for every tarball, which must not differ by
+    // which architectures one run builds (reproducible releases).
+    let mut cmd = command()
+        .disable_help_subcommand(true)
+        .version(env!("CARGO_PKG_VERSION"));
     cmd.build();
     let mut pages = Vec::new();
     walk(cmd, &mut pages);

@@ -85,6 +85,15 @@ fn hidden_man_pages_command_writes_a_page_per_command() {
         .collect();
     names.sort();
     assert!(names.contains(&"violet.1".to_string()), "{names:?}");
+    // The pages name the version alone: the release renders them with one architecture's
+    // binary for every tarball, so the build's target must not show (reproducible tarballs).
+    let page = std::fs::read_to_string(dir.join("violet-push.1")).unwrap();
+    assert!(
+        page.contains(&format!("\"push {}\"", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        &page[..page.len().min(300)]
+    );
+    assert!(!page.contains("-linux-"), "{}", &page[..page.len().min(300)]);
     // Every command `violet --help` lists.
     let help = ctx.run(["--help"]).success().stdout;
     let listed: Vec<&str> = help
