@@ -93,7 +93,11 @@ fn hidden_man_pages_command_writes_a_page_per_command() {
         "{}",
         &page[..page.len().min(300)]
     );
-    assert!(!page.contains("-linux-"), "{}", &page[..page.len().min(300)]);
+    assert!(
+        !page.contains("-linux-"),
+        "{}",
+        &page[..page.len().min(300)]
+    );
     // Every command `violet --help` lists.
     let help = ctx.run(["--help"]).success().stdout;
     let listed: Vec<&str> = help
