@@ -40,21 +40,17 @@ const OID_RSA: &str = "1.2.840.113549.1.1.1";
 
 /// The tag cosign gives the signature (`sig`), attestations (`att`) or SBOM (`sbom`) of `digest`.
 pub fn artifact_tag(digest: &Digest, suffix: &str) -> String {
-    format!("sha256-{}.{suffix}", digest.hex())
+    format!(
+        "{}.{suffix}",
+        crate::package::referrer::fallback_tag(digest)
+    )
 }
 
 /// Whether a tag is one of cosign's artifact tags (`sha256-<hex>[.sig|.att|.sbom]`): such an
 /// image is a signature or attestation of another image, not an image to verify.
 pub fn is_artifact_tag(tag: &str) -> bool {
-    let Some(rest) = tag.strip_prefix("sha256-") else {
-        return false;
-    };
-    let (hex, suffix) = rest.split_at(rest.len().min(64));
-    hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        && matches!(suffix, "" | ".sig" | ".att" | ".sbom")
+    use crate::package::referrer::{parse_cosign_tag, parse_fallback_tag};
+    parse_cosign_tag(tag).is_some() || parse_fallback_tag(tag).is_some()
 }
 
 /// Why a `--cosign-key` file cannot be used. Each message names the file.

@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::{PAYLOAD_LIMIT, Policy, PublicKey, SIMPLESIGNING, Verdict};
 use crate::digest::Digest;
 use crate::package::blobs::{self, Flow};
+use crate::package::referrer::ReferrerKind;
 use crate::package::{Image, Package, PackageError};
 
 /// One image's signature status.
@@ -71,20 +72,10 @@ pub struct Trust {
     pub policy: Policy,
 }
 
-/// Whether `image` is a signature, attestation or other referrer rather than an image to verify.
-pub fn is_artifact(pkg: &Package, image: &Image) -> bool {
-    if image
-        .reference
-        .tag
-        .as_deref()
-        .is_some_and(super::is_artifact_tag)
-    {
-        return true;
-    }
-    pkg.manifests.get(&image.digest).is_some_and(|m| {
-        serde_json::from_slice::<serde_json::Value>(&m.bytes)
-            .is_ok_and(|v| v.get("subject").is_some())
-    })
+/// Whether `image` is a signature, attestation or other referrer (the loader's classification),
+/// or a referrers-schema index (`sha256-<hex>`), rather than an image to verify.
+fn is_artifact(image: &Image) -> bool {
+    image.referrer.is_some() || (image.reference.tag.as_deref()).is_some_and(super::is_artifact_tag)
 }
 
 /// The payload blobs of every signature image of `pkg` (nested too): what [`check_with`] reads,
@@ -93,8 +84,7 @@ pub fn payloads(pkg: &Package) -> HashSet<Digest> {
     let mut out = HashSet::new();
     for p in pkg.flatten() {
         for i in &p.images {
-            let is_sig = (i.reference.tag.as_deref())
-                .is_some_and(|t| t.ends_with(".sig") && super::is_artifact_tag(t));
+            let is_sig = matches!(&i.referrer, Some(r) if r.kind == ReferrerKind::Signature);
             if let Some(m) = p.manifests.get(&i.digest).filter(|_| is_sig) {
                 out.extend(payload_digests(&m.bytes));
             }
@@ -130,7 +120,7 @@ pub fn check_with(
     type Found<'a> = Vec<(Digest, bool, &'a Package, &'a Image)>;
     let mut plan: Vec<(&Package, &Image, Found)> = Vec::new();
     for p in &all {
-        for image in p.images.iter().filter(|i| !is_artifact(p, i)) {
+        for image in p.images.iter().filter(|i| !is_artifact(i)) {
             let mut signed = vec![(image.digest.clone(), true)];
             if let Some(top) = p.manifests.get(&image.digest)
                 && top.is_index()
