@@ -17,7 +17,8 @@
 #            pushed from one .tar; a `skopeo copy --all` loop over the extracted layouts; the floor
 #            (scripts/bench/floor.py push); a re-push of the present package.
 #   wan      the core pushes through scripts/bench/wanproxy.py (RTT MS, default 20; MIB MiB/s, default
-#            100), after measuring the proxy's own ceiling; the floor is bytes / that ceiling.
+#            100), after measuring the proxy's own ceiling; the floors are bytes / that ceiling and the
+#            registry's own loopback ingest time for the same blobs (floor.py, measured in the same run).
 #            skopeo over the WAN takes ~15 min per run: by default it runs once on the first K images
 #            (default 40) and its time is scaled to all images (marked "est."); --skopeo-wan full
 #            runs it once on everything, none skips it.
@@ -193,6 +194,12 @@ if want wan; then
     fresh; proxy_start "$h"
     measure wan-floor-client "$CORE_BYTES" "${FLOOR[@]}" push --to "$PROXY" "${LAYOUTS[@]}"
     proxy_stop
+    # The registry's own ingest time for the same blobs (loopback, the floor client): no link makes
+    # a push faster than that. The core workload measures it already when it runs.
+    if ! want core; then
+      fresh
+      measure wan-registry-floor "$CORE_BYTES" "${FLOOR[@]}" push --to "$h" "${LAYOUTS[@]}"
+    fi
   done
   TOTAL_IMAGES=$(wc -l < <(for l in "${LAYOUTS[@]}"; do layout_refs "$l"; done))
   case "$SKOPEO_WAN" in

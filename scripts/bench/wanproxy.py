@@ -16,8 +16,10 @@ method; the parser follows Content-Length and chunked bodies, and gives up on a 
 does not speak HTTP/1.1).
 
     wanproxy.py --target 127.0.0.1:5000 [--rtt-ms 20] [--bandwidth-mib 100] [--stats FILE]
+        [--timeline FILE]
         prints "listening on 127.0.0.1:PORT", runs until SIGTERM/SIGINT, then writes its counts
-        as JSON to FILE (or stderr).
+        as JSON to FILE (or stderr), and with --timeline, per 0.5 s: seconds, MiB/s read from the
+        client, requests/s.
     wanproxy.py --selftest [--rtt-ms 20] [--bandwidth-mib 100] [--mib 512]
         starts a proxy process in front of a local sink, measures a round trip and a raw upload
         through it (1 and 4 connections), and prints the proxy's own ceiling as JSON.
@@ -100,6 +102,7 @@ class HttpCounter:
                 self.dead = True
                 return False
             self.stats["requests"][parts[0]] = self.stats["requests"].get(parts[0], 0) + 1
+            tick(self.stats, 0, 1)
             length, chunked = 0, False
             for line in lines[1:]:
                 name, _, value = line.partition(":")
@@ -136,6 +139,21 @@ class HttpCounter:
         return False
 
 
+TICK_S = 0.5
+
+
+def tick(stats, nbytes, nrequests):
+    """Adds to the current TICK_S bucket of the timeline (--timeline)."""
+    line = stats.get("timeline")
+    if line is None:
+        return
+    b = int((time.monotonic() - stats["t0"]) / TICK_S)
+    while len(line) <= b:
+        line.append([0, 0])
+    line[b][0] += nbytes
+    line[b][1] += nrequests
+
+
 async def pump(reader, writer, link, not_before, stats, counter=None, key="up"):
     loop = asyncio.get_running_loop()
     queue = asyncio.Queue()
@@ -163,6 +181,8 @@ async def pump(reader, writer, link, not_before, stats, counter=None, key="up"):
                 queue.put_nowait((max(last, now + link.delay), None))
                 break
             stats["bytes_" + key] += len(data)
+            if key == "up":
+                tick(stats, len(data), 0)
             if counter is not None:
                 counter.feed(data)
             last = link.schedule(len(data), now, not_before)
@@ -183,6 +203,8 @@ async def serve(args):
     up = Link(args.bandwidth_mib * 1024 * 1024, args.rtt_ms / 2000)
     down = Link(args.bandwidth_mib * 1024 * 1024, args.rtt_ms / 2000)
     stats = {"connections": 0, "bytes_up": 0, "bytes_down": 0, "requests": {}}
+    if args.timeline:
+        stats["timeline"], stats["t0"] = [], time.monotonic()
     loop = asyncio.get_running_loop()
 
     async def handle(creader, cwriter):
@@ -211,6 +233,11 @@ async def serve(args):
     await stop.wait()
     server.close()
     stats["requests_total"] = sum(stats["requests"].values())
+    if args.timeline:
+        with open(args.timeline, "w") as f:
+            for i, (nbytes, nreq) in enumerate(stats.pop("timeline")):
+                f.write(f"{i * TICK_S:.1f} {nbytes / 2**20 / TICK_S:.1f} {nreq / TICK_S:.0f}\n")
+        del stats["t0"]
     out = json.dumps(stats)
     if args.stats:
         with open(args.stats, "w") as f:
@@ -311,6 +338,7 @@ def main():
     p.add_argument("--rtt-ms", type=float, default=20.0)
     p.add_argument("--bandwidth-mib", type=float, default=100.0, help="MiB/s per direction")
     p.add_argument("--stats", help="write the counts here as JSON at exit")
+    p.add_argument("--timeline", help="write per 0.5 s the client's MiB/s and requests/s here at exit")
     p.add_argument("--selftest", action="store_true")
     p.add_argument("--mib", type=int, default=512, help="--selftest upload size")
     args = p.parse_args()

@@ -80,7 +80,7 @@ proxy_start() {
   proxy_stop
   PROXY_TARGET=$1
   rm -f "$WORK/proxy.stats" "$WORK/proxy.out"
-  python3 "$WANPROXY" --target "$1" --rtt-ms "$RTT_MS" --bandwidth-mib "$BW_MIB" --stats "$WORK/proxy.stats" > "$WORK/proxy.out" 2>"$WORK/proxy.err" &
+  python3 "$WANPROXY" --target "$1" --rtt-ms "$RTT_MS" --bandwidth-mib "$BW_MIB" --stats "$WORK/proxy.stats" ${PROXY_TIMELINE:+--timeline "$PROXY_TIMELINE"} > "$WORK/proxy.out" 2>"$WORK/proxy.err" &
   PROXY_PID=$!
   for _ in $(seq 1 250); do
     PROXY=$(sed -n 's/^listening on //p' "$WORK/proxy.out" 2>/dev/null)

@@ -54,7 +54,7 @@ pub struct Args {
     pub registry: RegistryArgs,
 
     /// Blob uploads in flight at once, across all images. Blobs under 1 MiB, whose time is round
-    /// trips rather than bytes, go four times as many at once; --jobs 1 is one upload at a time.
+    /// trips rather than bytes, go eight times as many at once; --jobs 1 is one upload at a time.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 

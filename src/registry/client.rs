@@ -6,7 +6,7 @@ use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -81,11 +81,12 @@ pub struct RegistryConfig {
     pub chunk_size: Option<u64>,
 }
 
-/// What `upload_blob` / `ensure_blob` did.
+/// What [`Client::upload_blob_unless_present`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobOutcome {
+    /// The bytes were sent.
     Uploaded,
-    Mounted,
+    /// The repository already held the blob: nothing was sent.
     Present,
 }
 
@@ -117,6 +118,9 @@ struct Inner {
     /// The learned upload profile: 0 = monolithic works, otherwise the PATCH size to use.
     /// Learned once per client (= per registry) so later blobs skip the failing attempt.
     chunk: AtomicU64,
+    /// Whether an upload may open its session with a mount from its own repository, which asks
+    /// "is it already here?" in the same request; cleared when the registry refuses such a mount.
+    probe: AtomicBool,
 }
 
 /// What a request is about, for errors and logs.
@@ -195,6 +199,7 @@ impl Client {
                 http,
                 auth,
                 chunk,
+                probe: AtomicBool::new(true),
             }),
         })
     }

@@ -1,6 +1,8 @@
 //! The blob scheduler: turns a [`Plan`] into registry operations.
 //!
-//! 1. **Resolve**: `HEAD` every (repository, blob) pair; present blobs are skipped.
+//! 1. **Resolve**: `HEAD` every (repository, blob) pair of a blob of 1 MiB or more; present blobs
+//!    are skipped. A smaller blob is not asked about: its upload opens with a mount from its own
+//!    repository, which says "already there" in the request that would otherwise start it.
 //! 2. **Transfer**: every missing digest is uploaded exactly once (into the first repository that
 //!    needs it), at most `jobs` at a time, largest first; every other repository that needs it waits
 //!    for that upload and then mounts it (or uploads again where the registry declines the mount).
@@ -28,6 +30,7 @@ use crate::plan::{ImagePlan, Plan, Target};
 use crate::registry::Client;
 use crate::transfer::referrers;
 
+mod settle;
 mod upload;
 
 pub use super::report::{
@@ -36,6 +39,10 @@ pub use super::report::{
 
 /// Concurrent HEAD requests while resolving (cheap requests; more hides round-trip latency).
 const RESOLVE_CONCURRENCY: usize = 64;
+/// Blobs below this size are not checked before a push: their upload asks instead (see the
+/// module's phase 1). A blob there that only another repository holds is then sent again rather
+/// than mounted, which costs less than a round trip per repository for every small blob.
+const CHECK_FROM: u64 = 1 << 20;
 /// Images committed at once: a commit is a few small manifest requests, bound by round trips.
 const COMMIT_CONCURRENCY: usize = 16;
 
@@ -107,12 +114,16 @@ struct State {
     from: Mutex<HashMap<Digest, usize>>,
     uploaded: AtomicU64,
     mounted: AtomicU64,
+    /// Blobs an upload found already there (not asked about before, see [`CHECK_FROM`]).
+    present: AtomicU64,
     bytes: AtomicU64,
     /// Per blob, how many of its bytes were sent to this destination so far (furthest point).
     reached: Mutex<HashMap<Digest, u64>>,
     /// Bytes sent to this destination again: a retried attempt or a further pass re-sends what an
     /// earlier attempt already sent.
     resent: AtomicU64,
+    /// The images to commit as soon as their blobs are in; `None` once the transfer is over.
+    settle: Mutex<Option<settle::Settle>>,
 }
 
 impl State {
@@ -147,6 +158,18 @@ impl State {
             *hw = (*hw).max(sent);
             self.resent
                 .fetch_add(sent - start - fresh, Ordering::Relaxed);
+        }
+    }
+
+    /// `repo` here now holds `digest` (uploaded, mounted, or found there by its upload).
+    fn settled(&self, repo: &str, digest: &Digest) {
+        if let Some(settle) = self
+            .settle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            settle.settled(repo, digest);
         }
     }
 
@@ -202,8 +225,16 @@ impl Scheduler {
     }
 
     /// Phase 1 at destination `k`: which blobs are missing in which repository, for every image
-    /// but those in `complete` (already there, see [`Self::present_at`]).
-    pub async fn resolve_at(&self, k: usize, plan: &Plan, complete: &HashSet<usize>) -> Resolution {
+    /// but those in `complete` (already there, see [`Self::tagged_at`]). Unless `exact`, a blob
+    /// below [`CHECK_FROM`] that the run carries is taken as missing everywhere without asking:
+    /// its upload finds out.
+    pub async fn resolve_at(
+        &self,
+        k: usize,
+        plan: &Plan,
+        complete: &HashSet<usize>,
+        exact: bool,
+    ) -> Resolution {
         let mut res = Resolution::default();
         // The blobs under a complete image are there without asking, and can be mounted from.
         for (_, img) in plan.targets[k]
@@ -226,7 +257,13 @@ impl Scheduler {
         {
             for d in &img.blobs {
                 let pair = (img.repository.clone(), d.clone());
-                if !res.present.contains(&pair) && seen.insert(pair.clone()) {
+                if res.present.contains(&pair) || !seen.insert(pair.clone()) {
+                    continue;
+                }
+                let unasked = !exact && plan.blobs.get(d).is_some_and(|b| b.size < CHECK_FROM);
+                if unasked {
+                    res.missing.entry(pair.1).or_default().push(pair.0);
+                } else {
                     pairs.push(pair);
                 }
             }
@@ -321,16 +358,21 @@ impl Scheduler {
         let complete: &[HashSet<usize>] = if self.verify_existing { &[] } else { &tagged };
         let resolutions: Vec<Resolution> = futures_util::future::join_all(
             (0..plan.targets.len())
-                .map(|k| self.resolve_at(k, plan, complete.get(k).unwrap_or(&none))),
+                .map(|k| self.resolve_at(k, plan, complete.get(k).unwrap_or(&none), false)),
         )
         .await;
+        let mut ready = Vec::new();
         let states: Vec<Arc<State>> = resolutions
             .iter()
-            .map(|res| {
+            .enumerate()
+            .map(|(k, res)| {
                 let state = State::default();
                 for (d, (msg, code)) in &res.errors {
                     state.fail(d, msg.clone(), *code);
                 }
+                let (settle, rx) = settle::Settle::new(plan, &plan.targets[k], res, &tagged[k]);
+                *state.settle.lock().unwrap_or_else(|e| e.into_inner()) = Some(settle);
+                ready.push(rx);
                 Arc::new(state)
             })
             .collect();
@@ -344,34 +386,47 @@ impl Scheduler {
                 .sum(),
         );
 
-        let mut needs = Needs::new();
-        for (k, res) in resolutions.iter().enumerate() {
-            for (d, repos) in self.mount_present(k, res, &states[k]).await {
-                needs.entry(d).or_default().push((k, repos));
+        let moving = async {
+            let mut needs = Needs::new();
+            for (k, res) in resolutions.iter().enumerate() {
+                for (d, repos) in self.mount_present(k, res, &states[k]).await {
+                    needs.entry(d).or_default().push((k, repos));
+                }
             }
-        }
-        // A blob without bytes in the run (a differential package's expected blob) that is
-        // still missing: fail its images here rather than write manifests the registry rejects.
-        for (d, targets) in needs.iter().filter(|(d, _)| !plan.blobs.contains_key(*d)) {
-            for (k, repos) in targets {
-                let msg = format!(
-                    "blob {d} is not in {} at {} and the package does not carry it (differential package: its base is expected there)",
-                    repos.join(", "),
-                    self.clients[*k].host()
-                );
-                states[*k].fail(d, msg, ExitCode::Remote);
+            // A blob without bytes in the run (a differential package's expected blob) that is
+            // still missing: fail its images here rather than write manifests the registry rejects.
+            for (d, targets) in needs.iter().filter(|(d, _)| !plan.blobs.contains_key(*d)) {
+                for (k, repos) in targets {
+                    let msg = format!(
+                        "blob {d} is not in {} at {} and the package does not carry it (differential package: its base is expected there)",
+                        repos.join(", "),
+                        self.clients[*k].host()
+                    );
+                    states[*k].fail(d, msg, ExitCode::Remote);
+                }
             }
-        }
-        self.transfer(plan, &needs, &states).await;
-        self.transfer_alternates(plan, &resolutions, &states).await;
-
-        let committed: Vec<Vec<ImageReport>> = futures_util::future::join_all(
-            plan.targets
-                .iter()
+            self.transfer(plan, &needs, &states).await;
+            self.transfer_alternates(plan, &resolutions, &states).await;
+            // What did not settle waits for the commit below (a failed blob fails it there).
+            for state in &states {
+                *state.settle.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
+        };
+        let early = futures_util::future::join_all(
+            ready
+                .into_iter()
                 .enumerate()
-                .map(|(k, target)| self.commit_target(k, plan, &states[k], &tagged[k], target)),
-        )
-        .await;
+                .map(|(k, rx)| self.commit_ready(k, plan, &states[k], rx)),
+        );
+        let ((), early) = futures_util::future::join(moving, early).await;
+
+        let committed: Vec<Vec<ImageReport>> =
+            futures_util::future::join_all(plan.targets.iter().zip(early).enumerate().map(
+                |(k, (target, early))| {
+                    self.commit_target(k, plan, &states[k], &tagged[k], target, early)
+                },
+            ))
+            .await;
         self.progress.finish();
 
         let seconds = start.elapsed().as_secs_f64();
@@ -386,7 +441,7 @@ impl Scheduler {
                     blobs: BlobCounts {
                         uploaded: state.uploaded.load(Ordering::Relaxed) as usize,
                         mounted: state.mounted.load(Ordering::Relaxed) as usize,
-                        skipped: res.present.len(),
+                        skipped: res.present.len() + state.present.load(Ordering::Relaxed) as usize,
                         failed: failed.len(),
                     },
                     bytes_uploaded: state.bytes.load(Ordering::Relaxed),
@@ -448,24 +503,27 @@ impl Scheduler {
             .await
     }
 
-    /// Phase 3 at destination `k`: the images, then the artifacts about them (signatures,
-    /// SBOMs, OCI referrers) whose image did not fail, then the referrers tag schema's indexes
-    /// where the registry has no referrers API. Reports in plan order.
+    /// Phase 3 at destination `k`: the images not committed `early` (see `settle.rs`), then the
+    /// artifacts about them (signatures, SBOMs, OCI referrers) whose image did not fail, then the
+    /// referrers tag schema's indexes where the registry has no referrers API. Reports in plan
+    /// order.
     async fn commit_target(
         &self,
         k: usize,
         plan: &Plan,
-        state: &Arc<State>,
+        state: &State,
         tagged: &HashSet<usize>,
         target: &Target,
+        early: HashMap<usize, ImageReport>,
     ) -> Vec<ImageReport> {
         let (artifacts, images): (Vec<_>, Vec<_>) = target
             .images
             .iter()
             .enumerate()
+            .filter(|(i, _)| !early.contains_key(i))
             .partition(|(_, img)| img.referrer.is_some());
         let mut reports: Vec<Option<ImageReport>> = vec![None; target.images.len()];
-        let first: Vec<(usize, ImageReport)> = stream::iter(images)
+        let mut first: Vec<(usize, ImageReport)> = stream::iter(images)
             .map(|(i, img)| async move {
                 (
                     i,
@@ -475,6 +533,7 @@ impl Scheduler {
             .buffered(COMMIT_CONCURRENCY)
             .collect()
             .await;
+        first.extend(early);
         // The digests (with every manifest under them) of images that failed here: what refers
         // to them is not written, so no signature points at an image that is not there.
         let failed: HashSet<(&str, &Digest)> = first
@@ -594,7 +653,7 @@ impl Scheduler {
         k: usize,
         plan: &Plan,
         img: &ImagePlan,
-        state: &Arc<State>,
+        state: &State,
         tagged: bool,
     ) -> ImageReport {
         let mut report = ImageReport::pending(img);

@@ -490,22 +490,37 @@ fn present_blobs_are_skipped_and_other_repositories_are_mounted_from() {
     let registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
     // Same seed: acp/one's layers are identical in both packages; acp/two shares the first layer.
+    // Layers of 1 MiB and more are checked before a push (smaller ones are asked about by their
+    // upload, and sent again where only another repository holds them).
+    let mib_layers = |mut s: violet::synth::SynthSpec| {
+        for img in &mut s.images {
+            img.layer_size = (1 << 20) + 4096;
+        }
+        s
+    };
     let one = ctx.write_package(
         "first",
-        &bundle_spec("one", Container::Tar, StoreKind::OciLayout, &["acp/one"]),
+        &mib_layers(bundle_spec(
+            "one",
+            Container::Tar,
+            StoreKind::OciLayout,
+            &["acp/one"],
+        )),
     );
     ctx.push(&one.path, &[&proxy.host()], PLAIN).success();
 
     let both = ctx.write_package(
         "second",
-        &bundle_spec(
+        &mib_layers(bundle_spec(
             "both",
             Container::TarGz,
             StoreKind::Distribution,
             &["acp/one", "acp/two"],
-        ),
+        )),
     );
     proxy.reset_counts();
+    // acp/one's own blobs were asked about by mounts from acp/one in the first push.
+    let mounts_from_one = registry.requests("POST", "from=acp%2Fone");
     let out = ctx
         .push(
             &both.path,
@@ -525,7 +540,10 @@ fn present_blobs_are_skipped_and_other_repositories_are_mounted_from() {
     assert_eq!(proxy.count(Some("PUT"), "^/v2/acp/one/"), 0);
     assert_eq!(proxy.count(Some("HEAD"), "^/v2/acp/one/blobs/"), 0);
     assert_eq!(proxy.count(Some("HEAD"), "^/v2/acp/one/manifests/"), 1);
-    assert_eq!(registry.requests("POST", "mount="), 2);
+    assert_eq!(
+        registry.requests("POST", "from=acp%2Fone") - mounts_from_one,
+        2
+    );
     assert_pushed(&ctx, &both, &proxy.host(), NO_TLS);
 
     // --verify-existing checks every blob of acp/one again (a registry that may have lost some).
@@ -547,9 +565,10 @@ fn present_blobs_are_skipped_and_other_repositories_are_mounted_from() {
 
 #[test]
 fn requests_a_push_sends_are_what_the_graph_needs() {
-    // A first push asks once per image whether its tag is there and once per (repository, blob)
-    // whether the blob is; then each blob goes up once (POST + PUT) and each manifest is written
-    // without a check first. A rerun asks once per image and sends nothing else.
+    // A first push asks once per image whether its tag is there; each blob (all small here) goes
+    // up once, a POST that also asks whether the repository has it (a mount from itself) and a
+    // PUT, with no HEAD first; each manifest is written without a check first. A rerun asks once
+    // per image and sends nothing else.
     let ctx = TestContext::new();
     let registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
@@ -569,12 +588,127 @@ fn requests_a_push_sends_are_what_the_graph_needs() {
     );
     assert_eq!(proxy.count(Some("PUT"), "/manifests/"), manifests);
     assert_eq!(blob_puts(&proxy), pkg.blob_count);
+    assert_eq!(proxy.count(Some("HEAD"), "/blobs/"), 0);
     assert_eq!(proxy.count(Some("GET"), "/manifests/"), 0);
 
     proxy.reset_counts();
     ctx.push(&pkg.path, &[&proxy.host()], PLAIN).success();
     assert_eq!(proxy.requests().len(), images + 1, "{:?}", proxy.requests());
     assert_eq!(proxy.count(Some("HEAD"), "/manifests/"), images);
+}
+
+#[test]
+fn small_blobs_already_there_are_found_by_their_upload_and_not_sent() {
+    // A new tag over blobs the repository holds (the same image pushed under another version):
+    // no blob is HEADed; each upload opens with a mount from its own repository, which the
+    // registry answers with 201, so no byte is sent and the blobs are reported as skipped.
+    let ctx = TestContext::new();
+    let registry = Registry::plain();
+    let proxy = FaultProxy::start(&registry.host());
+    let v1 = ctx.write_package(
+        "v1",
+        &bundle_spec("one", Container::Tar, StoreKind::OciLayout, &["acp/one"]),
+    );
+    ctx.push(&v1.path, &[&proxy.host()], PLAIN).success();
+    let mut spec = bundle_spec("one", Container::Tar, StoreKind::OciLayout, &["acp/one"]);
+    spec.images[0].tag = "v2.0.0".into();
+    let v2 = ctx.write_package("v2", &spec);
+    proxy.reset_counts();
+    let probes = registry.requests("POST", "from=acp%2Fone");
+    let out = ctx
+        .push(
+            &v2.path,
+            &[&proxy.host()],
+            &["--plain", "--no-auth", "-o", "json"],
+        )
+        .success();
+    let report = out.json();
+    assert_eq!(report["images"][0]["result"], "pushed", "{report}");
+    assert_eq!(report["blobs"]["uploaded"], 0, "{report}");
+    assert_eq!(report["blobs"]["skipped"], v2.blob_count, "{report}");
+    assert_eq!(blob_puts(&proxy), 0, "{:?}", proxy.requests());
+    assert_eq!(proxy.count(Some("HEAD"), "/blobs/"), 0);
+    assert_eq!(
+        registry.requests("POST", "from=acp%2Fone") - probes,
+        v2.blob_count
+    );
+    assert_pushed(&ctx, &v2, &proxy.host(), NO_TLS);
+}
+
+#[test]
+fn a_registry_that_refuses_a_mount_from_the_same_repository_gets_plain_uploads() {
+    // The spec lets a registry decline a mount with 202; one that answers with an error instead
+    // costs one refused request, after which uploads open plain sessions.
+    let ctx = TestContext::new();
+    let registry = Registry::plain();
+    let proxy = FaultProxy::start(&registry.host());
+    // Every mount into acp/demo from acp/demo itself is refused.
+    proxy.inject(
+        Rule::new(
+            Some("POST"),
+            "^/v2/acp/demo/blobs/uploads/$",
+            Fault::Status(404),
+        )
+        .query("mount=.*&from=acp%2Fdemo$")
+        .times(usize::MAX),
+    );
+    let pkg = ctx.write_package(
+        "refused",
+        &bundle_spec("demo", Container::Tar, StoreKind::OciLayout, DEMO_IMAGES),
+    );
+    let out = ctx.push(
+        &pkg.path,
+        &[&proxy.host()],
+        &["--plain", "--no-auth", "--jobs", "1"],
+    );
+    let out = out.success();
+    let refused = proxy
+        .requests()
+        .iter()
+        .filter(|s| s.fault.is_some())
+        .count();
+    assert_eq!(refused, 1, "{:?}", proxy.requests());
+    assert_eq!(blob_puts(&proxy), pkg.blob_count, "{}", out.stdout);
+    assert_pushed(&ctx, &pkg, &proxy.host(), NO_TLS);
+}
+
+#[test]
+fn an_image_is_committed_once_its_blobs_are_in_while_others_still_move() {
+    // acp/a's first layer upload is cut and retried after a backoff; acp/b (no blob in common)
+    // does not wait for it: its tag is written before acp/a's retried upload starts.
+    let ctx = TestContext::new();
+    let registry = Registry::plain();
+    let proxy = FaultProxy::start(&registry.host());
+    let mut spec = bundle_spec(
+        "early",
+        Container::Tar,
+        StoreKind::OciLayout,
+        &["acp/a", "acp/b"],
+    );
+    for img in &mut spec.images {
+        img.shared_layers = 0;
+    }
+    spec.images[0].layer_size = 256 << 10;
+    let pkg = ctx.write_package("early", &spec);
+    proxy.inject(Rule::new(
+        Some("PUT"),
+        "^/v2/acp/a/blobs/uploads/",
+        Fault::ResetDuringRequest {
+            after_bytes: 64 << 10,
+        },
+    ));
+    ctx.push(&pkg.path, &[&proxy.host()], PLAIN).success();
+    let seen = proxy.requests();
+    let b_tag = seen
+        .iter()
+        .position(|s| s.method == "PUT" && s.path == "/v2/acp/b/manifests/v1.0.0")
+        .expect("acp/b tagged");
+    let a_retry = seen
+        .iter()
+        .rposition(|s| s.method == "PUT" && s.path.starts_with("/v2/acp/a/blobs/uploads/"))
+        .expect("acp/a's blobs uploaded");
+    assert!(b_tag < a_retry, "{seen:?}");
+    assert_pushed(&ctx, &pkg, &proxy.host(), NO_TLS);
 }
 
 #[test]
@@ -652,7 +786,7 @@ fn completes_through_resets_500_503_retry_after_and_429() {
         proxy.inject(Rule::new(Some("POST"), "/blobs/uploads/$", Fault::Status(500)).after(1));
         proxy.inject(Rule::new(
             Some("HEAD"),
-            "/blobs/sha256:",
+            "/manifests/v1.0.0$",
             Fault::Unavailable {
                 retry_after_secs: 1,
             },

@@ -13,6 +13,7 @@ use violet::error::{ExitCode, UserError};
 use violet::registry::{BlobStream, Client, Credentials, RegistryConfig, RegistryError};
 
 use crate::support::adversarial::{Adversarial, Origin};
+use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::{Auth, PASSWORD, Registry, RegistryOptions, USER};
 use crate::support::{TestContext, shown};
 
@@ -570,22 +571,26 @@ async fn blob_whose_stream_fails_at_eof_is_not_committed() {
 
 #[tokio::test]
 async fn unrewindable_source_is_reported_not_retried() {
-    let mut reg = Registry::plain();
-    let host = reg.host();
-    reg.stop();
+    let reg = Registry::plain();
+    // The first attempt's PUT is cut mid-body (retriable); the retry cannot reopen the source.
+    let proxy = FaultProxy::start(&reg.host());
+    proxy.inject(Rule::new(
+        Some("PUT"),
+        "/blobs/uploads/",
+        Fault::ResetDuringRequest {
+            after_bytes: 64 << 10,
+        },
+    ));
+    let data = Bytes::from(vec![7u8; 256 << 10]);
     let opens = AtomicU64::new(0);
     let open = || {
         if opens.fetch_add(1, Ordering::SeqCst) > 0 {
             return Err(io::Error::new(io::ErrorKind::Unsupported, "single pass"));
         }
-        Ok(
-            Box::pin(futures_util::stream::iter(vec![Ok(Bytes::from_static(
-                b"once",
-            ))])) as BlobStream,
-        )
+        Ok(Box::pin(futures_util::stream::iter(vec![Ok(data.clone())])) as BlobStream)
     };
     let c = Client::new(RegistryConfig {
-        host,
+        host: proxy.host(),
         plain: true,
         insecure: false,
         ca_files: vec![],
@@ -594,9 +599,14 @@ async fn unrewindable_source_is_reported_not_retried() {
         chunk_size: None,
     })
     .unwrap();
-    // The first attempt fails to connect (retriable); the retry cannot reopen the source.
     let err = c
-        .upload_blob("r/app", &Digest::of(b"once"), 4, &open, &|_| {})
+        .upload_blob(
+            "r/app",
+            &Digest::of(&data),
+            data.len() as u64,
+            &open,
+            &|_| {},
+        )
         .await
         .unwrap_err();
     assert!(
@@ -610,6 +620,40 @@ async fn unrewindable_source_is_reported_not_retried() {
     );
     assert_eq!(err.exit_code(), ExitCode::Network);
     assert_eq!(opens.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_source_is_opened_only_once_its_session_is() {
+    // A registry that cannot be reached never gets the source opened: an upload waiting on its
+    // POST holds no bytes, and a single-pass source is not spent on an attempt that sent nothing.
+    let mut reg = Registry::plain();
+    let host = reg.host();
+    reg.stop();
+    let opens = AtomicU64::new(0);
+    let open = || {
+        opens.fetch_add(1, Ordering::SeqCst);
+        Ok(
+            Box::pin(futures_util::stream::iter(vec![Ok(Bytes::from_static(
+                b"once",
+            ))])) as BlobStream,
+        )
+    };
+    let c = Client::new(RegistryConfig {
+        host,
+        plain: true,
+        insecure: false,
+        ca_files: vec![],
+        credentials: Credentials::Anonymous,
+        retries: 1,
+        chunk_size: None,
+    })
+    .unwrap();
+    let err = c
+        .upload_blob("r/app", &Digest::of(b"once"), 4, &open, &|_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), ExitCode::Network, "{err}");
+    assert_eq!(opens.load(Ordering::SeqCst), 0);
 }
 
 /// A htpasswd registry behind the adversarial front, and a client with the test user for it.

@@ -173,7 +173,9 @@ pub(super) async fn run_async(
         for (k, client) in clients.iter().enumerate() {
             match client.ping().await {
                 Ok(()) if !args.skip_push => {
-                    let r = scheduler.resolve_at(k, &plan, &Default::default()).await;
+                    let r = scheduler
+                        .resolve_at(k, &plan, &Default::default(), true)
+                        .await;
                     if let Some((n, b)) = &mut to_upload {
                         *n += r.to_upload().count();
                         *b += r.bytes_to_upload(&plan);

@@ -103,6 +103,36 @@ impl Client {
         open: BlobOpener<'_>,
         progress: &(dyn Fn(u64) + Send + Sync),
     ) -> Result<(), RegistryError> {
+        self.upload(repo, digest, size, open, progress, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Self::upload_blob`], unless `repo` already holds the blob: the session is opened with a
+    /// mount of the digest from `repo` itself, which a registry answers with 201 when the blob is
+    /// there and with an upload session (202) when it is not. One request replaces the `HEAD` a
+    /// check would cost; the opened body is dropped unread when nothing needs sending. A registry
+    /// that refuses such a mount is asked plainly from then on.
+    pub async fn upload_blob_unless_present(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        open: BlobOpener<'_>,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<BlobOutcome, RegistryError> {
+        self.upload(repo, digest, size, open, progress, true).await
+    }
+
+    async fn upload(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: u64,
+        open: BlobOpener<'_>,
+        progress: &(dyn Fn(u64) + Send + Sync),
+        probe: bool,
+    ) -> Result<BlobOutcome, RegistryError> {
         let ctx = Ctx {
             operation: "the upload of",
             what: format!("blob {digest} to {repo}"),
@@ -114,30 +144,36 @@ impl Client {
         // cannot be reopened.
         let mut last: Option<RegistryError> = None;
         self.retrying(async || {
-            opened += 1;
-            let stream = open().map_err(|e| {
-                let err = if e.kind() == io::ErrorKind::Unsupported && opened > 1 {
-                    RegistryError::SourceNotRewindable {
-                        registry: self.host().into(),
-                        repository: repo.into(),
-                        digest: digest.to_string(),
-                        cause: Box::new(last.take().unwrap_or_else(|| RegistryError::Other {
+            let probe = probe && self.inner.probe.load(Ordering::Relaxed);
+            // Opened once the session is: a body read ahead while the POST makes its round trip
+            // would only hold memory. (A `Failure` is large, as everywhere in this client.)
+            #[allow(clippy::result_large_err)]
+            let mut open_source = || {
+                opened += 1;
+                let stream = open().map_err(|e| {
+                    let err = if e.kind() == io::ErrorKind::Unsupported && opened > 1 {
+                        RegistryError::SourceNotRewindable {
                             registry: self.host().into(),
-                            message: format!(
-                                "the upload of blob {digest} to {repo} had to restart"
-                            ),
-                        })),
-                    }
-                } else {
-                    self.source_error(repo, digest, format!("cannot open the blob: {e}"))
-                };
-                Failure::fail(err)
-            })?;
-            // A new attempt: callers counting bytes sent tell a restart from progress by this.
-            progress(0);
-            let mut source = Source::new(stream, size, progress);
+                            repository: repo.into(),
+                            digest: digest.to_string(),
+                            cause: Box::new(last.take().unwrap_or_else(|| RegistryError::Other {
+                                registry: self.host().into(),
+                                message: format!(
+                                    "the upload of blob {digest} to {repo} had to restart"
+                                ),
+                            })),
+                        }
+                    } else {
+                        self.source_error(repo, digest, format!("cannot open the blob: {e}"))
+                    };
+                    Failure::fail(err)
+                })?;
+                // A new attempt: callers counting bytes sent tell a restart from progress by this.
+                progress(0);
+                Ok(Source::new(stream, size, progress))
+            };
             let r = self
-                .upload_once(repo, digest, &scopes, &ctx, &mut source)
+                .upload_once(repo, digest, &scopes, &ctx, &mut open_source, probe)
                 .await;
             if let Err(f) = &r {
                 last = Some(f.err.clone());

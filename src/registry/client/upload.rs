@@ -5,21 +5,58 @@
 use super::*;
 
 impl Client {
-    /// One attempt: open a session, then send the bytes the way the profile says.
-    pub(super) async fn upload_once(
+    /// One attempt: open a session (with `probe`, by a mount from `repo` itself, which ends the
+    /// attempt when the blob is already there), then open the source and send the bytes the way
+    /// the profile says.
+    pub(super) async fn upload_once<'p>(
         &self,
         repo: &str,
         digest: &Digest,
         scopes: &[String],
         ctx: &Ctx,
-        source: &mut Source<'_>,
-    ) -> Result<(), Failure> {
+        open_source: &mut dyn FnMut() -> Result<Source<'p>, Failure>,
+        probe: bool,
+    ) -> Result<BlobOutcome, Failure> {
         let start = self.url(&format!("v2/{repo}/blobs/uploads/"))?;
-        let resp = self
-            .send(Method::POST, start, scopes, ctx, |rb| {
-                rb.header(CONTENT_LENGTH, 0)
-            })
-            .await?;
+        let mut resp = None;
+        if probe {
+            let mut url = start.clone();
+            url.query_pairs_mut()
+                .append_pair("mount", digest.as_str())
+                .append_pair("from", repo);
+            let r = self
+                .send(Method::POST, url, scopes, ctx, |rb| {
+                    rb.header(CONTENT_LENGTH, 0)
+                })
+                .await?;
+            match r.status() {
+                StatusCode::CREATED => return Ok(BlobOutcome::Present),
+                StatusCode::ACCEPTED => resp = Some(r),
+                // A registry that does not take a mount here (the spec lets it decline with
+                // 202, but some answer with an error): ask plainly, now and from then on.
+                s @ (StatusCode::BAD_REQUEST
+                | StatusCode::FORBIDDEN
+                | StatusCode::NOT_FOUND
+                | StatusCode::METHOD_NOT_ALLOWED) => {
+                    tracing::info!(
+                        registry = self.host(),
+                        status = s.as_u16(),
+                        "the registry refused a mount from the blob's own repository; uploads open plain sessions"
+                    );
+                    self.inner.probe.store(false, Ordering::Relaxed);
+                }
+                _ => resp = Some(r),
+            }
+        }
+        let resp = match resp {
+            Some(r) => r,
+            None => {
+                self.send(Method::POST, start, scopes, ctx, |rb| {
+                    rb.header(CONTENT_LENGTH, 0)
+                })
+                .await?
+            }
+        };
         if resp.status() != StatusCode::ACCEPTED {
             let (s, h) = (resp.status(), resp.headers().clone());
             return Err(self.refused(ctx, s, &h, &resp.bytes().await.unwrap_or_default()));
@@ -28,22 +65,30 @@ impl Client {
             .location(resp.headers())
             .ok_or_else(|| self.no_location(ctx))?;
         let min_chunk = header_u64(resp.headers(), "oci-chunk-min-length").unwrap_or(0);
+        let mut source = match open_source() {
+            Ok(source) => source,
+            Err(f) => {
+                self.cancel(session, scopes).await;
+                return Err(f);
+            }
+        };
         let chunk = self.inner.chunk.load(Ordering::Relaxed);
         if chunk == 0 {
-            self.put_monolithic(session, digest, scopes, ctx, source, repo)
-                .await
+            self.put_monolithic(session, digest, scopes, ctx, &mut source, repo)
+                .await?;
         } else {
             self.put_chunked(
                 session,
                 digest,
                 scopes,
                 ctx,
-                source,
+                &mut source,
                 repo,
                 chunk.max(min_chunk),
             )
-            .await
+            .await?;
         }
+        Ok(BlobOutcome::Uploaded)
     }
 
     async fn put_monolithic(
