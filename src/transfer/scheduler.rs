@@ -1,8 +1,8 @@
 //! The blob scheduler: turns a [`Plan`] into registry operations.
 //!
-//! 1. **Resolve**: `HEAD` every (repository, blob) pair of a blob of 1 MiB or more; present blobs
-//!    are skipped. A smaller blob is not asked about: its upload opens with a mount from its own
-//!    repository, which says "already there" in the request that would otherwise start it.
+//! 1. **Resolve**: `HEAD` every (repository, blob) pair; present blobs are skipped. A package's
+//!    blob under 1 MiB is not asked about: its upload opens with a mount from its own repository,
+//!    which says "already there" in the request that would otherwise start it.
 //! 2. **Transfer**: every missing digest is uploaded exactly once (into the first repository that
 //!    needs it), at most `jobs` at a time, largest first; every other repository that needs it waits
 //!    for that upload and then mounts it (or uploads again where the registry declines the mount).
@@ -226,7 +226,7 @@ impl Scheduler {
 
     /// Phase 1 at destination `k`: which blobs are missing in which repository, for every image
     /// but those in `complete` (already there, see [`Self::tagged_at`]). Unless `exact`, a blob
-    /// below [`CHECK_FROM`] that the run carries is taken as missing everywhere without asking:
+    /// below [`CHECK_FROM`] read from a package is taken as missing everywhere without asking:
     /// its upload finds out.
     pub async fn resolve_at(
         &self,
@@ -260,7 +260,13 @@ impl Scheduler {
                 if res.present.contains(&pair) || !seen.insert(pair.clone()) {
                     continue;
                 }
-                let unasked = !exact && plan.blobs.get(d).is_some_and(|b| b.size < CHECK_FROM);
+                // Read from a package only: a source registry's blob is fetched before its upload
+                // starts, and a GET abandoned because the blob was there would cost more than a HEAD.
+                let unasked = !exact
+                    && plan
+                        .blobs
+                        .get(d)
+                        .is_some_and(|b| b.size < CHECK_FROM && b.origin.package().is_some());
                 if unasked {
                     res.missing.entry(pair.1).or_default().push(pair.0);
                 } else {

@@ -373,14 +373,17 @@ fn blobs_then_child_manifests_then_index_then_tag() {
     );
     ctx.push(&pkg.path, &[&proxy.host()], PLAIN).success();
     let seen = proxy.requests();
-    let last_blob = seen
-        .iter()
-        .rposition(|s| {
-            (s.method == "PUT" || s.method == "POST") && s.path.contains("/blobs/uploads/")
-        })
-        .expect("blob uploads");
     for (reference, digest) in &pkg.images {
         let (repo, tag) = repo_tag(reference, None);
+        // An image is committed once its own blobs are in (uploads and mounts into its
+        // repository), not after every blob of the run.
+        let last_blob = seen
+            .iter()
+            .rposition(|s| {
+                (s.method == "PUT" || s.method == "POST")
+                    && s.path.starts_with(&format!("/v2/{repo}/blobs/uploads/"))
+            })
+            .expect("blob uploads");
         let puts: Vec<(usize, &str)> = seen
             .iter()
             .enumerate()

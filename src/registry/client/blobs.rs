@@ -111,8 +111,8 @@ impl Client {
     /// [`Self::upload_blob`], unless `repo` already holds the blob: the session is opened with a
     /// mount of the digest from `repo` itself, which a registry answers with 201 when the blob is
     /// there and with an upload session (202) when it is not. One request replaces the `HEAD` a
-    /// check would cost; the opened body is dropped unread when nothing needs sending. A registry
-    /// that refuses such a mount is asked plainly from then on.
+    /// check would cost, and the body is not opened when nothing needs sending. A registry that
+    /// refuses such a mount is asked plainly from then on.
     pub async fn upload_blob_unless_present(
         &self,
         repo: &str,
