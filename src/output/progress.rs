@@ -108,6 +108,20 @@ impl Progress {
         }
     }
 
+    /// `n` bytes of the total will not be read after all (an upload found its blob already at the
+    /// destination), so the bar still ends at 100 %.
+    pub fn skip(&self, n: u64) {
+        let _ = self
+            .inner
+            .total
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_sub(n))
+            });
+        if let Some(b) = &self.inner.bar {
+            b.set_length(self.inner.total.load(Ordering::Relaxed));
+        }
+    }
+
     /// Counts `n` bytes done, never past the total once one is set.
     pub fn add(&self, n: u64) {
         let total = self.inner.total.load(Ordering::Relaxed);
@@ -155,6 +169,11 @@ impl Progress {
     /// Bytes counted as done.
     pub fn done(&self) -> u64 {
         self.inner.done.load(Ordering::Relaxed)
+    }
+
+    /// Bytes expected in all (after [`Self::skip`]s).
+    pub fn total(&self) -> u64 {
+        self.inner.total.load(Ordering::Relaxed)
     }
 
     /// Takes back bytes of an attempt that is being retried from the start.
@@ -225,6 +244,18 @@ mod tests {
         // Even a caller that over-counts cannot push the bar past 100 %.
         p.add(10);
         assert_eq!(p.done(), 100);
+    }
+
+    #[test]
+    fn skipped_bytes_leave_the_total() {
+        let p = Progress::hidden();
+        p.set_total(100);
+        p.read("sha256:a", 0, 70);
+        // The other 30 bytes' blob was already at the destination: nothing will read it.
+        p.skip(30);
+        assert_eq!((p.done(), p.total()), (70, 70));
+        p.skip(1000);
+        assert_eq!(p.total(), 0);
     }
 
     #[test]

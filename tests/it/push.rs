@@ -638,6 +638,48 @@ fn small_blobs_already_there_are_found_by_their_upload_and_not_sent() {
     assert_pushed(&ctx, &v2, &proxy.host(), NO_TLS);
 }
 
+#[tokio::test]
+async fn the_progress_total_leaves_out_blobs_an_upload_found_there() {
+    // The bar counts the bytes to read; a small blob whose upload finds it at the destination is
+    // never read, so it leaves the total and the bar still ends at 100 %.
+    use violet::output::progress::Progress;
+    use violet::plan::{Destination, Plan};
+    use violet::registry::{Client, Credentials, RegistryConfig};
+    use violet::scheduler::Scheduler;
+
+    let ctx = TestContext::new();
+    let registry = Registry::plain();
+    let v1 = ctx.write_package(
+        "v1",
+        &bundle_spec("one", Container::Tar, StoreKind::OciLayout, &["acp/one"]),
+    );
+    ctx.push(&v1.path, &[&registry.host()], PLAIN).success();
+    let mut spec = bundle_spec("one", Container::Tar, StoreKind::OciLayout, &["acp/one"]);
+    spec.images[0].tag = "v2.0.0".into();
+    let v2 = ctx.write_package("v2", &spec);
+
+    let pkg = violet::package::load::open(&v2.path).expect("package");
+    let (dest, _) = Destination::parse(&registry.host()).expect("destination");
+    let plan = Plan::new(&[pkg], &[dest]);
+    let client = Client::new(RegistryConfig {
+        host: registry.host(),
+        plain: true,
+        insecure: false,
+        ca_files: vec![],
+        credentials: Credentials::Anonymous,
+        retries: 0,
+        chunk_size: None,
+    })
+    .expect("client");
+    let progress = Progress::hidden();
+    let reports = Scheduler::new(vec![client], 4, progress.clone())
+        .push_all(&plan)
+        .await;
+    assert_eq!(reports[0].blobs.skipped, v2.blob_count);
+    assert_eq!(reports[0].bytes_uploaded, 0);
+    assert_eq!((progress.done(), progress.total()), (0, 0));
+}
+
 #[test]
 fn a_registry_that_refuses_a_mount_from_the_same_repository_gets_plain_uploads() {
     // The spec lets a registry decline a mount with 202; one that answers with an error instead

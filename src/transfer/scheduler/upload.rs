@@ -241,6 +241,10 @@ impl Scheduler {
                             state.uploaded(digest, b.origin.package(), b.size);
                         } else {
                             state.present.fetch_add(1, Ordering::Relaxed);
+                            // Not read at all when no other destination needed it.
+                            if targets.len() == 1 {
+                                self.progress.skip(b.size);
+                            }
                         }
                         state.settled(first, digest);
                     }
