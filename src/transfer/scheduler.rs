@@ -26,7 +26,7 @@ use crate::digest::Digest;
 use crate::error::{ExitCode, UserError};
 use crate::output::progress::Progress;
 use crate::plan::Plan;
-use crate::registry::Client;
+use crate::registry::{BlobOutcome, Client};
 
 mod commit;
 mod settle;
@@ -160,7 +160,7 @@ impl State {
         }
     }
 
-    /// `repo` here now holds `digest` (uploaded, mounted, or found there by its upload).
+    /// `repo` here now holds `digest`: it lets the images waiting for that commit.
     fn settled(&self, repo: &str, digest: &Digest) {
         if let Some(settle) = self
             .settle
@@ -170,6 +170,31 @@ impl State {
         {
             settle.settled(repo, digest);
         }
+    }
+
+    /// An upload of `digest` into `repo` ended well: its bytes were sent (read from `package`),
+    /// or the repository turned out to hold the blob already.
+    fn landed(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        package: Option<usize>,
+        size: u64,
+        outcome: BlobOutcome,
+    ) {
+        match outcome {
+            BlobOutcome::Uploaded => self.uploaded(digest, package, size),
+            BlobOutcome::Present => {
+                self.present.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.settled(repo, digest);
+    }
+
+    /// `digest` was mounted into `repo`.
+    fn mounted_into(&self, repo: &str, digest: &Digest) {
+        self.mounted.fetch_add(1, Ordering::Relaxed);
+        self.settled(repo, digest);
     }
 
     fn uploaded(&self, digest: &Digest, package: Option<usize>, size: u64) {

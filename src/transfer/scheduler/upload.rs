@@ -4,7 +4,6 @@
 //! another package of the run that carries it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use futures_util::{StreamExt, stream};
@@ -155,10 +154,7 @@ impl Scheduler {
             .await;
         for (d, repo, r) in results {
             match r {
-                Ok(true) => {
-                    state.mounted.fetch_add(1, Ordering::Relaxed);
-                    state.settled(repo, d);
-                }
+                Ok(true) => state.mounted_into(repo, d),
                 Ok(false) => left.entry(d.clone()).or_default().push(repo.clone()),
                 Err(e) => state.fail(d, format!("blob {d}: {e}"), e.exit_code()),
             }
@@ -237,16 +233,11 @@ impl Scheduler {
                     .await
                 {
                     Ok(outcome) => {
-                        if outcome == BlobOutcome::Uploaded {
-                            state.uploaded(digest, b.origin.package(), b.size);
-                        } else {
-                            state.present.fetch_add(1, Ordering::Relaxed);
-                            // Not read at all when no other destination needed it.
-                            if targets.len() == 1 {
-                                self.progress.skip(b.size);
-                            }
+                        // Not read at all when no other destination needed it.
+                        if outcome == BlobOutcome::Present && targets.len() == 1 {
+                            self.progress.skip(b.size);
                         }
-                        state.settled(first, digest);
+                        state.landed(first, digest, b.origin.package(), b.size, outcome);
                     }
                     Err(e) => {
                         state.fail(digest, blob_error(digest, label, &e), e.exit_code());
@@ -257,18 +248,18 @@ impl Scheduler {
                 stream::iter(others)
                     .for_each_concurrent(MOUNT_CONCURRENCY, |repo| async move {
                         match client.mount_blob(repo, first, digest).await {
-                            Ok(true) => {
-                                state.mounted.fetch_add(1, Ordering::Relaxed);
-                                state.settled(repo, digest);
-                            }
+                            Ok(true) => state.mounted_into(repo, digest),
                             Ok(false) => match client
                                 .upload_blob(repo, digest, b.size, fresh, &state.meter(digest))
                                 .await
                             {
-                                Ok(()) => {
-                                    state.uploaded(digest, b.origin.package(), b.size);
-                                    state.settled(repo, digest);
-                                }
+                                Ok(()) => state.landed(
+                                    repo,
+                                    digest,
+                                    b.origin.package(),
+                                    b.size,
+                                    BlobOutcome::Uploaded,
+                                ),
                                 Err(e) => {
                                     state.fail(digest, blob_error(digest, label, &e), e.exit_code())
                                 }
@@ -406,11 +397,7 @@ impl Scheduler {
                         for (k, first, others, r) in results {
                             match r {
                                 Ok(outcome) => {
-                                    if outcome == BlobOutcome::Uploaded {
-                                        states[k].uploaded(&digest, Some(pi), size);
-                                    } else {
-                                        states[k].present.fetch_add(1, Ordering::Relaxed);
-                                    }
+                                    states[k].landed(&first, &digest, Some(pi), size, outcome);
                                     if let Some(ks) = todo.get_mut(&digest) {
                                         ks.remove(&k);
                                     }
@@ -466,9 +453,7 @@ impl Scheduler {
                     |(k, digest, first, repo, label)| async move {
                         let client = &self.clients[k];
                         match client.mount_blob(repo, first, digest).await {
-                            Ok(true) => {
-                                states[k].mounted.fetch_add(1, Ordering::Relaxed);
-                            }
+                            Ok(true) => states[k].mounted_into(repo, digest),
                             Ok(false) => {
                                 states[k].fail(
                                     digest,
