@@ -1,12 +1,11 @@
-//! Blob bodies for uploads: read from a package on a blocking thread and hashed on the way (a
-//! wrong digest or size ends the body with an error, so no registry commits the blob), fanned out
-//! to several destinations behind bounded queues, or fed from one sequential pass over a
-//! compressed package.
+//! Blob bodies for uploads: read from a package on a blocking thread, counted (and hashed, where
+//! no registry checks the bytes) on the way (a wrong size or digest ends the body with an error,
+//! so no registry commits the blob), fanned out to several destinations behind bounded queues, or
+//! fed from one sequential pass over a compressed package.
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
@@ -70,19 +69,32 @@ pub(super) fn entry_label(pkg: &package::Package, loc: &BlobLocation) -> String 
     format!("{}{nest} entry {}", pkg.path.display(), loc.entry)
 }
 
-/// Streams a readable blob from a blocking thread, hashing as it goes; the last item is an error
-/// when the bytes do not match the digest, which aborts the upload before the registry commits it.
+/// Who proves that a package blob's bytes are the ones its digest names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// violet hashes them as it reads (the bytes go into a file: `violet package`).
+    Digest,
+    /// violet counts them; the registry they are uploaded to hashes them and commits nothing
+    /// that does not match (the digest-checked `PUT` of the distribution API, `DIGEST_INVALID`
+    /// otherwise). A second hash here would cost a core-second per GiB on the push's busiest
+    /// thread and prove nothing more.
+    Size,
+}
+
+/// Streams a readable blob from a blocking thread, checking it as it goes (see [`Check`]); the
+/// last item is an error when the bytes do not match, which aborts the upload before the
+/// registry commits it.
 pub(super) fn spawn_reader(
     mut reader: Box<dyn Read + Send>,
     digest: Digest,
     size: u64,
     label: String,
     progress: Progress,
-    sent: Arc<AtomicU64>,
+    check: Check,
 ) -> BlobStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(QUEUE);
     tokio::task::spawn_blocking(move || {
-        let _ = pump(&mut reader, &digest, size, &label, &tx, &progress, &sent);
+        let _ = pump(&mut reader, &digest, size, &label, &tx, &progress, check);
     });
     receiver_stream(rx)
 }
@@ -161,9 +173,9 @@ fn pump(
     label: &str,
     tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
     progress: &Progress,
-    sent: &AtomicU64,
+    check: Check,
 ) -> Result<(), ()> {
-    let mut hasher = Hasher::new();
+    let mut hasher = (check == Check::Digest).then(Hasher::new);
     let mut total: u64 = 0;
     loop {
         // No bigger than what is left (one byte more, to see a blob longer than declared): a
@@ -186,7 +198,9 @@ fn pump(
                 return Err(());
             }
         };
-        hasher.update(&buf[..n]);
+        if let Some(hasher) = &mut hasher {
+            hasher.update(&buf[..n]);
+        }
         total += n as u64;
         if total > size {
             break;
@@ -199,15 +213,20 @@ fn pump(
         };
         tx.blocking_send(Ok(chunk)).map_err(|_| ())?;
         progress.read(digest.as_str(), total - n as u64, n as u64);
-        sent.fetch_add(n as u64, Ordering::Relaxed);
     }
-    let actual = hasher.finish();
-    if total != size || &actual != digest {
-        let msg = if total != size {
-            format!("{label}: blob {digest} size mismatch: expected {size} bytes, read {total}")
-        } else {
-            format!("{label}: blob does not match its digest (expected {digest}, got {actual})")
-        };
+    let msg = if total != size {
+        Some(format!(
+            "{label}: blob {digest} size mismatch: expected {size} bytes, read {total}"
+        ))
+    } else {
+        hasher
+            .map(Hasher::finish)
+            .filter(|a| a != digest)
+            .map(|actual| {
+                format!("{label}: blob does not match its digest (expected {digest}, got {actual})")
+            })
+    };
+    if let Some(msg) = msg {
         let _ = tx.blocking_send(Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             msg,
@@ -218,12 +237,13 @@ fn pump(
 }
 
 /// One sequential pass over a compressed package: each wanted blob is handed to the async side as
-/// a body stream while this thread feeds it.
+/// a body stream while this thread feeds it, checked as `check` says.
 pub(super) fn stream_pass(
     pkg: &package::Package,
     wanted: &HashSet<Digest>,
     tx: tokio::sync::mpsc::Sender<(Digest, String, BlobStream)>,
     progress: Progress,
+    check: Check,
 ) -> Result<(), package::PackageError> {
     let size_of = |d: &Digest| pkg.blobs.get(d).map_or(0, |b| b.size);
     package::blobs::stream(
@@ -238,7 +258,6 @@ pub(super) fn stream_pass(
             {
                 return Ok(package::blobs::Flow::Stop);
             }
-            let sent = AtomicU64::new(0);
             // A failed upload drops the receiver; the rest of this entry is skipped by the reader.
             let _ = pump(
                 reader,
@@ -247,7 +266,7 @@ pub(super) fn stream_pass(
                 &label,
                 &btx,
                 &progress,
-                &sent,
+                check,
             );
             Ok(package::blobs::Flow::Continue)
         },
@@ -266,13 +285,57 @@ mod tests {
             data.len() as u64,
             "test".into(),
             Progress::hidden(),
-            Arc::new(AtomicU64::new(0)),
+            Check::Digest,
         );
         let mut chunks = Vec::new();
         while let Some(chunk) = body.next().await {
             chunks.push(chunk.expect("the bytes match their digest").to_vec());
         }
         chunks
+    }
+
+    async fn read_checked(data: &[u8], digest: Digest, size: u64, check: Check) -> Vec<String> {
+        let mut body = spawn_reader(
+            Box::new(std::io::Cursor::new(data.to_vec())),
+            digest,
+            size,
+            "pkg entry x".into(),
+            Progress::hidden(),
+            check,
+        );
+        let mut errors = Vec::new();
+        while let Some(item) = body.next().await {
+            if let Err(e) = item {
+                assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+                errors.push(e.to_string());
+            }
+        }
+        errors
+    }
+
+    /// Bytes bound for a file are hashed here; bytes bound for a registry only counted (the
+    /// registry's check refuses a wrong digest), but a wrong length still ends the body.
+    #[tokio::test]
+    async fn a_body_is_checked_by_digest_or_by_size_as_asked() {
+        let data = vec![7u8; 3 * CHUNK / 2];
+        let other = Digest::of(b"something else");
+        let n = data.len() as u64;
+        let err = read_checked(&data, other.clone(), n, Check::Digest).await;
+        assert!(err[0].contains("does not match its digest"), "{err:?}");
+        assert!(
+            read_checked(&data, other.clone(), n, Check::Size)
+                .await
+                .is_empty()
+        );
+        for size in [n - 1, n + 1] {
+            let err = read_checked(&data, other.clone(), size, Check::Size).await;
+            assert!(err[0].contains("size mismatch"), "{err:?}");
+        }
+        assert!(
+            read_checked(&data, Digest::of(&data), n, Check::Digest)
+                .await
+                .is_empty()
+        );
     }
 
     /// A reused buffer still holds the bytes of the blob before it: only what this read filled

@@ -29,7 +29,7 @@ use crate::registry::{
     BlobStream, Client, Credentials, RegistryConfig, RegistryError, credentials,
 };
 use crate::transfer::referrers::Finder;
-use crate::transfer::source::Origin;
+use crate::transfer::source::{Check, Origin};
 use crate::writer::{self, LayoutEntry, PackageWriter, Written};
 
 /// Who to be at the source registries: `--username/--password` for every one of them, or each
@@ -497,7 +497,7 @@ fn write_blob(
         None => {
             let first = handle.block_on(origin.prepare(digest))?;
             let _runtime = handle.enter();
-            origin.open(digest, size, progress.clone(), first)?
+            origin.open(digest, size, progress.clone(), first, Check::Digest)?
         }
     };
     let mut reader = StreamRead {
@@ -555,7 +555,7 @@ async fn prefetch(
     origin: Origin,
     progress: Progress,
 ) -> Vec<io::Result<Bytes>> {
-    match origin.open(&digest, size, progress, None) {
+    match origin.open(&digest, size, progress, None, Check::Digest) {
         Ok(body) => body.collect().await,
         Err(e) => vec![Err(e)],
     }

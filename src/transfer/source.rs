@@ -1,7 +1,8 @@
 //! Where a run reads a blob's bytes: an entry of a package, or a repository of a source registry.
 //! Every engine path opens its blob bodies here (`push` from packages, `mirror` from a registry,
 //! `package`/`create` into the writer), and every body is checked against the blob's digest and
-//! size on the way, so no sink commits wrong bytes.
+//! size on the way, so no sink commits wrong bytes. (A package entry bound for a registry is only
+//! counted here: the registry checks its digest, see [`Check`].)
 //!
 //! A blob behind a decompressor has no [`Origin`] that opens it alone: the scheduler reads it in
 //! one sequential pass over its package (`body::stream_pass`).
@@ -9,6 +10,8 @@
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use super::body::Check;
 
 use futures_util::StreamExt;
 
@@ -70,16 +73,18 @@ impl Origin {
     }
 
     /// A body of the whole blob, checked against `digest` and `size` (a mismatch ends it with an
-    /// `InvalidData` error naming the source). Each call reads again from the first byte; `first`
-    /// is an already started read ([`Self::prepare`]). Bytes read count on `progress`, a re-read
-    /// only past the point reached before. A registry download that breaks off resumes with
-    /// `Range` from the byte reached, `retries` times in a row without progress.
+    /// `InvalidData` error naming the source; a package entry against its digest only under
+    /// [`Check::Digest`]). Each call reads again from the first byte; `first` is an already
+    /// started read ([`Self::prepare`]). Bytes read count on `progress`, a re-read only past the
+    /// point reached before. A registry download that breaks off resumes with `Range` from the
+    /// byte reached, `retries` times in a row without progress.
     pub fn open(
         &self,
         digest: &Digest,
         size: u64,
         progress: Progress,
         first: Option<BlobStream>,
+        check: Check,
     ) -> io::Result<BlobStream> {
         match self {
             Origin::Package { pkg, location, .. } => {
@@ -94,7 +99,7 @@ impl Origin {
                     size,
                     entry_label(pkg, location),
                     progress,
-                    Arc::new(AtomicU64::new(0)),
+                    check,
                 ))
             }
             Origin::Registry { client, repository } => {

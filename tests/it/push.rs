@@ -1079,6 +1079,39 @@ fn corrupt_blob_leaves_no_tag_for_its_image_and_tags_the_others() {
     }
 }
 
+#[test]
+fn a_corrupt_blob_sent_in_chunks_is_refused_by_the_registrys_check_as_a_damaged_package() {
+    // violet counts a package entry's bytes and leaves the digest to the registry's check at the
+    // final PUT: with chunks, that PUT carries no body, and its DIGEST_INVALID is still the
+    // package's fault (exit 4, the entry named), not a registry failure.
+    let ctx = TestContext::new();
+    let registry = Registry::plain();
+    let mut s = bundle_spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/bad"]);
+    s.images[0].shared_layers = 0;
+    s.images[0].layer_size = 64 << 10;
+    let pkg = ctx.write_package("chunked", &s);
+    let bad = synth::corrupt_blob(&pkg.path).expect("corrupt a blob");
+    let out = ctx.push(
+        &pkg.path,
+        &[&registry.host()],
+        &["--plain", "--no-auth", "--chunk-size", "16KiB"],
+    );
+    assert_eq!(out.code, 4, "{out:?}");
+    let text = out.all();
+    assert!(text.contains("DIGEST_INVALID"), "{text}");
+    assert!(
+        text.contains(&format!("entry blobs/sha256/{}", bad.hex())),
+        "{text}"
+    );
+    assert!(!manifest_exists(
+        &ctx,
+        &registry.host(),
+        "acp/bad",
+        "v1.0.0"
+    ));
+    assert!(!blob_present(&ctx, &registry.host(), "acp/bad", &bad));
+}
+
 fn blob_present(ctx: &TestContext, host: &str, repo: &str, digest: &Digest) -> bool {
     let mut cmd = Command::new("curl");
     ctx.clean_env(&mut cmd);

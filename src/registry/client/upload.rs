@@ -145,7 +145,35 @@ impl Client {
             });
         }
         let h = resp.headers().clone();
-        Err(self.refused(ctx, status, &h, &resp.bytes().await.unwrap_or_default()))
+        let body = resp.bytes().await.unwrap_or_default();
+        Err(self.refused_commit(ctx, status, &h, &body, repo, digest))
+    }
+
+    /// The registry's refusal of the `PUT` that commits an upload. `DIGEST_INVALID` is its
+    /// digest check failing: the bytes sent are not the blob's, which is the source's fault (a
+    /// damaged package entry), not the registry's, and retrying would send the same bytes.
+    fn refused_commit(
+        &self,
+        ctx: &Ctx,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        repo: &str,
+        digest: &Digest,
+    ) -> Failure {
+        let refused = self.refused(ctx, status, headers, body);
+        match &refused.err {
+            RegistryError::Remote { detail, .. }
+                if detail.code.as_deref() == Some("DIGEST_INVALID") =>
+            {
+                Failure::fail(self.source_error(
+                    repo,
+                    digest,
+                    "the registry's digest check refused the bytes sent (DIGEST_INVALID): the copy they were read from is damaged; `violet verify` checks every entry of a package".into(),
+                ))
+            }
+            _ => refused,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -217,7 +245,8 @@ impl Client {
             StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::OK => Ok(()),
             s => {
                 let h = resp.headers().clone();
-                Err(self.refused(ctx, s, &h, &resp.bytes().await.unwrap_or_default()))
+                let body = resp.bytes().await.unwrap_or_default();
+                Err(self.refused_commit(ctx, s, &h, &body, repo, digest))
             }
         }
     }

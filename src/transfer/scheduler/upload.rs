@@ -13,7 +13,7 @@ use crate::digest::Digest;
 use crate::error::{ExitCode, UserError};
 use crate::plan::Plan;
 use crate::registry::{BlobOutcome, BlobStream, Client, RegistryError};
-use crate::transfer::body::{fan_out, stream_pass};
+use crate::transfer::body::{Check, fan_out, stream_pass};
 
 /// Below this size a blob's upload is round trips more than bytes: see [`Scheduler::transfer`].
 const SMALL_BLOB: u64 = 1 << 20;
@@ -194,7 +194,8 @@ impl Scheduler {
         let first = Mutex::new(first);
         let fresh = || {
             let first = first.lock().unwrap_or_else(|e| e.into_inner()).take();
-            b.origin.open(digest, b.size, self.progress.clone(), first)
+            b.origin
+                .open(digest, b.size, self.progress.clone(), first, Check::Size)
         };
         // Several destinations share one read, fanned out as they go.
         let (bodies, tee_work) = if targets.len() == 1 {
@@ -340,7 +341,7 @@ impl Scheduler {
             let reader_pkg = pkg.clone();
             let progress = self.progress.clone();
             let reader = tokio::task::spawn_blocking(move || {
-                stream_pass(&reader_pkg, &wanted, tx, progress)
+                stream_pass(&reader_pkg, &wanted, tx, progress, Check::Size)
             });
             let mut mounts = Vec::new();
             // Uploads overlap: the reader hands over the next blob as soon as this one's bytes are
