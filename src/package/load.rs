@@ -369,6 +369,13 @@ impl<'h> Scan<'h> {
         };
         let child_ctx = self.ctx.child(&info.path);
         let mut child = Scan::new(child_ctx.clone(), self.hooks, self.depth + 1, false);
+        // A compressed package inside a file read by offset (a core `.tar`, a directory) stops
+        // after its manifests as a top-level one does: a push reads it to its end anyway, in the
+        // pass that uploads its blobs (or proves it complete), and reaching it again costs a seek,
+        // not a decode of the archive around it. Inside a compressed archive it is read whole
+        // now, or every pass would decode the outer archive again to get to it.
+        let seekable = info.offset.is_some() || (self.top_is_dir && self.depth == 0);
+        child.early = !container.random_access() && seekable;
         let mut chained = Cursor::new(head).chain(r);
         archive::walk_reader(&mut chained, container, base, &child_ctx, &mut |i, r| {
             child.visit(i, r)

@@ -1045,10 +1045,11 @@ fn a_core_package_cut_before_its_last_plugin_is_refused() {
 }
 
 #[test]
-fn a_rerun_decodes_only_what_opening_did_not_read_to_its_end() {
-    // Opening a core package reads its nested plugin .tgz whole and proves its end, so a rerun
-    // whose images are all present does not decode it again; a manifests-first .tgz, whose
-    // opening stopped after the manifests, is still read to its end once.
+fn a_nested_plugin_is_decoded_once_per_push_and_damage_in_it_fails_only_its_images() {
+    // Opening a core `.tar` stops inside each manifests-first plugin `.tgz` after its manifests,
+    // as it does for a top-level one: the push's pass over the plugin uploads its blobs and proves
+    // its end, so the layers are decoded once per push, and a rerun that uploads nothing still
+    // proves each plugin once (as a top-level manifests-first `.tgz`).
     let ctx = TestContext::new();
     let registry = Registry::plain();
     let mut core = SynthSpec::new("acp-core", PackageType::Core);
@@ -1062,25 +1063,56 @@ fn a_rerun_decodes_only_what_opening_did_not_read_to_its_end() {
     let flat = edge_package(&ctx, "flat", Container::TarGz, StoreKind::OciLayout);
     let proving = "reading the package to its end to prove it complete";
     for path in [&pkg, &flat] {
-        ctx.push(arg(path), &[&registry.host()], &["--plain", "--no-auth"])
+        let first = ctx
+            .push(
+                arg(path),
+                &[&registry.host()],
+                &["--plain", "--no-auth", "-v"],
+            )
             .success();
+        // The first push decodes the plugin in the pass that uploads its blobs, nowhere else.
+        assert!(!first.stderr.contains(proving), "{}", first.stderr);
+        let rerun = ctx
+            .push(
+                arg(path),
+                &[&registry.host()],
+                &["--plain", "--no-auth", "-v"],
+            )
+            .success();
+        assert_eq!(rerun.stderr.matches(proving).count(), 1, "{}", rerun.stderr);
     }
-    let rerun = ctx
-        .push(
-            arg(&pkg),
-            &[&registry.host()],
-            &["--plain", "--no-auth", "-v"],
-        )
-        .success();
-    assert!(!rerun.stderr.contains(proving), "{}", rerun.stderr);
-    let rerun = ctx
-        .push(
-            arg(&flat),
-            &[&registry.host()],
-            &["--plain", "--no-auth", "-v"],
-        )
-        .success();
-    assert!(rerun.stderr.contains(proving), "{}", rerun.stderr);
+
+    // Damage past the plugin's manifests (its gzip trailer): opening does not read that far, so
+    // `show` lists the package; the push's pass finds it and fails the plugin's images only.
+    let mut entries = read_entries(&pkg);
+    let nested = entries
+        .iter_mut()
+        .find(|e| e.name.starts_with("plugins/"))
+        .expect("a plugin entry");
+    let n = nested.data.len();
+    for b in &mut nested.data[n - 8..n - 4] {
+        *b ^= 0xff;
+    }
+    let (tar, _) = tar_bytes(&entries);
+    std::fs::write(&pkg, tar).unwrap();
+    ctx.run(["show", arg(&pkg)]).success();
+    let fresh = Registry::plain();
+    let out = ctx.push(arg(&pkg), &[&fresh.host()], &["--plain", "--no-auth"]);
+    assert_exit(&out, 4, "does not end cleanly");
+    assert!(repositories(&fresh).contains(&"acp/core".to_string()));
+    let tags = |repo: &str| {
+        std::fs::read_dir(fresh.storage_dir().join(format!(
+            "docker/registry/v2/repositories/{repo}/_manifests/tags"
+        )))
+        .map(|d| d.count())
+        .unwrap_or(0)
+    };
+    assert_eq!(tags("acp/core"), 1);
+    assert_eq!(
+        tags("acp/logging"),
+        0,
+        "the damaged plugin's image has no tag"
+    );
 }
 
 #[test]

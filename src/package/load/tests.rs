@@ -581,6 +581,35 @@ fn is_package_by_content() {
 }
 
 #[test]
+fn a_nested_manifests_first_package_stops_early_only_where_it_can_be_reached_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = multiarch("plugin");
+    let mut inner = vec![(
+        "violet.yaml".to_string(),
+        b"type: plugin\nmanifestsFirst: true\n".to_vec(),
+    )];
+    inner.extend(oci_files("", &p, "v1"));
+    // Garbage after the manifests: only a reader that stopped early opens this.
+    let mut plugin = compress(Form::Tgz, tar_bytes(&inner));
+    plugin.truncate(plugin.len() - 200);
+    let mut files = vec![("violet.yaml".to_string(), b"type: core\n".to_vec())];
+    files.extend(oci_files("images/", &multiarch("core"), "v1"));
+    files.push(("installer/plugins/p.tgz".into(), plugin));
+    for outer in [Form::Tar, Form::Dir] {
+        let path = write(tmp.path(), &format!("core-{outer:?}"), outer, &files);
+        let pkg = open_test(&path).unwrap();
+        let child = &pkg.children[0];
+        assert!(!child.read_whole, "{outer:?}");
+        assert_eq!(child.images[0].digest, p.index.0);
+        assert_eq!(child.blobs.len(), 6);
+        assert!(pkg.read_whole);
+    }
+    // Inside a .tgz the nested package is read to its end at once: the cut is found.
+    let path = write(tmp.path(), "core-tgz", Form::Tgz, &files);
+    assert!(matches!(expect_err(&path), PackageError::Corrupt { .. }));
+}
+
+#[test]
 fn manifests_first_stops_early() {
     let tmp = tempfile::tempdir().unwrap();
     let a = multiarch("a");
