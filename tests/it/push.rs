@@ -1080,6 +1080,43 @@ fn corrupt_blob_leaves_no_tag_for_its_image_and_tags_the_others() {
 }
 
 #[test]
+fn a_blob_changed_inside_an_intact_tgz_is_refused_by_the_registrys_check() {
+    // A hostile or badly rebuilt .tgz: one layer's bytes changed and the archive compressed again,
+    // so the gzip trailer and the tar end are right. Only the blob's digest can tell; violet counts
+    // the bytes of the pass and the registry's check refuses them: exit 4, no tag, no blob.
+    let ctx = TestContext::new();
+    let registry = Registry::plain();
+    let mut s = bundle_spec("demo", Container::TarGz, StoreKind::OciLayout, &["acp/bad"]);
+    s.images[0].shared_layers = 0;
+    s.images[0].layer_size = 64 << 10;
+    let pkg = ctx.write_package("tgz", &s);
+    let mut entries = crate::mutation::read_entries(&pkg.path);
+    let layer = entries
+        .iter_mut()
+        .filter(|e| e.name.starts_with("blobs/sha256/"))
+        .max_by_key(|e| e.data.len())
+        .expect("a layer");
+    let bad = Digest::from_hex(layer.name.trim_start_matches("blobs/sha256/")).expect("digest");
+    layer.data[100] ^= 0x01;
+    crate::mutation::write_entries(&pkg.path, Container::TarGz, &entries);
+    let out = ctx.push(&pkg.path, &[&registry.host()], PLAIN);
+    assert_eq!(out.code, 4, "{out:?}");
+    let text = out.all();
+    assert!(text.contains("DIGEST_INVALID"), "{text}");
+    assert!(
+        text.contains(&format!("entry blobs/sha256/{}", bad.hex())),
+        "{text}"
+    );
+    assert!(!manifest_exists(
+        &ctx,
+        &registry.host(),
+        "acp/bad",
+        "v1.0.0"
+    ));
+    assert!(!blob_present(&ctx, &registry.host(), "acp/bad", &bad));
+}
+
+#[test]
 fn a_corrupt_blob_sent_in_chunks_is_refused_by_the_registrys_check_as_a_damaged_package() {
     // violet counts a package entry's bytes and leaves the digest to the registry's check at the
     // final PUT: with chunks, that PUT carries no body, and its DIGEST_INVALID is still the
