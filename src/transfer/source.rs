@@ -11,10 +11,9 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use super::body::Check;
-
 use futures_util::StreamExt;
 
+pub use super::body::Check;
 use super::body::{entry_label, spawn_reader};
 use crate::digest::Digest;
 use crate::output::progress::Progress;

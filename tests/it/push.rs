@@ -1100,20 +1100,7 @@ fn a_blob_changed_inside_an_intact_tgz_is_refused_by_the_registrys_check() {
     layer.data[100] ^= 0x01;
     crate::mutation::write_entries(&pkg.path, Container::TarGz, &entries);
     let out = ctx.push(&pkg.path, &[&registry.host()], PLAIN);
-    assert_eq!(out.code, 4, "{out:?}");
-    let text = out.all();
-    assert!(text.contains("DIGEST_INVALID"), "{text}");
-    assert!(
-        text.contains(&format!("entry blobs/sha256/{}", bad.hex())),
-        "{text}"
-    );
-    assert!(!manifest_exists(
-        &ctx,
-        &registry.host(),
-        "acp/bad",
-        "v1.0.0"
-    ));
-    assert!(!blob_present(&ctx, &registry.host(), "acp/bad", &bad));
+    assert_damaged_blob_refused(&ctx, &registry, &out, &bad);
 }
 
 #[test]
@@ -1133,6 +1120,12 @@ fn a_corrupt_blob_sent_in_chunks_is_refused_by_the_registrys_check_as_a_damaged_
         &[&registry.host()],
         &["--plain", "--no-auth", "--chunk-size", "16KiB"],
     );
+    assert_damaged_blob_refused(&ctx, &registry, &out, &bad);
+}
+
+/// The registry's digest check refused blob `bad` of image acp/bad: the package's fault (exit 4,
+/// its entry named), no tag, and the bytes never committed.
+fn assert_damaged_blob_refused(ctx: &TestContext, registry: &Registry, out: &Output, bad: &Digest) {
     assert_eq!(out.code, 4, "{out:?}");
     let text = out.all();
     assert!(text.contains("DIGEST_INVALID"), "{text}");
@@ -1140,13 +1133,8 @@ fn a_corrupt_blob_sent_in_chunks_is_refused_by_the_registrys_check_as_a_damaged_
         text.contains(&format!("entry blobs/sha256/{}", bad.hex())),
         "{text}"
     );
-    assert!(!manifest_exists(
-        &ctx,
-        &registry.host(),
-        "acp/bad",
-        "v1.0.0"
-    ));
-    assert!(!blob_present(&ctx, &registry.host(), "acp/bad", &bad));
+    assert!(!manifest_exists(ctx, &registry.host(), "acp/bad", "v1.0.0"));
+    assert!(!blob_present(ctx, &registry.host(), "acp/bad", bad));
 }
 
 fn blob_present(ctx: &TestContext, host: &str, repo: &str, digest: &Digest) -> bool {

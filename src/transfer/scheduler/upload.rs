@@ -13,7 +13,8 @@ use crate::digest::Digest;
 use crate::error::{ExitCode, UserError};
 use crate::plan::Plan;
 use crate::registry::{BlobOutcome, BlobStream, Client, RegistryError};
-use crate::transfer::body::{Check, fan_out, stream_pass};
+use crate::transfer::body::{fan_out, stream_pass};
+use crate::transfer::source::Check;
 
 /// Below this size a blob's upload is round trips more than bytes: see [`Scheduler::transfer`].
 const SMALL_BLOB: u64 = 1 << 20;
