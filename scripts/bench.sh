@@ -5,7 +5,7 @@
 #   scripts/bench.sh [--only gib,core,wan,mirror,package[,differential]] [--runs N] [--quick]
 #                    [--size-mib M] [--big-layer-mib L] [--core-images N]
 #                    [--rtt-ms MS] [--bandwidth-mib MIB] [--skopeo-wan subset|full|none] [--wan-subset K]
-#                    [--skopeo-runs N]
+#                    [--skopeo-runs N] [--wan-storage disk,memory]
 #   VIOLET=/path/to/other/violet scripts/bench.sh   # measure another build (an older commit, a static one)
 #
 # Workloads (default: all):
@@ -21,7 +21,12 @@
 #            registry's own loopback ingest time for the same blobs (floor.py, measured in the same run).
 #            skopeo over the WAN takes ~15 min per run: by default it runs once on the first K images
 #            (default 40) and its time is scaled to all images (marked "est."); --skopeo-wan full
-#            runs it once on everything, none skips it.
+#            runs it once on everything, none skips it. --wan-storage disk,memory (default) runs
+#            violet's push twice per run: against a registry whose storage is on disk (as the other
+#            workloads) and against one whose storage is in memory (tmpfs, /dev/shm), with that
+#            registry's own loopback floor: on a small machine the registry's disk writes can cost
+#            more than the link (docs/bench.md, "Where the WAN time goes"). "disk" or "memory" alone
+#            runs one of them.
 #   mirror   registry -> registry on loopback: violet mirror of the core images vs a skopeo copy --all
 #            loop vs the floor (floor.py copy: GET streamed into POST + PUT, mounts, manifests).
 #   package  registry -> .tgz: violet package of a directory naming the core images vs skopeo copy
@@ -40,6 +45,7 @@ cd "$(dirname "$0")/.."
 
 RUNS=3 SIZE_MIB=1000 BIG_MIB=500 ONLY=gib,core,wan,mirror,package CORE_IMAGES=320
 RTT_MS=20 BW_MIB=100 SKOPEO_WAN=subset WAN_SUBSET=40 QUICK=0 SPREAD_MAX=200M SKOPEO_RUNS=""
+WAN_STORAGE=disk,memory
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
@@ -52,6 +58,7 @@ while [ $# -gt 0 ]; do
     --skopeo-wan) SKOPEO_WAN=$2; shift 2 ;;
     --wan-subset) WAN_SUBSET=$2; shift 2 ;;
     --skopeo-runs) SKOPEO_RUNS=$2; shift 2 ;;
+    --wan-storage) WAN_STORAGE=$2; shift 2 ;;
     # a few minutes in all: one run each, small packages; the numbers only show that it works
     --quick) QUICK=1 RUNS=1 SIZE_MIB=200 BIG_MIB=100 CORE_IMAGES=48 WAN_SUBSET=8 SPREAD_MAX=20M; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -62,6 +69,8 @@ for w in ${ONLY//,/ }; do
   case "$w" in gib|core|wan|mirror|package|differential) ;; *) echo "unknown workload $w (gib, core, wan, mirror, package, differential)" >&2; exit 2 ;; esac
 done
 case "$SKOPEO_WAN" in subset|full|none) ;; *) echo "--skopeo-wan takes subset, full or none" >&2; exit 2 ;; esac
+case "$WAN_STORAGE" in disk|memory|disk,memory|memory,disk) ;; *) echo "--wan-storage takes disk, memory or disk,memory" >&2; exit 2 ;; esac
+wan_on() { [[ ",$WAN_STORAGE," == *",$1,"* ]]; }
 [ "$CORE_IMAGES" -ge 24 ] || { echo "--core-images must be at least 24 (4 plugins x 5 images + 4)" >&2; exit 2; }
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
 SKOPEO_RUNS=${SKOPEO_RUNS:-$RUNS}
@@ -78,16 +87,21 @@ WANPROXY=$PWD/scripts/bench/wanproxy.py
 WORK=$(mktemp -d /tmp/violet-bench.XXXXXX)
 RESULTS=$WORK/results.txt
 : > "$RESULTS"
-trap 'proxy_stop; for d in "$WORK"/reg* "$WORK"/src-reg; do registry_stop "$d"; done; rm -rf "$WORK"' EXIT
+# Registries whose storage is in memory (the WAN workload's second variant) live here.
+SHM=""
+trap 'proxy_stop; for d in "$WORK"/reg* "$WORK"/src-reg ${SHM:+"$SHM"/reg*}; do registry_stop "$d"; done; rm -rf "$WORK" ${SHM:+"$SHM"}' EXIT
 echo "violet under test: $VIOLET ($("$VIOLET" version | head -1)); workloads: $ONLY; $RUNS run(s)" >&2
 T_START=$(date +%s)
 
-# fresh: stop the previous registry, delete its storage, start an empty one; sets $h and $REG.
-# (Not called as $(fresh): a subshell would lose the counter.)
+# fresh [memory]: stop the previous registry, delete its storage, start an empty one (its storage
+# in $SHM, tmpfs, with "memory"); sets $h and $REG. (Not called as $(fresh): a subshell would lose
+# the counter.)
 n=0
 fresh() {
-  registry_stop "$WORK/reg$n"; rm -rf "$WORK/reg$n"
-  n=$((n+1)); REG=$WORK/reg$n; h=$(registry_start "$REG")
+  [ -n "${REG:-}" ] && { registry_stop "$REG"; rm -rf "$REG"; }
+  n=$((n+1)); REG=$WORK/reg$n
+  [ "${1:-}" = memory ] && REG=$SHM/reg$n
+  h=$(registry_start "$REG")
 }
 drop_caches() { sync; [ "$(id -u)" -eq 0 ] && echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 skopeo_clean() { rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb "$HOME"/.local/share/containers/cache/blob-info-cache-v1.boltdb; }
@@ -182,23 +196,45 @@ if want core; then
   done
 fi
 
+if want wan && wan_on memory; then
+  # The in-memory registry holds the core package once at a time: room for it twice, to be safe.
+  free_kib=$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 {print $4}')
+  if [ -n "$free_kib" ] && [ "$free_kib" -gt $(( CORE_BYTES / 512 )) ]; then
+    SHM=$(mktemp -d /dev/shm/violet-bench.XXXXXX)
+  else
+    echo "wan: /dev/shm has no room for the core package twice; the in-memory variant is skipped" >&2
+    WAN_STORAGE=disk
+  fi
+fi
+
 if want wan; then
   echo "wan: the proxy's own ceiling (RTT $RTT_MS ms, $BW_MIB MiB/s)..." >&2
   python3 "$WANPROXY" --selftest --rtt-ms "$RTT_MS" --bandwidth-mib "$BW_MIB" --mib 256 > "$WORK/ceiling.json"
   cat "$WORK/ceiling.json" >&2
   for run in $(seq 1 "$RUNS"); do
     echo "wan: run $run/$RUNS" >&2
-    fresh; proxy_start "$h"
-    measure wan-violet "$CORE_BYTES" "$VIOLET" push "$CORE" --skip-crs --dest-repo "$PROXY" --plain --no-auth -q
-    measure wan-again-violet 0 "$VIOLET" push "$CORE" --skip-crs --dest-repo "$PROXY" --plain --no-auth -q
-    fresh; proxy_start "$h"
-    measure wan-floor-client "$CORE_BYTES" "${FLOOR[@]}" push --to "$PROXY" "${LAYOUTS[@]}"
-    proxy_stop
-    # The registry's own ingest time for the same blobs (loopback, the floor client): no link makes
-    # a push faster than that. The core workload measures it already when it runs.
-    if ! want core; then
-      fresh
-      measure wan-registry-floor "$CORE_BYTES" "${FLOOR[@]}" push --to "$h" "${LAYOUTS[@]}"
+    if wan_on disk; then
+      fresh; proxy_start "$h"
+      measure wan-violet "$CORE_BYTES" "$VIOLET" push "$CORE" --skip-crs --dest-repo "$PROXY" --plain --no-auth -q
+      measure wan-again-violet 0 "$VIOLET" push "$CORE" --skip-crs --dest-repo "$PROXY" --plain --no-auth -q
+      fresh; proxy_start "$h"
+      measure wan-floor-client "$CORE_BYTES" "${FLOOR[@]}" push --to "$PROXY" "${LAYOUTS[@]}"
+      proxy_stop
+      # The registry's own ingest time for the same blobs (loopback, the floor client): no link
+      # makes a push faster than that. The core workload measures it already when it runs.
+      if ! want core; then
+        fresh
+        measure wan-registry-floor "$CORE_BYTES" "${FLOOR[@]}" push --to "$h" "${LAYOUTS[@]}"
+      fi
+    fi
+    if wan_on memory; then
+      # The same push to a registry that writes to memory, and that registry's loopback floor: the
+      # link and the client without the cost of this machine's disk under the registry.
+      fresh memory; proxy_start "$h"
+      measure wanmem-violet "$CORE_BYTES" "$VIOLET" push "$CORE" --skip-crs --dest-repo "$PROXY" --plain --no-auth -q
+      proxy_stop
+      fresh memory
+      measure wanmem-registry-floor "$CORE_BYTES" "${FLOOR[@]}" push --to "$h" "${LAYOUTS[@]}"
     fi
   done
   TOTAL_IMAGES=$(wc -l < <(for l in "${LAYOUTS[@]}"; do layout_refs "$l"; done))

@@ -141,7 +141,7 @@ def main():
               f"{ceiling['ceiling_mib_s']} MiB/s shaped (one connection {ceiling['one_conn_mib_s']}, four "
               f"{ceiling['four_conn_mib_s']}; unshaped {ceiling['unshaped_mib_s']} MiB/s), a round trip "
               f"measured {ceiling['exchange_ms']} ms: the WAN floor is bytes / {eff:g} MiB/s.")
-        wb = get("wan-violet") or get("wan-floor-client")
+        wb = get("wan-violet") or get("wan-floor-client") or get("wanmem-violet")
         if wb:
             wire = wb.bytes / (eff * 2**20)
     print()
@@ -188,7 +188,8 @@ def main():
         r = get(key)
         if r:
             line(f"2 x {r.bytes / 2**21:.0f} MiB layers, {what} (RSS)", r, "", None, "", None)
-    c = get("core-violet") or get("wan-violet") or get("mirror-violet") or get("package-violet")
+    c = (get("core-violet") or get("wan-violet") or get("wanmem-violet") or get("mirror-violet")
+         or get("package-violet"))
     if c:
         gib = c.bytes / 2**30
         line(f"core-shaped ({gib:.2f} GiB), loopback", get("core-violet"), "skopeo loop", get("core-skopeo"),
@@ -207,6 +208,16 @@ def main():
         line("core-shaped, WAN: floor.py push in the violet column", get("wan-floor-client"), "", None,
              "bytes/bandwidth", wire, rtt=rtt_ms, wire_floor=wire, who="floor.py", registry_floor=reg_s)
         line("core-shaped re-push, WAN", get("wan-again-violet"), "", None, "", None, rtt=rtt_ms)
+        # The same push to a registry whose storage is in memory (tmpfs): what the link and the client
+        # reach when this machine's disk under the registry is not what bounds the push.
+        mem = get("wanmem-registry-floor")
+        mem_s = mem.wall if mem else None
+        line("core-shaped, WAN, registry storage in memory", get("wanmem-violet"), "", None, "bytes/bandwidth",
+             wire, rtt=rtt_ms, wire_floor=wire, registry_floor=mem_s)
+        if wire and mem_s:
+            line("core-shaped, WAN, registry storage in memory, against the higher floor", get("wanmem-violet"),
+                 "", None, "max(bytes/bandwidth, the in-memory registry's loopback floor)", max(wire, mem_s),
+                 rtt=rtt_ms, wire_floor=wire, registry_floor=mem_s)
         line("mirror registry -> registry, loopback", get("mirror-violet"), "skopeo loop", get("mirror-skopeo"),
              "floor.py copy", get("mirror-floor"))
         line("package registry -> `.tgz`, loopback", get("package-violet"), "skopeo loop + tar czf",
