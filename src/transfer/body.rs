@@ -18,8 +18,12 @@ use crate::registry::BlobStream;
 /// Read size for blob bodies: large enough to keep syscalls cheap, small enough that `jobs`
 /// uploads with a few chunks queued each stay far below the memory budget.
 const CHUNK: usize = 256 << 10;
-/// Chunks queued between a blob reader thread and its upload.
-const QUEUE: usize = 8;
+/// Chunks queued between a blob reader thread and its upload. Two are enough to keep a socket fed
+/// from the page cache or a decoder; every chunk more is 256 KiB per upload in flight. Eight held a
+/// third of a core-shaped push's peak heap (`heaptrack`: the queues of 4 uploads from the `.tar`
+/// and of 2 × 4 from nested `.tgz` plugins), and its peak RSS went from 58 to 49 MB with two, the
+/// times unchanged within the machine's noise (docs/bench.md).
+const QUEUE: usize = 2;
 /// Full-size chunk buffers kept for reuse (2 MiB). Enough that a steady stream of large blobs
 /// almost never maps a chunk (a 1 GiB push: 565 mmaps instead of 4,038); few enough that buffers
 /// idle in the pool while other allocations peak (a core-shaped push's manifests, its many small
@@ -365,5 +369,53 @@ mod tests {
         drop(tail);
         let back = POOL.lock().unwrap().iter().any(|v| v.as_ptr() == ptr);
         assert!(back, "the last holder returns the buffer");
+    }
+
+    /// A reader counting what is taken from it.
+    struct Counted(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+    impl Read for Counted {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            buf.fill(0);
+            self.0
+                .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            Ok(buf.len())
+        }
+    }
+
+    /// Memory per upload in flight is what its reader may run ahead: the queue, and the chunk
+    /// waiting for room in it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_runs_at_most_the_queue_ahead_of_its_upload() {
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let size = 64 * CHUNK as u64;
+        let reader = Box::new(Counted(read.clone()).take(size));
+        let digest = Digest::of(b"");
+        let body = spawn_reader(
+            reader,
+            digest,
+            size,
+            "test".into(),
+            Progress::hidden(),
+            Check::Size,
+        );
+        // Nothing takes from `body`: the reader fills the queue and waits.
+        let mut last = u64::MAX;
+        for _ in 0..500 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            let now = read.load(std::sync::atomic::Ordering::Relaxed);
+            if now == last {
+                break;
+            }
+            last = now;
+        }
+        let ahead = read.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(ahead > 0, "the reader started");
+        // Two queued chunks and one waiting: 768 KiB.
+        assert!(
+            ahead <= 3 * CHUNK as u64,
+            "read {ahead} bytes ahead of the upload, more than two queued chunks and one waiting"
+        );
+        drop(body);
     }
 }

@@ -281,9 +281,10 @@ impl Client {
         if let Some(h) = authorization {
             rb = rb.header(reqwest::header::AUTHORIZATION, h);
         }
-        // A small channel between our reader and reqwest keeps memory bounded and lets the
-        // progress callback (not 'static) run here rather than inside the body.
-        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(4);
+        // A channel between our reader and reqwest lets the progress callback (not 'static) run
+        // here rather than inside the body. One slot: the reader's own queue is the buffer, and a
+        // chunk more here is 256 KiB more per upload in flight.
+        let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(1);
         let body = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
