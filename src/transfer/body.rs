@@ -19,11 +19,14 @@ use crate::registry::BlobStream;
 /// uploads with a few chunks queued each stay far below the memory budget.
 const CHUNK: usize = 256 << 10;
 /// Chunks queued between a blob reader thread and its upload. Two are enough to keep a socket fed
-/// from the page cache or a decoder; every chunk more is 256 KiB per upload in flight. Eight held a
-/// third of a core-shaped push's peak heap (`heaptrack`: the queues of 4 uploads from the `.tar`
-/// and of 2 × 4 from nested `.tgz` plugins), and its peak RSS went from 58 to 49 MB with two, the
+/// from the page cache; every chunk more is 256 KiB per upload in flight. Eight held a third of a
+/// core-shaped push's peak heap (`heaptrack`), and its peak RSS went from 58 to 49 MB with two, the
 /// times unchanged within the machine's noise (docs/bench.md).
-const QUEUE: usize = 2;
+pub(super) const QUEUE: usize = 2;
+/// Chunks queued behind the decoder of a compressed package. The decoder is the slow side there and
+/// a short queue makes it wait whenever an upload stalls: a 1000 MiB `.tgz` push took 5.12 s with 2
+/// and 4.83 s with 8 (medians of 6 interleaved pairs, page cache dropped).
+pub(super) const PASS_QUEUE: usize = 8;
 /// Full-size chunk buffers kept for reuse (2 MiB). Enough that a steady stream of large blobs
 /// almost never maps a chunk (a 1 GiB push: 565 mmaps instead of 4,038); few enough that buffers
 /// idle in the pool while other allocations peak (a core-shaped push's manifests, its many small
@@ -104,13 +107,14 @@ pub(super) fn spawn_reader(
 }
 
 /// Fans one blob body out to `n` upload bodies, each behind its own bounded queue: the source is
-/// read once, a slow destination slows the reader (memory stays `n × QUEUE` chunks), and a
+/// read once, a slow destination slows the reader (memory stays `n × depth` chunks), and a
 /// destination whose upload stopped (its body dropped) is left out while the others keep being
 /// fed. An error from the source (digest mismatch) reaches every body, so no registry commits
 /// the blob. The returned future does the copying and must be polled alongside the uploads.
 pub(super) fn fan_out(
     source: std::io::Result<BlobStream>,
     n: usize,
+    depth: usize,
 ) -> (
     Vec<std::io::Result<BlobStream>>,
     futures_util::future::BoxFuture<'static, ()>,
@@ -127,7 +131,7 @@ pub(super) fn fan_out(
         Ok(s) => s,
     };
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..n)
-        .map(|_| tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(QUEUE))
+        .map(|_| tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(depth))
         .unzip();
     let work = async move {
         let mut txs: Vec<Option<tokio::sync::mpsc::Sender<std::io::Result<Bytes>>>> =
@@ -254,7 +258,7 @@ pub(super) fn stream_pass(
         pkg,
         &|d| wanted.contains(d),
         &mut |digest, location, reader| {
-            let (btx, brx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(QUEUE);
+            let (btx, brx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(PASS_QUEUE);
             let label = entry_label(pkg, location);
             if tx
                 .blocking_send((digest.clone(), label.clone(), receiver_stream(brx)))

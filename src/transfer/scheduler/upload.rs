@@ -13,7 +13,7 @@ use crate::digest::Digest;
 use crate::error::{ExitCode, UserError};
 use crate::plan::Plan;
 use crate::registry::{BlobOutcome, BlobStream, Client, RegistryError};
-use crate::transfer::body::{fan_out, stream_pass};
+use crate::transfer::body::{PASS_QUEUE, QUEUE, fan_out, stream_pass};
 use crate::transfer::source::Check;
 
 /// Below this size a blob's upload is round trips more than bytes: see [`Scheduler::transfer`].
@@ -203,7 +203,7 @@ impl Scheduler {
             let idle: futures_util::future::BoxFuture<'static, ()> = Box::pin(async {});
             (vec![None], idle)
         } else {
-            let (bodies, work) = fan_out(fresh(), targets.len());
+            let (bodies, work) = fan_out(fresh(), targets.len(), QUEUE);
             (bodies.into_iter().map(Some).collect(), work)
         };
         let (label, fresh) = (&label, &fresh);
@@ -369,7 +369,7 @@ impl Scheduler {
                             continue;
                         }
                         let size = src.blobs.get(&digest).map_or(0, |b| b.size);
-                        let (bodies, tee_work) = fan_out(Ok(body), targets.len());
+                        let (bodies, tee_work) = fan_out(Ok(body), targets.len(), PASS_QUEUE);
                         let uploads: Vec<_> = targets.into_iter().zip(bodies).map(|((k, first, others), body)| {
                             let digest = digest.clone();
                             async move {
