@@ -283,6 +283,9 @@ pub(super) fn stream_pass(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use super::*;
 
     async fn read_all(data: &[u8]) -> Vec<Vec<u8>> {
@@ -376,13 +379,12 @@ mod tests {
     }
 
     /// A reader counting what is taken from it.
-    struct Counted(std::sync::Arc<std::sync::atomic::AtomicU64>);
+    struct Counted(Arc<AtomicU64>);
 
     impl Read for Counted {
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             buf.fill(0);
-            self.0
-                .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.0.fetch_add(buf.len() as u64, Ordering::Relaxed);
             Ok(buf.len())
         }
     }
@@ -391,7 +393,7 @@ mod tests {
     /// waiting for room in it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_reader_runs_at_most_the_queue_ahead_of_its_upload() {
-        let read = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let read = Arc::new(AtomicU64::new(0));
         let size = 64 * CHUNK as u64;
         let reader = Box::new(Counted(read.clone()).take(size));
         let digest = Digest::of(b"");
@@ -407,13 +409,13 @@ mod tests {
         let mut last = u64::MAX;
         for _ in 0..500 {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            let now = read.load(std::sync::atomic::Ordering::Relaxed);
+            let now = read.load(Ordering::Relaxed);
             if now == last {
                 break;
             }
             last = now;
         }
-        let ahead = read.load(std::sync::atomic::Ordering::Relaxed);
+        let ahead = read.load(Ordering::Relaxed);
         assert!(ahead > 0, "the reader started");
         // Two queued chunks and one waiting: 768 KiB.
         assert!(

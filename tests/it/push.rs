@@ -1086,10 +1086,7 @@ fn a_blob_changed_inside_an_intact_tgz_is_refused_by_the_registrys_check() {
     // the bytes of the pass and the registry's check refuses them: exit 4, no tag, no blob.
     let ctx = TestContext::new();
     let registry = Registry::plain();
-    let mut s = bundle_spec("demo", Container::TarGz, StoreKind::OciLayout, &["acp/bad"]);
-    s.images[0].shared_layers = 0;
-    s.images[0].layer_size = 64 << 10;
-    let pkg = ctx.write_package("tgz", &s);
+    let pkg = ctx.write_package("tgz", &damaged_blob_spec(Container::TarGz));
     let mut entries = crate::mutation::read_entries(&pkg.path);
     let layer = entries
         .iter_mut()
@@ -1110,10 +1107,7 @@ fn a_corrupt_blob_sent_in_chunks_is_refused_by_the_registrys_check_as_a_damaged_
     // package's fault (exit 4, the entry named), not a registry failure.
     let ctx = TestContext::new();
     let registry = Registry::plain();
-    let mut s = bundle_spec("demo", Container::Tar, StoreKind::OciLayout, &["acp/bad"]);
-    s.images[0].shared_layers = 0;
-    s.images[0].layer_size = 64 << 10;
-    let pkg = ctx.write_package("chunked", &s);
+    let pkg = ctx.write_package("chunked", &damaged_blob_spec(Container::Tar));
     let bad = synth::corrupt_blob(&pkg.path).expect("corrupt a blob");
     let out = ctx.push(
         &pkg.path,
@@ -1121,6 +1115,15 @@ fn a_corrupt_blob_sent_in_chunks_is_refused_by_the_registrys_check_as_a_damaged_
         &["--plain", "--no-auth", "--chunk-size", "16KiB"],
     );
     assert_damaged_blob_refused(&ctx, &registry, &out, &bad);
+}
+
+/// One image, acp/bad, whose 64 KiB layers no other image shares: the blob a test damages is
+/// needed by that image alone.
+fn damaged_blob_spec(container: Container) -> violet::synth::SynthSpec {
+    let mut s = bundle_spec("demo", container, StoreKind::OciLayout, &["acp/bad"]);
+    s.images[0].shared_layers = 0;
+    s.images[0].layer_size = 64 << 10;
+    s
 }
 
 /// The registry's digest check refused blob `bad` of image acp/bad: the package's fault (exit 4,
