@@ -1063,22 +1063,18 @@ fn a_nested_plugin_is_decoded_once_per_push_and_damage_in_it_fails_only_its_imag
     let flat = edge_package(&ctx, "flat", Container::TarGz, StoreKind::OciLayout);
     let proving = "reading the package to its end to prove it complete";
     for path in [&pkg, &flat] {
-        let first = ctx
-            .push(
+        let push = || {
+            ctx.push(
                 arg(path),
                 &[&registry.host()],
                 &["--plain", "--no-auth", "-v"],
             )
-            .success();
+            .success()
+        };
         // The first push decodes the plugin in the pass that uploads its blobs, nowhere else.
+        let first = push();
         assert!(!first.stderr.contains(proving), "{}", first.stderr);
-        let rerun = ctx
-            .push(
-                arg(path),
-                &[&registry.host()],
-                &["--plain", "--no-auth", "-v"],
-            )
-            .success();
+        let rerun = push();
         assert_eq!(rerun.stderr.matches(proving).count(), 1, "{}", rerun.stderr);
     }
 
