@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::io::Read;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, stream};
@@ -34,6 +34,64 @@ pub(super) const PASS_QUEUE: usize = 8;
 /// 68 MB.
 const POOL_KEEP: usize = 8;
 
+/// Bytes of blob bodies read and not yet sent, across every upload to a registry of the process. The queues
+/// bound what one upload holds; this bounds their sum, which grows with the uploads in flight: on
+/// a long round trip a push keeps up to four times as many (`scheduler::lanes`), and at 100 ms a
+/// core-shaped push peaked at 83 MB without it, where 16 MiB ahead are more than the link
+/// sends in a round trip at 100 MiB/s.
+const READ_AHEAD: usize = 16 << 20;
+static AHEAD: Budget = Budget::new(READ_AHEAD);
+
+/// A count of bytes that readers take before reading and give back when the bytes are dropped
+/// (sent, or their upload gone). A reader waits while the budget is spent, except when nothing
+/// at all is held, so a chunk always gets through.
+struct Budget {
+    limit: usize,
+    used: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Budget {
+    const fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            used: Mutex::new(0),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Bytes taken and not yet given back.
+    #[cfg(test)]
+    fn used(&self) -> usize {
+        *self.used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes `n` bytes, waiting (on a blocking thread) until they fit.
+    fn take(&'static self, n: usize) -> Charge {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used > 0 && *used + n > self.limit {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += n;
+        Charge { budget: self, n }
+    }
+}
+
+/// Bytes taken from a [`Budget`]; given back when dropped.
+struct Charge {
+    budget: &'static Budget,
+    n: usize,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        let mut used = self.budget.used.lock().unwrap_or_else(|e| e.into_inner());
+        *used -= self.n;
+        drop(used);
+        self.budget.freed.notify_all();
+    }
+}
+
 /// Full-size chunk buffers whose bytes every upload holding them has dropped. A chunk is larger
 /// than glibc's fixed mmap threshold (src/main.rs), so without reuse each one is an mmap and an
 /// munmap: twice the system CPU of a 1 GiB push. A buffer is only allocated when none is free.
@@ -46,10 +104,12 @@ fn pooled_buffer() -> Vec<u8> {
 }
 
 /// The owner behind a chunk's `Bytes`: fanned-out clones and the slices of a chunked upload share
-/// it, and the last one dropped returns the buffer to the pool.
+/// it, and the last one dropped returns a full-size buffer to the pool and its bytes to the
+/// read-ahead budget.
 struct Chunk {
     buf: Vec<u8>,
     len: usize,
+    _charge: Option<Charge>,
 }
 
 impl AsRef<[u8]> for Chunk {
@@ -184,14 +244,19 @@ fn pump(
     check: Check,
 ) -> Result<(), ()> {
     let mut hasher = (check == Check::Digest).then(Hasher::new);
+    // Only bytes bound for a registry share the read-ahead budget: uploads take what they hold to
+    // their registry and give it back without waiting for anything else. A package writer
+    // (`Check::Digest`) keeps small blobs fetched ahead while it waits for the blob before them,
+    // which a shared budget could leave waiting for itself.
+    let budget = (check == Check::Size).then_some(&AHEAD);
     let mut total: u64 = 0;
     loop {
         // No bigger than what is left (one byte more, to see a blob longer than declared): a
         // chunk keeps its whole allocation while it is queued, and most blobs are small.
         let left = usize::try_from(size.saturating_sub(total)).unwrap_or(usize::MAX);
         let want = CHUNK.min(left.saturating_add(1));
-        let pooled = want == CHUNK;
-        let mut buf = if pooled {
+        let charge = budget.map(|b| b.take(want));
+        let mut buf = if want == CHUNK {
             pooled_buffer()
         } else {
             vec![0u8; want]
@@ -213,12 +278,11 @@ fn pump(
         if total > size {
             break;
         }
-        let chunk = if pooled {
-            Bytes::from_owner(Chunk { buf, len: n })
-        } else {
-            buf.truncate(n);
-            Bytes::from(buf)
-        };
+        let chunk = Bytes::from_owner(Chunk {
+            buf,
+            len: n,
+            _charge: charge,
+        });
         tx.blocking_send(Ok(chunk)).map_err(|_| ())?;
         progress.read(digest.as_str(), total - n as u64, n as u64);
     }
@@ -365,7 +429,11 @@ mod tests {
         // A fanned-out chunk given back by every destination goes back to the pool once.
         let buf = pooled_buffer();
         let ptr = buf.as_ptr();
-        let chunk = Bytes::from_owner(Chunk { buf, len: 10 });
+        let chunk = Bytes::from_owner(Chunk {
+            buf,
+            len: 10,
+            _charge: None,
+        });
         let (a, mut b) = (chunk.clone(), chunk);
         let tail = b.split_off(4);
         drop((a, b));
@@ -417,11 +485,46 @@ mod tests {
         }
         let ahead = read.load(Ordering::Relaxed);
         assert!(ahead > 0, "the reader started");
+        // What it holds counts on the process's read-ahead budget (other tests may hold more).
+        assert!(
+            AHEAD.used() as u64 >= ahead,
+            "read {ahead} bytes ahead uncounted"
+        );
         // Two queued chunks and one waiting: 768 KiB.
         assert!(
             ahead <= 3 * CHUNK as u64,
             "read {ahead} bytes ahead of the upload, more than two queued chunks and one waiting"
         );
         drop(body);
+    }
+
+    /// However many readers run, what they hold together stays within the budget; a reader
+    /// waiting for room goes on once bytes are given back.
+    #[test]
+    fn readers_together_hold_at_most_the_budget() {
+        static SMALL: Budget = Budget::new(4 * CHUNK);
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let most = Arc::new(AtomicU64::new(0));
+        let readers: Vec<_> = (0..8)
+            .map(|_| {
+                let (held, most) = (held.clone(), most.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..4 {
+                        let charge = SMALL.take(CHUNK);
+                        most.fetch_max(SMALL.used() as u64, Ordering::Relaxed);
+                        held.lock().unwrap().push(charge);
+                    }
+                })
+            })
+            .collect();
+        // Give back what is held until every reader got its four chunks through.
+        while !readers.iter().all(|r| r.is_finished()) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            assert!(SMALL.used() <= 4 * CHUNK, "{} bytes held", SMALL.used());
+            held.lock().unwrap().clear();
+        }
+        held.lock().unwrap().clear();
+        assert_eq!(SMALL.used(), 0);
+        assert!(most.load(Ordering::Relaxed) <= 4 * CHUNK as u64);
     }
 }

@@ -29,8 +29,11 @@ use crate::plan::Plan;
 use crate::registry::{BlobOutcome, Client};
 
 mod commit;
+mod lanes;
 mod settle;
 mod upload;
+
+use lanes::Lanes;
 
 pub use super::report::{
     BlobCounts, ImageReport, ImageResult, Parity, ParityCell, ParityRow, Report,
@@ -42,8 +45,6 @@ const RESOLVE_CONCURRENCY: usize = 64;
 /// module's phase 1). A blob there that only another repository holds is then sent again rather
 /// than mounted, which costs less than a round trip per repository for every small blob.
 const CHECK_FROM: u64 = 1 << 20;
-/// Images committed at once: a commit is a few small manifest requests, bound by round trips.
-const COMMIT_CONCURRENCY: usize = 16;
 
 /// The outcome of resolving: which (repository, digest) pairs are missing.
 #[derive(Debug, Default)]
@@ -91,6 +92,9 @@ pub struct Scheduler {
     /// client `k`.
     clients: Vec<Client>,
     jobs: usize,
+    /// The in-flight counts of the transfer and commits: the base ones until the round trip
+    /// is known (after resolving), see [`Scheduler::sized_by_round_trip`].
+    lanes: Lanes,
     progress: Progress,
     /// Check every blob even under a tag that already resolves to the image's digest
     /// (`--verify-existing`), for registries not trusted to hold complete graphs.
@@ -217,8 +221,31 @@ impl Scheduler {
         Self {
             clients,
             jobs: jobs.max(1),
+            lanes: Lanes::new(jobs, None),
             progress,
             verify_existing: false,
+        }
+    }
+
+    /// This scheduler with its in-flight counts sized by the round trip measured to the
+    /// destinations so far (the longest of them), and that said on `-v`.
+    fn sized_by_round_trip(&self) -> Self {
+        let round_trip = self.clients.iter().filter_map(Client::round_trip).max();
+        let lanes = Lanes::new(self.jobs, round_trip);
+        if let Some(rtt) = round_trip {
+            tracing::info!(
+                round_trip_ms = rtt.as_millis() as u64,
+                widened = lanes.widened(self.jobs),
+                large = lanes.large,
+                small = lanes.small,
+                mounts = lanes.mounts,
+                commits = lanes.commits,
+                "uploads in flight, by the quickest registry answer"
+            );
+        }
+        Self {
+            lanes,
+            ..self.clone()
         }
     }
 
@@ -391,6 +418,7 @@ impl Scheduler {
                 .map(|k| self.resolve_at(k, plan, complete.get(k).unwrap_or(&none), false)),
         )
         .await;
+        let this = &self.sized_by_round_trip();
         let mut ready = Vec::new();
         let states: Vec<Arc<State>> = resolutions
             .iter()
@@ -408,7 +436,7 @@ impl Scheduler {
             .collect();
         // Progress counts bytes read from the packages: each blob once, whatever the fan-out.
         let to_read: HashSet<&Digest> = resolutions.iter().flat_map(|r| r.to_upload()).collect();
-        self.progress.set_total(
+        this.progress.set_total(
             to_read
                 .iter()
                 .filter_map(|d| plan.blobs.get(*d))
@@ -419,7 +447,7 @@ impl Scheduler {
         let moving = async {
             let mut needs = Needs::new();
             for (k, res) in resolutions.iter().enumerate() {
-                for (d, repos) in self.mount_present(k, res, &states[k]).await {
+                for (d, repos) in this.mount_present(k, res, &states[k]).await {
                     needs.entry(d).or_default().push((k, repos));
                 }
             }
@@ -430,13 +458,13 @@ impl Scheduler {
                     let msg = format!(
                         "blob {d} is not in {} at {} and the package does not carry it (differential package: its base is expected there)",
                         repos.join(", "),
-                        self.clients[*k].host()
+                        this.clients[*k].host()
                     );
                     states[*k].fail(d, msg, ExitCode::Remote);
                 }
             }
-            self.transfer(plan, &needs, &states).await;
-            self.transfer_alternates(plan, &resolutions, &states).await;
+            this.transfer(plan, &needs, &states).await;
+            this.transfer_alternates(plan, &resolutions, &states).await;
             // What did not settle waits for the commit below (a failed blob fails it there).
             for state in &states {
                 *state.settle.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -446,18 +474,18 @@ impl Scheduler {
             ready
                 .into_iter()
                 .enumerate()
-                .map(|(k, rx)| self.commit_ready(k, plan, &states[k], rx)),
+                .map(|(k, rx)| this.commit_ready(k, plan, &states[k], rx)),
         );
         let ((), early) = futures_util::future::join(moving, early).await;
 
         let committed: Vec<Vec<ImageReport>> =
             futures_util::future::join_all(plan.targets.iter().zip(early).enumerate().map(
                 |(k, (target, early))| {
-                    self.commit_target(k, plan, &states[k], &tagged[k], target, early)
+                    this.commit_target(k, plan, &states[k], &tagged[k], target, early)
                 },
             ))
             .await;
-        self.progress.finish();
+        this.progress.finish();
 
         let seconds = start.elapsed().as_secs_f64();
         committed

@@ -19,4 +19,5 @@ mod recovery;
 mod referrers;
 mod registry_client;
 mod release;
+mod round_trip;
 mod supply_chain;

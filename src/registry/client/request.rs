@@ -57,7 +57,14 @@ impl Client {
                 rb = rb.header(reqwest::header::AUTHORIZATION, h);
             }
             tracing::trace!(method = %method, path = url.path(), credentials = sent_credentials, "registry request");
+            let sent = std::time::Instant::now();
             let resp = rb.send().await.map_err(|e| self.transport_failure(&e))?;
+            if method == Method::HEAD {
+                let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
+                self.inner
+                    .quickest_head
+                    .fetch_min(micros, Ordering::Relaxed);
+            }
             tracing::debug!(method = %method, path = url.path(), status = resp.status().as_u16(), "registry answer");
             // Another origin's challenge is not the registry's: learning it would send the
             // credentials there on the next try.

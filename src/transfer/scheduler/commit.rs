@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::{StreamExt, stream};
 
-use super::{COMMIT_CONCURRENCY, ImageReport, ImageResult, Scheduler, State};
+use super::{ImageReport, ImageResult, Scheduler, State};
 use crate::digest::Digest;
 use crate::error::{ExitCode, UserError};
 use crate::package::referrer;
@@ -41,7 +41,7 @@ impl Scheduler {
                     self.commit(k, plan, img, state, tagged.contains(&i)).await,
                 )
             })
-            .buffered(COMMIT_CONCURRENCY)
+            .buffered(self.lanes.commits)
             .collect()
             .await;
         first.extend(early);
@@ -78,7 +78,7 @@ impl Scheduler {
                     )
                 }
             })
-            .buffered(COMMIT_CONCURRENCY)
+            .buffered(self.lanes.commits)
             .collect()
             .await;
         let indexed = self.referrers_indexes(k, plan, target, &second).await;

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use futures_util::{StreamExt, stream};
 use tokio::sync::mpsc;
 
-use super::{COMMIT_CONCURRENCY, ImageReport, Resolution, Scheduler, State};
+use super::{ImageReport, Resolution, Scheduler, State};
 use crate::digest::Digest;
 use crate::plan::{Plan, Target};
 
@@ -112,7 +112,7 @@ impl Scheduler {
                 self.commit(k, plan, &target.images[i], state, false).await,
             )
         })
-        .buffer_unordered(COMMIT_CONCURRENCY)
+        .buffer_unordered(self.lanes.commits)
         .collect()
         .await
     }

@@ -18,17 +18,6 @@ use crate::transfer::source::Check;
 
 /// Below this size a blob's upload is round trips more than bytes: see [`Scheduler::transfer`].
 const SMALL_BLOB: u64 = 1 << 20;
-/// Small blobs in flight at once: eight times `--jobs`, except that `--jobs 1` stays strictly one
-/// upload at a time. Each holds bytes only while its PUT runs (its body is opened once its
-/// session is), so most of them cost a waiting request, not memory. Measured on the WAN profile
-/// (docs/bench.md): 4 × `jobs` left the small blobs running for seconds after the large ones;
-/// 16 × `jobs` was no faster than 8 ×.
-fn small_lane(jobs: usize) -> usize {
-    if jobs <= 1 { 1 } else { jobs * 8 }
-}
-/// Mounts in flight at once (bodiless requests).
-const MOUNT_CONCURRENCY: usize = 16;
-
 impl Scheduler {
     /// Phase 2: read each needed digest once and upload it to every destination that lacks it,
     /// then mount it into the other repositories there. `src` gives the packages and blob sources.
@@ -65,11 +54,11 @@ impl Scheduler {
 
         let large_work = stream::iter(large)
             .map(|(d, targets)| self.transfer_random(src, d, targets, states))
-            .buffer_unordered(self.jobs)
+            .buffer_unordered(self.lanes.large)
             .collect::<Vec<()>>();
         let small_work = stream::iter(small)
             .map(|(d, targets)| self.transfer_random(src, d, targets, states))
-            .buffer_unordered(small_lane(self.jobs))
+            .buffer_unordered(self.lanes.small)
             .collect::<Vec<()>>();
         let streamed_work = stream::iter(streamed)
             .map(|(pi, digests)| self.transfer_streamed(src, pi, digests, needs, states))
@@ -150,7 +139,7 @@ impl Scheduler {
         }
         let results: Vec<_> = stream::iter(mounts)
             .map(|(d, repo, from)| async move { (d, repo, client.mount_blob(repo, from, d).await) })
-            .buffer_unordered(MOUNT_CONCURRENCY)
+            .buffer_unordered(self.lanes.mounts)
             .collect()
             .await;
         for (d, repo, r) in results {
@@ -248,7 +237,7 @@ impl Scheduler {
                 }
                 // A layer shared by many images is mounted into all of them at once.
                 stream::iter(others)
-                    .for_each_concurrent(MOUNT_CONCURRENCY, |repo| async move {
+                    .for_each_concurrent(self.lanes.mounts, |repo| async move {
                         match client.mount_blob(repo, first, digest).await {
                             Ok(true) => state.mounted_into(repo, digest),
                             Ok(false) => match client
@@ -347,12 +336,13 @@ impl Scheduler {
             let mut mounts = Vec::new();
             // Uploads overlap: the reader hands over the next blob as soon as this one's bytes are
             // sent, while the registries are still committing it. The decoder stays the only
-            // reader, so at most `jobs` blobs are ever in flight.
+            // reader; as many blobs are in flight as large uploads elsewhere (`--jobs`, more on a
+            // long round trip), what they hold bounded by the read-ahead budget (`body::AHEAD`).
             let mut inflight = futures_util::stream::FuturesUnordered::new();
             let mut receiving = true;
             while receiving || !inflight.is_empty() {
                 tokio::select! {
-                    msg = rx.recv(), if receiving && inflight.len() < self.jobs => {
+                    msg = rx.recv(), if receiving && inflight.len() < self.lanes.large => {
                         let Some((digest, label, body)) = msg else {
                             receiving = false;
                             continue;
@@ -451,7 +441,7 @@ impl Scheduler {
             });
             stream::iter(mounts)
                 .for_each_concurrent(
-                    MOUNT_CONCURRENCY,
+                    self.lanes.mounts,
                     |(k, digest, first, repo, label)| async move {
                         let client = &self.clients[k];
                         match client.mount_blob(repo, first, digest).await {

@@ -120,6 +120,28 @@ struct State {
     /// Set when the proxy serves the OCI referrers API: the descriptors of the manifests with a
     /// `subject` stored through it, by (repository, subject digest).
     referrers: Option<HashMap<(String, String), Vec<serde_json::Value>>>,
+    /// Upload requests (`/blobs/uploads/`) being handled now, and the most there were at once.
+    uploads_in_flight: usize,
+    most_uploads_in_flight: usize,
+}
+
+/// Counts one upload request as in flight until dropped (when the proxy has its answer).
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn start(shared: &Arc<Shared>) -> Self {
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.uploads_in_flight += 1;
+        state.most_uploads_in_flight = state.most_uploads_in_flight.max(state.uploads_in_flight);
+        Self(shared.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.uploads_in_flight -= 1;
+    }
 }
 
 fn referrers_path() -> &'static Regex {
@@ -296,7 +318,15 @@ impl FaultProxy {
 
     /// Forgets the recorded requests (rules stay).
     pub fn reset_counts(&self) {
-        self.lock().seen.clear();
+        let mut state = self.lock();
+        state.seen.clear();
+        state.most_uploads_in_flight = state.uploads_in_flight;
+    }
+
+    /// The most upload requests (`POST`/`PATCH`/`PUT` under `/blobs/uploads/`) the proxy was
+    /// handling at once: from its arrival until the registry's answer came back through.
+    pub fn most_uploads_in_flight(&self) -> usize {
+        self.lock().most_uploads_in_flight
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -345,6 +375,9 @@ async fn handle(
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let mut truncate = None;
+    let _in_flight = path
+        .contains("/blobs/uploads/")
+        .then(|| InFlight::start(&shared));
     match pick_fault(&shared, &method, &path, &query) {
         None => {}
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
