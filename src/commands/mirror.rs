@@ -69,8 +69,8 @@ pub struct Args {
 
     /// Blob transfers in flight at once, across all images. Blobs under 1 MiB, whose time is
     /// round trips rather than bytes, go eight times as many at once; --jobs 1 is one at a time.
-    /// On a round trip to the destination over 25 ms (its quickest answer; -v shows it) up to four
-    /// times as many go at once, small ones and mounts up to twice as many.
+    /// On a round trip to the source or the destination over 25 ms (the quickest answer; -v shows
+    /// it) up to four times as many go at once, small ones and mounts up to twice as many.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 

@@ -121,10 +121,10 @@ struct Inner {
     /// Whether an upload may open its session with a mount from its own repository, which asks
     /// "is it already here?" in the same request; cleared when the registry refuses such a mount.
     probe: AtomicBool,
-    /// The quickest `HEAD` answered so far, in microseconds (`u64::MAX`: none yet): the round
-    /// trip to the registry plus its least service time, which the scheduler sizes its
-    /// in-flight counts by (`transfer::scheduler::lanes`).
-    quickest_head: AtomicU64,
+    /// The quickest `HEAD` or `GET` answered so far (to its headers), in microseconds (`u64::MAX`:
+    /// none yet): the round trip to the registry plus its least service time, which the
+    /// scheduler sizes its in-flight counts by (`transfer::scheduler::lanes`).
+    quickest_answer: AtomicU64,
 }
 
 /// What a request is about, for errors and logs.
@@ -204,7 +204,7 @@ impl Client {
                 auth,
                 chunk,
                 probe: AtomicBool::new(true),
-                quickest_head: AtomicU64::new(u64::MAX),
+                quickest_answer: AtomicU64::new(u64::MAX),
             }),
         })
     }
@@ -216,10 +216,10 @@ impl Client {
 
     /// Attempts after the first for retriable failures (`--retries`); callers that restart a
     /// whole pass (a single-read source) spend the same budget.
-    /// The quickest `HEAD` this client has had answered, if any: an upper bound of the round trip
-    /// (it includes the registry's own time, and the handshake of a new connection).
+    /// The quickest `HEAD` or `GET` this client has had answered, if any: an upper bound of the
+    /// round trip (it includes the registry's own time, and the handshake of a new connection).
     pub fn round_trip(&self) -> Option<Duration> {
-        match self.inner.quickest_head.load(Ordering::Relaxed) {
+        match self.inner.quickest_answer.load(Ordering::Relaxed) {
             u64::MAX => None,
             micros => Some(Duration::from_micros(micros)),
         }

@@ -227,10 +227,20 @@ impl Scheduler {
         }
     }
 
-    /// This scheduler with its in-flight counts sized by the round trip measured to the
-    /// destinations so far (the longest of them), and that said on `-v`.
-    fn sized_by_round_trip(&self) -> Self {
-        let round_trip = self.clients.iter().filter_map(Client::round_trip).max();
+    /// This scheduler with its in-flight counts sized by the round trip measured so far to the
+    /// destinations and to the source registries of `plan` (`mirror`: each transfer waits for
+    /// both), the longest of them, and that said on `-v`.
+    fn sized_by_round_trip(&self, plan: &Plan) -> Self {
+        let sources = plan.blobs.values().filter_map(|b| match &b.origin {
+            crate::transfer::source::Origin::Registry { client, .. } => client.round_trip(),
+            crate::transfer::source::Origin::Package { .. } => None,
+        });
+        let round_trip = self
+            .clients
+            .iter()
+            .filter_map(Client::round_trip)
+            .chain(sources)
+            .max();
         let lanes = Lanes::new(self.jobs, round_trip);
         if let Some(rtt) = round_trip {
             tracing::info!(
@@ -418,7 +428,7 @@ impl Scheduler {
                 .map(|k| self.resolve_at(k, plan, complete.get(k).unwrap_or(&none), false)),
         )
         .await;
-        let this = &self.sized_by_round_trip();
+        let this = &self.sized_by_round_trip(plan);
         let mut ready = Vec::new();
         let states: Vec<Arc<State>> = resolutions
             .iter()

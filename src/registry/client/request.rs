@@ -59,10 +59,12 @@ impl Client {
             tracing::trace!(method = %method, path = url.path(), credentials = sent_credentials, "registry request");
             let sent = std::time::Instant::now();
             let resp = rb.send().await.map_err(|e| self.transport_failure(&e))?;
-            if method == Method::HEAD {
+            // Bodiless requests only: their time to the answer's headers is a round trip and the
+            // registry's own time, with no body sent.
+            if method == Method::HEAD || method == Method::GET {
                 let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
                 self.inner
-                    .quickest_head
+                    .quickest_answer
                     .fetch_min(micros, Ordering::Relaxed);
             }
             tracing::debug!(method = %method, path = url.path(), status = resp.status().as_u16(), "registry answer");

@@ -9,8 +9,9 @@
 //! the round trip, up to [`MAX_WIDEN`] times. Each upload in flight holds its queue of chunks, so
 //! a wider push costs memory (some 1 MB per further upload; docs/push.md, "Long round trips").
 //!
-//! The round trip is the quickest `HEAD` a destination answered before the transfer (the tag and
-//! large-blob checks): the least the registry took, its load aside. A registry slow under load
+//! The round trip is the quickest `HEAD` or `GET` a destination (or a source registry of `mirror`)
+//! answered before the transfer (the tag and large-blob checks, the source's manifests): the
+//! least the registry took, its load aside. A registry slow under load
 //! answers its first checks quickly and is not taken for a long link; one slow even when idle
 //! gets more requests in flight, as a long link does, and a request waiting there costs it
 //! nothing but the connection.
