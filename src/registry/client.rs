@@ -214,8 +214,6 @@ impl Client {
         &self.inner.config.host
     }
 
-    /// Attempts after the first for retriable failures (`--retries`); callers that restart a
-    /// whole pass (a single-read source) spend the same budget.
     /// The quickest `HEAD` or `GET` this client has had answered, if any: an upper bound of the
     /// round trip (it includes the registry's own time, and the handshake of a new connection).
     pub fn round_trip(&self) -> Option<Duration> {
@@ -225,6 +223,8 @@ impl Client {
         }
     }
 
+    /// Attempts after the first for retriable failures (`--retries`); callers that restart a
+    /// whole pass (a single-read source) spend the same budget.
     pub fn retries(&self) -> u32 {
         self.inner.config.retries
     }

@@ -27,6 +27,7 @@ use crate::error::{ExitCode, UserError};
 use crate::output::progress::Progress;
 use crate::plan::Plan;
 use crate::registry::{BlobOutcome, Client};
+use crate::transfer::source::Origin;
 
 mod commit;
 mod lanes;
@@ -232,8 +233,8 @@ impl Scheduler {
     /// both), the longest of them, and that said on `-v`.
     fn sized_by_round_trip(&self, plan: &Plan) -> Self {
         let sources = plan.blobs.values().filter_map(|b| match &b.origin {
-            crate::transfer::source::Origin::Registry { client, .. } => client.round_trip(),
-            crate::transfer::source::Origin::Package { .. } => None,
+            Origin::Registry { client, .. } => client.round_trip(),
+            Origin::Package { .. } => None,
         });
         let round_trip = self
             .clients
