@@ -5,16 +5,17 @@
 //! a mount or a manifest one. On a link of up to [`SHORT_LINK`] the counts below keep the link or
 //! the registry busy (docs/bench.md, the WAN profile at 20 ms); on a longer one the same counts
 //! leave the link idle between round trips: at 100 ms a 4 MiB upload is 40 ms of bytes and 200 ms
-//! of waiting, and the core-shaped push took 1.5× bytes ÷ bandwidth. So every count grows with
-//! the round trip, up to [`MAX_WIDEN`] times. Each upload in flight holds its queue of chunks, so
-//! a wider push costs memory (some 1 MB per further upload; docs/push.md, "Long round trips").
+//! of waiting, and the core-shaped push took 1.5× bytes ÷ bandwidth. So the counts grow with the
+//! round trip, up to [`MAX_WIDEN`] times. What the uploads hold in bytes is bounded by the
+//! read-ahead budget they share (`transfer::body`), so a wider push costs mostly connections and
+//! requests: at 100 ms the core-shaped push peaks at 59-63 MB against 51 (docs/push.md, "Long
+//! round trips").
 //!
 //! The round trip is the quickest `HEAD` or `GET` a destination (or a source registry of `mirror`)
 //! answered before the transfer (the tag and large-blob checks, the source's manifests): the
-//! least the registry took, its load aside. A registry slow under load
-//! answers its first checks quickly and is not taken for a long link; one slow even when idle
-//! gets more requests in flight, as a long link does, and a request waiting there costs it
-//! nothing but the connection.
+//! least the registry took, its load aside. A registry slow under load answers its first checks
+//! quickly and is not taken for a long link; one slow even when idle gets more requests in flight,
+//! as a long link does, and a request waiting there costs it nothing but the connection.
 
 use std::time::Duration;
 
