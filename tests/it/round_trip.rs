@@ -44,8 +44,8 @@ fn push_with_round_trip(delay: Duration) -> (usize, String) {
 
 #[test]
 fn a_short_round_trip_keeps_the_base_count_of_small_uploads() {
-    let (most, log) = push_with_round_trip(Duration::from_millis(10));
-    assert!(most <= 32, "{most} uploads in flight at 10 ms\n{log}");
+    let (most, log) = push_with_round_trip(Duration::from_millis(5));
+    assert!(most <= 32, "{most} uploads in flight at 5 ms\n{log}");
     assert!(log.contains("widened=false"), "{log}");
 }
 
