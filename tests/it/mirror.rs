@@ -555,3 +555,27 @@ fn progress_counts_each_crossing_blob_once() {
     assert_eq!(counts.bytes_uploaded, 0, "{counts:?}");
     assert_eq!(second.done(), 0);
 }
+
+/// `mirror` waits for the source as much as for the destination: a far source (every request held
+/// 100 ms) widens the in-flight counts even when the destination is near.
+#[test]
+fn a_far_source_widens_the_counts() {
+    let ctx = TestContext::new();
+    let (a, b) = (Registry::plain(), Registry::plain());
+    let pkg = seed(&ctx, "src", &a);
+    let far = FaultProxy::start(&a.host());
+    far.inject(
+        Rule::new(
+            None,
+            "^/",
+            Fault::Delay(std::time::Duration::from_millis(100)),
+        )
+        .times(usize::MAX),
+    );
+    let images: Vec<String> = pkg.images.iter().map(|(r, _)| relative(r)).collect();
+    let mut args = vec!["-v", "-o", "json"];
+    args.extend(images.iter().map(String::as_str));
+    let out = ctx.mirror_plain(&far.host(), &b.host(), &args).success();
+    assert_eq!(out.json()["parity"], true, "{}", out.stdout);
+    assert!(out.stderr.contains("widened=true"), "{}", out.stderr);
+}

@@ -1,14 +1,14 @@
 //! A push sizes its requests in flight by the round trip to the registry: the base counts on a
 //! short link, up to four times as many on a long one (`transfer/scheduler/lanes.rs`). The fault
 //! proxy holds every request for a fixed time, which is what a long link looks like to a client,
-//! and counts the upload requests it is handling at once.
+//! and counts the upload requests it is handling at once. (`mirror` from a far source:
+//! `mirror::a_far_source_widens_the_counts`.)
 
 use std::time::Duration;
 
 use crate::support::TestContext;
 use crate::support::packages::{
-    Container, NO_TLS, PLAIN, PackageType, SOURCE_REGISTRY, StoreKind, SynthImage, SynthSpec,
-    assert_pushed,
+    Container, NO_TLS, PackageType, StoreKind, SynthImage, SynthSpec, assert_pushed,
 };
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::Registry;
@@ -55,36 +55,4 @@ fn a_long_round_trip_keeps_more_small_uploads_in_flight() {
     assert!(most > 40, "only {most} uploads in flight at 100 ms\n{log}");
     assert!(log.contains("widened=true"), "{log}");
     assert!(log.contains("small=64"), "{log}");
-}
-
-/// `mirror` waits for the source as much as for the destination: a far source widens the counts
-/// even when the destination is near.
-#[test]
-fn mirror_from_a_far_source_widens_the_counts() {
-    let ctx = TestContext::new();
-    let (a, b) = (Registry::plain(), Registry::plain());
-    let pkg = ctx.seed_demo_images_with(
-        "src",
-        Container::TarGz,
-        StoreKind::Distribution,
-        &a.host(),
-        PLAIN,
-        "",
-    );
-    let far = FaultProxy::start(&a.host());
-    far.inject(Rule::new(None, "^/", Fault::Delay(Duration::from_millis(100))).times(usize::MAX));
-    let images: Vec<String> = pkg
-        .images
-        .iter()
-        .map(|(r, _)| {
-            r.strip_prefix(&format!("{SOURCE_REGISTRY}/"))
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    let mut args = vec!["-v", "-o", "json"];
-    args.extend(images.iter().map(String::as_str));
-    let out = ctx.mirror_plain(&far.host(), &b.host(), &args).success();
-    assert_eq!(out.json()["parity"], true, "{}", out.stdout);
-    assert!(out.stderr.contains("widened=true"), "{}", out.stderr);
 }
