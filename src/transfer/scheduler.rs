@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
 
@@ -40,8 +40,6 @@ pub use super::report::{
     BlobCounts, ImageReport, ImageResult, Parity, ParityCell, ParityRow, Report,
 };
 
-/// Concurrent HEAD requests while resolving (cheap requests; more hides round-trip latency).
-const RESOLVE_CONCURRENCY: usize = 64;
 /// Blobs below this size are not checked before a push: their upload asks instead (see the
 /// module's phase 1). A blob there that only another repository holds is then sent again rather
 /// than mounted, which costs less than a round trip per repository for every small blob.
@@ -93,9 +91,12 @@ pub struct Scheduler {
     /// client `k`.
     clients: Vec<Client>,
     jobs: usize,
-    /// The in-flight counts of the transfer and commits: the base ones until the round trip
-    /// is known (after resolving), see [`Scheduler::sized_by_round_trip`].
+    /// The in-flight counts of the checks, transfer and commits: the base ones until a round
+    /// trip is known, then sized by the quickest answer so far before each phase (the tag checks
+    /// by the `/v2/` ping), see [`Scheduler::sized_by_round_trip`].
     lanes: Lanes,
+    /// The round trip `lanes` was sized by.
+    round_trip: Option<Duration>,
     progress: Progress,
     /// Check every blob even under a tag that already resolves to the image's digest
     /// (`--verify-existing`), for registries not trusted to hold complete graphs.
@@ -223,6 +224,7 @@ impl Scheduler {
             clients,
             jobs: jobs.max(1),
             lanes: Lanes::new(jobs, None),
+            round_trip: None,
             progress,
             verify_existing: false,
         }
@@ -230,7 +232,8 @@ impl Scheduler {
 
     /// This scheduler with its in-flight counts sized by the round trip measured so far to the
     /// destinations and to the source registries of `plan` (`mirror`: each transfer waits for
-    /// both), the longest of them, and that said on `-v`.
+    /// both), the longest of them. Sized again as answers come in: the quickest answer only
+    /// shrinks, and the first (the `/v2/` ping) may include a connection's handshakes.
     fn sized_by_round_trip(&self, plan: &Plan) -> Self {
         let sources = plan.blobs.values().filter_map(|b| match &b.origin {
             Origin::Registry { client, .. } => client.round_trip(),
@@ -242,8 +245,17 @@ impl Scheduler {
             .filter_map(Client::round_trip)
             .chain(sources)
             .max();
-        let lanes = Lanes::new(self.jobs, round_trip);
-        if let Some(rtt) = round_trip {
+        Self {
+            lanes: Lanes::new(self.jobs, round_trip),
+            round_trip,
+            ..self.clone()
+        }
+    }
+
+    /// The counts the transfer runs with, said on `-v`.
+    fn log_lanes(&self) {
+        if let Some(rtt) = self.round_trip {
+            let lanes = &self.lanes;
             tracing::info!(
                 round_trip_ms = rtt.as_millis() as u64,
                 widened = lanes.widened(self.jobs),
@@ -251,12 +263,9 @@ impl Scheduler {
                 small = lanes.small,
                 mounts = lanes.mounts,
                 commits = lanes.commits,
+                checks = lanes.checks,
                 "uploads in flight, by the quickest registry answer"
             );
-        }
-        Self {
-            lanes,
-            ..self.clone()
         }
     }
 
@@ -280,7 +289,7 @@ impl Scheduler {
                 let found = client.manifest_exists(&img.repository, &reference).await;
                 (i, matches!(found, Ok(Some(d)) if d == img.digest))
             })
-            .buffer_unordered(RESOLVE_CONCURRENCY)
+            .buffer_unordered(self.lanes.checks)
             .filter_map(|(i, present)| async move { present.then_some(i) })
             .collect()
             .await
@@ -336,6 +345,7 @@ impl Scheduler {
                 }
             }
         }
+        let checks = self.lanes.checks;
         let results: Vec<_> = stream::iter(pairs)
             .map(|(repo, d)| {
                 let client = self.clients[k].clone();
@@ -344,7 +354,7 @@ impl Scheduler {
                     (repo, d, r)
                 }
             })
-            .buffered(RESOLVE_CONCURRENCY)
+            .buffered(checks)
             .collect()
             .await;
         for (repo, d, r) in results {
@@ -389,7 +399,7 @@ impl Scheduler {
                 }
                 report
             })
-            .buffered(RESOLVE_CONCURRENCY)
+            .buffered(self.lanes.checks)
             .collect()
             .await;
         Report {
@@ -414,7 +424,8 @@ impl Scheduler {
     /// Phase 0 at every destination (`tagged[k]` for target `k`): what [`Self::push_tagged`]
     /// takes, for a caller that needs it first (the differential preflight).
     pub async fn tagged(&self, plan: &Plan) -> Vec<HashSet<usize>> {
-        futures_util::future::join_all((0..plan.targets.len()).map(|k| self.tagged_at(k, plan)))
+        let this = &self.sized_by_round_trip(plan);
+        futures_util::future::join_all((0..plan.targets.len()).map(|k| this.tagged_at(k, plan)))
             .await
     }
 
@@ -424,12 +435,14 @@ impl Scheduler {
         let none = HashSet::new();
         // Under --verify-existing no image is taken as complete.
         let complete: &[HashSet<usize>] = if self.verify_existing { &[] } else { &tagged };
+        let checking = &self.sized_by_round_trip(plan);
         let resolutions: Vec<Resolution> = futures_util::future::join_all(
             (0..plan.targets.len())
-                .map(|k| self.resolve_at(k, plan, complete.get(k).unwrap_or(&none), false)),
+                .map(|k| checking.resolve_at(k, plan, complete.get(k).unwrap_or(&none), false)),
         )
         .await;
         let this = &self.sized_by_round_trip(plan);
+        this.log_lanes();
         let mut ready = Vec::new();
         let states: Vec<Arc<State>> = resolutions
             .iter()
@@ -567,7 +580,7 @@ impl Scheduler {
                     destinations: cells,
                 }
             })
-            .buffered(RESOLVE_CONCURRENCY)
+            .buffered(self.lanes.checks)
             .collect()
             .await
     }

@@ -1,8 +1,8 @@
 //! A push sizes its requests in flight by the round trip to the registry: the base counts on a
 //! short link, up to four times as many on a long one (`transfer/scheduler/lanes.rs`). The fault
 //! proxy holds every request for a fixed time, which is what a long link looks like to a client,
-//! and counts the upload requests it is handling at once. (`mirror` from a far source:
-//! `mirror::a_far_source_widens_the_counts`.)
+//! and counts the upload requests and checks it is handling at once. (`mirror` from a far
+//! source: `mirror::a_far_source_widens_the_counts`.)
 
 use std::time::Duration;
 
@@ -13,8 +13,9 @@ use crate::support::packages::{
 use crate::support::proxy::{Fault, FaultProxy, Rule};
 use crate::support::registry::Registry;
 
-/// One image of two platforms with 40 small layers each: 80 uploads of a few KiB, more than the
-/// 32 small uploads a short link keeps in flight.
+/// One image of two platforms with 40 small layers each (80 uploads of a few KiB, more than the
+/// 32 small uploads a short link keeps in flight), and 80 images of one small layer (80 tag
+/// checks, more than the 64 a short link keeps in flight).
 fn many_small_blobs() -> SynthSpec {
     let mut spec = SynthSpec::new("many", PackageType::Bundle);
     spec.container = Container::Tar;
@@ -23,12 +24,25 @@ fn many_small_blobs() -> SynthSpec {
     image.layers = 40;
     image.layer_size = 4096;
     spec.images = vec![image];
+    for i in 0..80 {
+        let mut image = SynthImage::new(format!("acp/small-{i}"), "v1.0.0");
+        image.layers = 1;
+        image.layer_size = 512;
+        image.platforms.truncate(1);
+        spec.images.push(image);
+    }
     spec
 }
 
+/// What the proxy saw of one push: the most requests of each kind in flight at once.
+struct InFlight {
+    uploads: usize,
+    checks: usize,
+}
+
 /// Pushes `many_small_blobs` through a proxy that holds every request `delay`; returns the most
-/// upload requests in flight at once and violet's `-v` log.
-fn push_with_round_trip(delay: Duration) -> (usize, String) {
+/// requests in flight at once and violet's `-v` log.
+fn push_with_round_trip(delay: Duration) -> (InFlight, String) {
     let ctx = TestContext::new();
     let registry = Registry::plain();
     let proxy = FaultProxy::start(&registry.host());
@@ -39,20 +53,45 @@ fn push_with_round_trip(delay: Duration) -> (usize, String) {
         .success();
     proxy.clear_faults();
     assert_pushed(&ctx, &pkg, &proxy.host(), NO_TLS);
-    (proxy.most_uploads_in_flight(), out.stderr)
+    let most = InFlight {
+        uploads: proxy.most_uploads_in_flight(),
+        checks: proxy.most_checks_in_flight(),
+    };
+    (most, out.stderr)
 }
 
 #[test]
-fn a_short_round_trip_keeps_the_base_count_of_small_uploads() {
+fn a_short_round_trip_keeps_the_base_counts() {
     let (most, log) = push_with_round_trip(Duration::from_millis(5));
-    assert!(most <= 32, "{most} uploads in flight at 5 ms\n{log}");
+    assert!(
+        most.uploads <= 32,
+        "{} uploads in flight at 5 ms\n{log}",
+        most.uploads
+    );
+    assert!(
+        most.checks <= 64,
+        "{} checks in flight at 5 ms\n{log}",
+        most.checks
+    );
     assert!(log.contains("widened=false"), "{log}");
 }
 
 #[test]
-fn a_long_round_trip_keeps_more_small_uploads_in_flight() {
+fn a_long_round_trip_keeps_more_uploads_and_checks_in_flight() {
     let (most, log) = push_with_round_trip(Duration::from_millis(100));
-    assert!(most > 40, "only {most} uploads in flight at 100 ms\n{log}");
+    assert!(
+        most.uploads > 40,
+        "only {} uploads in flight at 100 ms\n{log}",
+        most.uploads
+    );
     assert!(log.contains("widened=true"), "{log}");
     assert!(log.contains("small=64"), "{log}");
+    // The tag checks go before any answer but the registry's `/v2/` ping, so that answer sizes
+    // them: all 81 are asked at once, not 64 and then 17.
+    assert!(
+        most.checks > 64,
+        "only {} checks in flight at 100 ms\n{log}",
+        most.checks
+    );
+    assert!(log.contains("checks=128"), "{log}");
 }

@@ -120,27 +120,59 @@ struct State {
     /// Set when the proxy serves the OCI referrers API: the descriptors of the manifests with a
     /// `subject` stored through it, by (repository, subject digest).
     referrers: Option<HashMap<(String, String), Vec<serde_json::Value>>>,
-    /// Upload requests (`/blobs/uploads/`) being handled now, and the most there were at once.
-    uploads_in_flight: usize,
-    most_uploads_in_flight: usize,
+    /// Upload requests (`/blobs/uploads/`) and checks (`HEAD`s) being handled now, and the most
+    /// there were at once of each.
+    uploads: Gauge,
+    checks: Gauge,
 }
 
-/// Counts one upload request as in flight until dropped (when the proxy has its answer).
-struct InFlight(Arc<Shared>);
+/// Requests of one kind being handled now, and the most there were at once.
+#[derive(Default)]
+struct Gauge {
+    now: usize,
+    most: usize,
+}
+
+/// The kinds of request the proxy counts in flight.
+#[derive(Clone, Copy)]
+enum Kind {
+    Upload,
+    Check,
+}
+
+impl State {
+    fn gauge(&mut self, kind: Kind) -> &mut Gauge {
+        match kind {
+            Kind::Upload => &mut self.uploads,
+            Kind::Check => &mut self.checks,
+        }
+    }
+}
+
+/// Counts one request as in flight until dropped (when the proxy has its answer).
+struct InFlight(Arc<Shared>, Kind);
 
 impl InFlight {
-    fn start(shared: &Arc<Shared>) -> Self {
+    fn start(shared: &Arc<Shared>, method: &str, path: &str) -> Option<Self> {
+        let kind = if path.contains("/blobs/uploads/") {
+            Kind::Upload
+        } else if method == "HEAD" {
+            Kind::Check
+        } else {
+            return None;
+        };
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.uploads_in_flight += 1;
-        state.most_uploads_in_flight = state.most_uploads_in_flight.max(state.uploads_in_flight);
-        Self(shared.clone())
+        let gauge = state.gauge(kind);
+        gauge.now += 1;
+        gauge.most = gauge.most.max(gauge.now);
+        Some(Self(shared.clone(), kind))
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.uploads_in_flight -= 1;
+        state.gauge(self.1).now -= 1;
     }
 }
 
@@ -320,13 +352,19 @@ impl FaultProxy {
     pub fn reset_counts(&self) {
         let mut state = self.lock();
         state.seen.clear();
-        state.most_uploads_in_flight = state.uploads_in_flight;
+        state.uploads.most = state.uploads.now;
+        state.checks.most = state.checks.now;
     }
 
     /// The most upload requests (`POST`/`PATCH`/`PUT` under `/blobs/uploads/`) the proxy was
     /// handling at once: from its arrival until the registry's answer came back through.
     pub fn most_uploads_in_flight(&self) -> usize {
-        self.lock().most_uploads_in_flight
+        self.lock().uploads.most
+    }
+
+    /// The most `HEAD` requests (tag and blob checks) the proxy was handling at once.
+    pub fn most_checks_in_flight(&self) -> usize {
+        self.lock().checks.most
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -375,9 +413,7 @@ async fn handle(
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let mut truncate = None;
-    let _in_flight = path
-        .contains("/blobs/uploads/")
-        .then(|| InFlight::start(&shared));
+    let _in_flight = InFlight::start(&shared, &method, &path);
     match pick_fault(&shared, &method, &path, &query) {
         None => {}
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
