@@ -11,10 +11,9 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, stream};
 use serde::Serialize;
 
 use crate::artifact::Reference;
@@ -28,7 +27,8 @@ use crate::pull::{self, PlatformFilter, Selected};
 use crate::registry::{
     BlobStream, Client, Credentials, RegistryConfig, RegistryError, credentials,
 };
-use crate::transfer::referrers::Finder;
+use crate::transfer::ahead::{Ahead, Taken};
+use crate::transfer::referrers::{Finder, Lookup};
 use crate::transfer::source::{Check, Origin};
 use crate::writer::{self, LayoutEntry, PackageWriter, Written};
 
@@ -132,24 +132,37 @@ pub async fn resolve_all(
     referrers: bool,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<Vec<Pulled>> {
+    let clients = references
+        .iter()
+        .map(|r| sources.client(&r.registry))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Several images at once: each is a few small requests, bound by round trips (one at a
+    // time, a 100 ms source took the core-shaped `package` 96 s before its first blob).
+    let selected: Vec<anyhow::Result<Selected>> = stream::iter(references.iter().zip(&clients))
+        .enumerate()
+        .map(|(i, (r, client))| async move {
+            let (lookup, label) = (r.lookup(), r.to_string());
+            let filter = if i == 0 { None } else { filter };
+            pull::select(
+                client,
+                &r.repository,
+                &lookup,
+                filter,
+                r.digest.is_some(),
+                &label,
+            )
+            .await
+        })
+        .buffered(pull::RESOLVE_IN_FLIGHT)
+        .collect()
+        .await;
     let mut out = Vec::new();
-    for (i, r) in references.iter().enumerate() {
-        let is_artifact = i == 0;
-        let client = sources.client(&r.registry)?;
-        let selected = pull::select(
-            &client,
-            &r.repository,
-            &r.lookup(),
-            if is_artifact { None } else { filter },
-            r.digest.is_some(),
-            &r.to_string(),
-        )
-        .await?;
+    for (i, ((r, client), selected)) in references.iter().zip(clients).zip(selected).enumerate() {
         out.push(Pulled {
             reference: r.clone(),
             client,
-            selected,
-            is_artifact,
+            selected: selected?,
+            is_artifact: i == 0,
             referrer: None,
         });
     }
@@ -165,19 +178,28 @@ async fn collect_referrers(
     pulled: &[Pulled],
     notes: &mut Vec<String>,
 ) -> anyhow::Result<Vec<Pulled>> {
-    let mut finder = Finder::default();
+    let finder = Finder::default();
     let mut seen = std::collections::HashSet::new();
+    let lookups = pulled
+        .iter()
+        .map(|p| Lookup {
+            client: &p.client,
+            repo: &p.reference.repository,
+            subjects: p
+                .selected
+                .image
+                .manifests
+                .iter()
+                .map(|m| m.digest.clone())
+                .collect(),
+        })
+        .collect();
+    let found_each = finder.find_each(lookups, &mut seen).await;
     let mut out = Vec::new();
-    for p in pulled {
+    for (p, found) in pulled.iter().zip(found_each) {
         let repo = &p.reference.repository;
-        let subjects: Vec<Digest> = p
-            .selected
-            .image
-            .manifests
-            .iter()
-            .map(|m| m.digest.clone())
-            .collect();
         if let Some(original) = &p.selected.rewritten_from {
+            // The repository's tags are listed by now: no request.
             let kinds = finder
                 .has_cosign(&p.client, repo, original)
                 .await
@@ -192,10 +214,7 @@ async fn collect_referrers(
                 ));
             }
         }
-        let found = finder
-            .find(&p.client, repo, &subjects, &mut seen)
-            .await
-            .map_err(not_listed)?;
+        let found = found.map_err(not_listed)?;
         for f in found {
             let reference = Reference {
                 registry: p.reference.registry.clone(),
@@ -426,43 +445,24 @@ pub async fn write(
         for (d, bytes) in &manifests {
             writer.add_bytes(&writer::blob_entry(d), bytes)?;
         }
-        // The archive is written in order, one entry at a time; small blobs (round trips more
-        // than bytes) are fetched ahead into memory, a bounded window of them, while the writer
-        // is busy with the entries before them.
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut ahead = {
-            let (handle, progress, stop) = (handle.clone(), progress.clone(), stop.clone());
-            futures_util::stream::iter(blob_list.clone())
-                .map(move |(digest, size, origin)| {
-                    let task = (size < PREFETCH_MAX && !stop.load(Ordering::Relaxed))
-                        .then(|| handle.spawn(prefetch(digest, size, origin, progress.clone())));
-                    async move {
-                        match task {
-                            Some(t) => Some(t.await.unwrap_or_else(|e| {
-                                vec![Err(io::Error::other(format!("download task: {e}")))]
-                            })),
-                            None => None,
-                        }
-                    }
-                })
-                .buffered(PREFETCH_WINDOW)
-        };
-        for (digest, size, origin) in &blob_list {
-            let fetched = handle.block_on(ahead.next()).flatten();
-            let written = write_blob(
-                &mut writer,
-                &handle,
-                &progress,
-                digest,
-                *size,
-                origin,
-                fetched,
-            );
+        // The archive is written in order, one entry at a time, with the entries after the
+        // current one under way (`transfer::ahead`).
+        let mut ahead = Ahead::new(handle.clone(), progress.clone(), &blob_list);
+        for (i, (digest, size, origin)) in blob_list.iter().enumerate() {
+            let written = ahead
+                .take(i)
+                .map_err(anyhow::Error::from)
+                .and_then(|taken| {
+                    write_blob(
+                        &mut writer,
+                        &handle,
+                        &progress,
+                        (digest, *size, origin),
+                        taken,
+                    )
+                });
             if let Err(e) = written {
-                // No new download starts, and the ones ahead finish first: none may outlive
-                // the runtime.
-                stop.store(true, Ordering::Relaxed);
-                while handle.block_on(ahead.next()).is_some() {}
+                ahead.stop();
                 return Err(e);
             }
         }
@@ -480,22 +480,19 @@ pub async fn write(
     task.await?
 }
 
-/// Writes one blob entry from `fetched` (read ahead) or from its origin. The body is checked
-/// against the digest on the way: the writer's entry ends in an error, never in wrong bytes, and
-/// the package is not finished.
+/// Writes one blob entry from what was read ahead of it (`taken`: its whole body, or its
+/// download opened). The body is checked against the digest on the way: the writer's entry ends
+/// in an error, never in wrong bytes, and the package is not finished.
 fn write_blob(
     writer: &mut PackageWriter,
     handle: &tokio::runtime::Handle,
     progress: &Progress,
-    digest: &Digest,
-    size: u64,
-    origin: &Origin,
-    fetched: Option<Vec<io::Result<Bytes>>>,
+    (digest, size, origin): (&Digest, u64, &Origin),
+    taken: Taken,
 ) -> anyhow::Result<()> {
-    let stream: BlobStream = match fetched {
-        Some(fetched) => Box::pin(futures_util::stream::iter(fetched)),
-        None => {
-            let first = handle.block_on(origin.prepare(digest))?;
+    let stream: BlobStream = match taken {
+        Taken::Whole(body) => Box::pin(futures_util::stream::iter(body)),
+        Taken::Opened(first) => {
             let _runtime = handle.enter();
             origin.open(digest, size, progress.clone(), first, Check::Digest)?
         }
@@ -540,25 +537,6 @@ fn signatures_first<T>(items: &[T], is_artifact: impl Fn(&T) -> bool) -> Vec<&T>
     let (mut first, rest): (Vec<&T>, Vec<&T>) = items.iter().partition(|i| is_artifact(i));
     first.extend(rest);
     first
-}
-
-/// Blobs smaller than this are fetched ahead of the writer, whole, into memory.
-const PREFETCH_MAX: u64 = 1 << 20;
-/// How many blobs ahead of the writer are fetched (at most this many × [`PREFETCH_MAX`] bytes).
-const PREFETCH_WINDOW: usize = 16;
-
-/// One small blob's body, read whole (its last item is the error that ended it, if any; a
-/// registry's refusal of the `GET` arrives as that error, wrapping the [`RegistryError`]).
-async fn prefetch(
-    digest: Digest,
-    size: u64,
-    origin: Origin,
-    progress: Progress,
-) -> Vec<io::Result<Bytes>> {
-    match origin.open(&digest, size, progress, None, Check::Digest) {
-        Ok(body) => body.collect().await,
-        Err(e) => vec![Err(e)],
-    }
 }
 
 fn download_error(

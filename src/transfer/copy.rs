@@ -18,7 +18,7 @@ use crate::plan::{Destination, Plan, RemoteCopy};
 use crate::pull;
 use crate::registry::Client;
 use crate::scheduler::{ImageResult, Scheduler};
-use crate::transfer::referrers::Finder;
+use crate::transfer::referrers::{Finder, Lookup};
 
 /// One image to copy: where it is read and where it goes.
 #[derive(Debug, Clone)]
@@ -74,9 +74,6 @@ pub struct ImageReport {
     pub code: Option<ExitCode>,
 }
 
-/// Images resolved at the source at once (a few small `GET`s each, bound by round trips).
-const RESOLVE_CONCURRENCY: usize = 16;
-
 /// What a mirror run did: one row per request, in request order, and the blob counts.
 #[derive(Debug)]
 pub struct Copied {
@@ -100,7 +97,7 @@ pub async fn run(
 ) -> Copied {
     let mut resolved: Vec<Result<RemoteCopy, ImageReport>> = futures_util::stream::iter(requests)
         .map(|req| resolve(source, dest, req))
-        .buffered(RESOLVE_CONCURRENCY)
+        .buffered(pull::RESOLVE_IN_FLIGHT)
         .collect()
         .await;
     if with_referrers {
@@ -243,7 +240,7 @@ async fn referrers(
     dest: &Client,
     copies: &[RemoteCopy],
 ) -> Vec<Result<RemoteCopy, ImageReport>> {
-    let mut finder = Finder::default();
+    let finder = Finder::default();
     // What the requests name already (a package's own signatures, `--from-package`) is not
     // copied twice.
     let mut seen: std::collections::HashSet<(String, Digest)> = copies
@@ -253,18 +250,24 @@ async fn referrers(
             (at, c.image.digest.clone())
         })
         .collect();
+    let images: Vec<&RemoteCopy> = copies.iter().filter(|c| c.referrer.is_none()).collect();
+    let lookups = images
+        .iter()
+        .map(|copy| Lookup {
+            client: source,
+            repo: &copy.source_repository,
+            subjects: copy
+                .image
+                .manifests
+                .iter()
+                .map(|m| m.digest.clone())
+                .collect(),
+        })
+        .collect();
+    let found_each = finder.find_each(lookups, &mut seen).await;
     let mut out = Vec::new();
-    for copy in copies.iter().filter(|c| c.referrer.is_none()) {
-        let subjects: Vec<Digest> = copy
-            .image
-            .manifests
-            .iter()
-            .map(|m| m.digest.clone())
-            .collect();
-        match finder
-            .find(source, &copy.source_repository, &subjects, &mut seen)
-            .await
-        {
+    for (copy, found) in images.into_iter().zip(found_each) {
+        match found {
             Ok(found) => {
                 for f in found {
                     let source_label = match &f.tag {

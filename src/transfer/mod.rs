@@ -17,11 +17,12 @@
 //! * `pull`: image graphs from a registry, `--platforms` selection, the digest-checked download
 //!   that resumes with `Range` (under `source`'s registry origin).
 //! * `build`: every image of the package resolved and streamed, from its [`source::Origin`] (a
-//!   registry or a directory store), into the writer.
+//!   registry or a directory store), into the writer; `ahead`: what is read ahead of the writer.
 //! * `referrers`: signatures, attestations, SBOMs and OCI referrers found next to each image (and,
 //!   at a destination without the referrers API, the fallback tag that lists them).
 //! * `writer`: the package sink (tgz / tar / tar.zst / directory, `.partial` then rename).
 
+mod ahead;
 mod body;
 pub mod build;
 pub mod copy;

@@ -41,6 +41,10 @@ impl RemoteImage {
     }
 }
 
+/// Images resolved at a source at once (`create`, `package`, `mirror`): each is a few small
+/// `GET`s, bound by round trips.
+pub const RESOLVE_IN_FLIGHT: usize = 16;
+
 /// An index nested deeper than this is refused: real images use one level; the bound keeps a
 /// malicious or looping graph from recursing forever.
 const MAX_DEPTH: usize = 4;
@@ -120,21 +124,24 @@ async fn walk_fetched(
                 "indexes nested more than {MAX_DEPTH} deep"
             )));
         }
+        let mut children: Vec<Digest> = Vec::new();
         for child in doc.manifests.unwrap_or_default() {
             let child_digest =
                 Digest::parse(&child.digest).map_err(|e| invalid(format!("bad digest: {e}")))?;
-            if seen.contains(&child_digest) {
-                continue;
+            if !seen.contains(&child_digest) && !children.contains(&child_digest) {
+                children.push(child_digest);
             }
-            Box::pin(walk(
-                client,
-                repo,
-                child_digest.as_str(),
-                depth + 1,
-                image,
-                seen,
-            ))
-            .await?;
+        }
+        // The children are fetched at once (one round trip for all platforms, not one each),
+        // then walked in the index's order.
+        let fetched = futures_util::future::try_join_all(
+            children
+                .iter()
+                .map(|d| client.get_manifest(repo, d.as_str())),
+        )
+        .await?;
+        for child in fetched {
+            Box::pin(walk_fetched(client, repo, child, depth + 1, image, seen)).await?;
         }
     } else {
         let config = doc
@@ -426,12 +433,15 @@ pub async fn select(
         manifests: Vec::new(),
         blobs: Vec::new(),
     };
-    for entry in &kept {
+    let parts = futures_util::future::try_join_all(kept.iter().map(|entry| {
         let child = entry
             .get("digest")
             .and_then(|d| d.as_str())
             .unwrap_or_default();
-        let part = resolve(client, repo, child).await?;
+        resolve(client, repo, child)
+    }))
+    .await?;
+    for part in parts {
         for m in part.manifests {
             if !image.manifests.iter().any(|x| x.digest == m.digest) {
                 image.manifests.push(m);

@@ -8,6 +8,9 @@
 //! referrers API per registry, and then one listing per subject only where that API exists.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use futures_util::{StreamExt, stream};
 
 use crate::digest::Digest;
 use crate::package::mediatype;
@@ -25,92 +28,151 @@ pub struct Found {
     pub image: RemoteImage,
 }
 
-/// What is known about the source registries during one run.
+/// What is known about the source registries during one run. Shared by the lookups of many
+/// images at once, so its caches sit behind locks held only between requests.
 #[derive(Default)]
 pub struct Finder {
     /// Per registry host: whether it answers the referrers API (unknown until probed).
-    api: HashMap<String, bool>,
+    api: Mutex<HashMap<String, bool>>,
     /// Per host and repository: its tags, listed once.
-    tags: HashMap<(String, String), HashSet<String>>,
+    tags: Mutex<HashMap<(String, String), Tags>>,
 }
 
+/// A repository's tags of the `sha256-` schemes.
+type Tags = Arc<HashSet<String>>;
+
+/// The images about which [`Finder::find_each`] looks up artifacts: one repository each, with its
+/// subjects (an image's index and platform manifests).
+pub struct Lookup<'a> {
+    pub client: &'a Client,
+    pub repo: &'a str,
+    pub subjects: Vec<Digest>,
+}
+
+/// Images looked up at once: each is a few small requests, bound by round trips (at 100 ms one
+/// at a time took the core-shaped `package` 30 s for its tag listings alone).
+pub const FIND_IN_FLIGHT: usize = 16;
+
 impl Finder {
-    /// Every artifact in `repo` about one of `subjects` (an image's index and platform manifests),
-    /// each once, subjects in order. `skip` holds what is already collected (for another image of
-    /// the same repository, or named by the run itself), by `host/repository` and digest: the
-    /// same artifact in another repository is collected again, as it is pushed there too.
-    pub async fn find(
-        &mut self,
+    /// The artifacts about each of `lookups`, looked up [`FIND_IN_FLIGHT`] at a time, in the order
+    /// given. Each artifact is kept once per repository (the first image in that order that
+    /// finds it): `seen` holds what is already collected, by `host/repository` and digest, and is
+    /// seeded by the caller with what the run names itself; the same artifact in another
+    /// repository is kept again, as it is pushed there too.
+    pub async fn find_each(
+        &self,
+        lookups: Vec<Lookup<'_>>,
+        seen: &mut HashSet<(String, Digest)>,
+    ) -> Vec<Result<Vec<Found>, RegistryError>> {
+        let known = &seen.clone();
+        let results: Vec<_> = stream::iter(lookups)
+            .map(|l| async move {
+                let at = format!("{}/{}", l.client.host(), l.repo);
+                let found = self.find(l.client, l.repo, &l.subjects, &at, known).await;
+                (at, found)
+            })
+            .buffered(FIND_IN_FLIGHT)
+            .collect()
+            .await;
+        results
+            .into_iter()
+            .map(|(at, found)| {
+                let mut found = found?;
+                found.retain(|f| seen.insert((at.clone(), f.image.digest.clone())));
+                Ok(found)
+            })
+            .collect()
+    }
+
+    /// Every artifact in `repo` (`at`: `host/repository`) about one of `subjects`, subjects in
+    /// order, cosign's tags before OCI referrers; none that `known` holds at `at`. Duplicates
+    /// are left to [`Self::find_each`].
+    async fn find(
+        &self,
         client: &Client,
         repo: &str,
         subjects: &[Digest],
-        skip: &mut HashSet<(String, Digest)>,
+        at: &str,
+        known: &HashSet<(String, Digest)>,
     ) -> Result<Vec<Found>, RegistryError> {
         let tags = self.tags(client, repo).await?;
-        let at = format!("{}/{repo}", client.host());
-        let mut out = Vec::new();
-        for subject in subjects {
-            for kind in ReferrerKind::TAG_SCHEME {
-                let Some(tag) = referrer::cosign_tag(subject, kind) else {
-                    continue;
-                };
-                if !tags.contains(&tag) {
-                    continue;
-                }
-                let image = pull::resolve(client, repo, &tag).await?;
-                if !skip.insert((at.clone(), image.digest.clone())) {
-                    continue;
-                }
-                let top = image.manifests.last().expect("an image has a manifest");
-                let referrer = referrer::classify(Some(&tag), &top.bytes).unwrap_or(Referrer {
-                    subject: subject.clone(),
-                    kind,
-                    artifact_type: None,
-                    by_subject: false,
-                });
-                out.push(Found {
-                    tag: Some(tag),
-                    referrer,
-                    media_type: top.media_type.clone(),
-                    image,
-                });
-            }
-            for descriptor in self.listed(client, repo, subject, &tags).await? {
-                let Some(digest) = descriptor
-                    .get("digest")
+        let about = subjects
+            .iter()
+            .map(|subject| self.about(client, repo, subject, &tags, at, known));
+        let found = futures_util::future::try_join_all(about).await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// The artifacts about one subject: its cosign tags, then its OCI referrers.
+    async fn about(
+        &self,
+        client: &Client,
+        repo: &str,
+        subject: &Digest,
+        tags: &HashSet<String>,
+        at: &str,
+        known: &HashSet<(String, Digest)>,
+    ) -> Result<Vec<Found>, RegistryError> {
+        let tagged = ReferrerKind::TAG_SCHEME.into_iter().filter_map(|kind| {
+            let tag = referrer::cosign_tag(subject, kind)?;
+            tags.contains(&tag).then_some((kind, tag))
+        });
+        let tagged = futures_util::future::try_join_all(tagged.map(|(kind, tag)| async move {
+            let image = pull::resolve(client, repo, &tag).await?;
+            let top = image.manifests.last().expect("an image has a manifest");
+            let referrer = referrer::classify(Some(&tag), &top.bytes).unwrap_or(Referrer {
+                subject: subject.clone(),
+                kind,
+                artifact_type: None,
+                by_subject: false,
+            });
+            Ok::<_, RegistryError>(Found {
+                tag: Some(tag),
+                referrer,
+                media_type: top.media_type.clone(),
+                image,
+            })
+        }));
+        let listed = async {
+            let descriptors = self.listed(client, repo, subject, tags).await?;
+            let digests = descriptors.iter().filter_map(|d| {
+                d.get("digest")
                     .and_then(|d| d.as_str())
                     .and_then(|d| Digest::parse(d).ok())
-                else {
-                    continue;
-                };
-                if skip.contains(&(at.clone(), digest.clone())) {
-                    continue;
-                }
-                let image = pull::resolve(client, repo, digest.as_str()).await?;
-                let top = image.manifests.last().expect("an image has a manifest");
-                // Only what really names this subject: a stale or forged listing entry is not
-                // carried as a referrer of an image it is not about.
-                let Some(r) = referrer::classify(None, &top.bytes)
-                    .filter(|r| r.by_subject && &r.subject == subject)
-                else {
-                    continue;
-                };
-                skip.insert((at.clone(), digest));
-                out.push(Found {
-                    tag: None,
-                    referrer: r,
-                    media_type: top.media_type.clone(),
-                    image,
-                });
-            }
-        }
-        Ok(out)
+                    .filter(|d| !known.contains(&(at.to_string(), d.clone())))
+            });
+            let resolved = futures_util::future::try_join_all(
+                digests.map(|d| async move { pull::resolve(client, repo, d.as_str()).await }),
+            )
+            .await?;
+            // Only what really names this subject: a stale or forged listing entry is not
+            // carried as a referrer of an image it is not about.
+            Ok::<_, RegistryError>(
+                resolved
+                    .into_iter()
+                    .filter_map(|image| {
+                        let top = image.manifests.last().expect("an image has a manifest");
+                        let r = referrer::classify(None, &top.bytes)
+                            .filter(|r| r.by_subject && &r.subject == subject)?;
+                        Some(Found {
+                            tag: None,
+                            referrer: r,
+                            media_type: top.media_type.clone(),
+                            image,
+                        })
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let (mut tagged, listed) = futures_util::future::try_join(tagged, listed).await?;
+        tagged.extend(listed);
+        Ok(tagged)
     }
 
     /// Whether `repo` has any cosign artifact for `subject` (an index a `--platforms` selection
     /// rewrote: its signatures do not cover the new index).
     pub async fn has_cosign(
-        &mut self,
+        &self,
         client: &Client,
         repo: &str,
         subject: &Digest,
@@ -123,43 +185,47 @@ impl Finder {
     }
 
     async fn tags(
-        &mut self,
+        &self,
         client: &Client,
         repo: &str,
-    ) -> Result<HashSet<String>, RegistryError> {
+    ) -> Result<Arc<HashSet<String>>, RegistryError> {
         let key = (client.host().to_string(), repo.to_string());
-        if let Some(t) = self.tags.get(&key) {
+        if let Some(t) = lock(&self.tags).get(&key) {
             return Ok(t.clone());
         }
-        let tags: HashSet<String> = client
-            .tags(repo)
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|t| t.starts_with("sha256-"))
-            .collect();
-        self.tags.insert(key, tags.clone());
+        // Two images of one repository looked up at once may both list it: the same answer.
+        let tags: Tags = Arc::new(
+            client
+                .tags(repo)
+                .await?
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| t.starts_with("sha256-"))
+                .collect(),
+        );
+        lock(&self.tags).insert(key, tags.clone());
         Ok(tags)
     }
 
     /// The descriptors of the OCI referrers of `subject`: from the referrers API where the
     /// registry has it, else from the referrers tag schema's index (`sha256-<hex>`), if any.
     async fn listed(
-        &mut self,
+        &self,
         client: &Client,
         repo: &str,
         subject: &Digest,
         tags: &HashSet<String>,
     ) -> Result<Vec<serde_json::Value>, RegistryError> {
         let host = client.host().to_string();
-        if self.api.get(&host) != Some(&false) {
+        let api = lock(&self.api).get(&host).copied();
+        if api != Some(false) {
             match client.referrers(repo, subject).await? {
                 Some(list) => {
-                    self.api.insert(host, true);
+                    lock(&self.api).insert(host, true);
                     return Ok(list);
                 }
                 None => {
-                    self.api.insert(host, false);
+                    lock(&self.api).insert(host, false);
                 }
             }
         }
@@ -175,6 +241,10 @@ impl Finder {
             .cloned()
             .unwrap_or_default())
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Adds `descriptors` (referrers of `subject`) to the referrers tag schema's index in `repo`

@@ -95,3 +95,72 @@ fn a_long_round_trip_keeps_more_uploads_and_checks_in_flight() {
     );
     assert!(log.contains("checks=128"), "{log}");
 }
+
+/// `package` from a source behind a round trip: images resolved several at once (their
+/// manifests, and the tag listings that find their signatures), small blobs fetched far ahead
+/// of the archive writer, and the next larger blobs opened ahead of it, where one at a time
+/// each would wait a round trip (`transfer/ahead.rs`).
+#[test]
+fn package_from_a_far_source_keeps_requests_in_flight() {
+    let ctx = TestContext::new();
+    let source = Registry::plain();
+    let mut spec = many_small_blobs();
+    spec.images.truncate(21);
+    let mut big = SynthImage::new("acp/big", "v1.0.0");
+    big.layers = 5;
+    big.layer_size = 3 << 19; // 1.5 MiB: above the 1 MiB of blobs fetched whole
+    big.platforms.truncate(1);
+    spec.images.insert(0, big);
+    let pkg = ctx.write_package("pkgs", &spec);
+    ctx.push(&pkg.path, &[&source.host()], &["--plain", "--no-auth"])
+        .success();
+
+    let proxy = FaultProxy::start(&source.host());
+    let manifests = proxy.watch(Some("GET"), "/manifests/");
+    let listings = proxy.watch(Some("GET"), "/tags/list$");
+    let blobs = proxy.watch(Some("GET"), "/blobs/");
+    let big_blobs = proxy.watch(Some("GET"), "^/v2/acp/big/blobs/");
+    proxy.inject(Rule::new(None, "^/", Fault::Delay(Duration::from_millis(50))).times(usize::MAX));
+    let images: Vec<String> = spec
+        .images
+        .iter()
+        .map(|i| format!("{}/{}:{}", proxy.host(), i.repository, i.tag))
+        .collect();
+    let dir = ctx.file("far");
+    std::fs::create_dir_all(&dir).unwrap();
+    let related: String = images[1..].iter().map(|i| format!("- {i}\n")).collect();
+    std::fs::write(
+        dir.join("violet.yaml"),
+        format!(
+            "apiVersion: violet.alauda.io/v1\nkind: Package\nname: far\ndisplayName: far\ntype: plugin\nversion: v1.0.0\narchitectures:\n- linux/amd64\n- linux/arm64\nartifact: {}\nrelatedImages:\n{related}",
+            images[0]
+        ),
+    )
+    .unwrap();
+    let out = ctx.file("far.tgz").display().to_string();
+    let dir_s = dir.display().to_string();
+    ctx.run(["package", &dir_s, "--output", &out, "--plain", "--no-auth"])
+        .success();
+    proxy.clear_faults();
+    ctx.run(["verify", &out]).success();
+
+    let most = |w| proxy.most_in_flight(w);
+    // One image at a time: 1 (its index, then its platform manifests one by one).
+    assert!(
+        most(manifests) > 8,
+        "{} manifest GETs in flight",
+        most(manifests)
+    );
+    assert!(
+        most(listings) > 8,
+        "{} tag listings in flight",
+        most(listings)
+    );
+    // The writer's window before: 16 entries, the larger blobs opened only when it reached them.
+    assert!(most(blobs) > 24, "{} blob GETs in flight", most(blobs));
+    assert!(
+        most(big_blobs) >= 3,
+        "{} GETs of acp/big's blobs in flight",
+        most(big_blobs)
+    );
+}

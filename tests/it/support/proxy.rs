@@ -120,10 +120,9 @@ struct State {
     /// Set when the proxy serves the OCI referrers API: the descriptors of the manifests with a
     /// `subject` stored through it, by (repository, subject digest).
     referrers: Option<HashMap<(String, String), Vec<serde_json::Value>>>,
-    /// Upload requests (`/blobs/uploads/`) and checks (`HEAD`s) being handled now, and the most
-    /// there were at once of each.
-    uploads: Gauge,
-    checks: Gauge,
+    /// The kinds of request counted in flight: uploads and checks from the start (see
+    /// [`FaultProxy::most_uploads_in_flight`]), more by [`FaultProxy::watch`].
+    watches: Vec<(Rule, Gauge)>,
 }
 
 /// Requests of one kind being handled now, and the most there were at once.
@@ -133,46 +132,51 @@ struct Gauge {
     most: usize,
 }
 
-/// The kinds of request the proxy counts in flight.
-#[derive(Clone, Copy)]
-enum Kind {
-    Upload,
-    Check,
+/// A kind of request the proxy counts in flight ([`FaultProxy::watch`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Watch(usize);
+
+const UPLOADS: Watch = Watch(0);
+const CHECKS: Watch = Watch(1);
+
+fn default_watches() -> Vec<(Rule, Gauge)> {
+    vec![
+        (
+            Rule::new(None, "/blobs/uploads/", Fault::Status(0)),
+            Gauge::default(),
+        ),
+        (
+            Rule::new(Some("HEAD"), "^/", Fault::Status(0)),
+            Gauge::default(),
+        ),
+    ]
 }
 
-impl State {
-    fn gauge(&mut self, kind: Kind) -> &mut Gauge {
-        match kind {
-            Kind::Upload => &mut self.uploads,
-            Kind::Check => &mut self.checks,
-        }
-    }
-}
-
-/// Counts one request as in flight until dropped (when the proxy has its answer).
-struct InFlight(Arc<Shared>, Kind);
+/// Counts one request as in flight, for every watch it matches, until dropped (when the proxy
+/// has its answer).
+struct InFlight(Arc<Shared>, Vec<usize>);
 
 impl InFlight {
-    fn start(shared: &Arc<Shared>, method: &str, path: &str) -> Option<Self> {
-        let kind = if path.contains("/blobs/uploads/") {
-            Kind::Upload
-        } else if method == "HEAD" {
-            Kind::Check
-        } else {
-            return None;
-        };
+    fn start(shared: &Arc<Shared>, method: &str, path: &str) -> Self {
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        let gauge = state.gauge(kind);
-        gauge.now += 1;
-        gauge.most = gauge.most.max(gauge.now);
-        Some(Self(shared.clone(), kind))
+        let mut matched = Vec::new();
+        for (i, (rule, gauge)) in state.watches.iter_mut().enumerate() {
+            if rule.matches(method, path) {
+                gauge.now += 1;
+                gauge.most = gauge.most.max(gauge.now);
+                matched.push(i);
+            }
+        }
+        Self(shared.clone(), matched)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.gauge(self.1).now -= 1;
+        for &i in &self.1 {
+            state.watches[i].1.now -= 1;
+        }
     }
 }
 
@@ -284,7 +288,10 @@ impl FaultProxy {
         let shared = Arc::new(Shared {
             upstream: upstream.to_string(),
             public: addr.to_string(),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                watches: default_watches(),
+                ..State::default()
+            }),
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
         let accept_shared = shared.clone();
@@ -352,19 +359,36 @@ impl FaultProxy {
     pub fn reset_counts(&self) {
         let mut state = self.lock();
         state.seen.clear();
-        state.uploads.most = state.uploads.now;
-        state.checks.most = state.checks.now;
+        for (_, gauge) in &mut state.watches {
+            gauge.most = gauge.now;
+        }
     }
 
     /// The most upload requests (`POST`/`PATCH`/`PUT` under `/blobs/uploads/`) the proxy was
     /// handling at once: from its arrival until the registry's answer came back through.
     pub fn most_uploads_in_flight(&self) -> usize {
-        self.lock().uploads.most
+        self.most_in_flight(UPLOADS)
     }
 
     /// The most `HEAD` requests (tag and blob checks) the proxy was handling at once.
     pub fn most_checks_in_flight(&self) -> usize {
-        self.lock().checks.most
+        self.most_in_flight(CHECKS)
+    }
+
+    /// Counts the requests matching `method` (any when `None`) and `path_regex` in flight from
+    /// now on; [`Self::most_in_flight`] reads the most there were at once.
+    pub fn watch(&self, method: Option<&str>, path_regex: &str) -> Watch {
+        let mut state = self.lock();
+        state.watches.push((
+            Rule::new(method, path_regex, Fault::Status(0)),
+            Gauge::default(),
+        ));
+        Watch(state.watches.len() - 1)
+    }
+
+    /// The most requests of `watch` the proxy was handling at once.
+    pub fn most_in_flight(&self, watch: Watch) -> usize {
+        self.lock().watches[watch.0].1.most
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
