@@ -5,7 +5,7 @@
 #   scripts/bench.sh [--only gib,core,wan,mirror,package[,differential]] [--runs N] [--quick]
 #                    [--size-mib M] [--big-layer-mib L] [--core-images N]
 #                    [--rtt-ms MS] [--bandwidth-mib MIB] [--skopeo-wan subset|full|none] [--wan-subset K]
-#                    [--skopeo-runs N] [--wan-storage disk,memory]
+#                    [--skopeo-runs N] [--wan-storage disk,memory] [--far-source]
 #   VIOLET=/path/to/other/violet scripts/bench.sh   # measure another build (an older commit, a static one)
 #
 # Workloads (default: all):
@@ -31,6 +31,9 @@
 #            loop vs the floor (floor.py copy: GET streamed into POST + PUT, mounts, manifests).
 #   package  registry -> .tgz: violet package of a directory naming the core images vs skopeo copy
 #            --all docker:// oci: per image + tar czf, vs the floor (floor.py pull: every blob once).
+# --far-source    mirror and package also read from the source registry through the WAN proxy (--rtt-ms,
+#            --bandwidth-mib), violet only: the connected side of an air gap pulls from registries
+#            far away (rows "source behind the WAN proxy", against bytes / the proxy's ceiling).
 #   differential  (only when named in --only) full vs differential package bytes and push time for a
 #            two-version pair, printed as its own table (scripts/bench-differential.sh, issue #14).
 # --skopeo-runs N (default: --runs) runs the skopeo loops of core, mirror and package only in the
@@ -45,7 +48,7 @@ cd "$(dirname "$0")/.."
 
 RUNS=3 SIZE_MIB=1000 BIG_MIB=500 ONLY=gib,core,wan,mirror,package CORE_IMAGES=320
 RTT_MS=20 BW_MIB=100 SKOPEO_WAN=subset WAN_SUBSET=40 QUICK=0 SPREAD_MAX=200M SKOPEO_RUNS=""
-WAN_STORAGE=disk,memory
+WAN_STORAGE=disk,memory FAR_SOURCE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
@@ -59,6 +62,7 @@ while [ $# -gt 0 ]; do
     --wan-subset) WAN_SUBSET=$2; shift 2 ;;
     --skopeo-runs) SKOPEO_RUNS=$2; shift 2 ;;
     --wan-storage) WAN_STORAGE=$2; shift 2 ;;
+    --far-source) FAR_SOURCE=1; shift ;;
     # a few minutes in all: one run each, small packages; the numbers only show that it works
     --quick) QUICK=1 RUNS=1 SIZE_MIB=200 BIG_MIB=100 CORE_IMAGES=48 WAN_SUBSET=8 SPREAD_MAX=20M; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -207,10 +211,14 @@ if want wan && wan_on memory; then
   fi
 fi
 
-if want wan; then
+far() { [ "$FAR_SOURCE" = 1 ] && { want mirror || want package; }; }
+if want wan || far; then
   echo "wan: the proxy's own ceiling (RTT $RTT_MS ms, $BW_MIB MiB/s)..." >&2
   python3 "$WANPROXY" --selftest --rtt-ms "$RTT_MS" --bandwidth-mib "$BW_MIB" --mib 256 > "$WORK/ceiling.json"
   cat "$WORK/ceiling.json" >&2
+fi
+
+if want wan; then
   for run in $(seq 1 "$RUNS"); do
     echo "wan: run $run/$RUNS" >&2
     if wan_on disk; then
@@ -280,6 +288,11 @@ if want mirror; then
     fi
     fresh
     SRCREG=$WORK/src-reg measure mirror-floor "$CORE_BYTES" "${FLOOR[@]}" copy --from "$SRC" --to "$h" "${LAYOUTS[@]}"
+    if far; then
+      fresh; proxy_start "$SRC"
+      SRCREG=$WORK/src-reg measure farmirror-violet "$CORE_BYTES" "$VIOLET" mirror --from "$PROXY" --to "$h" --from-plain --from-no-auth --plain --no-auth -q "${IMAGES[@]}"
+      proxy_stop
+    fi
   done
 fi
 
@@ -307,6 +320,14 @@ if want package; then
     fi
     rm -f "$WORK/out.tgz"
     REG=$WORK/src-reg measure package-floor "$CORE_BYTES" "${FLOOR[@]}" pull --from "$SRC" "${LAYOUTS[@]}"
+    if far; then
+      # The same directory naming the images through the proxy (its port is new on every start).
+      proxy_start "$SRC"
+      mkdir -p "$WORK/farpkgdir"
+      package_yaml "$PROXY" "${CORE_REFS[@]}" > "$WORK/farpkgdir/violet.yaml"
+      REG=$WORK/src-reg measure farpackage-violet "$CORE_BYTES" "$VIOLET" package "$WORK/farpkgdir" --output "$WORK/out.tgz" --plain --no-auth -q --force
+      proxy_stop; rm -f "$WORK/out.tgz"
+    fi
   done
 fi
 

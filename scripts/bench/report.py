@@ -222,6 +222,13 @@ def main():
              "floor.py copy", get("mirror-floor"))
         line("package registry -> `.tgz`, loopback", get("package-violet"), "skopeo loop + tar czf",
              get("package-skopeo"), "floor.py pull (egress only)", get("package-floor"))
+        # Reading from a source behind the WAN proxy (--far-source): against bytes / the proxy's ceiling.
+        for key, what in (("farmirror-violet", "mirror"), ("farpackage-violet", "package")):
+            r = get(key)
+            if r and ceiling:
+                far_wire = r.bytes / (min(bw_mib, ceiling["ceiling_mib_s"]) * 2**20)
+                line(f"{what}, source behind the WAN proxy", r, "", None, "bytes/bandwidth", far_wire,
+                     rtt=rtt_ms, wire_floor=far_wire)
     print()
     print("Targets (issue #13): core loopback <= 1.05x floor; WAN <= 1.2x bytes/bandwidth; 1 GiB `.tar` <= 0.55x "
           "skopeo (<= 1.1x floor), `.tgz` <= 0.45x; re-push core <= 1 s loopback, <= 3 s WAN; mirror <= 0.5x "
