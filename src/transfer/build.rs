@@ -182,17 +182,7 @@ async fn collect_referrers(
     let mut seen = std::collections::HashSet::new();
     let lookups = pulled
         .iter()
-        .map(|p| Lookup {
-            client: &p.client,
-            repo: &p.reference.repository,
-            subjects: p
-                .selected
-                .image
-                .manifests
-                .iter()
-                .map(|m| m.digest.clone())
-                .collect(),
-        })
+        .map(|p| Lookup::image(&p.client, &p.reference.repository, &p.selected.image))
         .collect();
     let found_each = finder.find_each(lookups, &mut seen).await;
     let mut out = Vec::new();

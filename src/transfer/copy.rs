@@ -253,16 +253,7 @@ async fn referrers(
     let images: Vec<&RemoteCopy> = copies.iter().filter(|c| c.referrer.is_none()).collect();
     let lookups = images
         .iter()
-        .map(|copy| Lookup {
-            client: source,
-            repo: &copy.source_repository,
-            subjects: copy
-                .image
-                .manifests
-                .iter()
-                .map(|m| m.digest.clone())
-                .collect(),
-        })
+        .map(|copy| Lookup::image(source, &copy.source_repository, &copy.image))
         .collect();
     let found_each = finder.find_each(lookups, &mut seen).await;
     let mut out = Vec::new();

@@ -32,8 +32,9 @@ pub struct Found {
 /// images at once, so its caches sit behind locks held only between requests.
 #[derive(Default)]
 pub struct Finder {
-    /// Per registry host: whether it answers the referrers API (unknown until probed).
-    api: Mutex<HashMap<String, bool>>,
+    /// Per registry host: whether it answers the referrers API, set by its first probe (the
+    /// lookups at once wait for that one instead of each probing).
+    api: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<bool>>>>,
     /// Per host and repository: its tags, listed once.
     tags: Mutex<HashMap<(String, String), Tags>>,
 }
@@ -47,6 +48,18 @@ pub struct Lookup<'a> {
     pub client: &'a Client,
     pub repo: &'a str,
     pub subjects: Vec<Digest>,
+}
+
+impl<'a> Lookup<'a> {
+    /// The lookup for `image` in `repo`: its index and platform manifests are the subjects.
+    pub fn image(client: &'a Client, repo: &'a str, image: &RemoteImage) -> Self {
+        let subjects = image.manifests.iter().map(|m| m.digest.clone()).collect();
+        Self {
+            client,
+            repo,
+            subjects,
+        }
+    }
 }
 
 /// Images looked up at once: each is a few small requests, bound by round trips (at 100 ms one
@@ -216,17 +229,23 @@ impl Finder {
         subject: &Digest,
         tags: &HashSet<String>,
     ) -> Result<Vec<serde_json::Value>, RegistryError> {
-        let host = client.host().to_string();
-        let api = lock(&self.api).get(&host).copied();
-        if api != Some(false) {
-            match client.referrers(repo, subject).await? {
-                Some(list) => {
-                    lock(&self.api).insert(host, true);
-                    return Ok(list);
-                }
-                None => {
-                    lock(&self.api).insert(host, false);
-                }
+        let probe = lock(&self.api)
+            .entry(client.host().to_string())
+            .or_default()
+            .clone();
+        let mut answered = None;
+        let has_api = *probe
+            .get_or_try_init(|| async {
+                answered = client.referrers(repo, subject).await?;
+                Ok::<_, RegistryError>(answered.is_some())
+            })
+            .await?;
+        if has_api {
+            if let Some(list) = answered {
+                return Ok(list);
+            }
+            if let Some(list) = client.referrers(repo, subject).await? {
+                return Ok(list);
             }
         }
         let tag = referrer::fallback_tag(subject);
