@@ -19,7 +19,7 @@ does not speak HTTP/1.1).
         [--timeline FILE]
         prints "listening on 127.0.0.1:PORT", runs until SIGTERM/SIGINT, then writes its counts
         as JSON to FILE (or stderr), and with --timeline, per 0.5 s: seconds, MiB/s read from the
-        client, requests/s.
+        client, requests/s, MiB/s read from the target.
     wanproxy.py --selftest [--rtt-ms 20] [--bandwidth-mib 100] [--mib 512]
         starts a proxy process in front of a local sink, measures a round trip and a raw upload
         through it (1 and 4 connections), and prints the proxy's own ceiling as JSON.
@@ -142,16 +142,17 @@ class HttpCounter:
 TICK_S = 0.5
 
 
-def tick(stats, nbytes, nrequests):
+def tick(stats, nbytes, nrequests, down=0):
     """Adds to the current TICK_S bucket of the timeline (--timeline)."""
     line = stats.get("timeline")
     if line is None:
         return
     b = int((time.monotonic() - stats["t0"]) / TICK_S)
     while len(line) <= b:
-        line.append([0, 0])
+        line.append([0, 0, 0])
     line[b][0] += nbytes
     line[b][1] += nrequests
+    line[b][2] += down
 
 
 async def pump(reader, writer, link, not_before, stats, counter=None, key="up"):
@@ -183,6 +184,8 @@ async def pump(reader, writer, link, not_before, stats, counter=None, key="up"):
             stats["bytes_" + key] += len(data)
             if key == "up":
                 tick(stats, len(data), 0)
+            else:
+                tick(stats, 0, 0, len(data))
             if counter is not None:
                 counter.feed(data)
             last = link.schedule(len(data), now, not_before)
@@ -235,8 +238,9 @@ async def serve(args):
     stats["requests_total"] = sum(stats["requests"].values())
     if args.timeline:
         with open(args.timeline, "w") as f:
-            for i, (nbytes, nreq) in enumerate(stats.pop("timeline")):
-                f.write(f"{i * TICK_S:.1f} {nbytes / 2**20 / TICK_S:.1f} {nreq / TICK_S:.0f}\n")
+            for i, (nbytes, nreq, down) in enumerate(stats.pop("timeline")):
+                f.write(f"{i * TICK_S:.1f} {nbytes / 2**20 / TICK_S:.1f} {nreq / TICK_S:.0f} "
+                        f"{down / 2**20 / TICK_S:.1f}\n")
         del stats["t0"]
     out = json.dumps(stats)
     if args.stats:

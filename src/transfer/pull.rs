@@ -42,8 +42,9 @@ impl RemoteImage {
 }
 
 /// Images resolved at a source at once (`create`, `package`, `mirror`): each is a few small
-/// `GET`s, bound by round trips.
-pub const RESOLVE_IN_FLIGHT: usize = 16;
+/// `GET`s, bound by round trips. From a source 100 ms away, 64 rather than 16 took the
+/// core-shaped `package` from 32.8 s to 29.0 s and `mirror` from 25.0 s to 20.4 s.
+pub const RESOLVE_IN_FLIGHT: usize = 64;
 
 /// An index nested deeper than this is refused: real images use one level; the bound keeps a
 /// malicious or looping graph from recursing forever.

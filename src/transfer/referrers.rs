@@ -63,8 +63,9 @@ impl<'a> Lookup<'a> {
 }
 
 /// Images looked up at once: each is a few small requests, bound by round trips (at 100 ms one
-/// at a time took the core-shaped `package` 30 s for its tag listings alone).
-pub const FIND_IN_FLIGHT: usize = 16;
+/// at a time took the core-shaped `package` 30 s for its tag listings alone). As many as the
+/// images resolved at once ([`pull::RESOLVE_IN_FLIGHT`]).
+pub const FIND_IN_FLIGHT: usize = pull::RESOLVE_IN_FLIGHT;
 
 impl Finder {
     /// The artifacts about each of `lookups`, looked up [`FIND_IN_FLIGHT`] at a time, in the order
