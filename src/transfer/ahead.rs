@@ -13,7 +13,8 @@
 //! waits for is always the first entry under way, so nothing read ahead can hold up the entry
 //! it needs (a shared budget taken by whichever task asks first could). Measured with the
 //! core-shaped `package` from a source behind the bench's 100 ms WAN proxy: 16 small blobs and
-//! no large one ahead, 53.6 s; with the large ones opened ahead, 43.0 s; see docs/build.md.
+//! no larger one ahead, 53.6 s; with four larger ones opened ahead, 43.0 s; with 64 small ones
+//! too, 33.8 s at 48 MB peak RSS (32 small ones: 36.0 s, 43 MB); docs/bench.md, "Far sources".
 
 use std::collections::VecDeque;
 use std::io;
