@@ -65,8 +65,9 @@ pub struct Ahead<'a> {
 }
 
 impl<'a> Ahead<'a> {
+    /// The read-ahead over `blobs`, its first entries set under way.
     pub fn new(handle: Handle, progress: Progress, blobs: &'a [(Digest, u64, Origin)]) -> Self {
-        Self {
+        let mut ahead = Self {
             handle,
             progress,
             blobs,
@@ -75,13 +76,14 @@ impl<'a> Ahead<'a> {
             small: 0,
             small_bytes: 0,
             opened: 0,
-        }
+        };
+        ahead.top_up();
+        ahead
     }
 
-    /// Entry `i`'s read ahead, the entries after it set under way first. The writer takes the
-    /// entries in order; from a blocking thread (this waits on the runtime).
+    /// Entry `i`'s read ahead; the window is topped up again once it is taken. The writer takes
+    /// the entries in order; from a blocking thread (this waits on the runtime).
     pub fn take(&mut self, i: usize) -> Result<Taken, RegistryError> {
-        self.top_up();
         let pending = match self.pending.front() {
             Some((j, _)) if *j == i => self.pending.pop_front().map(|(_, p)| p),
             _ => None,

@@ -345,7 +345,6 @@ impl Scheduler {
                 }
             }
         }
-        let checks = self.lanes.checks;
         let results: Vec<_> = stream::iter(pairs)
             .map(|(repo, d)| {
                 let client = self.clients[k].clone();
@@ -354,7 +353,7 @@ impl Scheduler {
                     (repo, d, r)
                 }
             })
-            .buffered(checks)
+            .buffered(self.lanes.checks)
             .collect()
             .await;
         for (repo, d, r) in results {
